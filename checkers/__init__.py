@@ -1,0 +1,1 @@
+"""Health checkers (not implemented yet: see issue 7)."""

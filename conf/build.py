@@ -1,0 +1,884 @@
+"""The statement tree to the attrs model: keyword tables, aliases and defaults.
+
+Each block kind has a table from keyword (aliases included) to a `K`: the model
+field it fills, the value parser, and whether the keyword takes a block or may
+repeat. A bad value is an error at its file:line and the keyword is skipped; a
+keyword keepalived knows but we do not implement is a warning, never a silent
+drop; an unknown keyword is a warning too, as keepalived logs and ignores it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+from . import values as v
+from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule, parse_vip
+from .errors import Diagnostics
+from .keywords import OBSOLETE, UNSUPPORTED
+from .model import (
+    Authentication,
+    Checker,
+    Config,
+    GlobalDefs,
+    LvsSyncDaemon,
+    Notify,
+    RealServer,
+    SorryServer,
+    SslConfig,
+    TrackFileDef,
+    TrackProcess,
+    TrackRef,
+    UnicastPeer,
+    Url,
+    VirtualServer,
+    VirtualServerGroup,
+    VrrpInstance,
+    VrrpScript,
+    VrrpSyncGroup,
+    VsGroupEntry,
+)
+from .tree import Node
+from .values import Bad
+
+_HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*")
+
+
+class K(NamedTuple):
+    field: str | None
+    parse: v.Parser
+    block: bool = False
+    append: bool = False
+
+
+def leaf(field: str | None, parse: v.Parser) -> K:
+    return K(field, parse)
+
+
+CHECKER_TYPES = (
+    "TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK",
+    "UDP_CHECK", "PING_CHECK", "FILE_CHECK",
+)
+LB_KINDS = ("NAT", "DR", "TUN")
+SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo",
+              "ovf", "twos")
+SCHED_FLAGS = ("sh-port", "sh-fallback", "mh-port", "mh-fallback", "flag-1", "flag-2",
+               "flag-3", "ops")
+NOTIFY_FIELDS = tuple(f.name for f in Notify.__attrs_attrs__)  # type: ignore[attr-defined]
+DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")
+
+
+def _weight(tokens: list[str], i: int) -> tuple[int | None, bool]:
+    """`weight N [reverse]` starting at tokens[i]."""
+    if i >= len(tokens):
+        return None, False
+    if tokens[i] != "weight" or i + 1 >= len(tokens):
+        raise Bad(f"expected 'weight N [reverse]', got '{' '.join(tokens[i:])}'")
+    w = v.to_int(tokens[i + 1], -254, 254)
+    rest = tokens[i + 2 :]
+    if rest not in ([], ["reverse"]):
+        raise Bad(f"unexpected '{' '.join(rest)}' after weight")
+    return w, bool(rest)
+
+
+def _duration(s: str, what: str) -> float:
+    return v.to_float(s, 0.0, 4294967.0)
+
+
+class Builder:
+    def __init__(self, diags: Diagnostics) -> None:
+        self.diags = diags
+        self.global_spec = self._global_spec()
+        self.instance_spec = self._instance_spec()
+        self.vs_spec = self._vs_spec()
+        self.rs_spec = self._rs_spec()
+        self.checker_spec = self._checker_spec()
+        self.url_spec = {
+            "path": leaf("path", v.text),
+            "digest": leaf("digest", self._digest),
+            "status_code": leaf("status_code", self._status_codes),
+            "virtualhost": leaf("virtualhost", v.one),
+            "regex": leaf("regex", v.text),
+            "regex_no_match": leaf("regex_no_match", v.flag),
+        }
+
+    # -- generic --------------------------------------------------------------
+    def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any], where: str) -> None:
+        for child in v.block_lines(node):
+            k = spec.get(child.name)
+            if k is None:
+                self.unknown(child, where)
+                continue
+            if k.block != (child.children is not None):
+                self.diags.error(child.pos, f"'{child.name}' " + (
+                    "needs a block { ... }" if k.block else "does not take a block"))
+                continue
+            try:
+                value = k.parse(child)
+            except Bad as e:
+                self.diags.error(child.pos, f"{child.name}: {e}")
+                continue
+            except SyntaxProblem as e:
+                self.diags.error(child.pos, f"{child.name}: {e}")
+                continue
+            if k.field is None:
+                if value:
+                    kw.update(value)  # a keyword that sets several fields
+                continue
+            if k.append:
+                kw.setdefault(k.field, []).append(value)
+            else:
+                kw[k.field] = value
+
+    def unknown(self, node: Node, where: str) -> None:
+        name = node.name
+        if name in OBSOLETE:
+            self.diags.warning(node.pos, f"'{name}' in {where} is obsolete "
+                                         f"({OBSOLETE[name]}); ignored")
+        elif name in UNSUPPORTED:
+            self.diags.warning(node.pos, f"'{name}' in {where} is not supported yet; ignored")
+        else:
+            self.diags.warning(node.pos, f"unknown keyword '{name}' in {where}; ignored")
+
+    def _items(self, node: Node, parse: v.Parser) -> list[Any]:
+        """Each line of a list block ({ item \\n item }) parsed by `parse`."""
+        out = []
+        for child in v.block_lines(node):
+            if child.children is not None:
+                self.diags.error(child.pos, f"unexpected block '{child.name}' in {node.name}")
+                continue
+            try:
+                out.append(parse(child))
+            except (Bad, SyntaxProblem) as e:
+                self.diags.error(child.pos, f"{node.name}: {e}")
+        return out
+
+    def _named(self, node: Node) -> str:
+        if len(node.args) != 1:
+            raise Bad("needs exactly one name")
+        return node.args[0]
+
+    # -- top level ------------------------------------------------------------
+    def build(self, roots: list[Node], files: list[str]) -> Config:
+        kw: dict[str, list[Any]] = {}
+        top: dict[str, tuple[str, Any]] = {
+            "global_defs": ("global_defs", self.global_defs),
+            "SSL": ("ssl", self.ssl),
+            "vrrp_script": ("vrrp_scripts", self.vrrp_script),
+            "track_file": ("track_files", self.track_file),
+            "vrrp_track_file": ("track_files", self.track_file),
+            "vrrp_track_process": ("track_processes", self.track_process),
+            "vrrp_sync_group": ("vrrp_sync_groups", self.sync_group),
+            "vrrp_instance": ("vrrp_instances", self.vrrp_instance),
+            "virtual_server_group": ("virtual_server_groups", self.vs_group),
+            "virtual_server": ("virtual_servers", self.virtual_server),
+        }
+        for node in roots:
+            entry = top.get(node.name)
+            if entry is None:
+                self.unknown(node, "the top level")
+                continue
+            if node.children is None:
+                self.diags.error(node.pos, f"'{node.name}' needs a block {{ ... }}")
+                continue
+            field, make = entry
+            try:
+                obj = make(node)
+            except Bad as e:
+                self.diags.error(node.pos, f"{node.name}: {e}")
+                continue
+            if obj is not None:
+                kw.setdefault(field, []).append(obj)
+        out: dict[str, Any] = {k: tuple(vals) for k, vals in kw.items()}
+        for single in ("global_defs", "ssl"):
+            if single in out:
+                many = out[single]
+                for extra in many[1:]:
+                    self.diags.warning(extra.pos, f"second {single} block merged over the first")
+                out[single] = many[-1] if single == "ssl" else self._merge_globals(many)
+        return Config(files=tuple(files), **out)
+
+    def _merge_globals(self, blocks: tuple[GlobalDefs, ...]) -> GlobalDefs:
+        import attrs
+
+        merged = blocks[0]
+        default = GlobalDefs()
+        for b in blocks[1:]:
+            changes = {f.name: getattr(b, f.name) for f in attrs.fields(GlobalDefs)
+                       if getattr(b, f.name) != getattr(default, f.name)}
+            merged = attrs.evolve(merged, **changes)
+        return merged
+
+    # -- global_defs ------------------------------------------------------------
+    def _global_spec(self) -> dict[str, K]:
+        def garp(name: str) -> K:
+            return leaf(name, v.integer(0, 2**31 - 1))
+
+        spec = {
+            "router_id": leaf("router_id", v.one),
+            "notification_email": K("notification_email",
+                                     lambda n: tuple(c.name for c in v.block_lines(n)), block=True),
+            "notification_email_from": leaf("notification_email_from", v.one),
+            "smtp_server": leaf(None, self._smtp_server),
+            "smtp_helo_name": leaf("smtp_helo_name", v.one),
+            "smtp_connect_timeout": leaf("smtp_connect_timeout", v.integer(1, 2**31 - 1)),
+            "smtp_alert": leaf("smtp_alert", v.flag),
+            "smtp_alert_vrrp": leaf("smtp_alert_vrrp", v.flag),
+            "smtp_alert_checker": leaf("smtp_alert_checker", v.flag),
+            "enable_script_security": leaf("enable_script_security", v.flag),
+            "script_user": leaf(None, self._script_user),
+            "default_interface": leaf("default_interface", v.one),
+            "dynamic_interfaces": leaf("dynamic_interfaces", v.flag),
+            "vrrp_version": leaf("vrrp_version", v.integer(2, 3)),
+            "vrrp_strict": leaf("vrrp_strict", v.flag),
+            "vrrp_skip_check_adv_addr": leaf("vrrp_skip_check_adv_addr", v.flag),
+            "vrrp_check_unicast_src": leaf("vrrp_check_unicast_src", v.flag),
+            "vrrp_mcast_group4": leaf("vrrp_mcast_group4", self._mcast(4)),
+            "vrrp_mcast_group6": leaf("vrrp_mcast_group6", self._mcast(6)),
+            "vrrp_garp_master_delay": garp("vrrp_garp_master_delay"),
+            "vrrp_garp_master_repeat": garp("vrrp_garp_master_repeat"),
+            "vrrp_garp_lower_prio_delay": garp("vrrp_garp_lower_prio_delay"),
+            "vrrp_garp_lower_prio_repeat": garp("vrrp_garp_lower_prio_repeat"),
+            "vrrp_garp_master_refresh": garp("vrrp_garp_master_refresh"),
+            "vrrp_garp_master_refresh_repeat": garp("vrrp_garp_master_refresh_repeat"),
+            "vrrp_garp_interval": leaf("vrrp_garp_interval", self._garp_interval),
+            "vrrp_gna_interval": leaf("vrrp_gna_interval", self._garp_interval),
+            "vrrp_min_garp": leaf("vrrp_min_garp", v.flag),
+            "vrrp_lower_prio_no_advert": leaf("vrrp_lower_prio_no_advert", v.flag),
+            "vrrp_higher_prio_send_advert": leaf("vrrp_higher_prio_send_advert", v.flag),
+            "vrrp_startup_delay": leaf("vrrp_startup_delay", v.number(0, 3600)),
+            "vrrp_priority": leaf("vrrp_priority", v.integer(-20, 19)),
+            "checker_priority": leaf("checker_priority", v.integer(-20, 19)),
+            "max_auto_priority": leaf("max_auto_priority", lambda n: v.to_int(
+                n.args[0], -1, 99) if n.args else 99),
+            "vrrp_notify_fifo": leaf("vrrp_notify_fifo", v.first),
+            "vrrp_notify_fifo_script": leaf("vrrp_notify_fifo_script", v.script),
+            "lvs_notify_fifo": leaf("lvs_notify_fifo", v.first),
+            "lvs_notify_fifo_script": leaf("lvs_notify_fifo_script", v.script),
+            "notify_fifo": leaf("notify_fifo", v.first),
+            "notify_fifo_script": leaf("notify_fifo_script", v.script),
+            "lvs_sync_daemon": leaf("lvs_sync_daemon", self._sync_daemon),
+            "lvs_flush": leaf("lvs_flush", v.flag),
+            "lvs_flush_on_stop": leaf("lvs_flush_on_stop", self._flush_on_stop),
+            "lvs_timeouts": leaf(None, self._lvs_timeouts),
+            "checker_log_all_failures": leaf("checker_log_all_failures", v.flag),
+        }
+        return spec
+
+    def global_defs(self, node: Node) -> GlobalDefs:
+        kw: dict[str, Any] = {}
+        self.fill(node, self.global_spec, kw, "global_defs")
+        return GlobalDefs(pos=node.pos, **kw)
+
+    def _smtp_server(self, node: Node) -> dict[str, Any]:
+        if not 1 <= len(node.args) <= 2:
+            raise Bad("takes an IP address and an optional port")
+        try:
+            addr = parse_ip(node.args[0])[0]
+        except SyntaxProblem:
+            addr = node.args[0]  # a host name, resolved when mail is sent (keepalived >= 2.3)
+            if not _HOSTNAME_RE.fullmatch(addr):
+                raise Bad(f"invalid smtp server '{addr}'") from None
+        out: dict[str, Any] = {"smtp_server": addr}
+        if len(node.args) == 2:
+            out["smtp_port"] = v.to_int(node.args[1], 1, 65535)
+        return out
+
+    def _script_user(self, node: Node) -> dict[str, Any]:
+        if not 1 <= len(node.args) <= 2:
+            raise Bad("takes a user name and an optional group")
+        return {"script_user": node.args[0],
+                "script_group": node.args[1] if len(node.args) > 1 else None}
+
+    def _mcast(self, family: int) -> v.Parser:
+        def parse(node: Node) -> str:
+            addr = v.ip(node)
+            import ipaddress
+
+            a = ipaddress.ip_address(addr)
+            if a.version != family or not a.is_multicast:
+                raise Bad(f"'{addr}' is not an IPv{family} multicast address")
+            return addr
+
+        return parse
+
+    def _garp_interval(self, node: Node) -> float:
+        # keepalived refuses 0 here (its range starts at 1 µs) but still runs
+        return v.to_float(v.one(node), 0.0, 4294.967295)
+
+    def _sync_daemon(self, node: Node) -> LvsSyncDaemon:
+        a = node.args
+        if len(a) < 2:
+            raise Bad("needs an interface and a vrrp_instance name")
+        kw: dict[str, Any] = {}
+        i = 2
+        while i < len(a):
+            key = a[i]
+            if i + 1 >= len(a):
+                raise Bad(f"'{key}' needs a value")
+            val = a[i + 1]
+            if key == "id":
+                kw["syncid"] = v.to_int(val, 0, 255)
+            elif key == "maxlen":
+                kw["maxlen"] = v.to_int(val, 1, 65535 - 50)
+            elif key == "port":
+                kw["port"] = v.to_int(val, 1, 65535)
+            elif key == "ttl":
+                kw["ttl"] = v.to_int(val, 1, 255)
+            elif key == "group":
+                kw["group"] = parse_ip(val)[0]
+            else:
+                raise Bad(f"unknown lvs_sync_daemon option '{key}'")
+            i += 2
+        return LvsSyncDaemon(interface=a[0], vrrp_instance=a[1], pos=node.pos, **kw)
+
+    def _flush_on_stop(self, node: Node) -> str:
+        if not node.args:
+            return "ON"
+        return v.choice("ON", "VS", "OFF")(node)
+
+    def _lvs_timeouts(self, node: Node) -> dict[str, Any]:
+        a = node.args
+        if not a or len(a) % 2:
+            raise Bad("takes pairs: tcp N tcpfin N udp N")
+        out: dict[str, Any] = {}
+        for key, val in zip(a[::2], a[1::2], strict=True):
+            if key not in ("tcp", "tcpfin", "udp"):
+                raise Bad(f"unknown timeout '{key}' (tcp, tcpfin or udp)")
+            out[f"lvs_timeout_{key}"] = v.to_int(val, 0, 86400 * 31)
+        return out
+
+    def ssl(self, node: Node) -> SslConfig:
+        kw: dict[str, Any] = {}
+        spec = {k: leaf(k, v.one) for k in ("password", "ca", "certificate", "key")}
+        self.fill(node, spec, kw, "SSL")
+        return SslConfig(pos=node.pos, **kw)
+
+    # -- trackers -----------------------------------------------------------------
+    def vrrp_script(self, node: Node) -> VrrpScript:
+        kw: dict[str, Any] = {}
+        spec = {
+            "script": leaf("script", v.script),
+            "interval": leaf("interval", v.integer(1, 2**31 - 1)),
+            "timeout": leaf("timeout", v.integer(1, 2**31 - 1)),
+            "weight": leaf(None, lambda n: dict(zip(
+                ("weight", "weight_reverse"), _weight(["weight", *n.args], 0), strict=True))),
+            "rise": leaf("rise", v.integer(1, 2**31 - 1)),
+            "fall": leaf("fall", v.integer(1, 2**31 - 1)),
+            "user": leaf(None, self._user),
+            "init_fail": leaf("init_fail", v.flag),
+        }
+        self.fill(node, spec, kw, f"vrrp_script {self._named(node)}")
+        if "script" not in kw:
+            self.diags.error(node.pos, f"vrrp_script {node.args[0]} has no 'script'")
+        return VrrpScript(name=node.args[0], pos=node.pos, **kw)
+
+    def _user(self, node: Node) -> dict[str, Any]:
+        if not 1 <= len(node.args) <= 2:
+            raise Bad("takes a user name and an optional group")
+        return {"user": node.args[0], "group": node.args[1] if len(node.args) > 1 else None}
+
+    def track_file(self, node: Node) -> TrackFileDef:
+        kw: dict[str, Any] = {}
+
+        def init_file(n: Node) -> dict[str, Any]:
+            out: dict[str, Any] = {"init_file": True}
+            for a in n.args:
+                if a == "overwrite":
+                    out["init_overwrite"] = True
+                else:
+                    out["init_value"] = v.to_int(a, -254, 254)
+            return out
+
+        spec = {
+            "file": leaf("file", v.one),
+            "weight": leaf(None, lambda n: dict(zip(
+                ("weight", "weight_reverse"), _weight(["weight", *n.args], 0), strict=True))),
+            "init_file": leaf(None, init_file),
+        }
+        self.fill(node, spec, kw, f"track_file {self._named(node)}")
+        if "file" not in kw:
+            self.diags.error(node.pos, f"track_file {node.args[0]} has no 'file'")
+        return TrackFileDef(name=node.args[0], pos=node.pos, **kw)
+
+    def track_process(self, node: Node) -> TrackProcess:
+        kw: dict[str, Any] = {}
+        spec = {
+            "process": leaf(None, lambda n: {"process": n.args[0],
+                                             "parameters": " ".join(n.args[1:]) or None}
+                            if n.args else v.one(n)),
+            "param_match": leaf("param_match", v.choice("INITIAL", "PARTIAL")),
+            "weight": leaf(None, lambda n: dict(zip(
+                ("weight", "weight_reverse"), _weight(["weight", *n.args], 0), strict=True))),
+            "quorum": leaf("quorum", v.integer(1, 65535)),
+            "quorum_max": leaf("quorum_max", v.integer(1, 65535)),
+            "delay": leaf("delay", v.number(0, 3600)),
+            "terminate_delay": leaf("terminate_delay", v.number(0, 3600)),
+            "fork_delay": leaf("fork_delay", v.number(0, 3600)),
+            "full_command": leaf("full_command", v.flag),
+        }
+        self.fill(node, spec, kw, f"vrrp_track_process {self._named(node)}")
+        if "process" not in kw:
+            self.diags.error(node.pos, f"vrrp_track_process {node.args[0]} has no 'process'")
+        if kw.get("param_match"):
+            kw["param_match"] = kw["param_match"].lower()
+        return TrackProcess(name=node.args[0], pos=node.pos, **kw)
+
+    def _track_refs(self, kind: str) -> v.Parser:
+        def parse(node: Node) -> tuple[TrackRef, ...]:
+            def one_ref(n: Node) -> TrackRef:
+                w, rev = _weight(n.args, 0)
+                return TrackRef(name=n.name, weight=w, reverse=rev, pos=n.pos)
+
+            return tuple(self._items(node, one_ref))
+
+        return parse
+
+    # -- VRRP ---------------------------------------------------------------------
+    def _notify_spec(self) -> dict[str, K]:
+        spec = {name: leaf(name, v.script) for name in NOTIFY_FIELDS if name != "notify_fifo"}
+        spec["notify_fifo"] = leaf("notify_fifo", v.first)
+        return spec
+
+    def _track_spec(self) -> dict[str, K]:
+        return {
+            "track_interface": K("track_interface", self._track_refs("interface"), block=True),
+            "track_script": K("track_script", self._track_refs("script"), block=True),
+            "track_file": K("track_file", self._track_refs("file"), block=True),
+            "track_process": K("track_process", self._track_refs("process"), block=True),
+        }
+
+    def _instance_spec(self) -> dict[str, K]:
+        spec: dict[str, K] = {
+            "state": leaf("state", v.choice("MASTER", "BACKUP")),
+            "interface": leaf("interface", v.one),
+            "use_vmac": leaf("use_vmac", lambda n: n.args[0] if n.args else ""),
+            "vmac_xmit_base": leaf("vmac_xmit_base", v.flag),
+            "dont_track_primary": leaf("dont_track_primary", v.flag),
+            "mcast_src_ip": leaf("mcast_src_ip", v.ip),
+            "unicast_src_ip": leaf("unicast_src_ip", v.ip),
+            "unicast_peer": K("unicast_peer", lambda n: tuple(self._items(n, self._peer)),
+                              block=True),
+            "unicast_ttl": leaf("unicast_ttl", v.integer(1, 255)),
+            "unicast_fault_no_peer": leaf("unicast_fault_no_peer", v.flag),
+            "check_unicast_src": leaf("check_unicast_src", v.flag),
+            "version": leaf("version", v.integer(2, 3)),
+            "virtual_router_id": leaf("virtual_router_id", v.integer(1, 255)),
+            "priority": leaf("priority", v.integer(1, 255)),
+            "advert_int": leaf("advert_int", v.number(0.01, 255)),
+            "authentication": K("authentication", self._auth, block=True),
+            "virtual_ipaddress": K("virtual_ipaddress", self._vips, block=True),
+            "virtual_ipaddress_excluded": K("virtual_ipaddress_excluded", self._vips, block=True),
+            "virtual_routes": K("virtual_routes", lambda n: tuple(self._items(
+                n, lambda c: parse_route([c.name, *c.args], c.pos))), block=True),
+            "virtual_rules": K("virtual_rules", lambda n: tuple(self._items(
+                n, lambda c: parse_rule([c.name, *c.args], c.pos))), block=True),
+            "nopreempt": leaf("nopreempt", v.flag),
+            "preempt": leaf(None, lambda n: {"nopreempt": not v.flag(n)}),
+            "preempt_delay": leaf("preempt_delay", v.number(0, 1000)),
+            "garp_master_delay": leaf("garp_master_delay", v.integer(0, 2**31 - 1)),
+            "garp_master_repeat": leaf("garp_master_repeat", v.integer(0, 2**31 - 1)),
+            "garp_master_refresh": leaf("garp_master_refresh", v.integer(0, 2**31 - 1)),
+            "garp_master_refresh_repeat": leaf("garp_master_refresh_repeat",
+                                               v.integer(0, 2**31 - 1)),
+            "garp_lower_prio_delay": leaf("garp_lower_prio_delay", v.integer(0, 2**31 - 1)),
+            "garp_lower_prio_repeat": leaf("garp_lower_prio_repeat", v.integer(0, 2**31 - 1)),
+            "garp_interval": leaf("garp_interval", self._garp_interval),
+            "gna_interval": leaf("gna_interval", self._garp_interval),
+            "lower_prio_no_advert": leaf("lower_prio_no_advert", v.flag),
+            "higher_prio_send_advert": leaf("higher_prio_send_advert", v.flag),
+            "accept": leaf("accept", v.flag),
+            "no_accept": leaf(None, lambda n: {"accept": not v.flag(n)}),
+            "strict_mode": leaf("strict_mode", v.flag),
+            "skip_check_adv_addr": leaf("skip_check_adv_addr", v.flag),
+            "promote_secondaries": leaf("promote_secondaries", v.flag),
+            "smtp_alert": leaf("smtp_alert", v.flag),
+        }
+        spec.update(self._notify_spec())
+        spec.update(self._track_spec())
+        return spec
+
+    def _peer(self, node: Node) -> UnicastPeer:
+        addr, _ = parse_ip(node.name)
+        kw: dict[str, Any] = {}
+        a = node.args
+        for key, val in zip(a[::2], a[1::2], strict=False):
+            if key in ("min_ttl", "max_ttl"):
+                kw[key] = v.to_int(val, 0, 255)
+            else:
+                raise Bad(f"unknown unicast_peer option '{key}'")
+        if len(a) % 2:
+            raise Bad(f"'{a[-1]}' needs a value")
+        return UnicastPeer(address=addr, pos=node.pos, **kw)
+
+    def _vips(self, node: Node) -> tuple[Any, ...]:
+        return tuple(self._items(node, lambda c: parse_vip([c.name, *c.args], c.pos)))
+
+    def _auth(self, node: Node) -> Authentication | None:
+        kw: dict[str, Any] = {}
+        spec = {
+            "auth_type": leaf("auth_type", v.choice("PASS", "AH")),
+            "auth_pass": leaf("auth_pass", v.text),
+        }
+        self.fill(node, spec, kw, "authentication")
+        if "auth_type" not in kw:
+            self.diags.error(node.pos, "authentication block has no auth_type")
+            return None
+        pw = kw.get("auth_pass", "")
+        if len(pw.encode()) > 8:
+            self.diags.warning(node.pos, "auth_pass longer than 8 characters; truncated to 8")
+            kw["auth_pass"] = pw.encode()[:8].decode(errors="ignore")
+        return Authentication(pos=node.pos, **kw)
+
+    def _split_notify(self, kw: dict[str, Any]) -> None:
+        nkw = {k: kw.pop(k) for k in NOTIFY_FIELDS if k in kw}
+        if nkw:
+            kw["notify"] = Notify(**nkw)
+
+    def vrrp_instance(self, node: Node) -> VrrpInstance:
+        name = self._named(node)
+        kw: dict[str, Any] = {}
+        self.fill(node, self.instance_spec, kw, f"vrrp_instance {name}")
+        self._split_notify(kw)
+        for key in ("track_interface", "track_script", "track_file", "track_process"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        kw["_explicit_version"] = "version" in kw
+        return _PendingInstance(name=name, pos=node.pos, kw=kw)  # type: ignore[return-value]
+
+    def sync_group(self, node: Node) -> VrrpSyncGroup:
+        name = self._named(node)
+        kw: dict[str, Any] = {}
+        spec = {
+            "group": K("group", lambda n: tuple(c.name for c in v.block_lines(n)), block=True),
+            "smtp_alert": leaf("smtp_alert", v.flag),
+            "sync_group_tracking_weight": leaf("sync_group_tracking_weight", v.flag),
+            "global_tracking": leaf(None, lambda n: None),
+        }
+        spec.update(self._notify_spec())
+        spec.update(self._track_spec())
+        self.fill(node, spec, kw, f"vrrp_sync_group {name}")
+        self._split_notify(kw)
+        return VrrpSyncGroup(name=name, pos=node.pos, **kw)
+
+    # -- LVS ----------------------------------------------------------------------
+    def vs_group(self, node: Node) -> VirtualServerGroup:
+        name = self._named(node)
+        entries = self._items(node, self._group_entry)
+        return VirtualServerGroup(name=name, entries=tuple(entries), pos=node.pos)
+
+    def _group_entry(self, node: Node) -> VsGroupEntry:
+        if node.name == "fwmark":
+            if len(node.args) not in (1, 2):
+                raise Bad("fwmark takes a mark and an optional family")
+            return VsGroupEntry(fwmark=v.to_int(node.args[0], 1, 2**32 - 1),
+                                family=6 if node.args[1:] == ["inet6"] else 4, pos=node.pos)
+        if len(node.args) != 1:
+            raise Bad(f"'{node.name}' needs an address (range) and a port")
+        port = v.to_int(node.args[0], 0, 65535)
+        text = node.name
+        if "/" in text:
+            addr, plen, family = parse_prefix(text)
+            import ipaddress
+
+            net = ipaddress.ip_network(f"{addr}/{plen}", strict=False)
+            first, last = net[0], net[-1]
+            if net.num_addresses > 2 and family == 4 and plen < 31:
+                first, last = net[1], net[-2]
+            return VsGroupEntry(address=str(first), last=str(last), port=port, family=family,
+                                pos=node.pos)
+        base, dash, end = text.rpartition("-")
+        if dash and base:
+            addr, family = parse_ip(base)
+            sep = "." if family == 4 else ":"
+            head = addr.rsplit(sep, 1)
+            try:
+                last_part = int(end) if family == 4 else int(end, 16)
+                first_part = int(head[1]) if family == 4 else int(head[1] or "0", 16)
+            except ValueError:
+                raise Bad(f"bad address range '{text}'") from None
+            limit = 255 if family == 4 else 0xFFFF
+            if not first_part <= last_part <= limit:
+                raise Bad(f"bad address range '{text}': end below start or out of range")
+            last = parse_ip(f"{head[0]}{sep}{end}")[0]
+            return VsGroupEntry(address=addr, last=last, port=port, family=family, pos=node.pos)
+        addr, family = parse_ip(text)
+        return VsGroupEntry(address=addr, port=port, family=family, pos=node.pos)
+
+    def _common_check_opts(self) -> dict[str, K]:
+        return {
+            "retry": leaf("retry", v.integer(0, 2**31 - 1)),
+            "nb_get_retry": leaf("retry", v.integer(0, 2**31 - 1)),
+            "delay_before_retry": leaf("delay_before_retry", v.number(0, 4294967)),
+            "connect_timeout": leaf("connect_timeout", v.number(0.001, 4294967)),
+            "warmup": leaf("warmup", v.number(0, 4294967)),
+            "alpha": leaf("alpha", v.flag),
+            "smtp_alert": leaf("smtp_alert", v.flag),
+            "virtualhost": leaf("virtualhost", v.one),
+        }
+
+    def _vs_spec(self) -> dict[str, K]:
+        lb_kind = v.choice(*LB_KINDS)
+        spec = {
+            "protocol": leaf("protocol", v.choice("TCP", "UDP", "SCTP")),
+            "ip_family": leaf("_ip_family", v.choice("INET", "INET6")),
+            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+            "lb_algo": leaf("lb_algo", self._sched),
+            "lvs_sched": leaf("lb_algo", self._sched),
+            "lb_kind": leaf(None, self._lb_kind),
+            "lvs_method": leaf(None, self._lb_kind),
+            "persistence_timeout": leaf("persistence_timeout",
+                                        lambda n: v.to_int(n.args[0], 1, 2**31 - 1)
+                                        if n.args else 360),
+            "persistence_granularity": leaf("persistence_granularity", v.one),
+            "persistence_engine": leaf("persistence_engine", v.one),
+            "ops": leaf("ops", v.flag),
+            "quorum": leaf("quorum", v.integer(1, 2**31 - 1)),
+            "hysteresis": leaf("hysteresis", v.integer(0, 2**31 - 1)),
+            "quorum_up": leaf("quorum_up", v.script),
+            "quorum_down": leaf("quorum_down", v.script),
+            "sorry_server": leaf("sorry_server", self._sorry),
+            "sorry_server_inhibit": leaf("sorry_server_inhibit", v.flag),
+            "sorry_server_lvs_method": leaf("sorry_server_lvs_method", lb_kind),
+            "inhibit_on_failure": leaf("inhibit_on_failure", v.flag),
+            "omega": leaf("omega", v.flag),
+            "ha_suspend": leaf("ha_suspend", v.flag),
+            "real_server": K("real_servers", self.real_server, block=True, append=True),
+        }
+        for f in SCHED_FLAGS:
+            spec[f] = leaf(None, lambda n, f=f: {"_flag_" + f: v.flag(n)})
+        spec.update(self._common_check_opts())
+        return spec
+
+    def _sched(self, node: Node) -> str:
+        s = v.one(node).lower()
+        if s not in SCHEDULERS:
+            raise Bad(f"unknown scheduler '{node.args[0]}' ({', '.join(SCHEDULERS)})")
+        return s
+
+    def _lb_kind(self, node: Node) -> dict[str, Any]:
+        if not node.args:
+            raise Bad("needs NAT, DR or TUN")
+        kind = node.args[0].upper()
+        if kind not in LB_KINDS:
+            raise Bad(f"'{node.args[0]}' is not one of {', '.join(LB_KINDS)}")
+        out: dict[str, Any] = {"lb_kind": kind}
+        rest = node.args[1:]
+        if rest:
+            if kind != "TUN" or rest[0] != "type" or len(rest) < 2:
+                raise Bad(f"unexpected '{' '.join(rest)}'")
+            ttype = rest[1].lower()
+            if ttype not in ("ipip", "gue", "gre"):
+                raise Bad(f"unknown tunnel type '{rest[1]}' (ipip, gue, gre)")
+            out["tunnel_type"] = " ".join([ttype, *rest[2:]])
+        return out
+
+    def _sorry(self, node: Node) -> SorryServer:
+        if not 1 <= len(node.args) <= 2:
+            raise Bad("takes an address and a port")
+        addr, family = parse_ip(node.args[0])
+        port = v.to_int(node.args[1], 0, 65535) if len(node.args) > 1 else None
+        return SorryServer(address=addr, port=port, family=family, pos=node.pos)
+
+    def virtual_server(self, node: Node) -> VirtualServer | None:
+        a = node.args
+        kw: dict[str, Any] = {}
+        if len(a) >= 2 and a[0] == "fwmark":
+            kw["fwmark"] = v.to_int(a[1], 1, 2**32 - 1)
+            extra = a[2:]
+        elif len(a) >= 2 and a[0] == "group":
+            kw["group"] = a[1]
+            extra = a[2:]
+        elif len(a) == 2:
+            kw["address"], kw["family"] = parse_ip(a[0])
+            kw["port"] = v.to_int(a[1], 0, 65535)
+            extra = []
+        elif len(a) == 1:
+            kw["address"], kw["family"] = parse_ip(a[0])
+            kw["port"] = 0  # keepalived: port 0 with persistence = all ports
+            extra = []
+        else:
+            raise Bad("needs 'IP PORT', 'fwmark N' or 'group NAME'")
+        if extra:
+            raise Bad(f"unexpected '{' '.join(extra)}'")
+        self.fill(node, self.vs_spec, kw, f"virtual_server {' '.join(a)}")
+        fam = kw.pop("_ip_family", None)
+        if fam:
+            want = 6 if fam == "INET6" else 4
+            if "address" in kw and kw["family"] != want:
+                self.diags.error(node.pos, f"ip_family {fam.lower()} does not match {a[0]}")
+            kw["family"] = want
+        flags = [k[6:] for k in sorted(kw) if k.startswith("_flag_") and kw.pop(k)]
+        for k in [k for k in kw if k.startswith("_flag_")]:
+            kw.pop(k)
+        kw["sched_flags"] = tuple(f for f in SCHED_FLAGS if f in flags and f != "ops")
+        if "ops" in flags:
+            kw["ops"] = True
+        kw["real_servers"] = tuple(kw.get("real_servers", ()))
+        vs = VirtualServer(pos=node.pos, **kw)
+        return self._inherit(vs)
+
+    def _rs_spec(self) -> dict[str, K]:
+        spec = {
+            "weight": leaf("weight", v.integer(0, 2**31 - 1)),
+            "lvs_method": leaf(None, self._lb_kind),
+            "lb_kind": leaf(None, self._lb_kind),
+            "inhibit_on_failure": leaf("inhibit_on_failure", v.flag),
+            "notify_up": leaf("notify_up", v.script),
+            "notify_down": leaf("notify_down", v.script),
+            "uthreshold": leaf("uthreshold", v.integer(0, 2**31 - 1)),
+            "lthreshold": leaf("lthreshold", v.integer(0, 2**31 - 1)),
+            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+        }
+        spec.update(self._common_check_opts())
+        for t in CHECKER_TYPES:
+            spec[t] = K("checkers", self.checker, block=True, append=True)
+        return spec
+
+    def real_server(self, node: Node) -> RealServer:
+        a = node.args
+        if not 1 <= len(a) <= 2:
+            raise Bad("needs an address and a port")
+        addr, family = parse_ip(a[0])
+        kw: dict[str, Any] = {"address": addr, "family": family}
+        if len(a) == 2:
+            kw["port"] = v.to_int(a[1], 0, 65535)
+        self.fill(node, self.rs_spec, kw, f"real_server {' '.join(a)}")
+        if "lb_kind" in kw:
+            kw["lvs_method"] = kw.pop("lb_kind")
+        kw["checkers"] = tuple(kw.get("checkers", ()))
+        return RealServer(pos=node.pos, **kw)
+
+    def _checker_spec(self) -> dict[str, K]:
+        spec = {
+            "connect_ip": leaf("connect_ip", v.ip),
+            "connect_port": leaf("connect_port", v.port),
+            "bindto": leaf("bindto", v.ip),
+            "bind_port": leaf("bind_port", v.port),
+            "bind_if": leaf("bind_if", v.one),
+            "fwmark": leaf("fwmark", v.integer(1, 2**32 - 1)),
+            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+            "log_all_failures": leaf("log_all_failures", v.flag),
+            "url": K("urls", self.url, block=True, append=True),
+            "http_protocol": leaf("http_protocol", v.choice("1.0", "1.0C", "1.1", "0.9")),
+            "enable_sni": leaf("enable_sni", v.flag),
+            "sni_name": leaf("sni_name", v.one),
+            "fast_recovery": leaf("fast_recovery", v.flag),
+            "misc_path": leaf("misc_path", v.script),
+            "misc_timeout": leaf("misc_timeout", v.number(0.001, 4294967)),
+            "misc_dynamic": leaf("misc_dynamic", v.flag),
+            "user": leaf("user", v.first),
+            "helo_name": leaf("helo_name", v.one),
+            "type": leaf("dns_type", v.choice(*DNS_TYPES)),
+            "name": leaf("dns_name", v.one),
+            "payload": leaf("payload", self._hex),
+            "require_reply": leaf("require_reply", lambda n: self._hex(n) if n.args else b""),
+            "min_reply_length": leaf("min_reply_length", v.integer(0, 65535)),
+            "max_reply_length": leaf("max_reply_length", v.integer(0, 65535)),
+            "track_file": leaf("track_file", v.one),
+            "file": leaf("track_file", v.one),
+            "weight": leaf(None, lambda n: dict(zip(
+                ("weight", "weight_reverse"), _weight(["weight", *n.args], 0), strict=True))),
+        }
+        spec.update(self._common_check_opts())
+        return spec
+
+    def _hex(self, node: Node) -> bytes:
+        s = "".join(node.args)
+        if s[:2].lower() == "0x":
+            s = s[2:]
+        try:
+            return bytes.fromhex(s)
+        except ValueError:
+            raise Bad(f"'{s}' is not a hex string") from None
+
+    def checker(self, node: Node) -> Checker:
+        kw: dict[str, Any] = {}
+        self.fill(node, self.checker_spec, kw, node.name)
+        kw.pop("smtp_alert", None)
+        kw["urls"] = tuple(kw.get("urls", ()))
+        if node.name in ("HTTP_GET", "SSL_GET") and not kw["urls"]:
+            self.diags.error(node.pos, f"{node.name} has no url block")
+        if node.name == "MISC_CHECK" and "misc_path" not in kw:
+            self.diags.error(node.pos, "MISC_CHECK has no misc_path")
+        if node.name == "FILE_CHECK" and "track_file" not in kw:
+            self.diags.error(node.pos, "FILE_CHECK has no track_file")
+        return Checker(type=node.name, pos=node.pos, **kw)
+
+    def url(self, node: Node) -> Url:
+        kw: dict[str, Any] = {}
+        self.fill(node, self.url_spec, kw, "url")
+        return Url(pos=node.pos, **kw)
+
+    def _digest(self, node: Node) -> str:
+        d = v.one(node).lower()
+        if len(d) != 32 or any(c not in "0123456789abcdef" for c in d):
+            raise Bad(f"'{node.args[0]}' is not an MD5 digest (32 hex digits)")
+        return d
+
+    def _status_codes(self, node: Node) -> tuple[tuple[int, int], ...]:
+        out = []
+        for part in ",".join(node.args).split(","):
+            if not part:
+                continue
+            lo, dash, hi = part.partition("-")
+            a = v.to_int(lo, 100, 599)
+            b = v.to_int(hi, 100, 599) if dash else a
+            if b < a:
+                raise Bad(f"status code range '{part}' is backwards")
+            out.append((a, b))
+        if not out:
+            raise Bad("needs status codes")
+        return tuple(out)
+
+    # -- inheritance, as keepalived resolves it at the end of parsing -----------
+    def _inherit(self, vs: VirtualServer) -> VirtualServer:
+        import attrs
+
+        rss = []
+        for rs in vs.real_servers:
+            rs = attrs.evolve(
+                rs,
+                lvs_method=rs.lvs_method or vs.lb_kind,
+                inhibit_on_failure=vs.inhibit_on_failure if rs.inhibit_on_failure is None
+                else rs.inhibit_on_failure,
+                alpha=vs.alpha if rs.alpha is None else rs.alpha,
+                virtualhost=rs.virtualhost or vs.virtualhost,
+                delay_loop=rs.delay_loop or vs.delay_loop,
+            )
+            checkers = []
+            for c in rs.checkers:
+                pick = _pick
+                checkers.append(attrs.evolve(
+                    c,
+                    connect_timeout=pick(c.connect_timeout, rs.connect_timeout,
+                                         vs.connect_timeout, 5.0),
+                    retry=pick(c.retry, rs.retry, vs.retry, 1),
+                    delay_before_retry=pick(c.delay_before_retry, rs.delay_before_retry,
+                                            vs.delay_before_retry, 1.0),
+                    delay_loop=pick(c.delay_loop, rs.delay_loop),
+                    warmup=pick(c.warmup, rs.warmup, vs.warmup, 0.0),
+                    alpha=pick(c.alpha, rs.alpha),
+                    virtualhost=c.virtualhost or rs.virtualhost,
+                    connect_ip=c.connect_ip or rs.address,
+                    connect_port=c.connect_port if c.connect_port is not None else rs.port,
+                    misc_timeout=pick(c.misc_timeout, rs.delay_loop)
+                    if c.type == "MISC_CHECK" else c.misc_timeout,
+                ))
+            rss.append(attrs.evolve(rs, checkers=tuple(checkers)))
+        return attrs.evolve(vs, real_servers=tuple(rss))
+
+
+def _pick(*candidates: Any) -> Any:
+    for c in candidates:
+        if c is not None:
+            return c
+    return None
+
+
+class _PendingInstance(NamedTuple):
+    """An instance whose version/family defaults need the global_defs first."""
+
+    name: str
+    pos: Any
+    kw: dict[str, Any]

@@ -1,0 +1,63 @@
+"""Diagnostics with file:line positions, collected rather than raised.
+
+keepalived reports every problem it finds and keeps going; so do we. A
+`Diagnostics` collects errors (the config would not run as written) and warnings
+(it runs, but something was ignored or is unsupported).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Pos(NamedTuple):
+    """Where a line came from. A NamedTuple: one is made per config line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+NOWHERE = Pos("<config>", 0)
+
+
+class Diagnostic(NamedTuple):
+    severity: str  # "error" | "warning"
+    pos: Pos
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.pos}: {self.severity}: {self.message}"
+
+
+class ConfigError(Exception):
+    """Raised only where going on makes no sense (the main file is unreadable)."""
+
+    def __init__(self, pos: Pos, message: str):
+        super().__init__(f"{pos}: {message}")
+        self.pos = pos
+        self.message = message
+
+
+class Diagnostics:
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+
+    def error(self, pos: Pos, message: str) -> None:
+        self.items.append(Diagnostic("error", pos, message))
+
+    def warning(self, pos: Pos, message: str) -> None:
+        self.items.append(Diagnostic("warning", pos, message))
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.items if d.severity == "warning"]
+
+    def __bool__(self) -> bool:
+        return bool(self.items)

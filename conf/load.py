@@ -1,0 +1,48 @@
+"""Read a keepalived.conf into the model: the one entry point the rest uses."""
+
+from __future__ import annotations
+
+import socket
+
+import attrs
+
+from .build import Builder
+from .errors import ConfigError, Diagnostics
+from .model import Config
+from .source import Source
+from .tree import build_tree
+from .validate import finish, validate
+
+
+def default_config_id() -> str:
+    """keepalived's default: the node name up to the first dot."""
+    return socket.gethostname().split(".", 1)[0]
+
+
+@attrs.frozen
+class Loaded:
+    config: Config | None
+    diags: Diagnostics
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None and not self.diags.errors
+
+
+def load(path: str, config_id: str | None = None, all_config: bool = False,
+         check_host: bool = True) -> Loaded:
+    """Parse and validate; never raises for bad config, the problems are in `diags`."""
+    diags = Diagnostics()
+    source = Source(diags, config_id if config_id is not None else default_config_id(),
+                    all_config=all_config)
+    try:
+        roots = build_tree(source.read(path), diags)
+    except ConfigError as e:
+        diags.error(e.pos, e.message)
+        return Loaded(None, diags)
+    builder = Builder(diags)
+    cfg = builder.build(roots, source.files)
+    pending = list(cfg.vrrp_instances)
+    cfg = finish(attrs.evolve(cfg, vrrp_instances=()), pending, diags)
+    validate(cfg, diags, check_host=check_host)
+    return Loaded(cfg, diags)

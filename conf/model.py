@@ -1,0 +1,476 @@
+"""The one attrs model of a keepalived configuration, read by every other part.
+
+Field names are keepalived's keywords (after alias resolution); defaults are
+keepalived's. Objects are frozen: a reload builds a new model and the runtime
+compares the two. Each object keeps `pos`, the file:line where it was declared.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from .errors import NOWHERE, Pos
+
+frozen = attrs.frozen(kw_only=True)
+
+
+@frozen
+class Script:
+    """A command line as written, and its argv split as keepalived splits it."""
+
+    cmd: str
+    argv: tuple[str, ...]
+    pos: Pos = NOWHERE
+
+
+# -- global_defs ---------------------------------------------------------------
+@frozen
+class SslConfig:
+    password: str | None = None
+    ca: str | None = None
+    certificate: str | None = None
+    key: str | None = None
+    pos: Pos = NOWHERE
+
+
+@frozen
+class LvsSyncDaemon:
+    interface: str
+    vrrp_instance: str
+    syncid: int | None = None
+    maxlen: int | None = None
+    port: int | None = None
+    ttl: int | None = None
+    group: str | None = None
+    pos: Pos = NOWHERE
+
+
+@frozen
+class GlobalDefs:
+    router_id: str | None = None
+    notification_email: tuple[str, ...] = ()
+    notification_email_from: str | None = None
+    smtp_server: str | None = None
+    smtp_port: int = 25
+    smtp_helo_name: str | None = None
+    smtp_connect_timeout: int = 30
+    smtp_alert: bool = False
+    smtp_alert_vrrp: bool | None = None
+    smtp_alert_checker: bool | None = None
+    enable_script_security: bool = False
+    script_user: str | None = None
+    script_group: str | None = None
+    default_interface: str | None = None
+    dynamic_interfaces: bool = False
+    vrrp_version: int = 2
+    vrrp_strict: bool = False
+    vrrp_skip_check_adv_addr: bool = False
+    vrrp_check_unicast_src: bool = False
+    vrrp_mcast_group4: str = "224.0.0.18"
+    vrrp_mcast_group6: str = "ff02::12"
+    vrrp_garp_master_delay: int = 5
+    vrrp_garp_master_repeat: int = 5
+    vrrp_garp_lower_prio_delay: int | None = None
+    vrrp_garp_lower_prio_repeat: int | None = None
+    vrrp_garp_master_refresh: int = 0
+    vrrp_garp_master_refresh_repeat: int = 1
+    vrrp_garp_interval: float = 0.0
+    vrrp_gna_interval: float = 0.0
+    vrrp_min_garp: bool = False
+    vrrp_lower_prio_no_advert: bool = False
+    vrrp_higher_prio_send_advert: bool = False
+    vrrp_startup_delay: float = 0.0
+    vrrp_priority: int | None = None
+    checker_priority: int | None = None
+    max_auto_priority: int | None = None
+    vrrp_notify_fifo: str | None = None
+    vrrp_notify_fifo_script: Script | None = None
+    lvs_notify_fifo: str | None = None
+    lvs_notify_fifo_script: Script | None = None
+    notify_fifo: str | None = None
+    notify_fifo_script: Script | None = None
+    lvs_sync_daemon: LvsSyncDaemon | None = None
+    lvs_flush: bool = False
+    lvs_flush_on_stop: str = "OFF"  # OFF | ON | VS
+    lvs_timeout_tcp: int | None = None
+    lvs_timeout_tcpfin: int | None = None
+    lvs_timeout_udp: int | None = None
+    checker_log_all_failures: bool = False
+    pos: Pos = NOWHERE
+
+
+# -- trackers -----------------------------------------------------------------
+@frozen
+class VrrpScript:
+    name: str
+    script: Script | None = None
+    interval: int = 1
+    timeout: int | None = None  # None: the interval, as keepalived
+    weight: int = 0
+    weight_reverse: bool = False
+    rise: int = 1
+    fall: int = 1
+    user: str | None = None
+    group: str | None = None
+    init_fail: bool = False
+    pos: Pos = NOWHERE
+
+
+@frozen
+class TrackFileDef:
+    name: str
+    file: str | None = None
+    weight: int = 1
+    weight_reverse: bool = False
+    init_file: bool = False
+    init_value: int = 0
+    init_overwrite: bool = False
+    pos: Pos = NOWHERE
+
+
+@frozen
+class TrackProcess:
+    name: str
+    process: str | None = None
+    param_match: str | None = None  # None: exact | initial | partial
+    parameters: str | None = None
+    weight: int = 0
+    weight_reverse: bool = False
+    quorum: int = 1
+    quorum_max: int | None = None
+    delay: float = 0.0
+    terminate_delay: float = 0.0
+    fork_delay: float = 0.0
+    full_command: bool = False
+    pos: Pos = NOWHERE
+
+
+@frozen
+class TrackRef:
+    """A tracker named in a track_* block, with a weight override if one was given."""
+
+    name: str
+    weight: int | None = None
+    reverse: bool = False
+    pos: Pos = NOWHERE
+
+
+# -- VRRP ---------------------------------------------------------------------
+@frozen
+class VirtualIp:
+    address: str  # without prefix
+    prefixlen: int
+    family: int  # 4 | 6
+    broadcast: str | None = None
+    dev: str | None = None
+    scope: str | None = None
+    label: str | None = None
+    peer: str | None = None
+    no_track: bool = False
+    preferred_lft: int | None = None
+    home: bool = False
+    nodad: bool = False
+    noprefixroute: bool = False
+    autojoin: bool = False
+    track_group: str | None = None
+    pos: Pos = NOWHERE
+
+
+@frozen
+class VirtualRoute:
+    dst: str  # "default" or CIDR
+    family: int
+    src: str | None = None
+    via: str | None = None
+    dev: str | None = None
+    table: str | None = None
+    metric: int | None = None
+    scope: str | None = None
+    proto: str | None = None
+    type: str | None = None
+    onlink: bool = False
+    blackhole: bool = False
+    no_track: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+    pos: Pos = NOWHERE
+
+
+@frozen
+class VirtualRule:
+    family: int
+    src: str | None = None  # from
+    dst: str | None = None  # to
+    table: str | None = None
+    priority: int | None = None
+    fwmark: str | None = None
+    iif: str | None = None
+    oif: str | None = None
+    action: str | None = None
+    no_track: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+    pos: Pos = NOWHERE
+
+
+@frozen
+class UnicastPeer:
+    address: str
+    min_ttl: int | None = None
+    max_ttl: int | None = None
+    pos: Pos = NOWHERE
+
+
+@frozen
+class Authentication:
+    auth_type: str  # PASS | AH
+    auth_pass: str = ""
+    pos: Pos = NOWHERE
+
+
+@frozen
+class Notify:
+    """The notify scripts of an instance or sync group."""
+
+    notify: Script | None = None
+    notify_master: Script | None = None
+    notify_backup: Script | None = None
+    notify_fault: Script | None = None
+    notify_stop: Script | None = None
+    notify_deleted: Script | None = None
+    notify_master_rx_lower_pri: Script | None = None
+    notify_fifo: str | None = None
+
+
+@frozen
+class VrrpInstance:
+    name: str
+    state: str | None = None  # MASTER | BACKUP | None (keepalived: BACKUP)
+    interface: str | None = None
+    use_vmac: str | None = None  # interface name ("" = default vrrp.VRID)
+    vmac_xmit_base: bool = False
+    dont_track_primary: bool = False
+    track_interface: tuple[TrackRef, ...] = ()
+    track_script: tuple[TrackRef, ...] = ()
+    track_file: tuple[TrackRef, ...] = ()
+    track_process: tuple[TrackRef, ...] = ()
+    mcast_src_ip: str | None = None
+    unicast_src_ip: str | None = None
+    unicast_peer: tuple[UnicastPeer, ...] = ()
+    unicast_ttl: int = 255
+    unicast_fault_no_peer: bool = False
+    check_unicast_src: bool = False
+    version: int = 2
+    virtual_router_id: int | None = None
+    priority: int = 100
+    advert_int: float = 1.0
+    authentication: Authentication | None = None
+    virtual_ipaddress: tuple[VirtualIp, ...] = ()
+    virtual_ipaddress_excluded: tuple[VirtualIp, ...] = ()
+    virtual_routes: tuple[VirtualRoute, ...] = ()
+    virtual_rules: tuple[VirtualRule, ...] = ()
+    nopreempt: bool = False
+    preempt_delay: float = 0.0
+    garp_master_delay: int = 5
+    garp_master_repeat: int = 5
+    garp_master_refresh: int = 0
+    garp_master_refresh_repeat: int = 1
+    garp_lower_prio_delay: int | None = None
+    garp_lower_prio_repeat: int | None = None
+    garp_interval: float = 0.0
+    gna_interval: float = 0.0
+    lower_prio_no_advert: bool = False
+    higher_prio_send_advert: bool = False
+    accept: bool | None = None  # None: keepalived's default (off in strict mode)
+    strict_mode: bool = False
+    skip_check_adv_addr: bool = False
+    promote_secondaries: bool = False
+    smtp_alert: bool = False
+    notify: Notify = Notify()
+    family: int = 4  # of the VIPs (and so of the adverts)
+    pos: Pos = NOWHERE
+
+
+@frozen
+class VrrpSyncGroup:
+    name: str
+    group: tuple[str, ...] = ()
+    track_interface: tuple[TrackRef, ...] = ()
+    track_script: tuple[TrackRef, ...] = ()
+    track_file: tuple[TrackRef, ...] = ()
+    track_process: tuple[TrackRef, ...] = ()
+    notify: Notify = Notify()
+    smtp_alert: bool = False
+    sync_group_tracking_weight: bool = False
+    pos: Pos = NOWHERE
+
+
+# -- checkers -----------------------------------------------------------------
+@frozen
+class Url:
+    path: str = "/"
+    digest: str | None = None
+    status_code: tuple[tuple[int, int], ...] = ()  # ranges; () = any 2xx
+    virtualhost: str | None = None
+    regex: str | None = None
+    regex_no_match: bool = False
+    pos: Pos = NOWHERE
+
+
+@frozen
+class Checker:
+    """One checker block of a real server; `type` is the block keyword."""
+
+    type: str  # TCP_CHECK HTTP_GET SSL_GET MISC_CHECK SMTP_CHECK DNS_CHECK ...
+    connect_ip: str | None = None
+    connect_port: int | None = None
+    bindto: str | None = None
+    bind_port: int | None = None
+    bind_if: str | None = None
+    fwmark: int | None = None
+    connect_timeout: float | None = None  # None: the real/virtual server's, else 5
+    retry: int | None = None  # None: inherited; keepalived: 1 (3 for MISC)
+    delay_before_retry: float | None = None
+    delay_loop: float | None = None
+    warmup: float | None = None
+    alpha: bool | None = None
+    log_all_failures: bool = False
+    # HTTP_GET / SSL_GET
+    urls: tuple[Url, ...] = ()
+    http_protocol: str = "1.0"
+    virtualhost: str | None = None
+    enable_sni: bool = False
+    sni_name: str | None = None
+    fast_recovery: bool = False
+    # MISC_CHECK
+    misc_path: Script | None = None
+    misc_timeout: float | None = None
+    misc_dynamic: bool = False
+    user: str | None = None
+    # SMTP_CHECK
+    helo_name: str = "smtpchecker.keepalived.org"
+    # DNS_CHECK
+    dns_type: str = "SOA"
+    dns_name: str = "."
+    # UDP_CHECK
+    payload: bytes | None = None
+    require_reply: bytes | None = None
+    min_reply_length: int | None = None
+    max_reply_length: int | None = None
+    # FILE_CHECK
+    track_file: str | None = None
+    weight: int | None = None
+    weight_reverse: bool = False
+    pos: Pos = NOWHERE
+
+
+# -- LVS ----------------------------------------------------------------------
+@frozen
+class VsGroupEntry:
+    """An address (or range / CIDR) and port, or a fwmark, of a virtual_server_group."""
+
+    address: str | None = None  # first address
+    last: str | None = None  # last address of a range (same family)
+    port: int | None = None
+    fwmark: int | None = None
+    family: int = 4
+    pos: Pos = NOWHERE
+
+
+@frozen
+class VirtualServerGroup:
+    name: str
+    entries: tuple[VsGroupEntry, ...] = ()
+    pos: Pos = NOWHERE
+
+
+@frozen
+class RealServer:
+    address: str
+    port: int | None = None
+    family: int = 4
+    weight: int = 1
+    lvs_method: str | None = None  # None: the virtual server's lb_kind
+    tunnel_type: str | None = None
+    inhibit_on_failure: bool | None = None
+    notify_up: Script | None = None
+    notify_down: Script | None = None
+    uthreshold: int | None = None
+    lthreshold: int | None = None
+    alpha: bool | None = None
+    retry: int | None = None
+    delay_before_retry: float | None = None
+    delay_loop: float | None = None
+    connect_timeout: float | None = None
+    warmup: float | None = None
+    virtualhost: str | None = None
+    smtp_alert: bool | None = None
+    checkers: tuple[Checker, ...] = ()
+    pos: Pos = NOWHERE
+
+
+@frozen
+class SorryServer:
+    address: str
+    port: int | None = None
+    family: int = 4
+    pos: Pos = NOWHERE
+
+
+@frozen
+class VirtualServer:
+    address: str | None = None  # IP form
+    port: int | None = None
+    fwmark: int | None = None  # fwmark form
+    group: str | None = None  # group form
+    family: int = 4
+    protocol: str = "TCP"
+    delay_loop: float = 60.0
+    lb_algo: str = "wlc"
+    sched_flags: tuple[str, ...] = ()
+    lb_kind: str = "NAT"
+    tunnel_type: str | None = None
+    persistence_timeout: int = 0
+    persistence_granularity: str | None = None
+    persistence_engine: str | None = None
+    ops: bool = False
+    quorum: int = 1
+    hysteresis: int = 0
+    quorum_up: Script | None = None
+    quorum_down: Script | None = None
+    sorry_server: SorryServer | None = None
+    sorry_server_inhibit: bool = False
+    sorry_server_lvs_method: str | None = None
+    inhibit_on_failure: bool = False
+    alpha: bool = False
+    omega: bool = False
+    ha_suspend: bool = False
+    virtualhost: str | None = None
+    retry: int | None = None
+    delay_before_retry: float | None = None
+    connect_timeout: float | None = None
+    warmup: float | None = None
+    smtp_alert: bool | None = None
+    real_servers: tuple[RealServer, ...] = ()
+    pos: Pos = NOWHERE
+
+    @property
+    def key(self) -> str:
+        """keepalived's way of naming a virtual server in logs and FIFO lines."""
+        if self.group is not None:
+            return f"[{self.group}]:{self.protocol.lower()}"
+        if self.fwmark is not None:
+            return f"FWM {self.fwmark}"
+        return f"[{self.address}]:{self.protocol.lower()}:{self.port}"
+
+
+@frozen
+class Config:
+    global_defs: GlobalDefs = GlobalDefs()
+    ssl: SslConfig | None = None
+    vrrp_scripts: tuple[VrrpScript, ...] = ()
+    track_files: tuple[TrackFileDef, ...] = ()
+    track_processes: tuple[TrackProcess, ...] = ()
+    vrrp_sync_groups: tuple[VrrpSyncGroup, ...] = ()
+    vrrp_instances: tuple[VrrpInstance, ...] = ()
+    virtual_server_groups: tuple[VirtualServerGroup, ...] = ()
+    virtual_servers: tuple[VirtualServer, ...] = ()
+    files: tuple[str, ...] = ()

@@ -1,0 +1,305 @@
+"""The keepalived.conf preprocessor: files in, token lines with positions out.
+
+Handles what keepalived handles before the block parser sees a line: comments
+(`#`, `!` outside quotes), `include`/`includet` with globs and brace patterns,
+`@ID` / `@^ID` conditional lines, `$NAME=VALUE` definitions (multi-line with a
+trailing backslash) and their `$NAME` / `${NAME}` uses, and `~SEQ` / `~LST` line
+expansion. Every produced line keeps the file and line it came from.
+
+This is the hot path of `director -t` on big configs, so the common case (a line
+with no quote, no `$`, no `~`) stays on plain `str` methods.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterator
+
+from .errors import ConfigError, Diagnostics, Pos
+
+
+class Quoted(str):
+    """A token that was written in double quotes (so `"{"` is not a brace)."""
+
+    __slots__ = ()
+
+
+Line = tuple[list[str], Pos]
+
+_DEF_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
+_USE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_EXPAND_RE = re.compile(r"~(SEQ|LST)\(([^)]*)\)\s*")
+_BRACE_RE = re.compile(r"\{([^{}]*,[^{}]*)\}")
+MAX_INCLUDE_DEPTH = 32
+MAX_EXPANSION = 1_000_000
+
+
+def strip_comment(s: str) -> str:
+    """Cut at the first `#` or `!` that is not inside double quotes."""
+    if "#" not in s and "!" not in s:
+        return s
+    if '"' not in s:
+        cut = len(s)
+        for c in "#!":
+            i = s.find(c)
+            if 0 <= i < cut:
+                cut = i
+        return s[:cut]
+    quoted = False
+    for i, c in enumerate(s):
+        if c == '"':
+            quoted = not quoted
+        elif not quoted and (c == "#" or c == "!"):
+            return s[:i]
+    return s
+
+
+def tokenize(s: str) -> list[str]:
+    """Split a comment-free line into tokens; braces are tokens of their own."""
+    if '"' not in s:
+        if "{" in s or "}" in s:
+            s = s.replace("{", " { ").replace("}", " } ")
+        return s.split()
+    tokens: list[str] = []
+    cur: list[str] = []
+    quoted = False
+    was_quoted = False
+
+    def flush() -> None:
+        nonlocal was_quoted
+        if cur or was_quoted:
+            text = "".join(cur)
+            tokens.append(Quoted(text) if was_quoted else text)
+            cur.clear()
+        was_quoted = False
+
+    for c in s:
+        if quoted:
+            if c == '"':
+                quoted = False
+            else:
+                cur.append(c)
+        elif c == '"':
+            quoted = was_quoted = True
+        elif c.isspace():
+            flush()
+        elif c == "{" or c == "}":
+            flush()
+            tokens.append(c)
+        else:
+            cur.append(c)
+    flush()
+    return tokens
+
+
+def expand_braces(pattern: str) -> list[str]:
+    """Expand `{a,b}` alternatives as glob(3) with GLOB_BRACE does."""
+    m = _BRACE_RE.search(pattern)
+    if not m:
+        return [pattern]
+    out: list[str] = []
+    for alt in m.group(1).split(","):
+        out.extend(expand_braces(pattern[: m.start()] + alt + pattern[m.end() :]))
+    return out
+
+
+def _seq_values(args: list[str]) -> list[str]:
+    nums = [int(a) for a in args]
+    if len(nums) == 1:
+        start, step, end = 1, 1, nums[0]
+    elif len(nums) == 2:
+        start, end = nums
+        step = 1 if end >= start else -1
+    elif len(nums) == 3:
+        start, step, end = nums
+    else:
+        raise ValueError("takes a variable and 1 to 3 numbers")
+    if step == 0:
+        raise ValueError("step must not be 0")
+    if (end - start) // step + 1 > MAX_EXPANSION:
+        raise ValueError("expands to too many lines")
+    stop = end + (1 if step > 0 else -1)
+    return [str(v) for v in range(start, stop, step)]
+
+
+def _is_include(s: str) -> bool:
+    word = s.split(None, 1)[0]
+    return word == "include" or word == "includet"
+
+
+def _include_words(s: str) -> list[str]:
+    """An include line keeps its braces: they are glob patterns, not blocks."""
+    return [w.strip('"') for w in s.split()]
+
+
+class Source:
+    """Reads a config tree into token lines. Problems go to `diags`."""
+
+    def __init__(
+        self,
+        diags: Diagnostics,
+        config_id: str | None = None,
+        all_config: bool = False,
+        defines: dict[str, str] | None = None,
+    ) -> None:
+        self.diags = diags
+        self.config_id = config_id
+        self.all_config = all_config
+        self.defs: dict[str, str] = dict(defines or {})
+        self.files: list[str] = []
+        self._stack: list[str] = []
+
+    # -- files -------------------------------------------------------------
+    def read(self, path: str, at: Pos | None = None) -> Iterator[Line]:
+        real = os.path.realpath(path)
+        if real in self._stack:
+            chain = " -> ".join([*self._stack, real])
+            self.diags.error(at or Pos(path, 0), f"include cycle: {chain}")
+            return
+        if len(self._stack) >= MAX_INCLUDE_DEPTH:
+            self.diags.error(at or Pos(path, 0), f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
+            return
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            if at is None:
+                raise ConfigError(Pos(path, 0), f"cannot read config file: {e.strerror}") from e
+            self.diags.error(at, f"cannot read included file '{path}': {e.strerror}")
+            return
+        self.files.append(path)
+        self._stack.append(real)
+        try:
+            yield from self._lines(data.decode("utf-8", "surrogateescape"), path)
+        finally:
+            self._stack.pop()
+
+    def _include(self, tokens: list[str], pos: Pos) -> Iterator[Line]:
+        strict = self.all_config or tokens[0] == "includet"
+        if len(tokens) < 2:
+            self.diags.error(pos, f"'{tokens[0]}' needs a file name or pattern")
+            return
+        base = os.path.dirname(pos.file)
+        for pattern in tokens[1:]:
+            if not os.path.isabs(pattern):
+                pattern = os.path.join(base, pattern)
+            found: list[str] = []
+            for p in expand_braces(pattern):
+                found.extend(sorted(glob.glob(p)) if glob.has_magic(p) else [p])
+            found = [f for f in found if os.path.isfile(f)]
+            if not found:
+                msg = f"config file(s) missing: '{pattern}'"
+                (self.diags.error if strict else self.diags.warning)(pos, msg)
+                continue
+            for f in found:
+                yield from self.read(f, pos)
+
+    # -- lines ----------------------------------------------------------------
+    def _lines(self, text: str, path: str) -> Iterator[Line]:
+        raw = text.split("\n")
+        n = len(raw)
+        i = 0
+        defs = self.defs
+        while i < n:
+            s = raw[i]
+            i += 1
+            if "#" in s or "!" in s:
+                s = strip_comment(s)
+            s = s.strip()
+            if not s:
+                continue
+            pos = Pos(path, i)
+            c = s[0]
+            if c == "@":
+                s = self._conditional(s)
+                if s is None:
+                    continue
+                c = s[:1]
+            if c == "$":
+                m = _DEF_RE.match(s)
+                if m:
+                    value = m.group(2).strip()
+                    while value.endswith("\\"):
+                        value = value[:-1].rstrip() + "\n"
+                        if i >= n:
+                            break
+                        value += strip_comment(raw[i]).strip()
+                        i += 1
+                    defs[m.group(1)] = value.strip("\n")
+                    continue
+            if "$" in s or c == "~":
+                yield from self._expand(s, pos, 0)
+                continue
+            if c == "i" and _is_include(s):
+                yield from self._include(_include_words(s), pos)
+                continue
+            tokens = tokenize(s) if ('"' in s or "{" in s or "}" in s) else s.split()
+            if tokens:
+                yield tokens, pos
+
+    def _conditional(self, s: str) -> str | None:
+        negate = s.startswith("@^")
+        head, _, rest = s[2 if negate else 1 :].partition(" ")
+        if not rest.strip():
+            rest = ""
+        matches = head == self.config_id
+        if matches == negate:
+            return None
+        return rest.strip() or None
+
+    def _expand(self, s: str, pos: Pos, depth: int) -> Iterator[Line]:
+        if depth > 16:
+            self.diags.error(pos, "definitions nested too deeply (recursive definition?)")
+            return
+        if s.startswith("~"):
+            m = _EXPAND_RE.match(s)
+            if m:
+                yield from self._loop(m, s[m.end() :], pos, depth)
+                return
+        if "$" in s:
+            s2 = _USE_RE.sub(self._substitute, s)
+            if s2 != s:
+                for part in s2.split("\n"):
+                    part = part.strip()
+                    if part:
+                        yield from self._expand(part, pos, depth + 1)
+                return
+        if _is_include(s):
+            yield from self._include(_include_words(s), pos)
+            return
+        tokens = tokenize(s)
+        if tokens:
+            yield tokens, pos
+
+    def _substitute(self, m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        value = self.defs.get(name)
+        return m.group(0) if value is None else value
+
+    def _loop(self, m: re.Match[str], body: str, pos: Pos, depth: int) -> Iterator[Line]:
+        kind = m.group(1)
+        args = [a.strip() for a in m.group(2).split(",")]
+        var = args[0]
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var or ""):
+            self.diags.error(pos, f"~{kind}: invalid variable name '{var}'")
+            return
+        if kind == "SEQ":
+            try:
+                values = _seq_values(args[1:])
+            except ValueError as e:
+                self.diags.error(pos, f"~SEQ({m.group(2)}): {e}")
+                return
+        else:
+            values = args[1:]
+        saved = self.defs.get(var)
+        try:
+            for v in values:
+                self.defs[var] = v
+                yield from self._expand(body, pos, depth + 1)
+        finally:
+            if saved is None:
+                self.defs.pop(var, None)
+            else:
+                self.defs[var] = saved

@@ -1,0 +1,128 @@
+"""Value parsers for keyword arguments: each takes a statement node and returns
+the value or raises `Bad` with a message that the builder prefixes with file:line.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from .addrsyntax import SyntaxProblem, parse_ip
+from .model import Script
+from .tree import Node
+
+Parser = Callable[[Node], Any]
+
+
+class Bad(ValueError):
+    pass
+
+
+_TRUE = {"on", "true", "yes", "1"}
+_FALSE = {"off", "false", "no", "0"}
+
+
+def one(node: Node) -> str:
+    if not node.args:
+        raise Bad("needs a value")
+    if len(node.args) > 1:
+        raise Bad(f"takes one value, got {len(node.args)}: {' '.join(node.args)}")
+    return node.args[0]
+
+
+def first(node: Node) -> str:
+    if not node.args:
+        raise Bad("needs a value")
+    return node.args[0]
+
+
+def text(node: Node) -> str:
+    """All arguments joined, as keepalived's set_value() does."""
+    if not node.args:
+        raise Bad("needs a value")
+    return " ".join(node.args)
+
+
+def to_int(s: str, lo: int, hi: int) -> int:
+    try:
+        v = int(s, 0) if s[:2].lower() == "0x" else int(s)
+    except ValueError:
+        raise Bad(f"'{s}' is not an integer") from None
+    if not lo <= v <= hi:
+        raise Bad(f"number '{v}' outside range [{lo}, {hi}]")
+    return v
+
+
+def to_float(s: str, lo: float, hi: float) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise Bad(f"'{s}' is not a number") from None
+    if v != v or not lo <= v <= hi:
+        raise Bad(f"number '{s}' outside range [{lo:g}, {hi:g}]")
+    return v
+
+
+def integer(lo: int = 0, hi: int = 2**31 - 1) -> Parser:
+    return lambda node: to_int(one(node), lo, hi)
+
+
+def number(lo: float = 0.0, hi: float = 4294967.0) -> Parser:
+    return lambda node: to_float(one(node), lo, hi)
+
+
+def flag(node: Node) -> bool:
+    """A keyword that stands alone; keepalived also takes an explicit on/off."""
+    if not node.args:
+        return True
+    v = node.args[0].lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise Bad(f"'{node.args[0]}' is not a boolean (on/off, true/false, yes/no)")
+
+
+def choice(*values: str, upper: bool = True) -> Parser:
+    def parse(node: Node) -> str:
+        v = one(node)
+        key = v.upper() if upper else v.lower()
+        if key not in values:
+            raise Bad(f"'{v}' is not one of {', '.join(values)}")
+        return key
+
+    return parse
+
+
+def ip(node: Node) -> str:
+    try:
+        return parse_ip(one(node))[0]
+    except SyntaxProblem as e:
+        raise Bad(str(e)) from None
+
+
+def port(node: Node) -> int:
+    return to_int(one(node), 0, 65535)
+
+
+def split_argv(cmd: str) -> tuple[str, ...]:
+    """Split like keepalived: whitespace, with quotes and backslashes honoured."""
+    try:
+        return tuple(shlex.split(cmd, posix=True))
+    except ValueError:
+        return tuple(cmd.split())
+
+
+def script(node: Node) -> Script:
+    cmd = text(node)
+    argv = split_argv(cmd)
+    if not argv:
+        raise Bad("empty script")
+    return Script(cmd=cmd, argv=argv, pos=node.pos)
+
+
+def block_lines(node: Node) -> list[Node]:
+    if node.children is None:
+        raise Bad("needs a block { ... }")
+    return node.children

@@ -1,0 +1,1 @@
+"""The VRRP stack (not implemented yet: see issue 3)."""
