@@ -11,11 +11,11 @@ import ipaddress
 from functools import cache
 from typing import Any
 
-from .errors import Pos
+from .errors import BadValue, Pos
 from .model import VirtualIp, VirtualRoute, VirtualRule
 
 
-class SyntaxProblem(ValueError):
+class SyntaxProblem(BadValue):
     pass
 
 

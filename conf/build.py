@@ -118,9 +118,6 @@ class Builder:
             except Bad as e:
                 self.diags.error(child.pos, f"{child.name}: {e}")
                 continue
-            except SyntaxProblem as e:
-                self.diags.error(child.pos, f"{child.name}: {e}")
-                continue
             if k.field is None:
                 if value:
                     kw.update(value)  # a keyword that sets several fields
@@ -149,7 +146,7 @@ class Builder:
                 continue
             try:
                 out.append(parse(child))
-            except (Bad, SyntaxProblem) as e:
+            except Bad as e:
                 self.diags.error(child.pos, f"{node.name}: {e}")
         return out
 

@@ -32,6 +32,10 @@ class Diagnostic(NamedTuple):
         return f"{self.pos}: {self.severity}: {self.message}"
 
 
+class BadValue(ValueError):
+    """A keyword's value is wrong; the builder reports it at the keyword's file:line."""
+
+
 class ConfigError(Exception):
     """Raised only where going on makes no sense (the main file is unreadable)."""
 

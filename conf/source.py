@@ -125,7 +125,7 @@ def _seq_values(args: list[str]) -> list[str]:
 
 
 def _is_include(s: str) -> bool:
-    word = s.split(None, 1)[0]
+    word = s.split(None, 1)[0] if s else ""
     return word == "include" or word == "includet"
 
 

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 from .addrsyntax import SyntaxProblem, parse_ip
+from .errors import BadValue
 from .model import Script
 from .tree import Node
 
 Parser = Callable[[Node], Any]
 
 
-class Bad(ValueError):
-    pass
+Bad = BadValue
 
 
 _TRUE = {"on", "true", "yes", "1"}

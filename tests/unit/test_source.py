@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from helpers import load_text, messages
+
 from conf.errors import Diagnostics
 from conf.source import Quoted, Source, expand_braces, strip_comment, tokenize
-from helpers import load_text, messages
 
 
 def lines(tmp_path: Path, text: str, config_id: str = "node1", **files: str):

@@ -1,0 +1,396 @@
+"""Blocks, keywords, defaults and aliases of the model."""
+
+from __future__ import annotations
+
+from helpers import VRRP, instance, load_text, messages
+
+
+def test_tree_brace_placement(tmp_path):
+    loaded = load_text(tmp_path, """
+        vrrp_instance VI_1
+        {
+            interface eth0
+            virtual_router_id 51
+            virtual_ipaddress { 10.0.0.1 }
+            unicast_peer {
+               10.0.0.9 }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    inst = instance(loaded)
+    assert [v.address for v in inst.virtual_ipaddress] == ["10.0.0.1"]
+    assert [p.address for p in inst.unicast_peer] == ["10.0.0.9"]
+
+
+def test_one_line_block_with_several_items(tmp_path):
+    # keepalived reads `{ a b }` as one line "a b": here, a VIP followed by junk
+    loaded = load_text(tmp_path, "vrrp_instance V { interface eth0\nvirtual_router_id 2\n"
+                                 "virtual_ipaddress { 10.0.0.1 dev eth0 }\n}\n")
+    assert loaded.ok, messages(loaded)
+    assert instance(loaded, "V").virtual_ipaddress[0].dev == "eth0"
+
+
+def test_unbalanced_braces(tmp_path):
+    loaded = load_text(tmp_path, "global_defs {\n router_id x\n")
+    assert not loaded.ok
+    assert any("not closed" in m for m in messages(loaded, "error"))
+    loaded = load_text(tmp_path, "global_defs {\n}\n}\n")
+    assert any(m.startswith("3: '}' without") for m in messages(loaded, "error"))
+
+
+def test_global_defs_values_and_defaults(tmp_path):
+    loaded = load_text(tmp_path, """
+        global_defs {
+            notification_email {
+                a@b.c
+                d@e.f
+            }
+            smtp_server 127.0.0.1 2525
+            router_id LB1
+            vrrp_mcast_group4 224.0.0.19
+            vrrp_garp_master_delay 2
+            vrrp_version 3
+            script_user nobody nogroup
+            enable_script_security
+            lvs_sync_daemon eth0 VI_1 id 7 maxlen 1400 port 8848 ttl 2 group 224.0.0.81
+            lvs_timeouts tcp 900 tcpfin 120 udp 300
+            lvs_flush
+            lvs_flush_on_stop VS
+        }
+    """ + VRRP.format(body=""))
+    assert loaded.ok, messages(loaded)
+    g = loaded.config.global_defs
+    assert g.notification_email == ("a@b.c", "d@e.f")
+    assert (g.smtp_server, g.smtp_port, g.router_id) == ("127.0.0.1", 2525, "LB1")
+    assert g.vrrp_mcast_group4 == "224.0.0.19" and g.vrrp_mcast_group6 == "ff02::12"
+    assert (g.script_user, g.script_group, g.enable_script_security) == ("nobody", "nogroup", True)
+    sd = g.lvs_sync_daemon
+    assert (sd.interface, sd.vrrp_instance, sd.syncid, sd.maxlen, sd.port, sd.ttl, sd.group) == (
+        "eth0", "VI_1", 7, 1400, 8848, 2, "224.0.0.81")
+    assert (g.lvs_timeout_tcp, g.lvs_timeout_tcpfin, g.lvs_timeout_udp) == (900, 120, 300)
+    assert g.lvs_flush and g.lvs_flush_on_stop == "VS"
+    inst = instance(loaded)
+    # instance defaults come from global_defs
+    assert inst.version == 3 and inst.garp_master_delay == 2 and inst.garp_master_repeat == 5
+
+
+def test_vrrp_instance_defaults(tmp_path):
+    inst = instance(load_text(tmp_path, VRRP.format(body="")))
+    assert inst.state is None and inst.priority == 100 and inst.advert_int == 1.0
+    assert inst.version == 2 and inst.family == 4 and not inst.nopreempt
+    assert inst.accept is True and inst.unicast_ttl == 255 and inst.preempt_delay == 0
+    assert inst.virtual_ipaddress[0].prefixlen == 32
+
+
+def test_vrrp_instance_full(tmp_path):
+    loaded = load_text(tmp_path, """
+        vrrp_script chk { script "/bin/true"
+        }
+        track_file tf { file /tmp/tf }
+        vrrp_track_process tp { process nginx }
+        vrrp_instance VI_1 {
+            state BACKUP
+            interface eth0
+            use_vmac vrrp51
+            virtual_router_id 51
+            priority 150
+            advert_int 2
+            nopreempt
+            preempt_delay 30
+            authentication {
+                auth_type PASS
+                auth_pass secret12345
+            }
+            unicast_src_ip 10.0.0.2
+            unicast_peer {
+                10.0.0.3 min_ttl 250 max_ttl 255
+            }
+            track_interface {
+                eth1
+                eth2 weight -20
+            }
+            track_script {
+                chk weight 10 reverse
+            }
+            track_file { tf }
+            track_process { tp weight 5 }
+            virtual_ipaddress {
+                10.0.0.1/24 brd 10.0.0.255 dev eth1 scope link label eth1:vip
+                10.0.0.5
+            }
+            virtual_ipaddress_excluded { fd00::1/64 }
+            virtual_routes {
+                10.9.0.0/16 via 10.0.0.254 dev eth1 metric 5
+                src 10.0.0.1 to 10.8.0.0/16 dev eth1 table 100
+                blackhole 10.7.0.0/16
+            }
+            virtual_rules {
+                from 10.0.0.0/24 table 100 priority 10
+                to 10.1.0.0/16 fwmark 0x10 table main
+            }
+            garp_master_refresh 60
+            notify_master "/usr/bin/notify master"
+            notify /usr/bin/notify-all
+            notify_fifo /run/fifo
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    assert any("truncated to 8" in m for m in messages(loaded, "warning"))
+    inst = instance(loaded)
+    assert inst.use_vmac == "vrrp51" and inst.nopreempt and inst.preempt_delay == 30
+    assert inst.authentication.auth_type == "PASS" and inst.authentication.auth_pass == "secret12"
+    assert inst.unicast_peer[0].min_ttl == 250
+    assert [(t.name, t.weight) for t in inst.track_interface] == [("eth1", None), ("eth2", -20)]
+    assert inst.track_script[0].weight == 10 and inst.track_script[0].reverse
+    vip = inst.virtual_ipaddress[0]
+    assert (vip.address, vip.prefixlen, vip.broadcast, vip.dev, vip.scope, vip.label) == (
+        "10.0.0.1", 24, "10.0.0.255", "eth1", "link", "eth1:vip")
+    assert inst.virtual_ipaddress_excluded[0].family == 6
+    r1, r2, r3 = inst.virtual_routes
+    assert (r1.dst, r1.via, r1.dev, r1.metric) == ("10.9.0.0/16", "10.0.0.254", "eth1", 5)
+    assert (r2.src, r2.dst, r2.table) == ("10.0.0.1", "10.8.0.0/16", "100")
+    assert r3.blackhole and r3.dst == "10.7.0.0/16"
+    ru1, ru2 = inst.virtual_rules
+    assert (ru1.src, ru1.table, ru1.priority) == ("10.0.0.0/24", "100", 10)
+    assert (ru2.dst, ru2.fwmark, ru2.table) == ("10.1.0.0/16", "0x10", "main")
+    assert inst.notify.notify_master.argv == ("/usr/bin/notify", "master")
+    assert inst.notify.notify.cmd == "/usr/bin/notify-all"
+    assert inst.notify.notify_fifo == "/run/fifo"
+    assert inst.garp_master_refresh == 60
+
+
+def test_vip_syntax_errors_name_the_token(tmp_path):
+    loaded = load_text(tmp_path, VRRP.format(body="virtual_ipaddress_excluded {\n"
+                                                   " 10.0.0.9 bogus x\n 10.0.0.300\n"
+                                                   " 10.0.0.8/40\n}"))
+    errs = messages(loaded, "error")
+    assert any("unexpected 'bogus'" in m for m in errs)
+    assert any("10.0.0.300" in m for m in errs)
+    assert any("prefix length 40" in m for m in errs)
+
+
+def test_vrrp_script_and_trackers(tmp_path):
+    loaded = load_text(tmp_path, """
+        vrrp_script chk_nginx {
+            script "/usr/bin/pgrep -x 'nginx master'"
+            interval 2
+            timeout 1
+            weight -5 reverse
+            fall 2
+            rise 3
+            user nobody
+            init_fail
+        }
+        track_file manual {
+            file /run/manual
+            weight -10
+            init_file 5 overwrite
+        }
+        vrrp_track_process nginx {
+            process nginx -g daemon
+            param_match partial
+            quorum 2
+            weight 20
+            delay 1.5
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    s = loaded.config.vrrp_scripts[0]
+    assert s.script.argv == ("/usr/bin/pgrep", "-x", "nginx master")
+    assert (s.interval, s.timeout, s.weight, s.weight_reverse, s.fall, s.rise) == (
+        2, 1, -5, True, 2, 3)
+    assert s.user == "nobody" and s.init_fail
+    tf = loaded.config.track_files[0]
+    assert (tf.file, tf.weight, tf.init_file, tf.init_value, tf.init_overwrite) == (
+        "/run/manual", -10, True, 5, True)
+    tp = loaded.config.track_processes[0]
+    assert (tp.process, tp.parameters, tp.param_match, tp.quorum, tp.weight, tp.delay) == (
+        "nginx", "-g daemon", "partial", 2, 20, 1.5)
+
+
+def test_sync_group(tmp_path):
+    text = VRRP.format(body="") + VRRP.format(body="").replace("VI_1", "VI_2").replace(
+        "51", "52") + """
+        vrrp_sync_group G1 {
+            group {
+                VI_1
+                VI_2
+            }
+            notify_master "/bin/echo group master"
+        }
+    """
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    sg = loaded.config.vrrp_sync_groups[0]
+    assert sg.group == ("VI_1", "VI_2") and sg.notify.notify_master.argv[-1] == "master"
+
+
+LVS = """
+virtual_server_group WEB {
+    10.1.1.1 80
+    10.1.2.1-10 8080
+    10.1.3.0/30 443
+    fwmark 7
+}
+virtual_server 192.168.3.253 80 {
+    delay_loop 6
+    lvs_sched wrr
+    lvs_method DR
+    persistence_timeout
+    protocol TCP
+    quorum 2
+    hysteresis 1
+    sorry_server 192.168.3.100 8080
+    inhibit_on_failure
+    sh-port
+    real_server 192.168.3.1 80 {
+        weight 3
+        TCP_CHECK {
+            connect_timeout 10
+            nb_get_retry 3
+            delay_before_retry 2
+            connect_port 8080
+        }
+    }
+    real_server 192.168.3.2 80 {
+        lvs_method NAT
+        inhibit_on_failure off
+        HTTP_GET {
+            url {
+                path /health
+                digest 9b3a0c85a887a256d6939da88aabd8cd
+                status_code 200-299,301
+            }
+            url { path /x }
+            virtualhost www.example.com
+            http_protocol 1.1
+        }
+        SSL_GET {
+            url { path / }
+            enable_sni
+        }
+        MISC_CHECK {
+            misc_path "/usr/bin/check --fast"
+            misc_dynamic
+        }
+        SMTP_CHECK { helo_name lb.example.com }
+        DNS_CHECK { type A
+            name www.example.com }
+        UDP_CHECK { payload 0x0102ff
+            require_reply 0a0b }
+        PING_CHECK { }
+    }
+}
+virtual_server fwmark 12 {
+    lb_algo mh
+    mh-port
+    mh-fallback
+    real_server 10.2.0.1 { weight 5 }
+}
+virtual_server group WEB {
+    lb_kind TUN type gue port 6080
+    real_server 10.3.0.1 80 { }
+}
+"""
+
+
+def test_lvs_blocks_aliases_and_inheritance(tmp_path):
+    loaded = load_text(tmp_path, LVS)
+    assert loaded.ok, messages(loaded)
+    grp = loaded.config.virtual_server_groups[0]
+    e = grp.entries
+    assert (e[0].address, e[0].port, e[0].last) == ("10.1.1.1", 80, None)
+    assert (e[1].address, e[1].last, e[1].port) == ("10.1.2.1", "10.1.2.10", 8080)
+    assert (e[2].address, e[2].last) == ("10.1.3.1", "10.1.3.2")
+    assert e[3].fwmark == 7
+    vs, fw, grpvs = loaded.config.virtual_servers
+    assert (vs.lb_algo, vs.lb_kind, vs.persistence_timeout, vs.quorum, vs.hysteresis) == (
+        "wrr", "DR", 360, 2, 1)
+    assert vs.sched_flags == ("sh-port",) and vs.key == "[192.168.3.253]:tcp:80"
+    assert (vs.sorry_server.address, vs.sorry_server.port) == ("192.168.3.100", 8080)
+    rs1, rs2 = vs.real_servers
+    assert rs1.lvs_method == "DR" and rs1.inhibit_on_failure is True and rs1.weight == 3
+    tcp = rs1.checkers[0]
+    assert (tcp.type, tcp.connect_timeout, tcp.retry, tcp.delay_before_retry) == (
+        "TCP_CHECK", 10, 3, 2)
+    assert (tcp.connect_ip, tcp.connect_port, tcp.delay_loop) == ("192.168.3.1", 8080, 6)
+    assert rs2.lvs_method == "NAT" and rs2.inhibit_on_failure is False
+    http, ssl, misc, smtp, dns, udp, ping = rs2.checkers
+    assert http.urls[0].status_code == ((200, 299), (301, 301)) and len(http.urls) == 2
+    assert http.virtualhost == "www.example.com" and http.http_protocol == "1.1"
+    assert (http.connect_timeout, http.retry, http.delay_before_retry) == (5.0, 1, 1.0)
+    assert ssl.type == "SSL_GET" and ssl.enable_sni
+    assert misc.misc_path.argv == ("/usr/bin/check", "--fast") and misc.misc_dynamic
+    assert misc.misc_timeout == 6
+    assert smtp.helo_name == "lb.example.com"
+    assert (dns.dns_type, dns.dns_name) == ("A", "www.example.com")
+    assert (udp.payload, udp.require_reply) == (b"\x01\x02\xff", b"\x0a\x0b")
+    assert ping.type == "PING_CHECK"
+    assert fw.fwmark == 12 and fw.sched_flags == ("mh-port", "mh-fallback") and fw.key == "FWM 12"
+    assert fw.real_servers[0].port is None and fw.delay_loop == 60 and fw.lb_kind == "NAT"
+    assert grpvs.group == "WEB" and grpvs.lb_kind == "TUN" and grpvs.tunnel_type == "gue port 6080"
+
+
+def test_vs_defaults(tmp_path):
+    loaded = load_text(tmp_path, "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n"
+                                 "  TCP_CHECK {\n  }\n }\n}\n")
+    assert loaded.ok, messages(loaded)
+    vs = loaded.config.virtual_servers[0]
+    assert (vs.lb_algo, vs.lb_kind, vs.protocol, vs.delay_loop, vs.persistence_timeout) == (
+        "wlc", "NAT", "TCP", 60, 0)
+    assert (vs.quorum, vs.hysteresis, vs.alpha, vs.omega, vs.inhibit_on_failure) == (
+        1, 0, False, False, False)
+    rs = vs.real_servers[0]
+    assert rs.weight == 1 and rs.lvs_method == "NAT"
+    c = rs.checkers[0]
+    assert (c.connect_ip, c.connect_port, c.connect_timeout, c.retry, c.delay_before_retry,
+            c.delay_loop, c.warmup) == ("10.0.1.1", 80, 5.0, 1, 1.0, 60, 0.0)
+
+
+def test_bad_values_are_errors_with_positions(tmp_path):
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 80 {
+            lb_algo fastest
+            lb_kind BRIDGE
+            protocol ICMP
+            real_server 10.0.1.1 80 {
+                weight -1
+                HTTP_GET {
+                    url { digest xyz }
+                }
+            }
+        }
+    """)
+    errs = messages(loaded, "error")
+    assert any(m.startswith("3: lb_algo: unknown scheduler 'fastest'") for m in errs), errs
+    assert any(m.startswith("4: lb_kind:") for m in errs)
+    assert any(m.startswith("5: protocol:") for m in errs)
+    assert any(m.startswith("7: weight:") for m in errs)
+    assert any(m.startswith("9: digest:") for m in errs)
+
+
+def test_unknown_unsupported_obsolete_keywords_warn(tmp_path):
+    loaded = load_text(tmp_path, """
+        global_defs {
+            frobnicate 1
+            enable_snmp_vrrp
+        }
+        virtual_server 10.0.0.1 80 {
+            nat_mask 255.255.255.0
+            real_server 10.0.1.1 80 { }
+        }
+        static_ipaddress { 1.2.3.4 }
+    """)
+    assert loaded.ok, messages(loaded)
+    warns = messages(loaded, "warning")
+    assert any(m.startswith("3: unknown keyword 'frobnicate'") for m in warns), warns
+    assert any(m.startswith("4: 'enable_snmp_vrrp'") and "not supported" in m for m in warns)
+    assert any(m.startswith("7: 'nat_mask'") and "obsolete" in m for m in warns)
+    assert any(m.startswith("10: 'static_ipaddress'") for m in warns)
+
+
+def test_leaf_given_a_block_and_block_given_a_value(tmp_path):
+    loaded = load_text(tmp_path, VRRP.format(body="priority { 1 }\ntrack_script chk"))
+    errs = messages(loaded, "error")
+    assert any("'priority' does not take a block" in m for m in errs)
+    assert any("'track_script' needs a block" in m for m in errs)

@@ -1,0 +1,159 @@
+"""`director -t`, `-d` and `--signum` as a user runs them, on the seeds' configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import FIXTURES, ROOT
+
+SEEDS = os.path.join(FIXTURES, "seeds")
+POS_LINE = re.compile(r"^\S+:\d+: (error|warning): .+")
+
+
+def director(*args: str, check_rc: int | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "director", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if check_rc is not None:
+        assert proc.returncode == check_rc, proc.stderr
+    return proc
+
+
+def dump(path: str) -> dict:
+    proc = director("-d", "-f", path, check_rc=0)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("seed", sorted(os.listdir(SEEDS)))
+def test_every_seed_passes_config_test(seed):
+    proc = director("-t", "-f", os.path.join(SEEDS, seed), check_rc=0)
+    for line in proc.stderr.splitlines():
+        assert POS_LINE.match(line), line
+
+
+def test_seed_000_values():
+    cfg = dump(os.path.join(SEEDS, "000_nginx_plus_ha.conf"))
+    assert cfg["global_defs"]["vrrp_version"] == 3
+    scripts = {s["name"]: s for s in cfg["vrrp_scripts"]}
+    assert scripts["chk_nginx_service"]["interval"] == 3
+    assert scripts["chk_nginx_service"]["weight"] == 50
+    assert scripts["chk_manual_failover"]["script"]["argv"] == [
+        "/usr/libexec/keepalived/nginx-ha-manual-failover"]
+    (vi,) = cfg["vrrp_instances"]
+    assert (vi["priority"], vi["virtual_router_id"], vi["version"], vi["accept"]) == (
+        101, 51, 3, True)
+    assert (vi["garp_master_refresh"], vi["garp_master_refresh_repeat"]) == (5, 1)
+    assert vi["unicast_src_ip"] == "192.168.100.100"
+    assert [p["address"] for p in vi["unicast_peer"]] == ["192.168.100.101"]
+    assert [v["address"] for v in vi["virtual_ipaddress"]] == ["192.168.100.150"]
+    assert [t["name"] for t in vi["track_script"]] == ["chk_nginx_service", "chk_manual_failover"]
+    assert vi["notify"]["notify"]["cmd"] == "/usr/libexec/keepalived/nginx-ha-notify"
+
+
+def test_seed_000_dual_stack_values():
+    cfg = dump(os.path.join(SEEDS, "000_nginx_plus_dual_stack.conf"))
+    vi1, vi2 = cfg["vrrp_instances"]
+    assert [v["address"] for v in vi1["virtual_ipaddress_excluded"]] == ["1234:5678:9abc:def::1"]
+    assert [v["address"] for v in vi1["virtual_ipaddress"]] == ["192.168.100.150",
+                                                                  "192.168.100.200"]
+    assert vi2["family"] == 6 and vi2["virtual_ipaddress"][0]["prefixlen"] == 128
+
+
+def test_seed_001_values():
+    cfg = dump(os.path.join(SEEDS, "001_lvs_nat_master.conf"))
+    g = cfg["global_defs"]
+    assert g["notification_email"] == ["cold_night@linuxzen.com"]
+    # the seed writes "root@linuxzen.com# comment": the comment starts at '#'
+    assert g["notification_email_from"] == "root@linuxzen.com"
+    assert (g["smtp_server"], g["smtp_connect_timeout"], g["router_id"]) == (
+        "www.linuxzen.com", 30, "LVS_DEVEL")
+    (vi,) = cfg["vrrp_instances"]
+    assert (vi["state"], vi["priority"], vi["advert_int"]) == ("MASTER", 100, 1.0)
+    assert vi["authentication"] == {"auth_type": "PASS", "auth_pass": "1111",
+                                    "pos": vi["authentication"]["pos"]}
+    (vs,) = cfg["virtual_servers"]
+    assert (vs["address"], vs["port"], vs["delay_loop"], vs["lb_algo"], vs["lb_kind"]) == (
+        "192.168.3.253", 80, 6, "rr", "NAT")
+    assert (vs["persistence_timeout"], vs["protocol"]) == (50, "TCP")
+    rs1, rs2 = vs["real_servers"]
+    assert (rs1["address"], rs1["port"], rs1["weight"]) == ("192.168.3.1", 80, 3)
+    c1, c2 = rs1["checkers"][0], rs2["checkers"][0]
+    assert (c1["type"], c1["connect_timeout"], c1["retry"], c1["delay_before_retry"],
+            c1["connect_port"]) == ("TCP_CHECK", 10, 3, 3, 80)
+    assert (c2["connect_timeout"], c2["retry"]) == (3, 1)
+    backup = dump(os.path.join(SEEDS, "001_lvs_nat_backup.conf"))
+    assert (backup["vrrp_instances"][0]["state"], backup["vrrp_instances"][0]["priority"]) == (
+        "BACKUP", 99)
+
+
+def test_seed_002_values():
+    cfg = dump(os.path.join(SEEDS, "002_nginx_vip_backup.conf"))
+    g = cfg["global_defs"]
+    assert g["script_user"] == "root" and g["vrrp_strict"] and g["vrrp_skip_check_adv_addr"]
+    assert (g["vrrp_garp_interval"], g["vrrp_gna_interval"]) == (0, 0)
+    (s,) = cfg["vrrp_scripts"]
+    assert (s["interval"], s["weight"], s["fall"], s["rise"]) == (2, -5, 2, 1)
+    (vi,) = cfg["vrrp_instances"]
+    assert vi["nopreempt"] and vi["priority"] == 90 and vi["state"] == "BACKUP"
+    assert vi["strict_mode"] and vi["authentication"] is None  # strict mode drops auth
+    assert vi["notify"]["notify_master"]["argv"] == ["/etc/keepalived/notify.sh",
+                                                     "192.168.1.100", "master"]
+    assert vi["notify"]["notify_fault"]["argv"][-1] == "fault"
+
+
+def test_seed_003_values():
+    cfg = dump(os.path.join(SEEDS, "003_mutual_node188.conf"))
+    vi1, vi2 = cfg["vrrp_instances"]
+    assert vi1["mcast_src_ip"] == "192.168.2.188"
+    assert (vi1["virtual_router_id"], vi2["virtual_router_id"]) == (51, 52)
+    assert (vi1["priority"], vi2["priority"]) == (100, 90)
+    assert vi1["authentication"]["auth_pass"] == "1111"
+    other = dump(os.path.join(SEEDS, "003_mutual_node108.conf"))
+    assert [i["state"] for i in other["vrrp_instances"]] == ["BACKUP", "MASTER"]
+    assert other["vrrp_instances"][0]["nopreempt"] is True
+
+
+def test_errors_exit_5_with_file_line(tmp_path):
+    bad = tmp_path / "bad.conf"
+    bad.write_text("vrrp_instance X {\n interface eth0\n virtual_router_id 300\n priority 0\n}\n")
+    proc = director("-t", "-f", str(bad), check_rc=5)
+    lines = proc.stderr.splitlines()
+    assert f"{bad}:3: error: virtual_router_id: number '300' outside range [1, 255]" in lines
+    assert f"{bad}:4: error: priority: number '0' outside range [1, 255]" in lines
+
+
+def test_missing_config_file(tmp_path):
+    proc = director("-t", "-f", str(tmp_path / "nope.conf"), check_rc=5)
+    assert "nope.conf:0: error: cannot read config file" in proc.stderr
+
+
+def test_config_id_flag(tmp_path):
+    conf = tmp_path / "k.conf"
+    conf.write_text("global_defs {\n@lb1 router_id one\n@lb2 router_id two\n}\n")
+    assert json.loads(director("-d", "-i", "lb2", "-f", str(conf), check_rc=0).stdout)[
+        "global_defs"]["router_id"] == "two"
+
+
+def test_signum():
+    assert director("--signum=RELOAD", check_rc=0).stdout.strip() == "1"
+    assert director("--signum=JSON", check_rc=0).stdout.strip() == "36"
+    assert director("--signum=NOPE").returncode == 1
+
+
+def test_bad_flag_is_a_usage_error():
+    proc = director("--no-such-flag")
+    assert proc.returncode == 2 and "usage:" in proc.stderr
+
+
+def test_config_test_does_not_import_heavy_modules(tmp_path):
+    code = ("import sys; from director.cli import main; main(['-t', '-f', sys.argv[1]]); "
+            "print(sorted(m for m in ('aiohttp', 'scapy', 'pyroute2', 'pyparsing') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code, os.path.join(SEEDS,
+                          "001_lvs_nat_master.conf")], capture_output=True, text=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
