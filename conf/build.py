@@ -521,10 +521,10 @@ class Builder:
         if "auth_type" not in kw:
             self.diags.error(node.pos, "authentication block has no auth_type")
             return None
-        pw = kw.get("auth_pass", "")
-        if len(pw.encode()) > 8:
-            self.diags.warning(node.pos, "auth_pass longer than 8 characters; truncated to 8")
-            kw["auth_pass"] = pw.encode()[:8].decode(errors="ignore")
+        raw = kw.get("auth_pass", "").encode("utf-8", "surrogateescape")  # the file's bytes
+        if len(raw) > 8:
+            self.diags.warning(node.pos, "auth_pass longer than 8 bytes; truncated to 8")
+            kw["auth_pass"] = raw[:8].decode("utf-8", "surrogateescape")
         return Authentication(pos=node.pos, **kw)
 
     def _split_notify(self, kw: dict[str, Any]) -> None:

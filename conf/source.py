@@ -211,6 +211,9 @@ class Source:
             if not s:
                 continue
             pos = Pos(path, i)
+            if "\x00" in s:
+                self.diags.error(pos, "line contains a NUL byte; ignored")
+                continue
             c = s[0]
             if c == "@":
                 s = self._conditional(s)

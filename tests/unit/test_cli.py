@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import FIXTURES, ROOT
+from testlib import FIXTURES, ROOT
 
 SEEDS = os.path.join(FIXTURES, "seeds")
 POS_LINE = re.compile(r"^\S+:\d+: (error|warning): .+")

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 
-from conftest import FIXTURES, ROOT
+from testlib import FIXTURES, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

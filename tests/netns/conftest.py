@@ -1,0 +1,29 @@
+"""Network namespaces as test hosts: made here, always removed."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from testlib import sh
+
+
+@pytest.fixture
+def netns():
+    if os.geteuid() != 0:
+        pytest.skip("network namespace tests need root")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"dt-{uuid.uuid4().hex[:8]}"
+        sh("ip", "netns", "add", name)
+        made.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            sh("ip", "netns", "del", name, check=False)
