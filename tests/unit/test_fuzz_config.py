@@ -10,9 +10,9 @@ import subprocess
 import sys
 import tempfile
 
-from testlib import FIXTURES, ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from testlib import FIXTURES, ROOT
 
 from director.cli import main
 
@@ -72,7 +72,8 @@ def run_in_process(path: str) -> tuple[int, bytes]:
     return rc, err.getvalue().encode("utf-8", "surrogateescape")
 
 
-@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "300")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_configs_never_crash(data):
     with tempfile.TemporaryDirectory() as d:
