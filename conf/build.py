@@ -104,28 +104,29 @@ class Builder:
 
     # -- generic --------------------------------------------------------------
     def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any], where: str) -> None:
+        get = spec.get
         for child in v.block_lines(node):
-            k = spec.get(child.name)
+            k = get(child.name)
             if k is None:
                 self.unknown(child, where)
                 continue
-            if k.block != (child.children is not None):
+            field, parse, block, append = k
+            if block != (child.children is not None):
                 self.diags.error(child.pos, f"'{child.name}' " + (
-                    "needs a block { ... }" if k.block else "does not take a block"))
+                    "needs a block { ... }" if block else "does not take a block"))
                 continue
             try:
-                value = k.parse(child)
+                value = parse(child)
             except Bad as e:
                 self.diags.error(child.pos, f"{child.name}: {e}")
                 continue
-            if k.field is None:
+            if field is None:
                 if value:
                     kw.update(value)  # a keyword that sets several fields
-                continue
-            if k.append:
-                kw.setdefault(k.field, []).append(value)
+            elif append:
+                kw.setdefault(field, []).append(value)
             else:
-                kw[k.field] = value
+                kw[field] = value
 
     def unknown(self, node: Node, where: str) -> None:
         name = node.name
@@ -711,9 +712,8 @@ class Builder:
         kw["sched_flags"] = tuple(f for f in SCHED_FLAGS if f in flags and f != "ops")
         if "ops" in flags:
             kw["ops"] = True
-        kw["real_servers"] = tuple(kw.get("real_servers", ()))
-        vs = VirtualServer(pos=node.pos, **kw)
-        return self._inherit(vs)
+        kw["real_servers"] = tuple(self._inherit(kw, kw.get("real_servers", [])))
+        return VirtualServer(pos=node.pos, **kw)
 
     def _rs_spec(self) -> dict[str, K]:
         spec = {
@@ -732,7 +732,7 @@ class Builder:
             spec[t] = K("checkers", self.checker, block=True, append=True)
         return spec
 
-    def real_server(self, node: Node) -> RealServer:
+    def real_server(self, node: Node) -> dict[str, Any]:
         a = node.args
         if not 1 <= len(a) <= 2:
             raise Bad("needs an address and a port")
@@ -743,8 +743,8 @@ class Builder:
         self.fill(node, self.rs_spec, kw, f"real_server {' '.join(a)}")
         if "lb_kind" in kw:
             kw["lvs_method"] = kw.pop("lb_kind")
-        kw["checkers"] = tuple(kw.get("checkers", ()))
-        return RealServer(pos=node.pos, **kw)
+        kw["pos"] = node.pos
+        return kw  # built by _inherit once the virtual server is complete
 
     def _checker_spec(self) -> dict[str, K]:
         spec = {
@@ -789,7 +789,7 @@ class Builder:
         except ValueError:
             raise Bad(f"'{s}' is not a hex string") from None
 
-    def checker(self, node: Node) -> Checker:
+    def checker(self, node: Node) -> dict[str, Any]:
         kw: dict[str, Any] = {}
         self.fill(node, self.checker_spec, kw, node.name)
         kw.pop("smtp_alert", None)
@@ -800,7 +800,9 @@ class Builder:
             self.diags.error(node.pos, "MISC_CHECK has no misc_path")
         if node.name == "FILE_CHECK" and "track_file" not in kw:
             self.diags.error(node.pos, "FILE_CHECK has no track_file")
-        return Checker(type=node.name, pos=node.pos, **kw)
+        kw["type"] = node.name
+        kw["pos"] = node.pos
+        return kw  # built by _inherit
 
     def url(self, node: Node) -> Url:
         kw: dict[str, Any] = {}
@@ -829,41 +831,46 @@ class Builder:
         return tuple(out)
 
     # -- inheritance, as keepalived resolves it at the end of parsing -----------
-    def _inherit(self, vs: VirtualServer) -> VirtualServer:
-        import attrs
-
-        rss = []
-        for rs in vs.real_servers:
-            rs = attrs.evolve(
-                rs,
-                lvs_method=rs.lvs_method or vs.lb_kind,
-                inhibit_on_failure=vs.inhibit_on_failure if rs.inhibit_on_failure is None
-                else rs.inhibit_on_failure,
-                alpha=vs.alpha if rs.alpha is None else rs.alpha,
-                virtualhost=rs.virtualhost or vs.virtualhost,
-                delay_loop=rs.delay_loop or vs.delay_loop,
-            )
+    def _inherit(self, vs: dict[str, Any], rss: list[dict[str, Any]]) -> list[RealServer]:
+        """Resolve what real servers and checkers take from their parents (keepalived
+        does it at the end of the block), then build each object once."""
+        out = []
+        vs_ctimeout = _pick(vs.get("connect_timeout"), 5.0)
+        vs_retry = _pick(vs.get("retry"), 1)
+        vs_dbr = _pick(vs.get("delay_before_retry"), 1.0)
+        vs_warmup = _pick(vs.get("warmup"), 0.0)
+        vs_kind = vs.get("lb_kind", "NAT")
+        vs_inhibit = vs.get("inhibit_on_failure", False)
+        vs_alpha = vs.get("alpha", False)
+        vs_vhost = vs.get("virtualhost")
+        vs_loop = vs.get("delay_loop", 60.0)
+        for rs in rss:
+            rs.setdefault("lvs_method", vs_kind)
+            rs.setdefault("inhibit_on_failure", vs_inhibit)
+            rs.setdefault("alpha", vs_alpha)
+            rs.setdefault("virtualhost", vs_vhost)
+            rs.setdefault("delay_loop", vs_loop)
+            ctimeout = _pick(rs.get("connect_timeout"), vs_ctimeout)
+            retry = _pick(rs.get("retry"), vs_retry)
+            dbr = _pick(rs.get("delay_before_retry"), vs_dbr)
+            warmup = _pick(rs.get("warmup"), vs_warmup)
             checkers = []
-            for c in rs.checkers:
-                pick = _pick
-                checkers.append(attrs.evolve(
-                    c,
-                    connect_timeout=pick(c.connect_timeout, rs.connect_timeout,
-                                         vs.connect_timeout, 5.0),
-                    retry=pick(c.retry, rs.retry, vs.retry, 1),
-                    delay_before_retry=pick(c.delay_before_retry, rs.delay_before_retry,
-                                            vs.delay_before_retry, 1.0),
-                    delay_loop=pick(c.delay_loop, rs.delay_loop),
-                    warmup=pick(c.warmup, rs.warmup, vs.warmup, 0.0),
-                    alpha=pick(c.alpha, rs.alpha),
-                    virtualhost=c.virtualhost or rs.virtualhost,
-                    connect_ip=c.connect_ip or rs.address,
-                    connect_port=c.connect_port if c.connect_port is not None else rs.port,
-                    misc_timeout=pick(c.misc_timeout, rs.delay_loop)
-                    if c.type == "MISC_CHECK" else c.misc_timeout,
-                ))
-            rss.append(attrs.evolve(rs, checkers=tuple(checkers)))
-        return attrs.evolve(vs, real_servers=tuple(rss))
+            for c in rs.get("checkers", ()):
+                c.setdefault("connect_timeout", ctimeout)
+                c.setdefault("retry", retry)
+                c.setdefault("delay_before_retry", dbr)
+                c.setdefault("delay_loop", rs["delay_loop"])
+                c.setdefault("warmup", warmup)
+                c.setdefault("alpha", rs["alpha"])
+                c.setdefault("virtualhost", rs["virtualhost"])
+                c.setdefault("connect_ip", rs["address"])
+                c.setdefault("connect_port", rs.get("port"))
+                if c["type"] == "MISC_CHECK":
+                    c.setdefault("misc_timeout", rs["delay_loop"])
+                checkers.append(Checker(**c))
+            rs["checkers"] = tuple(checkers)
+            out.append(RealServer(**rs))
+        return out
 
 
 def _pick(*candidates: Any) -> Any:

@@ -198,49 +198,47 @@ class Source:
 
     # -- lines ----------------------------------------------------------------
     def _lines(self, text: str, path: str) -> Iterator[Line]:
-        raw = text.split("\n")
-        n = len(raw)
-        i = 0
-        defs = self.defs
-        while i < n:
-            s = raw[i]
-            i += 1
+        lines = enumerate(text.split("\n"), 1)
+        make_pos = tuple.__new__  # Pos(path, i) without NamedTuple's Python-level __new__
+        for i, s in lines:
             if "#" in s or "!" in s:
                 s = strip_comment(s)
             s = s.strip()
             if not s:
                 continue
-            pos = Pos(path, i)
-            if "\x00" in s:
-                self.diags.error(pos, "line contains a NUL byte; ignored")
-                continue
             c = s[0]
-            if c == "@":
-                s = self._conditional(s)
-                if s is None:
-                    continue
-                c = s[:1]
-            if c == "$":
-                m = _DEF_RE.match(s)
-                if m:
-                    value = m.group(2).strip()
-                    while value.endswith("\\"):
-                        value = value[:-1].rstrip() + "\n"
-                        if i >= n:
-                            break
-                        value += strip_comment(raw[i]).strip()
-                        i += 1
-                    defs[m.group(1)] = value.strip("\n")
-                    continue
-            if "$" in s or c == "~":
-                yield from self._expand(s, pos, 0)
-                continue
-            if c == "i" and _is_include(s):
-                yield from self._include(_include_words(s), pos)
-                continue
-            tokens = tokenize(s) if ('"' in s or "{" in s or "}" in s) else s.split()
-            if tokens:
-                yield tokens, pos
+            if c == "@" or c == "$" or c == "~" or c == "i" or "$" in s or "\x00" in s:
+                yield from self._special(s, make_pos(Pos, (path, i)), lines)
+            elif '"' in s:
+                yield tokenize(s), make_pos(Pos, (path, i))
+            elif "{" in s or "}" in s:
+                yield s.replace("{", " { ").replace("}", " } ").split(), make_pos(Pos, (path, i))
+            else:
+                yield s.split(), make_pos(Pos, (path, i))
+
+    def _special(self, s: str, pos: Pos, lines: Iterator[tuple[int, str]]) -> Iterator[Line]:
+        """A line that may be a conditional, a definition, an expansion or an include."""
+        if "\x00" in s:
+            self.diags.error(pos, "line contains a NUL byte; ignored")
+            return
+        if s[0] == "@":
+            cond = self._conditional(s)
+            if cond is None:
+                return
+            s = cond
+        if s[0] == "$":
+            m = _DEF_RE.match(s)
+            if m:
+                value = m.group(2).strip()
+                while value.endswith("\\"):
+                    nxt = next(lines, None)
+                    if nxt is None:
+                        value = value[:-1]
+                        break
+                    value = value[:-1].rstrip() + "\n" + strip_comment(nxt[1]).strip()
+                self.defs[m.group(1)] = value.strip("\n")
+                return
+        yield from self._expand(s, pos, 0)
 
     def _conditional(self, s: str) -> str | None:
         negate = s.startswith("@^")

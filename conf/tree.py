@@ -34,10 +34,26 @@ def build_tree(lines: Iterable[Line], diags: Diagnostics) -> list[Node]:
     body = root
     last: Node | None = None  # the statement a `{` on the next line would open
     for tokens, pos in lines:
-        if "{" not in tokens and "}" not in tokens:
+        # fast paths for the three shapes nearly every line has
+        n_open = tokens.count("{")
+        n_close = tokens.count("}")
+        if not n_open and not n_close:
             node = Node(tokens[0], tokens[1:], pos)
             body.append(node)
             last = node
+            continue
+        if n_close == 1 and len(tokens) == 1 and type(tokens[0]) is str and stack:
+            body = stack.pop()[1]
+            last = None
+            continue
+        if (n_open == 1 and not n_close and len(tokens) > 1 and tokens[-1] == "{"
+                and type(tokens[-1]) is str):
+            node = Node(tokens[0], tokens[1:-1], pos)
+            node.children = []
+            body.append(node)
+            stack.append((node, body))
+            body = node.children
+            last = None
             continue
         start = 0
         for i, tok in enumerate(tokens + [None]):  # type: ignore[operator]
@@ -61,7 +77,7 @@ def build_tree(lines: Iterable[Line], diags: Diagnostics) -> list[Node]:
                 if not stack:
                     diags.error(pos, "'}' without a matching '{'")
                 else:
-                    closed, body = stack.pop()
+                    body = stack.pop()[1]
                     last = None
         if tokens and tokens[-1] in ("{", "}") and type(tokens[-1]) is str:
             last = None

@@ -46,9 +46,12 @@ def text(node: Node) -> str:
 
 def to_int(s: str, lo: int, hi: int) -> int:
     try:
-        v = int(s, 0) if s[:2].lower() == "0x" else int(s)
+        v = int(s)
     except ValueError:
-        raise Bad(f"'{s}' is not an integer") from None
+        try:
+            v = int(s, 16) if s[:2].lower() == "0x" else int("")
+        except ValueError:
+            raise Bad(f"'{s}' is not an integer") from None
     if not lo <= v <= hi:
         raise Bad(f"number '{v}' outside range [{lo}, {hi}]")
     return v
@@ -65,11 +68,19 @@ def to_float(s: str, lo: float, hi: float) -> float:
 
 
 def integer(lo: int = 0, hi: int = 2**31 - 1) -> Parser:
-    return lambda node: to_int(one(node), lo, hi)
+    def parse(node: Node) -> int:
+        a = node.args
+        return to_int(a[0] if len(a) == 1 else one(node), lo, hi)
+
+    return parse
 
 
 def number(lo: float = 0.0, hi: float = 4294967.0) -> Parser:
-    return lambda node: to_float(one(node), lo, hi)
+    def parse(node: Node) -> float:
+        a = node.args
+        return to_float(a[0] if len(a) == 1 else one(node), lo, hi)
+
+    return parse
 
 
 def flag(node: Node) -> bool:

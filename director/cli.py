@@ -7,6 +7,7 @@ Kept light on purpose: `director -t` on a 100k-line config is benchmarked agains
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import NoReturn
 
@@ -105,7 +106,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run() -> None:
     try:
-        sys.exit(main())
+        rc = main()
+        # Skip the interpreter's teardown of a big parsed model: nothing is left to
+        # release that the process exit does not (and it is a tenth of `-t` on 100k lines).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
     except KeyboardInterrupt:
         sys.exit(130)
     except BrokenPipeError:
