@@ -1,0 +1,145 @@
+"""IPVS tables as plain values, and the minimal diff between two of them. Pure.
+
+A table maps a service key to its settings and its destinations. The desired
+table comes from the config and the pool logic; the current one is read from the
+kernel (or the dry-run plane). `diff` says what to send so that current becomes
+desired, touching no service that is not ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+frozen = attrs.frozen
+
+# kernel service flags (include/uapi/linux/ip_vs.h)
+F_PERSISTENT = 0x0001
+F_ONEPACKET = 0x0004
+F_SCHED1 = 0x0008
+F_SCHED2 = 0x0010
+F_SCHED3 = 0x0020
+SCHED_FLAG_BITS = {
+    "sh-fallback": F_SCHED1, "sh-port": F_SCHED2, "mh-fallback": F_SCHED1, "mh-port": F_SCHED2,
+    "flag-1": F_SCHED1, "flag-2": F_SCHED2, "flag-3": F_SCHED3,
+}
+# the flags we set; the kernel adds IP_VS_SVC_F_HASHED (0x2) by itself
+FLAG_MASK = F_PERSISTENT | F_ONEPACKET | F_SCHED1 | F_SCHED2 | F_SCHED3
+
+
+@frozen(order=True)
+class SvcKey:
+    family: int  # 4 | 6
+    protocol: str  # TCP | UDP | SCTP; "" for a fwmark service
+    address: str  # "" for a fwmark service
+    port: int
+    fwmark: int = 0
+
+    def __str__(self) -> str:
+        if self.fwmark:
+            return f"FWM {self.fwmark}" + (" IPv6" if self.family == 6 else "")
+        return f"[{self.address}]:{self.protocol.lower()}:{self.port}"
+
+
+@frozen
+class SvcSpec:
+    scheduler: str = "wlc"
+    flags: int = 0
+    timeout: int = 0  # persistence timeout, seconds
+    netmask: str | None = None  # persistence granularity
+    pe_name: str | None = None
+
+
+@frozen(order=True)
+class DestKey:
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.address}]:{self.port}"
+
+
+@frozen
+class DestSpec:
+    forward: str = "NAT"  # NAT | DR | TUN
+    weight: int = 1
+    u_threshold: int = 0
+    l_threshold: int = 0
+    tun_type: str | None = None  # ipip | gue | gre, for TUN
+    tun_port: int = 0
+    tun_flags: int = 0
+
+
+Dests = dict[DestKey, DestSpec]
+Table = dict[SvcKey, tuple[SvcSpec, Dests]]
+
+
+@frozen
+class Op:
+    """One netlink command. `what` is add/edit/del; `dest` is None for a service op."""
+
+    what: str
+    svc: SvcKey
+    spec: SvcSpec | None = None
+    dest: DestKey | None = None
+    dspec: DestSpec | None = None
+
+    def __str__(self) -> str:
+        if self.dest is None:
+            return f"{self.what} service {self.svc}"
+        return f"{self.what} real server {self.dest} to service {self.svc}"
+
+
+def diff(desired: Table, current: Table, owned: Iterable[SvcKey] = (),
+         flush: bool = False) -> list[Op]:
+    """Ops that turn `current` into `desired`.
+
+    Services in `current` but not in `desired` are deleted only when they are in
+    `owned` (we programmed them before: a reload removed them) or `flush` is set;
+    anything else is someone else's and is left alone.
+    """
+    ops: list[Op] = []
+    owned = set(owned)
+    for key in sorted(current):
+        if key not in desired and (flush or key in owned):
+            ops.append(Op("del", key))
+    for key in sorted(desired):
+        spec, dests = desired[key]
+        have = current.get(key)
+        if have is None:
+            ops.append(Op("add", key, spec))
+            ops.extend(Op("add", key, dest=d, dspec=dests[d]) for d in sorted(dests))
+            continue
+        cur_spec, cur_dests = have
+        if cur_spec != spec:
+            ops.append(Op("edit", key, spec))
+        for d in sorted(cur_dests):
+            if d not in dests:
+                ops.append(Op("del", key, dest=d))
+        for d in sorted(dests):
+            want = dests[d]
+            got = cur_dests.get(d)
+            if got is None:
+                ops.append(Op("add", key, dest=d, dspec=want))
+            elif got != want:
+                ops.append(Op("edit", key, dest=d, dspec=want))
+    return ops
+
+
+def apply_ops(table: Table, ops: Iterable[Op]) -> Table:
+    """The table after `ops` (what the dry-run plane keeps, and what tests check)."""
+    out: Table = {k: (s, dict(d)) for k, (s, d) in table.items()}
+    for op in ops:
+        if op.dest is None:
+            if op.what == "del":
+                out.pop(op.svc, None)
+            elif op.what == "add":
+                out[op.svc] = (op.spec, {})  # type: ignore[assignment]
+            else:
+                out[op.svc] = (op.spec, out[op.svc][1])  # type: ignore[assignment]
+        elif op.what == "del":
+            out[op.svc][1].pop(op.dest, None)
+        else:
+            out[op.svc][1][op.dest] = op.dspec  # type: ignore[index]
+    return out

@@ -1,0 +1,162 @@
+"""The pool logic of one virtual server, as keepalived's checker process does it. Pure.
+
+Inputs: checker results and dynamic weights. Outputs: the destinations the
+virtual server's IPVS services should have, and events (real server up/down,
+quorum gained/lost) for notify scripts, the LVS FIFO and the log.
+
+- a real server is alive when all its checkers are up (no checker: always);
+  `alpha` (on the real server or inherited) starts it down;
+- a dead real server leaves the table, or stays with weight 0 under
+  `inhibit_on_failure`;
+- quorum: the alive weight sum against `quorum`, with `hysteresis` (lost below
+  quorum - hysteresis, gained at quorum + hysteresis);
+- quorum lost with a `sorry_server`: the sorry server alone serves (the alive
+  real servers are taken out, or weight 0 with inhibit); `sorry_server_inhibit`
+  keeps the sorry server in the table at weight 0 while unused.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from conf.model import RealServer, Script, VirtualServer
+
+from .ipvs_table import DestKey, Dests, DestSpec
+
+_TUN_TYPES = {"ipip": 0, "gue": 1, "gre": 2}
+_TUN_CSUM = {"nocsum": 0, "csum": 1, "remcsum": 2}
+
+
+@attrs.frozen
+class Event:
+    kind: str  # "rs" | "vs"
+    up: bool
+    log: str
+    fifo: str  # keepalived's LVS notify FIFO line
+    script: Script | None = None
+
+
+@attrs.define
+class RsState:
+    rs: RealServer
+    checkers_up: list[bool]
+    weight: int
+
+    @property
+    def alive(self) -> bool:
+        return all(self.checkers_up)
+
+
+def _proto(vs: VirtualServer) -> str:
+    return vs.protocol.lower()
+
+
+def rs_name(vs: VirtualServer, rs: RealServer) -> str:
+    return f"[{rs.address}]:{_proto(vs)}:{rs.port or 0}"
+
+
+def tunnel(spec: str | None) -> tuple[str | None, int, int]:
+    """`gue port 6080 csum` → (type, port, flags)."""
+    if not spec:
+        return None, 0, 0
+    words = spec.split()
+    port, flags = 0, 0
+    for i, w in enumerate(words[1:], 1):
+        if w == "port" and i + 1 < len(words):
+            port = int(words[i + 1])
+        elif w in _TUN_CSUM:
+            flags = _TUN_CSUM[w]
+    return words[0], port, flags
+
+
+class Pool:
+    def __init__(self, vs: VirtualServer) -> None:
+        self.vs = vs
+        self.servers = [
+            RsState(rs, [not c.alpha for c in rs.checkers], rs.weight) for rs in vs.real_servers
+        ]
+        self.quorum_up = self.weight_sum() >= vs.quorum
+
+    def weight_sum(self) -> int:
+        return sum(s.weight for s in self.servers if s.alive)
+
+    def set_checker(self, rs_index: int, checker_index: int, up: bool) -> list[Event]:
+        state = self.servers[rs_index]
+        was = state.alive
+        state.checkers_up[checker_index] = up
+        return self._after(state, was)
+
+    def set_weight(self, rs_index: int, weight: int) -> list[Event]:
+        """A dynamic weight (MISC_CHECK misc_dynamic, FILE_CHECK)."""
+        state = self.servers[rs_index]
+        state.weight = max(0, weight)
+        return self._quorum()
+
+    def _after(self, state: RsState, was: bool) -> list[Event]:
+        events: list[Event] = []
+        if state.alive != was:
+            vs, rs = self.vs, state.rs
+            word = "UP" if state.alive else "DOWN"
+            events.append(Event(
+                "rs", state.alive,
+                f"{'Adding' if state.alive else 'Removing'} service {rs_name(vs, rs)} "
+                f"{'to' if state.alive else 'from'} VS {vs.key}",
+                f"RS {rs_name(vs, rs)} {vs.key} {word}",
+                rs.notify_up if state.alive else rs.notify_down,
+            ))
+        return events + self._quorum()
+
+    def _quorum(self) -> list[Event]:
+        vs = self.vs
+        total = self.weight_sum()
+        if self.quorum_up and total < vs.quorum - vs.hysteresis:
+            self.quorum_up = False
+            return [Event("vs", False, f"Lost quorum {vs.quorum}-{vs.hysteresis}="
+                                       f"{vs.quorum - vs.hysteresis} > {total} for VS {vs.key}",
+                          f"VS {vs.key} DOWN", vs.quorum_down)]
+        if not self.quorum_up and total >= vs.quorum + vs.hysteresis:
+            self.quorum_up = True
+            return [Event("vs", True, f"Gained quorum {vs.quorum}+{vs.hysteresis}="
+                                      f"{vs.quorum + vs.hysteresis} <= {total} for VS {vs.key}",
+                          f"VS {vs.key} UP", vs.quorum_up)]
+        return []
+
+    def dests(self) -> Dests:
+        vs = self.vs
+        out: Dests = {}
+        sorry = vs.sorry_server
+        use_sorry = sorry is not None and not self.quorum_up
+        for s in self.servers:
+            rs = s.rs
+            ttype, tport, tflags = tunnel(rs.tunnel_type or vs.tunnel_type)
+            spec = DestSpec(
+                forward=rs.lvs_method or vs.lb_kind, weight=s.weight,
+                u_threshold=rs.uthreshold or 0, l_threshold=rs.lthreshold or 0,
+                tun_type=ttype, tun_port=tport, tun_flags=tflags,
+            )
+            key = DestKey(rs.address, rs.port or 0)
+            if s.alive and not use_sorry:
+                out[key] = spec
+            elif rs.inhibit_on_failure:
+                out[key] = attrs.evolve(spec, weight=0)
+        if sorry is not None and (use_sorry or vs.sorry_server_inhibit):
+            ttype, tport, tflags = tunnel(vs.tunnel_type)
+            out[DestKey(sorry.address, sorry.port or 0)] = DestSpec(
+                forward=vs.sorry_server_lvs_method or vs.lb_kind,
+                weight=1 if use_sorry else 0,
+                tun_type=ttype, tun_port=tport, tun_flags=tflags,
+            )
+        return out
+
+    def stop_events(self) -> list[Event]:
+        """With `omega`, keepalived runs the down scripts when it stops."""
+        if not self.vs.omega:
+            return []
+        vs = self.vs
+        events = [Event("rs", False, f"Removing service {rs_name(vs, s.rs)} from VS {vs.key}",
+                        f"RS {rs_name(vs, s.rs)} {vs.key} DOWN", s.rs.notify_down)
+                  for s in self.servers if s.alive]
+        if self.quorum_up:
+            events.append(Event("vs", False, f"Stopping VS {vs.key}", f"VS {vs.key} DOWN",
+                                vs.quorum_down))
+        return events
