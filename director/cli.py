@@ -60,6 +60,8 @@ def make_parser() -> argparse.ArgumentParser:
     a("-e", "--all-config", action="store_true", help="a missing include file is an error")
     a("-t", "--config-test", action="store_true",
       help="check the configuration, report problems as file:line on stderr, and exit")
+    a("--dry-run", action="store_true",
+      help="do not program IPVS: log the operations and keep the table in memory")
     a("--signum", metavar="SIGFUNC", help="print the signal number for STOP, RELOAD, DATA, "
       "STATS, STATS_CLEAR or JSON and exit")
     a("-v", "--version", action="version", version=f"director {__version__}")
@@ -89,6 +91,11 @@ def config_test(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["ipvs"]:
+        from .ipvs_view import main as ipvs_main
+
+        return ipvs_main(argv[1:])
     args = make_parser().parse_args(argv)
     if args.signum is not None:
         num = SIGNUMS.get(args.signum.upper())
@@ -99,9 +106,45 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.config_test or args.dump_conf:
         return config_test(args)
-    print("director: the daemon (VRRP, checkers, IPVS) is not implemented yet; "
-          "use -t to check a configuration or -d to dump it", file=sys.stderr)
+    if args.check and not args.vrrp:
+        return checker_side(args)
+    print("director: only the checker/LVS side runs today (-C); the VRRP side and the "
+          "watchdog are not implemented yet", file=sys.stderr)
     return EXIT_PROGRAM_ERROR
+
+
+def setup_logging(args: argparse.Namespace) -> None:
+    import logging
+
+    level = logging.DEBUG if args.log_detail else logging.INFO
+    fmt = "%(asctime)s director[%(process)d]: %(message)s"
+    if args.log_console or args.dont_fork:
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    elif args.log_file:
+        handler = logging.FileHandler(args.log_file)
+    else:
+        import logging.handlers
+
+        handler = logging.handlers.SysLogHandler("/dev/log")
+        fmt = "director[%(process)d]: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+
+
+def checker_side(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from conf import load
+
+    from .lvs_main import run
+
+    setup_logging(args)
+    loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
+    _report(loaded)
+    if not loaded.ok:
+        print(f"{args.config}: configuration has errors; not starting", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(run(args, loaded.config))
 
 
 def run() -> None:

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 
-from director.ipvs_kernel import KernelDest, ipvs_available, read_table
+from director.ipvs_netlink import IpvsSocket, ipvs_available
+from director.ipvs_table import DestKey, DestSpec, SvcKey
 
 
 def ipvsadm(*args: str) -> str:
     return subprocess.run(["ipvsadm", *args], check=True, capture_output=True,
                           text=True).stdout
+
+
+def read():
+    async def go():
+        sock = IpvsSocket()
+        try:
+            return await sock.read()
+        finally:
+            sock.close()
+
+    return asyncio.run(go())
 
 
 def test_family_present():
@@ -25,17 +38,20 @@ def test_table_matches_ipvsadm(ipvs_clean):
     ipvsadm("-a", "-u", "[fd00::1]:53", "-r", "[fd00::2]:53", "-g", "-w", "2")
     ipvsadm("-A", "-f", "7", "-s", "sh")
     ipvsadm("-a", "-f", "7", "-r", "10.0.2.1:0", "-i", "-w", "5")
-    table = {(s.protocol, s.address, s.port, s.fwmark): s for s in read_table()}
+    table, stats = read()
     listing = ipvsadm("-Ln")
     assert len(table) == 3 == sum(line.split()[0] in ("TCP", "UDP", "FWM")
                                   for line in listing.splitlines()[3:] if line[:1] != " ")
-    tcp = table[("TCP", "10.0.0.1", 80, 0)]
-    assert (tcp.scheduler, tcp.timeout, tcp.family) == ("rr", 50, 4)
-    assert tcp.dests == (
-        KernelDest("10.0.1.1", 80, "NAT", 3),
-        KernelDest("10.0.1.2", 8080, "NAT", 1, u_threshold=100, l_threshold=10),
-    )
-    udp = table[("UDP", "fd00::1", 53, 0)]
-    assert udp.family == 6 and udp.dests == (KernelDest("fd00::2", 53, "DR", 2),)
-    fwm = table[(None, None, 0, 7)]
-    assert fwm.scheduler == "sh" and fwm.dests[0].forward == "TUN" and fwm.dests[0].weight == 5
+    spec, dests = table[SvcKey(4, "TCP", "10.0.0.1", 80)]
+    assert (spec.scheduler, spec.timeout, spec.flags & 1) == ("rr", 50, 1)
+    assert dests == {
+        DestKey("10.0.1.1", 80): DestSpec("NAT", 3),
+        DestKey("10.0.1.2", 8080): DestSpec("NAT", 1, u_threshold=100, l_threshold=10),
+    }
+    spec6, dests6 = table[SvcKey(6, "UDP", "fd00::1", 53)]
+    assert spec6.scheduler == "wlc" and dests6 == {DestKey("fd00::2", 53): DestSpec("DR", 2)}
+    fspec, fdests = table[SvcKey(4, "", "", 0, 7)]
+    assert fspec.scheduler == "sh"
+    (d,) = fdests.values()
+    assert (d.forward, d.weight) == ("TUN", 5)
+    assert stats[SvcKey(4, "TCP", "10.0.0.1", 80)]["conns"] == 0

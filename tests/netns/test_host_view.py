@@ -46,6 +46,6 @@ def test_interface_existence_is_checked_in_the_namespace(netns, tmp_path):
 
 def test_ipvs_family_detection_matches_the_kernel(netns):
     ns = netns()
-    code = "from director.ipvs_kernel import ipvs_available as a; print(a())"
+    code = "from director.ipvs_netlink import ipvs_available as a; print(a())"
     out = sh("ip", "netns", "exec", ns, sys.executable, "-c", code, cwd=ROOT).stdout.strip()
     assert out == str(os.path.exists("/proc/net/ip_vs"))

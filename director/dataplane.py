@@ -1,0 +1,151 @@
+"""Where IPVS operations go: the kernel, or an in-memory dry run on hosts without IPVS.
+
+Both take the same ops from the same diff. A refused op is logged with the
+service it was for and the kernel's error, and the rest still goes through; the
+destinations of a service the kernel refused are skipped with one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from .ipvs_table import Op, SvcKey, Table, apply_ops
+
+log = logging.getLogger("director.ipvs")
+
+
+class Plane:
+    dry_run = False
+    ops_sent = 0
+
+    async def read(self) -> Table:
+        raise NotImplementedError
+
+    async def read_with_stats(self) -> tuple[Table, dict[Any, dict[str, int]]]:
+        return await self.read(), {}
+
+    async def send(self, op: Op) -> None:
+        raise NotImplementedError
+
+    async def apply(self, ops: Iterable[Op]) -> list[tuple[Op, str]]:
+        """Send `ops` in order; return the ones not applied, with the reason."""
+        failed: list[tuple[Op, str]] = []
+        refused: set[SvcKey] = set()
+        for op in ops:
+            if op.dest is not None and op.svc in refused:
+                failed.append((op, "its service was refused"))
+                continue
+            try:
+                await self.send(op)
+                self.ops_sent += 1
+            except Exception as e:  # a kernel refusal: report it, keep going
+                reason = _reason(e)
+                log.error("IPVS: cannot %s: %s", op, reason)
+                failed.append((op, reason))
+                if op.dest is None and op.what == "add":
+                    refused.add(op.svc)
+                    log.error("IPVS: skipping the real servers of %s", op.svc)
+        return failed
+
+    async def set_timeouts(self, tcp: int | None, tcpfin: int | None, udp: int | None) -> None:
+        pass
+
+    async def start_sync_daemon(self, **kw: Any) -> None:
+        pass
+
+    async def stop_sync_daemon(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _reason(e: Exception) -> str:
+    code = getattr(e, "code", None)
+    if code is not None:
+        import os
+
+        return f"{os.strerror(code)} (errno {code})"
+    return str(e) or type(e).__name__
+
+
+class KernelPlane(Plane):
+    def __init__(self) -> None:
+        from .ipvs_netlink import IpvsSocket
+
+        self.sock = IpvsSocket()
+
+    async def read(self) -> Table:
+        return (await self.sock.read())[0]
+
+    async def read_with_stats(self) -> tuple[Table, dict[Any, dict[str, int]]]:
+        return await self.sock.read()
+
+    async def send(self, op: Op) -> None:
+        await self.sock.apply(op)
+
+    async def set_timeouts(self, tcp: int | None, tcpfin: int | None, udp: int | None) -> None:
+        try:
+            await self.sock.set_timeouts(tcp, tcpfin, udp)
+        except Exception as e:
+            log.error("IPVS: cannot set timeouts tcp=%s tcpfin=%s udp=%s: %s", tcp, tcpfin,
+                      udp, _reason(e))
+
+    async def start_sync_daemon(self, **kw: Any) -> None:
+        from .ipvs_netlink import DAEMON_BACKUP, DAEMON_MASTER
+
+        for state, name in ((DAEMON_MASTER, "master"), (DAEMON_BACKUP, "backup")):
+            try:
+                await self.sock.new_daemon(state, **kw)
+                log.info("IPVS: started %s sync daemon on %s (syncid %s)", name,
+                         kw.get("ifname"), kw.get("syncid", 0))
+            except Exception as e:
+                log.error("IPVS: cannot start %s sync daemon on %s: %s", name,
+                          kw.get("ifname"), _reason(e))
+
+    async def stop_sync_daemon(self) -> None:
+        from .ipvs_netlink import DAEMON_BACKUP, DAEMON_MASTER
+
+        for state in (DAEMON_MASTER, DAEMON_BACKUP):
+            try:
+                await self.sock.del_daemon(state)
+            except Exception as e:
+                log.debug("IPVS: stopping sync daemon %s: %s", state, _reason(e))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class DryRunPlane(Plane):
+    """Keeps the table in memory and logs what it would have sent."""
+
+    dry_run = True
+
+    def __init__(self) -> None:
+        self.table: Table = {}
+
+    async def read(self) -> Table:
+        return {k: (s, dict(d)) for k, (s, d) in self.table.items()}
+
+    async def send(self, op: Op) -> None:
+        if op.dest is None and op.what != "add" and op.svc not in self.table:
+            raise LookupError(f"no such service {op.svc}")
+        if op.dest is not None and op.svc not in self.table:
+            raise LookupError(f"no such service {op.svc}")
+        log.info("IPVS dry-run: %s", op)
+        self.table = apply_ops(self.table, [op])
+
+
+async def choose_plane(force_dry_run: bool = False) -> Plane:
+    if force_dry_run:
+        log.warning("IPVS: dry run requested: nothing is sent to the kernel")
+        return DryRunPlane()
+    from .ipvs_netlink import probe
+
+    if await probe():
+        return KernelPlane()
+    log.warning("IPVS: the kernel has no IPVS (generic netlink family 'IPVS' absent; "
+                "modprobe ip_vs?): DRY RUN, operations are logged and kept in memory only")
+    return DryRunPlane()

@@ -1,0 +1,138 @@
+"""The checker side's LVS core: pools in, IPVS table kept equal to them.
+
+Start: read the kernel table once, apply the diff (only our services, plus
+everything when `lvs_flush`). Then every health or weight event changes a pool,
+and only that virtual server's difference is sent, diffed against what we last
+applied (no kernel re-read per event). A reload diffs the whole new desired table
+against the kernel, removing services the old config had and the new one lacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from conf.model import Config
+
+from .dataplane import Plane
+from .desired import desired_table, service_keys
+from .ipvs_table import Op, SvcKey, Table, apply_ops, diff
+from .notify import Fifo, run_script
+from .pool import Event, Pool
+
+log = logging.getLogger("director.lvs")
+
+
+class Lvs:
+    def __init__(self, cfg: Config, plane: Plane, keep_on_stop: bool = False) -> None:
+        self.plane = plane
+        self.keep_on_stop = keep_on_stop
+        self.current: Table = {}
+        self.owned: set[SvcKey] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._set_config(cfg, [Pool(vs) for vs in cfg.virtual_servers])
+
+    def _set_config(self, cfg: Config, pools: list[Pool]) -> None:
+        self.cfg = cfg
+        self.pools = pools
+        self.keys = [service_keys(vs, cfg) for vs in cfg.virtual_servers]
+        g = cfg.global_defs
+        path = g.lvs_notify_fifo or g.notify_fifo
+        self.fifo = Fifo(path) if path else None
+
+    # -- whole-table operations ------------------------------------------------
+    async def _sync_all(self, owned: set[SvcKey], flush: bool) -> list[Op]:
+        desired = desired_table(self.cfg, self.pools)
+        current = await self.plane.read()
+        ops = diff(desired, current, owned=owned, flush=flush)
+        failed = {id(op) for op, _ in await self.plane.apply(ops)}
+        self.current = apply_ops(current, [op for op in ops if id(op) not in failed])
+        self.owned = set(desired)
+        log.info("IPVS: %d virtual services, %d operations applied, %d refused",
+                 len(desired), len(ops) - len(failed), len(failed))
+        return ops
+
+    async def start(self) -> list[Op]:
+        g = self.cfg.global_defs
+        if (g.lvs_timeout_tcp, g.lvs_timeout_tcpfin, g.lvs_timeout_udp) != (None, None, None):
+            await self.plane.set_timeouts(g.lvs_timeout_tcp, g.lvs_timeout_tcpfin,
+                                          g.lvs_timeout_udp)
+        sd = g.lvs_sync_daemon
+        if sd is not None:
+            kw = {"ifname": sd.interface, "syncid": sd.syncid or 0, "maxlen": sd.maxlen,
+                  "group": sd.group, "port": sd.port, "ttl": sd.ttl}
+            await self.plane.start_sync_daemon(**kw)
+        return await self._sync_all(set(), g.lvs_flush)
+
+    async def reload(self, cfg: Config) -> list[Op]:
+        """Adopt a new config; real servers that stay keep their health."""
+        old = {}
+        for keys, pool in zip(self.keys, self.pools, strict=True):
+            for s in pool.servers:
+                old[(tuple(keys), s.rs.address, s.rs.port)] = s
+        pools = []
+        for vs in cfg.virtual_servers:
+            pool = Pool(vs)
+            keys = tuple(service_keys(vs, cfg))
+            for s in pool.servers:
+                prev = old.get((keys, s.rs.address, s.rs.port))
+                if prev is not None and len(prev.checkers_up) == len(s.checkers_up):
+                    s.checkers_up = list(prev.checkers_up)
+                    if prev.rs.weight == s.rs.weight:
+                        s.weight = prev.weight  # a dynamic weight survives
+            pool.quorum_up = pool.weight_sum() >= vs.quorum
+            pools.append(pool)
+        previously_owned = set(self.owned)
+        self._set_config(cfg, pools)
+        return await self._sync_all(previously_owned, False)
+
+    async def stop(self) -> list[Op]:
+        for pool in self.pools:
+            self._events(pool.stop_events())
+        ops: list[Op] = []
+        g = self.cfg.global_defs
+        if g.lvs_flush_on_stop == "ON":
+            ops = [Op("del", k) for k in sorted(await self.plane.read())]
+        elif not self.keep_on_stop:
+            ops = [Op("del", k) for k in sorted(self.owned) if k in self.current]
+        await self.plane.apply(ops)
+        if g.lvs_sync_daemon is not None and not self.keep_on_stop:
+            await self.plane.stop_sync_daemon()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        if self.fifo:
+            self.fifo.close()
+        return ops
+
+    # -- events ------------------------------------------------------------------
+    async def set_checker(self, vs_index: int, rs_index: int, checker_index: int,
+                          up: bool) -> list[Op]:
+        events = self.pools[vs_index].set_checker(rs_index, checker_index, up)
+        return await self._after(vs_index, events)
+
+    async def set_weight(self, vs_index: int, rs_index: int, weight: int) -> list[Op]:
+        events = self.pools[vs_index].set_weight(rs_index, weight)
+        return await self._after(vs_index, events)
+
+    async def _after(self, vs_index: int, events: list[Event]) -> list[Op]:
+        self._events(events)
+        keys = self.keys[vs_index]
+        dests = self.pools[vs_index].dests()
+        desired = {k: (self.current[k][0], dict(dests)) for k in keys if k in self.current}
+        current = {k: self.current[k] for k in desired}
+        ops = diff(desired, current)
+        failed = {id(op) for op, _ in await self.plane.apply(ops)}
+        self.current = apply_ops(self.current, [op for op in ops if id(op) not in failed])
+        return ops
+
+    def _events(self, events: list[Event]) -> None:
+        for e in events:
+            log.info("%s", e.log)
+            if self.fifo:
+                self.fifo.write(e.fifo)
+            if e.script is not None:
+                what = ("notify_up" if e.up else "notify_down") if e.kind == "rs" else (
+                    "quorum_up" if e.up else "quorum_down")
+                task = asyncio.get_running_loop().create_task(run_script(e.script, what=what))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,55 @@
+"""`director -C`: the checker/LVS side in the foreground (the watchdog comes later).
+
+Health checkers are not implemented yet: real servers keep the state the pool
+logic gives them at start (up, or down under `alpha`), and the table follows the
+config, reloads and (in tests) injected health events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from conf import load
+
+from .dataplane import choose_plane
+from .lvs import Lvs
+
+log = logging.getLogger("director")
+
+
+async def run(args, cfg) -> int:  # type: ignore[no-untyped-def]
+    plane = await choose_plane(args.dry_run)
+    lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
+    if any(rs.checkers for vs in cfg.virtual_servers for rs in vs.real_servers):
+        log.warning("health checkers are not implemented yet: real servers keep their "
+                    "initial state (up, or down with alpha)")
+    await lvs.start()
+    stop = asyncio.Event()
+    reload_wanted = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
+    log.info("Startup complete")
+    while not stop.is_set():
+        waiter = asyncio.ensure_future(reload_wanted.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        stopper.cancel()
+        if reload_wanted.is_set() and not stop.is_set():
+            reload_wanted.clear()
+            log.info("Reloading")
+            loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
+            for d in loaded.diags.items:
+                (log.error if d.severity == "error" else log.warning)("%s", d)
+            if not loaded.ok:
+                log.error("Configuration has errors: the running configuration is kept")
+                continue
+            await lvs.reload(loaded.config)
+    log.info("Stopping")
+    await lvs.stop()
+    plane.close()
+    return 0

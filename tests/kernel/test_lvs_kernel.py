@@ -1,0 +1,298 @@
+"""The LVS side against the real kernel: tables read back with ipvsadm, minimal
+diffs counted in netlink operations, stop hygiene, sync daemon, refusals, and
+traffic from a client namespace through the VIP to nginx real servers."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import re
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+from topo import VIP, Topology, rs_ip
+
+from conf import load
+from director.dataplane import KernelPlane
+from director.lvs import Lvs
+
+
+def ipvsadm(*args: str) -> str:
+    return subprocess.run(["ipvsadm", *args], check=True, capture_output=True,
+                          text=True).stdout
+
+
+def listing() -> dict[str, set[tuple[str, str, int]]]:
+    """`ipvsadm -Ln` as {service line: {(dest, forward, weight)}}."""
+    out: dict[str, set[tuple[str, str, int]]] = {}
+    svc = ""
+    for line in ipvsadm("-Ln").splitlines()[3:]:
+        if line.startswith("  ->"):
+            f = line.split()
+            out[svc].add((f[1], f[2], int(f[3])))
+        else:
+            svc = " ".join(line.split())
+            out[svc] = set()
+    return out
+
+
+def config(tmp_path: Path, text: str, name: str = "keepalived.conf"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    loaded = load(str(p), check_host=False)
+    assert loaded.ok, [str(d) for d in loaded.diags.items]
+    return loaded.config
+
+
+EVERY_KIND = """
+global_defs {
+    lvs_timeouts tcp 901 tcpfin 121 udp 301
+    lvs_sync_daemon lo VI_1 id 7 maxlen 1400
+}
+vrrp_instance VI_1 {
+    interface lo
+    virtual_router_id 1
+    virtual_ipaddress { 10.99.0.1 }
+}
+virtual_server_group G {
+    10.1.0.1-2 80
+    fwmark 9
+}
+virtual_server group G {
+    lb_algo sh
+    sh-port
+    real_server 10.2.0.1 80 { weight 4 }
+}
+virtual_server 10.3.0.1 443 {
+    lb_algo wlc
+    lb_kind DR
+    persistence_timeout 60
+    persistence_granularity 255.255.255.0
+    real_server 10.3.1.1 443 { weight 2 }
+    real_server 10.3.1.2 443 { lvs_method TUN }
+}
+virtual_server fd00::1 53 {
+    protocol UDP
+    lb_algo mh
+    ops
+    real_server fd00::11 53 { }
+    real_server fd00::12 53 { weight 0 }
+}
+virtual_server fwmark 5 {
+    lb_algo lc
+    real_server 10.5.0.1 0 { lvs_method TUN type gue port 6080 }
+}
+virtual_server 10.6.0.1 80 {
+    lb_algo rr
+    quorum 2
+    sorry_server 10.6.9.9 80
+    real_server 10.6.0.11 80 { inhibit_on_failure
+        TCP_CHECK { } }
+    real_server 10.6.0.12 80 { TCP_CHECK { } }
+}
+"""
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def started(cfg) -> Lvs:
+    lvs = Lvs(cfg, KernelPlane())
+    await lvs.start()
+    return lvs
+
+
+def test_every_kind_of_service_read_back_with_ipvsadm(ipvs_clean, tmp_path):
+    cfg = config(tmp_path, EVERY_KIND)
+
+    async def body():
+        lvs = await started(cfg)
+        try:
+            got = listing()
+            assert got == {
+                "TCP 10.1.0.1:80 sh (sh-port)": {("10.2.0.1:80", "Masq", 4)},
+                "TCP 10.1.0.2:80 sh (sh-port)": {("10.2.0.1:80", "Masq", 4)},
+                "FWM 9 sh (sh-port)": {("10.2.0.1:80", "Masq", 4)},
+                "TCP 10.3.0.1:443 wlc persistent 60 mask 255.255.255.0": {
+                    ("10.3.1.1:443", "Route", 2), ("10.3.1.2:443", "Tunnel", 1)},
+                "UDP [fd00::1]:53 mh ops": {("[fd00::11]:53", "Masq", 1),
+                                            ("[fd00::12]:53", "Masq", 0)},
+                "FWM 5 lc": {("10.5.0.1:0", "Tunnel", 1)},
+                "TCP 10.6.0.1:80 rr": {("10.6.0.11:80", "Masq", 1),
+                                       ("10.6.0.12:80", "Masq", 1)},
+            }, ipvsadm("-Ln")
+            tun = [ln for ln in ipvsadm("-Ln", "--tun-info").splitlines() if "10.5.0.1" in ln]
+            assert len(tun) == 1 and "gue" in tun[0] and "6080" in tun[0], tun
+            timeouts = ipvsadm("-L", "--timeout")
+            assert "Timeout (tcp tcpfin udp): 901 121 301" in timeouts
+            daemons = ipvsadm("-L", "--daemon")
+            assert "master sync daemon (mcast=lo, syncid=7" in daemons, daemons
+            assert "backup sync daemon (mcast=lo, syncid=7" in daemons
+            # quorum lost: the sorry server alone, the inhibited server kept at 0
+            await lvs.set_checker(4, 1, 0, False)
+            assert listing()["TCP 10.6.0.1:80 rr"] == {
+                ("10.6.0.11:80", "Masq", 0), ("10.6.9.9:80", "Masq", 1)}
+            await lvs.set_checker(4, 1, 0, True)
+            assert listing()["TCP 10.6.0.1:80 rr"] == {
+                ("10.6.0.11:80", "Masq", 1), ("10.6.0.12:80", "Masq", 1)}
+        finally:
+            await lvs.stop()
+        assert listing() == {}
+        assert "sync daemon" not in ipvsadm("-L", "--daemon")
+
+    run(body())
+
+
+BASE = """
+virtual_server 10.7.0.1 80 {
+    lb_algo rr
+    real_server 10.7.1.1 80 { weight 1 }
+    real_server 10.7.1.2 80 { weight 1 }
+}
+virtual_server 10.7.0.2 80 {
+    lb_algo rr
+    real_server 10.7.2.1 80 { }
+}
+"""
+
+
+def test_reload_sends_only_the_difference(ipvs_clean, tmp_path):
+    async def body():
+        lvs = await started(config(tmp_path, BASE))
+        plane = lvs.plane
+        try:
+            assert plane.ops_sent == 5
+            ops = await lvs.reload(config(tmp_path, BASE))
+            assert ops == [] and plane.ops_sent == 5
+            changed = BASE.replace("10.7.1.2 80 { weight 1 }", "10.7.1.2 80 { weight 7 }")
+            ops = await lvs.reload(config(tmp_path, changed))
+            assert [str(o) for o in ops] == [
+                "edit real server [10.7.1.2]:80 to service [10.7.0.1]:tcp:80"]
+            assert plane.ops_sent == 6
+            assert ("10.7.1.2:80", "Masq", 7) in listing()["TCP 10.7.0.1:80 rr"]
+            # drop a virtual server, add a real server: 1 delete + 1 add
+            smaller = changed.replace(
+                "virtual_server 10.7.0.2 80 {\n    lb_algo rr\n    real_server 10.7.2.1 80 { }"
+                "\n}", "").replace("real_server 10.7.1.1 80 { weight 1 }",
+                                   "real_server 10.7.1.1 80 { weight 1 }\n"
+                                   "    real_server 10.7.1.3 80 { }")
+            ops = await lvs.reload(config(tmp_path, smaller))
+            assert sorted(str(o) for o in ops) == [
+                "add real server [10.7.1.3]:80 to service [10.7.0.1]:tcp:80",
+                "del service [10.7.0.2]:tcp:80"]
+            assert plane.ops_sent == 8
+        finally:
+            await lvs.stop()
+
+    run(body())
+
+
+def test_foreign_services_survive_start_and_stop(ipvs_clean, tmp_path):
+    ipvsadm("-A", "-t", "10.8.0.1:22", "-s", "rr")
+    ipvsadm("-a", "-t", "10.8.0.1:22", "-r", "10.8.1.1:22", "-m")
+
+    async def body():
+        lvs = await started(config(tmp_path, BASE))
+        assert len(listing()) == 3
+        await lvs.stop()
+
+    run(body())
+    assert listing() == {"TCP 10.8.0.1:22 rr": {("10.8.1.1:22", "Masq", 1)}}
+
+
+def test_lvs_flush_removes_foreign_services(ipvs_clean, tmp_path):
+    ipvsadm("-A", "-t", "10.8.0.1:22", "-s", "rr")
+
+    async def body():
+        lvs = await started(config(tmp_path, "global_defs {\n lvs_flush\n}\n" + BASE))
+        assert "TCP 10.8.0.1:22 rr" not in listing()
+        await lvs.stop()
+
+    run(body())
+
+
+def test_dont_release_ipvs_keeps_the_table(ipvs_clean, tmp_path):
+    async def body():
+        lvs = Lvs(config(tmp_path, BASE), KernelPlane(), keep_on_stop=True)
+        await lvs.start()
+        await lvs.stop()
+
+    run(body())
+    assert len(listing()) == 2
+
+
+def test_kernel_refusal_is_reported_and_the_rest_programmed(ipvs_clean, tmp_path):
+    # make the 'sed' scheduler module impossible to load (the guest's /etc is an overlay)
+    Path("/etc/modprobe.d/director-test.conf").write_text("install ip_vs_sed /bin/false\n")
+    subprocess.run(["rmmod", "ip_vs_sed"], capture_output=True)
+    try:
+        text = BASE.replace("virtual_server 10.7.0.2 80 {\n    lb_algo rr",
+                            "virtual_server 10.7.0.2 80 {\n    lb_algo sed")
+
+        async def body():
+            lvs = Lvs(config(tmp_path, text), KernelPlane())
+            desired_ops = await lvs.start()
+            try:
+                assert len(desired_ops) == 5
+                got = listing()
+                assert list(got) == ["TCP 10.7.0.1:80 rr"]
+            finally:
+                await lvs.stop()
+
+        run(body())
+    finally:
+        Path("/etc/modprobe.d/director-test.conf").unlink()
+
+
+@pytest.fixture
+def topology():
+    topo = Topology(3).up()
+    try:
+        yield topo
+    finally:
+        topo.down()
+
+
+NAT = f"""
+virtual_server {VIP} 80 {{
+    lb_algo rr
+    lb_kind %(kind)s
+    quorum 2
+    sorry_server {rs_ip(3)} 80
+    real_server {rs_ip(1)} 80 {{ weight 2
+        TCP_CHECK {{ }} }}
+    real_server {rs_ip(2)} 80 {{ TCP_CHECK {{ }} }}
+}}
+"""
+
+
+@pytest.mark.parametrize("kind", ["NAT", "DR"])
+def test_client_through_vip_round_robin_health_and_sorry(ipvs_clean, topology, tmp_path, kind):
+    if kind == "DR":
+        topology.dr_mode()
+
+    async def body():
+        lvs = await started(config(tmp_path, NAT % {"kind": kind}))
+        try:
+            got = await asyncio.to_thread(topology.fetch, 6)
+            assert collections.Counter(got) == {"rs1": 3, "rs2": 3}, (got, ipvsadm("-Ln"))
+            # rs2's checker says down: no new connection reaches it
+            await lvs.set_checker(0, 1, 0, False)
+            got = await asyncio.to_thread(topology.fetch, 4)
+            assert got == ["rs1"] * 4, got
+            # rs1 (weight 2) alone keeps quorum 2; without it, the sorry server answers
+            await lvs.set_checker(0, 0, 0, False)
+            got = await asyncio.to_thread(topology.fetch, 3)
+            assert got == ["rs3"] * 3, got
+            await lvs.set_checker(0, 0, 0, True)
+            await lvs.set_checker(0, 1, 0, True)
+            got = await asyncio.to_thread(topology.fetch, 4)
+            assert collections.Counter(got) == {"rs1": 2, "rs2": 2}, got
+        finally:
+            await lvs.stop()
+
+    run(body())
+    assert re.search(r"TCP\s+10\.10\.0\.100:80", ipvsadm("-Ln")) is None

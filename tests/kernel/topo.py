@@ -1,0 +1,146 @@
+"""A client, the director (the VM's root namespace) and nginx real servers in namespaces.
+
+    client ns  10.10.0.2 --veth-- 10.10.0.1 (director, VIP 10.10.0.100)
+    director   10.20.0.1 on bridge dkbr0 --veth-- rsN ns 10.20.0.1N (nginx answering "rsN")
+    (DR)       drclient ns 10.20.0.50 on dkbr0
+
+Real servers route back through the director (NAT); for DR they also carry the VIP
+on lo with arp_ignore=1 / arp_announce=2. Everything made here is removed by `down`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+VIP = "10.10.0.100"
+CLIENT = "10.10.0.2"
+PREFIX = "dk"
+
+
+def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
+
+
+def nsx(ns: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return sh("ip", "netns", "exec", ns, *cmd, check=check)
+
+
+def rs_ip(i: int) -> str:
+    return f"10.20.0.1{i}"
+
+
+NGINX_CONF = """
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 80;
+        location / {{ return 200 "{name}\\n"; }}
+    }}
+}}
+"""
+
+
+class Topology:
+    def __init__(self, n_rs: int = 3) -> None:
+        self.n = n_rs
+        self.tmp = tempfile.mkdtemp(prefix="dk-")
+        self.namespaces: list[str] = []
+        self.client_ns = f"{PREFIX}client"
+
+    def up(self) -> Topology:
+        for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
+                  "net.ipv4.conf.default.rp_filter=0"):
+            sh("sysctl", "-qw", k)
+        sh("ip", "link", "add", f"{PREFIX}br0", "type", "bridge")
+        sh("ip", "addr", "add", "10.20.0.1/24", "dev", f"{PREFIX}br0")
+        sh("ip", "link", "set", f"{PREFIX}br0", "up")
+        self._ns("client")
+        sh("ip", "link", "add", f"{PREFIX}c", "type", "veth", "peer", "name", "eth0",
+           "netns", f"{PREFIX}client")
+        sh("ip", "addr", "add", "10.10.0.1/24", "dev", f"{PREFIX}c")
+        sh("ip", "addr", "add", f"{VIP}/32", "dev", f"{PREFIX}c")
+        sh("ip", "link", "set", f"{PREFIX}c", "up")
+        nsx(f"{PREFIX}client", "ip", "addr", "add", f"{CLIENT}/24", "dev", "eth0")
+        nsx(f"{PREFIX}client", "ip", "link", "set", "eth0", "up")
+        nsx(f"{PREFIX}client", "ip", "route", "add", "default", "via", "10.10.0.1")
+        for i in range(1, self.n + 1):
+            ns = self._ns(f"rs{i}")
+            sh("ip", "link", "add", f"{PREFIX}r{i}", "type", "veth", "peer", "name", "eth0",
+               "netns", ns)
+            sh("ip", "link", "set", f"{PREFIX}r{i}", "master", f"{PREFIX}br0", "up")
+            nsx(ns, "ip", "addr", "add", f"{rs_ip(i)}/24", "dev", "eth0")
+            nsx(ns, "ip", "link", "set", "eth0", "up")
+            nsx(ns, "ip", "route", "add", "default", "via", "10.20.0.1")
+            self.start_nginx(i)
+        return self
+
+    def _ns(self, name: str) -> str:
+        ns = f"{PREFIX}{name}"
+        sh("ip", "netns", "add", ns)
+        self.namespaces.append(ns)
+        nsx(ns, "ip", "link", "set", "lo", "up")
+        nsx(ns, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
+        return ns
+
+    def start_nginx(self, i: int) -> None:
+        d = os.path.join(self.tmp, f"rs{i}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "nginx.conf"), "w") as f:
+            f.write(NGINX_CONF.format(d=d, name=f"rs{i}"))
+        nsx(f"{PREFIX}rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
+
+    def stop_nginx(self, i: int) -> None:
+        d = os.path.join(self.tmp, f"rs{i}")
+        nsx(f"{PREFIX}rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d, "-s",
+            "stop", check=False)
+
+    def dr_mode(self) -> None:
+        """Real servers answer the client straight, so the client moves onto their
+        segment (replies from the VIP routed through the director would be martians)."""
+        ns = self._ns("drclient")
+        sh("ip", "link", "add", f"{PREFIX}d", "type", "veth", "peer", "name", "eth0",
+           "netns", ns)
+        sh("ip", "link", "set", f"{PREFIX}d", "master", f"{PREFIX}br0", "up")
+        nsx(ns, "ip", "addr", "add", "10.20.0.50/24", "dev", "eth0")
+        nsx(ns, "ip", "link", "set", "eth0", "up")
+        nsx(ns, "ip", "route", "add", "default", "via", "10.20.0.1")
+        self.client_ns = ns
+        for i in range(1, self.n + 1):
+            ns = f"{PREFIX}rs{i}"
+            nsx(ns, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1")
+            nsx(ns, "sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2")
+            nsx(ns, "ip", "addr", "add", f"{VIP}/32", "dev", "lo")
+
+    def fetch(self, n: int, port: int = 80) -> list[str]:
+        """n requests from the client, each on a new connection; the bodies."""
+        code = (
+            "import sys, urllib.request\n"
+            f"for _ in range({n}):\n"
+            "    try:\n"
+            f"        r = urllib.request.urlopen('http://{VIP}:{port}/', timeout=3)\n"
+            "        print(r.read().decode().strip())\n"
+            "    except Exception as e:\n"
+            "        print('ERR', type(e).__name__, getattr(e, 'reason', e))\n"
+        )
+        return nsx(self.client_ns, sys.executable, "-c", code).stdout.split("\n")[:n]
+
+    def down(self) -> None:
+        for i in range(1, self.n + 1):
+            self.stop_nginx(i)
+        for ns in self.namespaces:
+            sh("ip", "netns", "del", ns, check=False)
+        sh("ip", "link", "del", f"{PREFIX}br0", check=False)
+        sh("ip", "link", "del", f"{PREFIX}c", check=False)
+        sh("ip", "link", "del", f"{PREFIX}d", check=False)
