@@ -8,7 +8,7 @@ import argparse
 import sys
 
 
-def generate(n_vs: int = 1000, n_rs: int = 10) -> str:
+def generate(n_vs: int = 1000, n_rs: int = 10, checks: bool = True) -> str:
     out = [
         "global_defs {", "    router_id BENCH", "}",
     ]
@@ -25,7 +25,9 @@ def generate(n_vs: int = 1000, n_rs: int = 10) -> str:
         for r in range(n_rs):
             rip = f"203.0.{v % 250}.{r + 1}"
             out += [f"    real_server {rip} 80 {{", "        weight 1"]
-            if (v * n_rs + r) % 2 == 0:
+            if not checks:
+                pass
+            elif (v * n_rs + r) % 2 == 0:
                 out += [
                     "        TCP_CHECK {", "            connect_timeout 3",
                     "            retry 3", "            delay_before_retry 3",

@@ -142,10 +142,14 @@ async def choose_plane(force_dry_run: bool = False) -> Plane:
     if force_dry_run:
         log.warning("IPVS: dry run requested: nothing is sent to the kernel")
         return DryRunPlane()
-    from .ipvs_netlink import probe
+    from pyroute2.netlink.exceptions import NetlinkError
 
-    if await probe():
-        return KernelPlane()
+    plane = KernelPlane()
+    try:
+        await plane.sock.setup_endpoint()  # binds the IPVS family, or says it is absent
+        return plane
+    except NetlinkError:
+        pass  # closing this socket here would take the event loop with it
     log.warning("IPVS: the kernel has no IPVS (generic netlink family 'IPVS' absent; "
                 "modprobe ip_vs?): DRY RUN, operations are logged and kept in memory only")
     return DryRunPlane()

@@ -296,3 +296,24 @@ def test_client_through_vip_round_robin_health_and_sorry(ipvs_clean, topology, t
 
     run(body())
     assert re.search(r"TCP\s+10\.10\.0\.100:80", ipvsadm("-Ln")) is None
+
+
+def test_director_ipvs_view_matches_ipvsadm(ipvs_clean, tmp_path, capsys):
+    from director.ipvs_view import main as ipvs_main
+
+    async def body():
+        lvs = await started(config(tmp_path, BASE))
+        try:
+            assert await asyncio.to_thread(ipvs_main, []) == 0
+            ours = capsys.readouterr().out
+            assert await asyncio.to_thread(ipvs_main, ["--stats"]) == 0
+            stats = capsys.readouterr().out
+        finally:
+            await lvs.stop()
+        return ours, stats
+
+    ours, stats = run(body())
+    lines = [" ".join(ln.split()[:4]) for ln in ours.splitlines()[3:]]
+    assert lines == ["TCP 10.7.0.1:80 rr", "-> 10.7.1.1:80 Masq 1", "-> 10.7.1.2:80 Masq 1",
+                     "TCP 10.7.0.2:80 rr", "-> 10.7.2.1:80 Masq 1"], ours
+    assert "Conns" in stats and "10.7.1.1:80" in stats
