@@ -40,14 +40,25 @@ kernel: install
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# host benchmarks, then the IPVS one inside the VM; one report in bench/RESULTS.md
 bench: install
-	$(PY) bench/parse.py
+	@{ echo "# director benchmarks ($$(date -u +%F), $$(nproc) CPUs)"; echo; \
+	   $(PY) bench/parse.py; echo; \
+	   tools/run-in-vm python bench/ipvs_sync.py --vs $(BENCH_VS) --rs 10; \
+	 } | grep -v '^booting' | tee bench/RESULTS.md
+
+BENCH_VS ?= 200
 
 demo: install
-	@echo "The demo (two directors, three nginx real servers, failover) comes with the"
-	@echo "VRRP and IPVS issues. Today director checks configurations:"
+	@echo "== director -t on the LVS-NAT seed (scenario 001)"
 	$(VENV)/bin/director -t -f tests/fixtures/seeds/001_lvs_nat_master.conf && echo "config OK"
-	$(VENV)/bin/director -d -f tests/fixtures/seeds/001_lvs_nat_master.conf | head -40
+	@echo "== its virtual server, as the model has it"
+	$(VENV)/bin/director -d -f tests/fixtures/seeds/001_lvs_nat_master.conf \
+	  | $(PY) -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["virtual_servers"], indent=1)[:1500])'
+	@echo "== the LVS side programming it (dry run: no IPVS on this kernel), then stopping"
+	timeout -s TERM 5 $(VENV)/bin/director -C -n --dry-run \
+	  -f tests/fixtures/seeds/001_lvs_nat_master.conf || true
+	@echo "(the full two-director failover demo comes with the VRRP issue)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -7,11 +7,12 @@ destinations of a service the kernel refused are skipped with one line.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from typing import Any
 
-from .ipvs_table import Op, SvcKey, Table, apply_ops
+from .ipvs_table import Op, SvcKey, Table, apply_in_place
 
 log = logging.getLogger("director.ipvs")
 
@@ -19,6 +20,7 @@ log = logging.getLogger("director.ipvs")
 class Plane:
     dry_run = False
     ops_sent = 0
+    pipeline = 1  # requests in flight at once
 
     async def read(self) -> Table:
         raise NotImplementedError
@@ -30,23 +32,41 @@ class Plane:
         raise NotImplementedError
 
     async def apply(self, ops: Iterable[Op]) -> list[tuple[Op, str]]:
-        """Send `ops` in order; return the ones not applied, with the reason."""
+        """Send `ops`; return the ones not applied, with the reason.
+
+        Ops that cannot depend on each other go out together, up to `pipeline` in
+        flight (netlink matches answers by sequence number), in three phases: service
+        deletions, service additions and changes, then real servers.
+        """
+        ops = list(ops)
+        phases = [
+            [op for op in ops if op.dest is None and op.what == "del"],
+            [op for op in ops if op.dest is None and op.what != "del"],
+            [op for op in ops if op.dest is not None],
+        ]
         failed: list[tuple[Op, str]] = []
         refused: set[SvcKey] = set()
-        for op in ops:
-            if op.dest is not None and op.svc in refused:
-                failed.append((op, "its service was refused"))
-                continue
-            try:
-                await self.send(op)
-                self.ops_sent += 1
-            except Exception as e:  # a kernel refusal: report it, keep going
-                reason = _reason(e)
-                log.error("IPVS: cannot %s: %s", op, reason)
-                failed.append((op, reason))
-                if op.dest is None and op.what == "add":
-                    refused.add(op.svc)
-                    log.error("IPVS: skipping the real servers of %s", op.svc)
+        for phase in phases:
+            todo = []
+            for op in phase:
+                if op.dest is not None and op.svc in refused:
+                    failed.append((op, "its service was refused"))
+                else:
+                    todo.append(op)
+            for i in range(0, len(todo), self.pipeline):
+                chunk = todo[i : i + self.pipeline]
+                results = await asyncio.gather(*(self.send(op) for op in chunk),
+                                               return_exceptions=True)
+                for op, res in zip(chunk, results, strict=True):
+                    if not isinstance(res, Exception):
+                        self.ops_sent += 1
+                        continue
+                    reason = _reason(res)
+                    log.error("IPVS: cannot %s: %s", op, reason)
+                    failed.append((op, reason))
+                    if op.dest is None and op.what == "add":
+                        refused.add(op.svc)
+                        log.error("IPVS: skipping the real servers of %s", op.svc)
         return failed
 
     async def set_timeouts(self, tcp: int | None, tcpfin: int | None, udp: int | None) -> None:
@@ -72,6 +92,8 @@ def _reason(e: Exception) -> str:
 
 
 class KernelPlane(Plane):
+    pipeline = 128
+
     def __init__(self) -> None:
         from .ipvs_netlink import IpvsSocket
 
@@ -135,7 +157,7 @@ class DryRunPlane(Plane):
         if op.dest is not None and op.svc not in self.table:
             raise LookupError(f"no such service {op.svc}")
         log.info("IPVS dry-run: %s", op)
-        self.table = apply_ops(self.table, [op])
+        apply_in_place(self.table, [op])
 
 
 async def choose_plane(force_dry_run: bool = False) -> Plane:

@@ -130,6 +130,11 @@ def diff(desired: Table, current: Table, owned: Iterable[SvcKey] = (),
 def apply_ops(table: Table, ops: Iterable[Op]) -> Table:
     """The table after `ops` (what the dry-run plane keeps, and what tests check)."""
     out: Table = {k: (s, dict(d)) for k, (s, d) in table.items()}
+    apply_in_place(out, ops)
+    return out
+
+
+def apply_in_place(out: Table, ops: Iterable[Op]) -> None:
     for op in ops:
         if op.dest is None:
             if op.what == "del":
@@ -142,4 +147,3 @@ def apply_ops(table: Table, ops: Iterable[Op]) -> Table:
             out[op.svc][1].pop(op.dest, None)
         else:
             out[op.svc][1][op.dest] = op.dspec  # type: ignore[index]
-    return out

@@ -25,13 +25,15 @@ async def run(args, cfg) -> int:  # type: ignore[no-untyped-def]
     if any(rs.checkers for vs in cfg.virtual_servers for rs in vs.real_servers):
         log.warning("health checkers are not implemented yet: real servers keep their "
                     "initial state (up, or down with alpha)")
-    await lvs.start()
     stop = asyncio.Event()
     reload_wanted = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # handlers first: a TERM that arrives while the table is being programmed must
+    # still end in a clean stop, not in a killed process that leaves it behind
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
+    await lvs.start()
     log.info("Startup complete")
     while not stop.is_set():
         waiter = asyncio.ensure_future(reload_wanted.wait())
