@@ -44,6 +44,9 @@ from .values import Bad
 _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*")
 
 
+UINT = v.integer(0, 2**31 - 1)
+
+
 class K(NamedTuple):
     field: str | None
     parse: v.Parser
@@ -81,8 +84,10 @@ def _weight(tokens: list[str], i: int) -> tuple[int | None, bool]:
     return w, bool(rest)
 
 
-def _duration(s: str, what: str) -> float:
-    return v.to_float(s, 0.0, 4294967.0)
+def _weight_kw(node: Node) -> dict[str, Any]:
+    """A tracker's or checker's own `weight N [reverse]` line."""
+    w, rev = _weight(["weight", *node.args], 0)
+    return {"weight": w, "weight_reverse": rev}
 
 
 class Builder:
@@ -210,7 +215,7 @@ class Builder:
     # -- global_defs ------------------------------------------------------------
     def _global_spec(self) -> dict[str, K]:
         def garp(name: str) -> K:
-            return leaf(name, v.integer(0, 2**31 - 1))
+            return leaf(name, UINT)
 
         spec = {
             "router_id": leaf("router_id", v.one),
@@ -359,8 +364,7 @@ class Builder:
             "script": leaf("script", v.script),
             "interval": leaf("interval", v.integer(1, 2**31 - 1)),
             "timeout": leaf("timeout", v.integer(1, 2**31 - 1)),
-            "weight": leaf(None, lambda n: dict(zip(
-                ("weight", "weight_reverse"), _weight(["weight", *n.args], 0), strict=True))),
+            "weight": leaf(None, _weight_kw),
             "rise": leaf("rise", v.integer(1, 2**31 - 1)),
             "fall": leaf("fall", v.integer(1, 2**31 - 1)),
             "user": leaf(None, self._user),
@@ -390,8 +394,7 @@ class Builder:
 
         spec = {
             "file": leaf("file", v.one),
-            "weight": leaf(None, lambda n: dict(zip(
-                ("weight", "weight_reverse"), _weight(["weight", *n.args], 0), strict=True))),
+            "weight": leaf(None, _weight_kw),
             "init_file": leaf(None, init_file),
         }
         self.fill(node, spec, kw, f"track_file {self._named(node)}")
@@ -406,8 +409,7 @@ class Builder:
                                              "parameters": " ".join(n.args[1:]) or None}
                             if n.args else v.one(n)),
             "param_match": leaf("param_match", v.choice("INITIAL", "PARTIAL")),
-            "weight": leaf(None, lambda n: dict(zip(
-                ("weight", "weight_reverse"), _weight(["weight", *n.args], 0), strict=True))),
+            "weight": leaf(None, _weight_kw),
             "quorum": leaf("quorum", v.integer(1, 65535)),
             "quorum_max": leaf("quorum_max", v.integer(1, 65535)),
             "delay": leaf("delay", v.number(0, 3600)),
@@ -474,13 +476,13 @@ class Builder:
             "nopreempt": leaf("nopreempt", v.flag),
             "preempt": leaf(None, lambda n: {"nopreempt": not v.flag(n)}),
             "preempt_delay": leaf("preempt_delay", v.number(0, 1000)),
-            "garp_master_delay": leaf("garp_master_delay", v.integer(0, 2**31 - 1)),
-            "garp_master_repeat": leaf("garp_master_repeat", v.integer(0, 2**31 - 1)),
-            "garp_master_refresh": leaf("garp_master_refresh", v.integer(0, 2**31 - 1)),
+            "garp_master_delay": leaf("garp_master_delay", UINT),
+            "garp_master_repeat": leaf("garp_master_repeat", UINT),
+            "garp_master_refresh": leaf("garp_master_refresh", UINT),
             "garp_master_refresh_repeat": leaf("garp_master_refresh_repeat",
-                                               v.integer(0, 2**31 - 1)),
-            "garp_lower_prio_delay": leaf("garp_lower_prio_delay", v.integer(0, 2**31 - 1)),
-            "garp_lower_prio_repeat": leaf("garp_lower_prio_repeat", v.integer(0, 2**31 - 1)),
+                                               UINT),
+            "garp_lower_prio_delay": leaf("garp_lower_prio_delay", UINT),
+            "garp_lower_prio_repeat": leaf("garp_lower_prio_repeat", UINT),
             "garp_interval": leaf("garp_interval", self._garp_interval),
             "gna_interval": leaf("gna_interval", self._garp_interval),
             "lower_prio_no_advert": leaf("lower_prio_no_advert", v.flag),
@@ -605,8 +607,8 @@ class Builder:
 
     def _common_check_opts(self) -> dict[str, K]:
         return {
-            "retry": leaf("retry", v.integer(0, 2**31 - 1)),
-            "nb_get_retry": leaf("retry", v.integer(0, 2**31 - 1)),
+            "retry": leaf("retry", UINT),
+            "nb_get_retry": leaf("retry", UINT),
             "delay_before_retry": leaf("delay_before_retry", v.number(0, 4294967)),
             "connect_timeout": leaf("connect_timeout", v.number(0.001, 4294967)),
             "warmup": leaf("warmup", v.number(0, 4294967)),
@@ -632,7 +634,7 @@ class Builder:
             "persistence_engine": leaf("persistence_engine", v.one),
             "ops": leaf("ops", v.flag),
             "quorum": leaf("quorum", v.integer(1, 2**31 - 1)),
-            "hysteresis": leaf("hysteresis", v.integer(0, 2**31 - 1)),
+            "hysteresis": leaf("hysteresis", UINT),
             "quorum_up": leaf("quorum_up", v.script),
             "quorum_down": leaf("quorum_down", v.script),
             "sorry_server": leaf("sorry_server", self._sorry),
@@ -717,14 +719,14 @@ class Builder:
 
     def _rs_spec(self) -> dict[str, K]:
         spec = {
-            "weight": leaf("weight", v.integer(0, 2**31 - 1)),
+            "weight": leaf("weight", UINT),
             "lvs_method": leaf(None, self._lb_kind),
             "lb_kind": leaf(None, self._lb_kind),
             "inhibit_on_failure": leaf("inhibit_on_failure", v.flag),
             "notify_up": leaf("notify_up", v.script),
             "notify_down": leaf("notify_down", v.script),
-            "uthreshold": leaf("uthreshold", v.integer(0, 2**31 - 1)),
-            "lthreshold": leaf("lthreshold", v.integer(0, 2**31 - 1)),
+            "uthreshold": leaf("uthreshold", UINT),
+            "lthreshold": leaf("lthreshold", UINT),
             "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
         }
         spec.update(self._common_check_opts())
@@ -774,8 +776,7 @@ class Builder:
             "max_reply_length": leaf("max_reply_length", v.integer(0, 65535)),
             "track_file": leaf("track_file", v.one),
             "file": leaf("track_file", v.one),
-            "weight": leaf(None, lambda n: dict(zip(
-                ("weight", "weight_reverse"), _weight(["weight", *n.args], 0), strict=True))),
+            "weight": leaf(None, _weight_kw),
         }
         spec.update(self._common_check_opts())
         return spec

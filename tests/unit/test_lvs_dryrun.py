@@ -125,3 +125,20 @@ def test_checker_side_daemon_dry_run_start_and_stop(tmp_path):
     assert "IPVS dry-run: add service [10.0.0.1]:tcp:80" in text
     assert "IPVS dry-run: del service [10.0.0.1]:tcp:80" in text
     assert "Traceback" not in text
+
+
+def test_lvs_flush_on_stop_empties_the_whole_table(tmp_path):
+    cfg = load_text(tmp_path, "global_defs {\n lvs_flush_on_stop\n}\n"
+                              "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 { }\n}\n"
+                    ).config
+
+    async def body():
+        plane = DryRunPlane()
+        plane.table[SvcKey(4, "TCP", "10.9.9.9", 22)] = (SvcSpec("rr"), {})
+        lvs = Lvs(cfg, plane)
+        await lvs.start()
+        assert len(plane.table) == 2  # the foreign service is kept while running
+        await lvs.stop()
+        return plane
+
+    assert asyncio.run(body()).table == {}
