@@ -670,7 +670,19 @@ class Builder:
             ttype = rest[1].lower()
             if ttype not in ("ipip", "gue", "gre"):
                 raise Bad(f"unknown tunnel type '{rest[1]}' (ipip, gue, gre)")
-            out["tunnel_type"] = " ".join([ttype, *rest[2:]])
+            opts = rest[2:]
+            i = 0
+            while i < len(opts):
+                if opts[i] == "port" and i + 1 < len(opts) and ttype == "gue":
+                    v.to_int(opts[i + 1], 1, 65535)
+                    i += 2
+                elif opts[i] in ("nocsum", "csum", "remcsum") and ttype != "ipip":
+                    i += 1
+                else:
+                    raise Bad(f"unexpected tunnel option '{opts[i]}' for {ttype}")
+            if ttype == "gue" and "port" not in opts:
+                raise Bad("a gue tunnel needs 'port N'")
+            out["tunnel_type"] = " ".join([ttype, *opts])
         return out
 
     def _sorry(self, node: Node) -> SorryServer:

@@ -93,18 +93,18 @@ class Pool:
         return self._quorum()
 
     def _after(self, state: RsState, was: bool) -> list[Event]:
-        events: list[Event] = []
-        if state.alive != was:
-            vs, rs = self.vs, state.rs
-            word = "UP" if state.alive else "DOWN"
-            events.append(Event(
-                "rs", state.alive,
-                f"{'Adding' if state.alive else 'Removing'} service {rs_name(vs, rs)} "
-                f"{'to' if state.alive else 'from'} VS {vs.key}",
-                f"RS {rs_name(vs, rs)} {vs.key} {word}",
-                rs.notify_up if state.alive else rs.notify_down,
-            ))
+        events = [self._rs_event(state.rs, state.alive)] if state.alive != was else []
         return events + self._quorum()
+
+    def _rs_event(self, rs: RealServer, up: bool) -> Event:
+        vs = self.vs
+        return Event(
+            "rs", up,
+            f"{'Adding' if up else 'Removing'} service {rs_name(vs, rs)} "
+            f"{'to' if up else 'from'} VS {vs.key}",
+            f"RS {rs_name(vs, rs)} {vs.key} {'UP' if up else 'DOWN'}",
+            rs.notify_up if up else rs.notify_down,
+        )
 
     def _quorum(self) -> list[Event]:
         vs = self.vs
@@ -153,9 +153,7 @@ class Pool:
         if not self.vs.omega:
             return []
         vs = self.vs
-        events = [Event("rs", False, f"Removing service {rs_name(vs, s.rs)} from VS {vs.key}",
-                        f"RS {rs_name(vs, s.rs)} {vs.key} DOWN", s.rs.notify_down)
-                  for s in self.servers if s.alive]
+        events = [self._rs_event(s.rs, False) for s in self.servers if s.alive]
         if self.quorum_up:
             events.append(Event("vs", False, f"Stopping VS {vs.key}", f"VS {vs.key} DOWN",
                                 vs.quorum_down))

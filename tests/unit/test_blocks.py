@@ -354,6 +354,9 @@ def test_bad_values_are_errors_with_positions(tmp_path):
             lb_kind BRIDGE
             protocol ICMP
             real_server 10.0.1.1 80 {
+                lvs_method TUN type gue port x
+            }
+            real_server 10.0.1.2 80 {
                 weight -1
                 HTTP_GET {
                     url { digest xyz }
@@ -365,8 +368,9 @@ def test_bad_values_are_errors_with_positions(tmp_path):
     assert any(m.startswith("3: lb_algo: unknown scheduler 'fastest'") for m in errs), errs
     assert any(m.startswith("4: lb_kind:") for m in errs)
     assert any(m.startswith("5: protocol:") for m in errs)
-    assert any(m.startswith("7: weight:") for m in errs)
-    assert any(m.startswith("9: digest:") for m in errs)
+    assert any(m.startswith("7: lvs_method: 'x' is not an integer") for m in errs), errs
+    assert any(m.startswith("10: weight:") for m in errs)
+    assert any(m.startswith("12: digest:") for m in errs)
 
 
 def test_unknown_unsupported_obsolete_keywords_warn(tmp_path):
