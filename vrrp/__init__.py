@@ -1,1 +1,1 @@
-"""The VRRP stack (not implemented yet: see issue 3)."""
+"""The VRRP stack. Done so far: the advert codec (packet.py); see issue 3."""
