@@ -171,7 +171,7 @@ async def choose_plane(force_dry_run: bool = False) -> Plane:
         await plane.sock.setup_endpoint()  # binds the IPVS family, or says it is absent
         return plane
     except NetlinkError:
-        pass  # closing this socket here would take the event loop with it
+        plane.close()
     log.warning("IPVS: the kernel has no IPVS (generic netlink family 'IPVS' absent; "
                 "modprobe ip_vs?): DRY RUN, operations are logged and kept in memory only")
     return DryRunPlane()
