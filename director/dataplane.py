@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .ipvs_table import Op, SvcKey, Table, apply_in_place
+
+if TYPE_CHECKING:
+    from .ipvs_netlink import IpvsSocket
 
 log = logging.getLogger("director.ipvs")
 
@@ -94,10 +97,12 @@ def _reason(e: Exception) -> str:
 class KernelPlane(Plane):
     pipeline = 128
 
-    def __init__(self) -> None:
-        from .ipvs_netlink import IpvsSocket
+    def __init__(self, sock: IpvsSocket | None = None) -> None:
+        if sock is None:
+            from .ipvs_netlink import IpvsSocket
 
-        self.sock = IpvsSocket()
+            sock = IpvsSocket()
+        self.sock = sock
 
     async def read(self) -> Table:
         return (await self.sock.read())[0]
@@ -164,14 +169,11 @@ async def choose_plane(force_dry_run: bool = False) -> Plane:
     if force_dry_run:
         log.warning("IPVS: dry run requested: nothing is sent to the kernel")
         return DryRunPlane()
-    from pyroute2.netlink.exceptions import NetlinkError
+    from .ipvs_netlink import open_ipvs
 
-    plane = KernelPlane()
-    try:
-        await plane.sock.setup_endpoint()  # binds the IPVS family, or says it is absent
-        return plane
-    except NetlinkError:
-        plane.close()
+    sock = await open_ipvs()
+    if sock is not None:
+        return KernelPlane(sock)
     log.warning("IPVS: the kernel has no IPVS (generic netlink family 'IPVS' absent; "
                 "modprobe ip_vs?): DRY RUN, operations are logged and kept in memory only")
     return DryRunPlane()

@@ -260,22 +260,28 @@ class IpvsSocket(AsyncGenericNetlinkSocket):
         return out
 
 
-async def probe() -> bool:
-    """True when the kernel answers for the IPVS generic netlink family."""
+async def open_ipvs() -> IpvsSocket | None:
+    """A socket bound to the IPVS family, or None when the kernel has no IPVS."""
     from pyroute2.netlink.exceptions import NetlinkError
 
     sock = IpvsSocket()
     try:
         await sock.setup_endpoint()
-        return True
+        return sock
     except NetlinkError:
-        return False
-    finally:
         sock.close()
+        return None
 
 
 def ipvs_available() -> bool:
-    """`probe` for code outside an event loop."""
+    """For code outside an event loop: does the kernel answer for IPVS?"""
     import asyncio
+
+    async def probe() -> bool:
+        sock = await open_ipvs()
+        if sock is None:
+            return False
+        sock.close()
+        return True
 
     return asyncio.run(probe())

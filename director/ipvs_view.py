@@ -18,12 +18,14 @@ def _addr(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
-def _service_line(key: SvcKey, spec: SvcSpec) -> str:
+def _service_head(key: SvcKey) -> str:
     if key.fwmark:
-        head = f"FWM  {key.fwmark}" + (" IPv6" if key.family == 6 else "")
-    else:
-        head = f"{key.protocol:<4} {_addr(key.address, key.port)}"
-    line = f"{head} {spec.scheduler}"
+        return f"FWM  {key.fwmark}" + (" IPv6" if key.family == 6 else "")
+    return f"{key.protocol:<4} {_addr(key.address, key.port)}"
+
+
+def _service_line(key: SvcKey, spec: SvcSpec) -> str:
+    line = f"{_service_head(key)} {spec.scheduler}"
     if spec.flags & F_PERSISTENT:
         line += f" persistent {spec.timeout}"
         if key.family == 4 and spec.netmask and spec.netmask != "255.255.255.255":
@@ -46,9 +48,7 @@ def render(table: Table, stats: dict[Any, dict[str, int]], columns: str = "") ->
         spec, dests = table[key]
         if cols:
             st = stats.get(key, {})
-            head = (f"FWM  {key.fwmark}" if key.fwmark
-                    else f"{key.protocol:<4} {_addr(key.address, key.port)}")
-            out.append(f"{head:<27}" + "".join(f" {st.get(c, 0):>10}" for c in cols))
+            out.append(f"{_service_head(key):<27}" + "".join(f" {st.get(c, 0):>10}" for c in cols))
         else:
             out.append(_service_line(key, spec))
         for d in sorted(dests):
@@ -71,20 +71,21 @@ def main(argv: list[str]) -> int:
     g.add_argument("--stats", action="store_true", help="packet and byte counters")
     g.add_argument("--rate", action="store_true", help="rates (per second)")
     a = p.parse_args(argv)
-    from .ipvs_netlink import ipvs_available
+    from .ipvs_netlink import open_ipvs
 
-    if not ipvs_available():
-        print("director ipvs: this kernel has no IPVS (modprobe ip_vs?)", file=sys.stderr)
-        return 1
-    from .ipvs_netlink import IpvsSocket
-
-    async def read() -> tuple[Table, dict[Any, dict[str, int]]]:
-        sock = IpvsSocket()
+    async def read() -> tuple[Table, dict[Any, dict[str, int]]] | None:
+        sock = await open_ipvs()
+        if sock is None:
+            return None
         try:
             return await sock.read()
         finally:
             sock.close()
 
-    table, stats = asyncio.run(read())
+    got = asyncio.run(read())
+    if got is None:
+        print("director ipvs: this kernel has no IPVS (modprobe ip_vs?)", file=sys.stderr)
+        return 1
+    table, stats = got
     print(render(table, stats, "stats" if a.stats else "rate" if a.rate else ""))
     return 0
