@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         return config_test(args)
     if args.check and not args.vrrp:
         return checker_side(args)
+    if args.vrrp and not args.check:
+        return vrrp_side(args)
     print("director: only the checker/LVS side runs today (-C); the VRRP side and the "
           "watchdog are not implemented yet", file=sys.stderr)
     return EXIT_PROGRAM_ERROR
@@ -129,22 +131,38 @@ def setup_logging(args: argparse.Namespace) -> None:
         fmt = "director[%(process)d]: %(message)s"
     handler.setFormatter(logging.Formatter(fmt))
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    for noisy in ("pyroute2", "asyncio"):  # their debug lines are not the operator's
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def checker_side(args: argparse.Namespace) -> int:
-    import asyncio
-
+def _load_for_run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from conf import load
-
-    from .lvs_main import run
 
     setup_logging(args)
     loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
     _report(loaded)
     if not loaded.ok:
         print(f"{args.config}: configuration has errors; not starting", file=sys.stderr)
-        return EXIT_CONFIG
-    return asyncio.run(run(args, loaded.config))
+        return None
+    return loaded.config
+
+
+def checker_side(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .lvs_main import run
+
+    cfg = _load_for_run(args)
+    return EXIT_CONFIG if cfg is None else asyncio.run(run(args, cfg))
+
+
+def vrrp_side(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from vrrp.main import run
+
+    cfg = _load_for_run(args)
+    return EXIT_CONFIG if cfg is None else asyncio.run(run(args, cfg))
 
 
 def run() -> None:

@@ -140,6 +140,16 @@ class Instance:
             return [Action("state", to=BACKUP, reason="fault cleared")]
         return []
 
+    def force(self, now: float, state: str, reason: str) -> list[Action]:
+        """A sync group moves this member with the others (MASTER or BACKUP)."""
+        if state == self.state or self.state in (FAULT, INIT):
+            return []
+        if state == MASTER:
+            return self._to_master(now, reason)
+        self.state = BACKUP
+        self.deadline = now + self.master_down_interval()
+        return [Action("state", to=BACKUP, reason=reason)]
+
     def stop(self, now: float) -> list[Action]:
         actions = [Action("send", priority=0)] if self.state == MASTER else []
         self.state = INIT

@@ -1,0 +1,165 @@
+"""A LAN of network namespaces for VRRP tests: a bridge in its own namespace and hosts
+plugged into it, each with eth0, IPv4 10.9.0.N/24 and IPv6 fd00:9::N/64 (no DAD, so
+addresses work at once). VRRP daemons (director or keepalived) run inside the hosts.
+Everything made here is removed by `close`, also when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+
+from testlib import ROOT, sh
+
+DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 20.0, step: float = 0.05,
+             what: str = "condition") -> object:
+    end = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+
+
+class Daemon:
+    """A director or keepalived VRRP process in a namespace, in its own session."""
+
+    def __init__(self, lan: Lan, host: str, kind: str, conf: str, args: tuple[str, ...]) -> None:
+        self.lan, self.host, self.kind = lan, host, kind
+        self.dir = tempfile.mkdtemp(prefix=f"{kind}-{host}-", dir=lan.dir)
+        self.conf = os.path.join(self.dir, "keepalived.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.log = os.path.join(self.dir, "log")
+        if kind == "keepalived":
+            cmd = ["keepalived", "-n", "-l", "-D", "-f", self.conf,
+                   "-p", f"{self.dir}/k.pid", "-r", f"{self.dir}/v.pid",
+                   "-c", f"{self.dir}/c.pid", *args]
+        else:
+            cmd = [DIRECTOR, "-n", "-l", "-D", "-f", self.conf, *args]
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(["ip", "netns", "exec", lan.ns[host], *cmd],
+                                         stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """SIGKILL: the whole process group dies (keepalived's children too), no goodbye."""
+        if self.proc.poll() is None:
+            try:
+                if sig == signal.SIGKILL:
+                    os.killpg(self.proc.pid, sig)
+                else:
+                    self.proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+    def output(self) -> str:
+        with open(self.log, errors="replace") as f:
+            return f.read()
+
+
+class Lan:
+    def __init__(self, hosts: tuple[str, ...] = ("a", "b", "c")) -> None:
+        self.tag = uuid.uuid4().hex[:6]
+        self.dir = tempfile.mkdtemp(prefix="lan-")
+        self.ns: dict[str, str] = {}
+        self.daemons: list[Daemon] = []
+        self.sw = self._netns("sw")
+        sh("ip", "-n", self.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        sh("ip", "-n", self.sw, "link", "set", "br0", "up")
+        for n, host in enumerate(hosts, start=1):
+            self.add_host(host, n)
+
+    def _netns(self, name: str) -> str:
+        full = f"dv-{self.tag}-{name}"
+        sh("ip", "netns", "add", full)
+        self.ns[name] = full
+        sh("ip", "-n", full, "link", "set", "lo", "up")
+        return full
+
+    def add_host(self, host: str, n: int) -> None:
+        ns = self._netns(host)
+        for key in ("all", "default"):
+            self.sysctl(host, f"net.ipv6.conf.{key}.accept_dad", "0")
+        port = f"p{self.tag}{host}"[:15]
+        sh("ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "link", "set", port, "netns", self.sw)
+        sh("ip", "-n", self.sw, "link", "set", port, "master", "br0", "up")
+        sh("ip", "-n", ns, "link", "set", "eth0", "up")
+        sh("ip", "-n", ns, "addr", "add", f"10.9.0.{n}/24", "dev", "eth0")
+        sh("ip", "-n", ns, "addr", "add", f"fd00:9::{n}/64", "dev", "eth0", "nodad")
+        wait_for(lambda: "fe80" in self.run(host, "ip", "-6", "addr", "show", "dev",
+                                            "eth0").stdout, 10, what=f"{host} link-local")
+
+    def sysctl(self, host: str, key: str, value: str) -> None:
+        sh("ip", "netns", "exec", self.ns[host], "sysctl", "-qw", f"{key}={value}")
+
+    def run(self, host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return sh("ip", "netns", "exec", self.ns[host], *cmd, check=check)
+
+    def port(self, host: str) -> str:
+        return f"p{self.tag}{host}"[:15]
+
+    def addrs(self, host: str, dev: str | None = None) -> set[str]:
+        cmd = ["ip", "-o", "addr", "show"] + (["dev", dev] if dev else [])
+        out = self.run(host, *cmd, check=False).stdout
+        return {line.split()[3].split("/")[0] for line in out.splitlines()}
+
+    def holders(self, address: str, hosts: tuple[str, ...] = ("a", "b")) -> list[str]:
+        return [h for h in hosts if address in self.addrs(h)]
+
+    def wait_holder(self, address: str, host: str, timeout: float = 20.0,
+                    hosts: tuple[str, ...] = ("a", "b")) -> None:
+        wait_for(lambda: self.holders(address, hosts) == [host], timeout,
+                 what=f"{address} on {host} only (now on {self.holders(address, hosts)})")
+
+    def start(self, host: str, kind: str, conf: str, *args: str) -> Daemon:
+        d = Daemon(self, host, kind, conf, args or ("-P",))
+        self.daemons.append(d)
+        return d
+
+    def close(self) -> None:
+        for d in self.daemons:
+            d.kill()
+        for ns in self.ns.values():
+            sh("ip", "netns", "del", ns, check=False)
+        subprocess.run(["rm", "-rf", self.dir], check=False)
+
+
+def vrrp_conf(*, version: int = 3, priority: int = 100, vrid: int = 51, advert: str = "0.1",
+              vips: tuple[str, ...] = ("10.9.0.100/24",), peers: tuple[str, ...] = (),
+              src: str | None = None, auth: str | None = None, nopreempt: bool = False,
+              state: str = "BACKUP", name: str = "VI_1", extra: str = "",
+              glob: str = "", head: str = "") -> str:
+    lines = [f"    state {state}", "    interface eth0", f"    virtual_router_id {vrid}",
+             f"    priority {priority}", f"    advert_int {advert}", f"    version {version}"]
+    if peers:
+        lines.append(f"    unicast_src_ip {src}")
+        lines.append("    unicast_peer {\n" + "".join(f"        {p}\n" for p in peers)
+                     + "    }")
+    elif src:
+        lines.append(f"    mcast_src_ip {src}")
+    if auth:
+        lines.append("    authentication {\n        auth_type PASS\n"
+                     f"        auth_pass {auth}\n    }}")
+    if nopreempt:
+        lines.append("    nopreempt")
+    lines.append("    virtual_ipaddress {\n" + "".join(f"        {v}\n" for v in vips)
+                 + "    }")
+    return (f"global_defs {{\n    router_id {name}_{priority}\n{glob}}}\n{head}"
+            f"vrrp_instance {name} {{\n" + "\n".join(lines) + f"\n{extra}}}\n")

@@ -1,0 +1,230 @@
+"""Virtual IPs, routes, rules and VMAC interfaces through rtnetlink (pyroute2).
+
+Every call logs what it was doing when the kernel refuses, and carries on: one bad
+route must not keep the VIPs from moving. Adding what is there already and removing
+what is gone are not errors (a restarted child adopts the kernel's state).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import errno
+import logging
+import socket
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from conf.model import VirtualIp, VirtualRoute, VirtualRule
+
+log = logging.getLogger("director.vrrp")
+
+SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+TABLES = {"default": 253, "main": 254, "local": 255}
+IFA_F_NODAD = 0x02
+IFA_F_HOMEADDRESS = 0x10
+IFA_F_NOPREFIXROUTE = 0x200
+
+
+def _num(value: str | None, names: dict[str, int]) -> int | None:
+    if value is None:
+        return None
+    return names[value] if value in names else int(value, 0)
+
+
+def vmac_address(vrid: int, family: int) -> str:
+    return f"00:00:5e:00:{2 if family == 6 else 1:02x}:{vrid:02x}"
+
+
+class Addresses:
+    """Synchronous rtnetlink calls. pyroute2's IPRoute runs its own event loop, so it
+    lives in a worker thread (`Worker`) when called from the daemon's loop."""
+
+    def __init__(self) -> None:
+        self.ipr = IPRoute()
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def index(self, ifname: str) -> int | None:
+        found = self.ipr.link_lookup(ifname=ifname)
+        return found[0] if found else None
+
+    def _call(self, what: str, fn, *args, ok=(), **kw) -> bool:  # type: ignore[no-untyped-def]
+        try:
+            fn(*args, **kw)
+            return True
+        except NetlinkError as e:
+            if e.code in ok:
+                return True
+            log.error("%s: kernel refused: %s", what, errno.errorcode.get(e.code, e.code))
+        except (OSError, ValueError, KeyError) as e:
+            log.error("%s: %s", what, e)
+        return False
+
+    # -- addresses -------------------------------------------------------------------
+    def has(self, vip: VirtualIp, ifname: str) -> bool:
+        idx = self.index(vip.dev or ifname)
+        if idx is None:
+            return False
+        af = socket.AF_INET6 if vip.family == 6 else socket.AF_INET
+        return any(a.get_attr("IFA_ADDRESS") == vip.address
+                   for a in self.ipr.get_addr(family=af, index=idx))
+
+    def set_vip(self, op: str, vip: VirtualIp, ifname: str) -> bool:
+        dev = vip.dev or ifname
+        idx = self.index(dev)
+        what = f"{'adding' if op == 'add' else 'removing'} {vip.address}/{vip.prefixlen} on {dev}"
+        if idx is None:
+            log.error("%s: no such interface", what)
+            return False
+        kw: dict[str, object] = {"index": idx, "address": vip.address,
+                                 "prefixlen": vip.prefixlen}
+        if op == "add":
+            if vip.broadcast and vip.family == 4:
+                kw["broadcast"] = vip.broadcast
+            if vip.label and vip.family == 4:
+                kw["label"] = vip.label
+            if vip.scope:
+                kw["scope"] = _num(vip.scope, SCOPES)
+            if vip.peer:
+                kw["local"], kw["address"] = vip.address, vip.peer
+            flags = ((IFA_F_NODAD if vip.nodad or vip.family == 6 else 0)
+                     | (IFA_F_HOMEADDRESS if vip.home else 0)
+                     | (IFA_F_NOPREFIXROUTE if vip.noprefixroute else 0))
+            if flags:
+                kw["flags"] = flags
+            if vip.preferred_lft is not None:
+                kw["IFA_CACHEINFO"] = {"ifa_preferred": vip.preferred_lft,
+                                       "ifa_valid": 0xFFFFFFFF}
+        return self._call(what, self.ipr.addr, op, ok=(errno.EEXIST,) if op == "add"
+                          else (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV), **kw)
+
+    # -- routes and rules ------------------------------------------------------------
+    def set_route(self, op: str, route: VirtualRoute, ifname: str) -> bool:
+        kw: dict[str, object] = {"family": socket.AF_INET6 if route.family == 6
+                                 else socket.AF_INET}
+        if route.dst != "default":
+            kw["dst"] = route.dst
+        elif route.family == 6:
+            kw["dst"] = "::/0"
+        else:
+            kw["dst"] = "0.0.0.0/0"
+        if route.via:
+            kw["gateway"] = route.via
+        if route.src:
+            kw["prefsrc"] = route.src
+        dev = route.dev or (None if route.via or route.blackhole else ifname)
+        if dev:
+            idx = self.index(dev)
+            if idx is not None:
+                kw["oif"] = idx
+        if route.table:
+            kw["table"] = _num(route.table, TABLES)
+        if route.metric is not None:
+            kw["priority"] = route.metric
+        if route.scope:
+            kw["scope"] = _num(route.scope, SCOPES)
+        if route.proto:
+            kw["proto"] = int(route.proto) if route.proto.isdigit() else route.proto
+        if route.blackhole:
+            kw["type"] = "blackhole"
+        elif route.type:
+            kw["type"] = route.type
+        what = f"{'adding' if op == 'add' else 'removing'} route {route.dst}"
+        return self._call(what, self.ipr.route, op, ok=(errno.EEXIST,) if op == "add"
+                          else (errno.ESRCH, errno.ENOENT), **kw)
+
+    def set_rule(self, op: str, rule: VirtualRule) -> bool:
+        kw: dict[str, object] = {"family": socket.AF_INET6 if rule.family == 6
+                                 else socket.AF_INET}
+        for side, value in (("src", rule.src), ("dst", rule.dst)):
+            if value and value != "all":
+                addr, _, plen = value.partition("/")
+                kw[side] = addr
+                kw[f"{side}_len"] = int(plen) if plen else (128 if rule.family == 6 else 32)
+        if rule.table:
+            kw["table"] = _num(rule.table, TABLES)
+        if rule.priority is not None:
+            kw["priority"] = rule.priority
+        if rule.fwmark:
+            mark, _, mask = rule.fwmark.partition("/")
+            kw["fwmark"] = int(mark, 0)
+            if mask:
+                kw["fwmask"] = int(mask, 0)
+        if rule.iif:
+            kw["iifname"] = rule.iif
+        if rule.oif:
+            kw["oifname"] = rule.oif
+        what = f"{'adding' if op == 'add' else 'removing'} rule {rule.src or rule.dst or ''}"
+        return self._call(what, self.ipr.rule, op, ok=(errno.EEXIST,) if op == "add"
+                          else (errno.ENOENT,), **kw)
+
+    # -- VMAC --------------------------------------------------------------------------
+    def ensure_vmac(self, name: str, base: str, vrid: int, family: int) -> bool:
+        """A macvlan `name` on `base` with the VRRP virtual MAC, up, no IPv6 of its own
+        on an IPv4 instance (its link-local traffic would show the shared MAC)."""
+        mac = vmac_address(vrid, family)
+        base_idx = self.index(base)
+        if base_idx is None:
+            log.error("VMAC %s: base interface %s not found", name, base)
+            return False
+        if self.index(name) is None:
+            if not self._call(f"creating VMAC {name} on {base}", self.ipr.link, "add",
+                              ifname=name, kind="macvlan", link=base_idx,
+                              macvlan_mode="private", address=mac):
+                return False
+        _sysctl(f"net/ipv4/conf/{base}/arp_ignore", "1")
+        _sysctl(f"net/ipv4/conf/{name}/arp_ignore", "1")
+        if family == 4:
+            _sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")
+        idx = self.index(name)
+        return idx is not None and self._call(f"bringing VMAC {name} up", self.ipr.link,
+                                              "set", index=idx, state="up")
+
+    def remove_link(self, name: str) -> None:
+        idx = self.index(name)
+        if idx is not None:
+            self._call(f"removing {name}", self.ipr.link, "del", index=idx,
+                       ok=(errno.ENODEV,))
+
+
+
+def link_up(ifname: str) -> bool:
+    """Administratively up and with carrier (keepalived: IFF_UP and IFF_RUNNING; sysfs
+    `flags` lacks RUNNING, and `carrier` cannot be read while the link is down)."""
+    try:
+        with open(f"/sys/class/net/{ifname}/flags") as f:
+            if not int(f.read(), 16) & 0x1:
+                return False
+        with open(f"/sys/class/net/{ifname}/carrier") as f:
+            return f.read().strip() == "1"
+    except (OSError, ValueError):
+        return False
+
+
+def _sysctl(path: str, value: str) -> None:
+    try:
+        with open(f"/proc/sys/{path}", "w") as f:
+            f.write(value)
+    except OSError as e:
+        log.warning("sysctl %s=%s: %s", path.replace("/", "."), value, e.strerror)
+
+
+class Worker:
+    """`Addresses` on one thread: calls run in the order made, off the event loop;
+    `call` returns a future, `wait` blocks for a result (start-up only)."""
+
+    def __init__(self) -> None:
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtnl")
+        self.addrs: Addresses = self.pool.submit(Addresses).result()
+
+    def call(self, method: str, *args: object) -> concurrent.futures.Future[object]:
+        return self.pool.submit(getattr(self.addrs, method), *args)
+
+    def wait(self, method: str, *args: object) -> object:
+        return self.call(method, *args).result()
+
+    def close(self) -> None:
+        self.pool.submit(self.addrs.close).result()
+        self.pool.shutdown()

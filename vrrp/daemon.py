@@ -1,0 +1,198 @@
+"""The VRRP side (`director -P`): sockets, instances, sync groups and trackers in one
+asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from conf.model import Config, Script, VrrpSyncGroup
+from director.notify import Fifo, default_script_user, run_script, script_insecure
+
+from . import fsm
+from .addresses import Worker, link_up
+from .receive import Received
+from .router import Router
+from .trackers import FileTracker, ProcessTracker, ScriptTracker, Trackers
+from .transport import VrrpSocket
+
+log = logging.getLogger("director.vrrp")
+
+
+class SyncGroup:
+    """All members MASTER or none; one member's fault is the whole group's."""
+
+    def __init__(self, cfg: VrrpSyncGroup, members: list[Router], fifos: list[Fifo],
+                 user: str | None, daemon: VrrpDaemon) -> None:
+        self.cfg = cfg
+        self.members = members
+        self.fifos = fifos
+        self.user = user
+        self.daemon = daemon
+        self.state = fsm.INIT
+        self._busy = False
+        for m in members:
+            m.on_state = self.member_changed
+
+    def member_changed(self, router: Router, state: str) -> None:
+        if self._busy:
+            return
+        self._busy = True
+        try:
+            if state == "TRACK":
+                fault = any(m.own_fault for m in self.members)
+                for m in self.members:
+                    m.group_fault = fault
+                    m.set_fault()
+            else:
+                for m in self.members:
+                    if m is not router and m.fsm.state != state:
+                        m.force(state, f"sync group {self.cfg.name}")
+        finally:
+            self._busy = False
+        self._update()
+
+    def _update(self) -> None:
+        states = {m.fsm.state for m in self.members}
+        new = fsm.FAULT if fsm.FAULT in states else (states.pop() if len(states) == 1
+                                                      else self.state)
+        if new == self.state or new == fsm.INIT:
+            return
+        self.state = new
+        log.info("VRRP_Group(%s) Syncing instances to %s state", self.cfg.name, new)
+        for fifo in self.fifos:
+            fifo.write(f'GROUP "{self.cfg.name}" {new}')
+        n = self.cfg.notify
+        specific = {"MASTER": n.notify_master, "BACKUP": n.notify_backup,
+                    "FAULT": n.notify_fault, "STOP": n.notify_stop}.get(new)
+        for script, extra in ((specific, ()), (n.notify, ("GROUP", self.cfg.name, new))):
+            if script is not None and self.daemon.allowed(script):
+                self.members[0]._spawn(run_script(script, extra, user=self.user))
+
+
+class VrrpDaemon:
+    def __init__(self, cfg: Config, keep_on_stop: bool = False) -> None:
+        self.cfg = cfg
+        self.keep_on_stop = keep_on_stop
+        g = cfg.global_defs
+        self.addrs = Worker()
+        self.fifos = [Fifo(p) for p in dict.fromkeys(
+            x for x in (g.vrrp_notify_fifo, g.notify_fifo) if x)]
+        self.user = default_script_user(g.script_user)
+        self._verdicts: dict[str, bool] = {}
+        self.trackers = Trackers(link_up)
+        self.trackers.scripts = {s.name: ScriptTracker(s, self.user, self.allowed)
+                                 for s in cfg.vrrp_scripts}
+        self.trackers.files = {f.name: FileTracker(f) for f in cfg.track_files}
+        self.trackers.processes = {p.name: ProcessTracker(p) for p in cfg.track_processes}
+        self.routers = [Router(i, g, self.addrs, self.fifos, self.user, self.allowed)
+                        for i in cfg.vrrp_instances]
+        self.by_name = {r.name: r for r in self.routers}
+        self.sockets: dict[tuple[str, int, bool], VrrpSocket] = {}
+        self.demux: dict[tuple[str, int, int], Router] = {}
+        self.unknown_vrid = 0
+        self.groups: list[SyncGroup] = []
+        for sg in cfg.vrrp_sync_groups:
+            members = [self.by_name[n] for n in sg.group if n in self.by_name]
+            self.groups.append(SyncGroup(sg, members, self.fifos, self.user, self))
+            for m in members:
+                self._track(m, sg)
+        for r in self.routers:
+            self._track(r, r.cfg)
+            if not r.cfg.dont_track_primary:
+                r.track(self.trackers.interface(r.ifname), 0, False)
+
+    def allowed(self, script: Script) -> bool:
+        """enable_script_security: refuse, once and loudly, what non-root users could edit."""
+        if not self.cfg.global_defs.enable_script_security:
+            return True
+        if script.cmd not in self._verdicts:
+            why = script_insecure(script.argv[0])
+            if why:
+                log.error("Refusing to run script %s (%s): %s", script.cmd, script.pos, why)
+            self._verdicts[script.cmd] = why is None
+        return self._verdicts[script.cmd]
+
+    def _track(self, r: Router, owner) -> None:  # type: ignore[no-untyped-def]
+        t = self.trackers
+        for ref in owner.track_script:
+            spec = t.scripts.get(ref.name)
+            if spec is not None:
+                w = ref.weight if ref.weight is not None else spec.spec.weight
+                rev = ref.reverse if ref.weight is not None else spec.spec.weight_reverse
+                r.track(spec, w, rev)
+        for ref in owner.track_file:
+            ft = t.files.get(ref.name)
+            if ft is not None:
+                w = ref.weight if ref.weight is not None else ft.spec.weight
+                rev = ref.reverse if ref.weight is not None else ft.spec.weight_reverse
+                r.track(ft, w, rev)
+        for ref in owner.track_process:
+            pt = t.processes.get(ref.name)
+            if pt is not None:
+                w = ref.weight if ref.weight is not None else pt.spec.weight
+                rev = ref.reverse if ref.weight is not None else pt.spec.weight_reverse
+                r.track(pt, w, rev)
+        for ref in owner.track_interface:
+            r.track(t.interface(ref.name), ref.weight or 0, ref.reverse)
+
+    def _socket(self, ifname: str, family: int, listen: bool) -> VrrpSocket:
+        key = (ifname, family, listen)
+        if key not in self.sockets:
+            s = VrrpSocket(ifname, family, listen)
+            s.start(asyncio.get_running_loop(), self._received)
+            self.sockets[key] = s
+        return self.sockets[key]
+
+    def _received(self, sock: VrrpSocket, rx: Received) -> None:
+        vrid = rx.payload[1] if len(rx.payload) > 1 else -1
+        router = self.demux.get((sock.ifname, sock.family, vrid))
+        if router is None:
+            self.unknown_vrid += 1
+            return
+        router.receive(rx)
+
+    async def start(self) -> None:
+        g = self.cfg.global_defs
+        if g.vrrp_startup_delay:
+            log.info("Delaying startup for %g seconds", g.vrrp_startup_delay)
+            await asyncio.sleep(g.vrrp_startup_delay)
+        for r in self.routers:
+            try:
+                if r.vmac and r.family == 4:
+                    self.addrs.wait("ensure_vmac", r.vmac, r.ifname, r.vrid, r.family)
+                rx = self._socket(r.ifname, r.family, True)
+                tx = rx
+                if r.vmac and r.family == 4 and not r.cfg.vmac_xmit_base \
+                        and self.addrs.wait("index", r.vmac) is not None:
+                    tx = self._socket(r.vmac, r.family, False)
+                r.attach(rx, tx)
+            except OSError as e:
+                log.error("(%s) cannot open VRRP socket on %s: %s", r.name, r.ifname,
+                          e.strerror or e)
+                continue
+            self.demux[(r.ifname, r.family, r.vrid)] = r
+        self.trackers.start()
+        for r in self.routers:
+            r.start()
+
+    async def stop(self) -> None:
+        for r in self.routers:
+            r.stop(keep_addresses=self.keep_on_stop)
+        self.trackers.stop()
+        await asyncio.gather(*(r.drain() for r in self.routers))
+        for s in self.sockets.values():
+            s.close()
+        if not self.keep_on_stop:
+            for r in self.routers:
+                if r.vmac:
+                    self.addrs.wait("remove_link", r.vmac)
+        for fifo in self.fifos:
+            fifo.close()
+        self.addrs.close()
+
+    def status(self) -> dict[str, object]:
+        return {"instances": [r.status() for r in self.routers],
+                "sync_groups": [{"name": g.cfg.name, "state": g.state} for g in self.groups],
+                "unknown_vrid": self.unknown_vrid}

@@ -1,0 +1,365 @@
+"""One VRRP instance at run time: the pure state machine wired to sockets, addresses,
+announcements, trackers and notifications.
+
+Everything the state machine decides arrives as `fsm.Action`s; this module turns them
+into packets, netlink calls and scripts, and keeps keepalived's log wording and counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from conf.model import GlobalDefs, Script, VrrpInstance
+from director.notify import Fifo, run_script
+
+from . import fsm
+from .announce import Announcer, link_local
+from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
+from .receive import Policy, Received, check
+from .trackers import Tracker, contribution, file_contribution
+from .transport import VrrpSocket
+
+if TYPE_CHECKING:
+    from .addresses import Worker
+
+log = logging.getLogger("director.vrrp")
+
+
+def first_ipv4(ifname: str) -> str | None:
+    """The interface's primary IPv4 address (what keepalived advertises from)."""
+    import fcntl
+    import struct
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        req = struct.pack("256s", ifname.encode()[:15])
+        return socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
+    except OSError:
+        return None
+    finally:
+        s.close()
+
+
+class Router:
+    def __init__(self, cfg: VrrpInstance, g: GlobalDefs, addrs: Worker,
+                 fifos: list[Fifo], script_user: str | None,
+                 allowed: Callable[[Script], bool] = lambda s: True) -> None:
+        self.cfg = cfg
+        self.g = g
+        self.addrs = addrs
+        self.fifos = fifos
+        self.script_user = script_user
+        self.allowed = allowed  # enable_script_security's verdict on a script
+        self.name = cfg.name
+        self.family = cfg.family
+        self.vrid = cfg.virtual_router_id or 0
+        self.ifname = cfg.interface or ""
+        self.vmac = None
+        if cfg.use_vmac is not None:
+            self.vmac = cfg.use_vmac or f"vrrp.{self.vrid}"
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.fsm = fsm.Instance(
+            name=cfg.name, version=cfg.version, priority=cfg.priority,
+            advert_int=cfg.advert_int, primary_ip="0.0.0.0" if self.family == 4 else "::",
+            nopreempt=cfg.nopreempt, preempt_delay=cfg.preempt_delay,
+            want_master=cfg.state == "MASTER")
+        self.vips = [v for v in cfg.virtual_ipaddress]
+        self.adv_addrs = tuple(v.address for v in self.vips if v.family == self.family)
+        auth = cfg.authentication if cfg.version == 2 else None
+        self.auth_type = AUTH_NONE
+        self.auth_pass = b""
+        if auth is not None:
+            self.auth_type = AUTH_PASS if auth.auth_type == "PASS" else AUTH_AH
+            self.auth_pass = auth.auth_pass.encode()[:8]
+        self.policy = Policy(
+            version=cfg.version, vrid=self.vrid, interval_cs=round(cfg.advert_int * 100),
+            auth_type=self.auth_type, auth_pass=self.auth_pass,
+            addrs=frozenset(self.adv_addrs),
+            peers={p.address: (p.min_ttl, p.max_ttl) for p in cfg.unicast_peer},
+            strict=cfg.strict_mode, skip_check_adv_addr=cfg.skip_check_adv_addr)
+        self.rx_sock: VrrpSocket | None = None
+        self.tx_sock: VrrpSocket | None = None
+        self.src = ""
+        self.dsts: list[str] = []
+        self.announcer: Announcer | None = None
+        self.trackers: list[tuple[Tracker, int, bool]] = []
+        self.base_priority = cfg.priority
+        self.own_fault = False
+        self.group_fault = False
+        self.on_state: Callable[[Router, str], None] | None = None  # the sync group's hook
+        self.master_ip = ""
+        self._shown = fsm.INIT  # the state last entered, as logged and notified
+        self._timer: asyncio.TimerHandle | None = None
+        self._garp: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[object]] = set()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # -- set-up ------------------------------------------------------------------
+    def attach(self, rx: VrrpSocket, tx: VrrpSocket) -> None:
+        cfg = self.cfg
+        self.rx_sock, self.tx_sock = rx, tx
+        src = cfg.unicast_src_ip if cfg.unicast_peer else cfg.mcast_src_ip
+        if not src:
+            src = link_local(self.ifname) if self.family == 6 else first_ipv4(self.ifname)
+        self.src = src or ""
+        self.fsm.primary_ip = self.src or self.fsm.primary_ip
+        if cfg.unicast_peer:
+            self.dsts = [p.address for p in cfg.unicast_peer]
+        else:
+            group = self.g.vrrp_mcast_group6 if self.family == 6 else self.g.vrrp_mcast_group4
+            self.dsts = [group]
+            rx.join(group)
+        self.announcer = Announcer(self.vmac or self.ifname)
+
+    def track(self, tracker: Tracker, weight: int, reverse: bool) -> None:
+        self.trackers.append((tracker, weight, reverse))
+        tracker.listeners.append(self.trackers_changed)
+
+    def _tracked(self) -> tuple[int, bool, list[str]]:
+        delta, faults = 0, []
+        for tracker, weight, reverse in self.trackers:
+            if tracker.kind == "file":
+                d, fault = file_contribution(tracker.value, weight, reverse)
+            else:
+                d, fault = contribution(tracker.up, weight, reverse)
+            delta += d
+            if fault:
+                faults.append(f"{tracker.kind} {tracker.name}")
+        return delta, bool(faults), faults
+
+    # -- life cycle -----------------------------------------------------------------
+    def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        if not self.src:
+            log.error("(%s) interface %s has no %s address to advertise from", self.name,
+                      self.ifname, "IPv6 link-local" if self.family == 6 else "IPv4")
+        delta, fault, why = self._tracked()
+        self.fsm.priority = fsm.effective_priority(self.base_priority, delta)
+        self.own_fault = fault or not self.src
+        if self.own_fault:
+            self.fsm.state = fsm.FAULT
+            log.info("(%s) Entering FAULT STATE (%s)", self.name,
+                     ", ".join(why) or "no source address")
+            self._notify(fsm.FAULT)
+            return
+        self._remove_addresses(startup=True)
+        self._do(self.fsm.start(self._now()))
+
+    def stop(self, keep_addresses: bool = False) -> None:
+        self._do(self.fsm.stop(self._now()), keep_addresses=keep_addresses)
+        if self.announcer:
+            self.announcer.close()
+
+    def _now(self) -> float:
+        assert self.loop is not None
+        return self.loop.time()
+
+    # -- events ------------------------------------------------------------------------
+    def receive(self, rx: Received) -> None:
+        verdict = check(self.policy, rx)
+        self.counters.update(verdict.counters)
+        if verdict.advert is None:
+            log.debug("(%s) dropped advert from %s: %s", self.name, rx.src, verdict.message)
+            return
+        if verdict.message:
+            log.info("(%s) %s (from %s)", self.name, verdict.message, rx.src)
+        adv = verdict.advert
+        if self.fsm.state in (fsm.FAULT, fsm.INIT):
+            return
+        if self.fsm.state == fsm.BACKUP and adv.priority:
+            self.master_ip = rx.src
+        if self.fsm.state == fsm.MASTER and 0 < adv.priority < self.fsm.priority:
+            log.info("(%s) Received advert from %s with lower priority %d, ours %d, "
+                     "forcing new election", self.name, rx.src, adv.priority,
+                     self.fsm.priority)
+            self._send(self.fsm.priority)
+        self._do(self.fsm.advert(self._now(), adv.priority, rx.src, adv.interval_cs / 100))
+
+    def trackers_changed(self) -> None:
+        if self.loop is None or self.fsm.state == fsm.INIT:
+            return
+        delta, fault, why = self._tracked()
+        now = self._now()
+        self._do(self.fsm.set_priority(now, fsm.effective_priority(self.base_priority, delta)))
+        if fault != self.own_fault:
+            self.own_fault = fault
+            if fault:
+                log.info("(%s) fault: %s", self.name, ", ".join(why))
+            if self.on_state is None or not fault:
+                self.set_fault()
+            if self.on_state is not None:
+                self.on_state(self, "TRACK")
+
+    def set_fault(self) -> None:
+        self._do(self.fsm.fault(self._now(), self.own_fault or self.group_fault))
+
+    def force(self, state: str, reason: str) -> None:
+        self._do(self.fsm.force(self._now(), state, reason))
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.fsm.state == fsm.BACKUP and self.fsm.deadline is not None \
+                and self._now() >= self.fsm.deadline:
+            log.info("(%s) Receive advertisement timeout", self.name)
+        self._do(self.fsm.tick(self._now()))
+
+    # -- actions -------------------------------------------------------------------------
+    def _do(self, actions: list[fsm.Action], keep_addresses: bool = False) -> None:
+        for a in actions:
+            if a.kind == "send":
+                self._send(a.priority)
+            else:
+                self._enter(a.to, a.reason, keep_addresses)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        if self.fsm.deadline is not None and self.loop is not None:
+            self._timer = self.loop.call_at(self.fsm.deadline, self._tick)
+
+    def _send(self, priority: int) -> None:
+        if self.tx_sock is None or not self.src:
+            return
+        adv = Advert(version=self.cfg.version, vrid=self.vrid, priority=priority,
+                     addrs=self.adv_addrs, interval_cs=round(self.cfg.advert_int * 100),
+                     auth_type=self.auth_type, auth_data=self.auth_pass)
+        for dst in self.dsts:
+            try:
+                payload = encode(adv, self.family, self.src, dst)
+                ttl = 255 if not self.cfg.unicast_peer else self.cfg.unicast_ttl
+                self.tx_sock.send(payload, self.src, dst, ttl)
+            except OSError as e:
+                log.warning("(%s) sending advert to %s failed: %s", self.name, dst,
+                            e.strerror or e)
+                continue
+            self.counters["advert_sent"] += 1
+            if priority == 0:
+                self.counters["pri_zero_sent"] += 1
+        if priority == 0:
+            log.info("(%s) sent 0 priority", self.name)
+
+    def _enter(self, state: str, reason: str, keep_addresses: bool = False) -> None:
+        prev = self._shown
+        self._shown = state
+        if state == fsm.MASTER:
+            self.counters["become_master"] += 1
+            log.info("(%s) Entering MASTER STATE", self.name)
+            self._add_addresses()
+            self._start_garp()
+        else:
+            if prev == fsm.MASTER:
+                self.counters["release_master"] += 1
+                self._stop_garp()
+                if not keep_addresses:
+                    self._remove_addresses()
+            if state == fsm.BACKUP:
+                log.info("(%s) Entering BACKUP STATE (%s)", self.name, reason)
+            elif state == fsm.FAULT:
+                log.info("(%s) Entering FAULT STATE", self.name)
+        self._notify("STOP" if state == fsm.INIT else state)
+        if self.on_state is not None and state in (fsm.MASTER, fsm.BACKUP):
+            self.on_state(self, state)
+
+    # -- addresses and announcements ---------------------------------------------------------
+    def _add_addresses(self) -> None:
+        log.info("(%s) setting VIPs.", self.name)
+        dev = self.vmac or self.ifname
+        for vip in (*self.vips, *self.cfg.virtual_ipaddress_excluded):
+            self.addrs.call("set_vip", "add", vip, dev)
+        for route in self.cfg.virtual_routes:
+            self.addrs.call("set_route", "add", route, dev)
+        for rule in self.cfg.virtual_rules:
+            self.addrs.call("set_rule", "add", rule)
+
+    def _remove_addresses(self, startup: bool = False) -> None:
+        dev = self.vmac or self.ifname
+        vips = [*self.vips, *self.cfg.virtual_ipaddress_excluded]
+        if startup:  # keepalived removes leftovers of a previous run at start
+            vips = [v for v in vips if self.addrs.wait("has", v, dev)]
+            if not vips:
+                return
+        else:
+            log.info("(%s) removing VIPs.", self.name)
+        for rule in self.cfg.virtual_rules:
+            self.addrs.call("set_rule", "delete", rule)
+        for route in self.cfg.virtual_routes:
+            self.addrs.call("set_route", "delete", route, dev)
+        for vip in vips:
+            self.addrs.call("set_vip", "delete", vip, dev)
+
+    def _start_garp(self) -> None:
+        self._stop_garp()
+        self._garp.append(asyncio.ensure_future(self._garp_rounds()))
+
+    def _stop_garp(self) -> None:
+        for t in self._garp:
+            t.cancel()
+        self._garp.clear()
+
+    async def _garp_round(self, repeat: int) -> None:
+        assert self.announcer is not None
+        vips = [v for v in (*self.vips, *self.cfg.virtual_ipaddress_excluded)
+                if not v.dev or v.dev == self.ifname]
+        dev = self.announcer.ifname
+        for vip in vips:
+            kind = "NA" if vip.family == 6 else "ARP"
+            log.info("(%s) Sending/queueing gratuitous %ss on %s for %s", self.name, kind, dev,
+                     vip.address)
+        for _ in range(max(1, repeat)):
+            for vip in vips:
+                log.info("Sending %s on %s for %s", "unsolicited NA" if vip.family == 6
+                         else "gratuitous ARP", dev, vip.address)
+                self.announcer.send(vip.address, vip.family)
+                gap = self.cfg.gna_interval if vip.family == 6 else self.cfg.garp_interval
+                if gap:
+                    await asyncio.sleep(gap)
+
+    async def _garp_rounds(self) -> None:
+        cfg = self.cfg
+        await self._garp_round(cfg.garp_master_repeat)
+        if cfg.garp_master_delay:
+            await asyncio.sleep(cfg.garp_master_delay)
+            await self._garp_round(cfg.garp_master_repeat)
+        while cfg.garp_master_refresh:
+            await asyncio.sleep(cfg.garp_master_refresh)
+            await self._garp_round(cfg.garp_master_refresh_repeat)
+
+    # -- notifications -------------------------------------------------------------------
+    def _notify(self, state: str) -> None:
+        prio = self.fsm.priority
+        for fifo in self.fifos:
+            fifo.write(f'INSTANCE "{self.name}" {state} {prio}')
+        n = self.cfg.notify
+        specific = {"MASTER": n.notify_master, "BACKUP": n.notify_backup,
+                    "FAULT": n.notify_fault, "STOP": n.notify_stop}.get(state)
+        for script, extra in ((specific, ()),
+                              (n.notify, ("INSTANCE", self.name, state, str(prio)))):
+            if script is not None and self.allowed(script):
+                self._spawn(run_script(script, extra, user=self.script_user))
+
+    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Let notify scripts started by the last transitions finish (at stop)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    def status(self) -> dict[str, object]:
+        return {"name": self.name, "state": self.fsm.state, "vrid": self.vrid,
+                "interface": self.ifname, "family": self.family,
+                "priority": self.fsm.priority, "base_priority": self.base_priority,
+                "master_ip": self.src if self.fsm.state == fsm.MASTER else self.master_ip,
+                "vips": [f"{v.address}/{v.prefixlen}" for v in self.vips],
+                "stats": {k: self.counters.get(k, 0) for k in sorted(
+                    set(self.counters) | {"advert_rcvd", "advert_sent", "become_master",
+                                          "release_master"})}}
