@@ -136,6 +136,8 @@ class Lan:
     def close(self) -> None:
         for d in self.daemons:
             d.kill()
+            # pytest shows this only for a failing test: the daemons' own account
+            print(f"==== {d.kind} on {d.host}\n{d.output()[-6000:]}")
         for ns in self.ns.values():
             sh("ip", "netns", "del", ns, check=False)
         subprocess.run(["rm", "-rf", self.dir], check=False)

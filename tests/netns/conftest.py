@@ -27,3 +27,17 @@ def netns():
     finally:
         for name in made:
             sh("ip", "netns", "del", name, check=False)
+
+
+@pytest.fixture
+def lan():
+    """Hosts a, b (the VRRP pair) and c (a client) on one bridge; all removed after."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespace tests need root")
+    from lan import Lan
+
+    made = Lan()
+    try:
+        yield made
+    finally:
+        made.close()
