@@ -62,6 +62,8 @@ def make_parser() -> argparse.ArgumentParser:
       help="check the configuration, report problems as file:line on stderr, and exit")
     a("--dry-run", action="store_true",
       help="do not program IPVS: log the operations and keep the table in memory")
+    a("--dump-dir", default="/tmp", metavar="DIR",
+      help="where USR1/USR2/JSON signals write keepalived.data/.stats/.json (default /tmp)")
     a("--signum", metavar="SIGFUNC", help="print the signal number for STOP, RELOAD, DATA, "
       "STATS, STATS_CLEAR or JSON and exit")
     a("-v", "--version", action="version", version=f"director {__version__}")

@@ -41,6 +41,7 @@ class Daemon:
         with open(self.conf, "w") as f:
             f.write(conf)
         self.log = os.path.join(self.dir, "log")
+        args = tuple(x.replace("{dir}", self.dir) for x in args)
         if kind == "keepalived":
             cmd = ["keepalived", "-n", "-l", "-D", "-f", self.conf,
                    "-p", f"{self.dir}/k.pid", "-r", f"{self.dir}/v.pid",

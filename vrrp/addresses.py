@@ -174,7 +174,10 @@ class Addresses:
                               ifname=name, kind="macvlan", link=base_idx,
                               macvlan_mode="private", address=mac):
                 return False
-        _sysctl(f"net/ipv4/conf/{base}/arp_ignore", "1")
+        # only the VMAC answers ARP for the VIP, and the base never announces the VIP
+        # as the sender of its own ARP requests (that would teach hosts the base's MAC)
+        for key, value in (("arp_ignore", "1"), ("arp_announce", "2"), ("arp_filter", "1")):
+            _sysctl(f"net/ipv4/conf/{base}/{key}", value)
         _sysctl(f"net/ipv4/conf/{name}/arp_ignore", "1")
         if family == 4:
             _sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")

@@ -174,6 +174,9 @@ class VrrpDaemon:
                 continue
             self.demux[(r.ifname, r.family, r.vrid)] = r
         self.trackers.start()
+        loop = asyncio.get_running_loop()
+        for r in self.routers:  # a sync group may move members not started yet
+            r.loop = loop
         for r in self.routers:
             r.start()
 

@@ -11,6 +11,7 @@ import asyncio
 import collections
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -94,6 +95,7 @@ class Router:
         self.on_state: Callable[[Router, str], None] | None = None  # the sync group's hook
         self.master_ip = ""
         self._shown = fsm.INIT  # the state last entered, as logged and notified
+        self.last_transition = 0.0  # wall clock, for the dumps
         self._timer: asyncio.TimerHandle | None = None
         self._garp: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[object]] = set()
@@ -248,21 +250,22 @@ class Router:
     def _enter(self, state: str, reason: str, keep_addresses: bool = False) -> None:
         prev = self._shown
         self._shown = state
+        self.last_transition = time.time()
+        if state == fsm.MASTER:
+            log.info("(%s) Entering MASTER STATE", self.name)
+        elif state == fsm.BACKUP:
+            log.info("(%s) Entering BACKUP STATE (%s)", self.name, reason)
+        elif state == fsm.FAULT:
+            log.info("(%s) Entering FAULT STATE", self.name)
         if state == fsm.MASTER:
             self.counters["become_master"] += 1
-            log.info("(%s) Entering MASTER STATE", self.name)
             self._add_addresses()
             self._start_garp()
-        else:
-            if prev == fsm.MASTER:
-                self.counters["release_master"] += 1
-                self._stop_garp()
-                if not keep_addresses:
-                    self._remove_addresses()
-            if state == fsm.BACKUP:
-                log.info("(%s) Entering BACKUP STATE (%s)", self.name, reason)
-            elif state == fsm.FAULT:
-                log.info("(%s) Entering FAULT STATE", self.name)
+        elif prev == fsm.MASTER:
+            self.counters["release_master"] += 1
+            self._stop_garp()
+            if not keep_addresses:
+                self._remove_addresses()
         self._notify("STOP" if state == fsm.INIT else state)
         if self.on_state is not None and state in (fsm.MASTER, fsm.BACKUP):
             self.on_state(self, state)
