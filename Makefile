@@ -44,10 +44,12 @@ lint: venv
 bench: install
 	@{ echo "# director benchmarks ($$(date -u +%F), $$(nproc) CPUs)"; echo; \
 	   $(PY) bench/parse.py; echo; \
+	   $(PY) bench/failover.py --stable $(BENCH_STABLE); echo; \
 	   tools/run-in-vm python bench/ipvs_sync.py --vs $(BENCH_VS) --rs 10; \
 	 } | grep -v '^booting' | tee bench/RESULTS.md
 
 BENCH_VS ?= 200
+BENCH_STABLE ?= 120
 
 demo: install
 	@echo "== director -t on the LVS-NAT seed (scenario 001)"

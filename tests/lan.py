@@ -75,7 +75,8 @@ class Daemon:
 
 
 class Lan:
-    def __init__(self, hosts: tuple[str, ...] = ("a", "b", "c")) -> None:
+    def __init__(self, hosts: tuple[str, ...] = ("a", "b", "c"), show_logs: bool = True) -> None:
+        self.show_logs = show_logs
         self.tag = uuid.uuid4().hex[:6]
         self.dir = tempfile.mkdtemp(prefix="lan-")
         self.ns: dict[str, str] = {}
@@ -137,8 +138,8 @@ class Lan:
     def close(self) -> None:
         for d in self.daemons:
             d.kill()
-            # pytest shows this only for a failing test: the daemons' own account
-            print(f"==== {d.kind} on {d.host}\n{d.output()[-6000:]}")
+            if self.show_logs:  # pytest shows it for a failing test only
+                print(f"==== {d.kind} on {d.host}\n{d.output()[-6000:]}")
         for ns in self.ns.values():
             sh("ip", "netns", "del", ns, check=False)
         subprocess.run(["rm", "-rf", self.dir], check=False)
