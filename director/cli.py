@@ -94,6 +94,10 @@ def config_test(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] in (["genhash"], ["-T"], ["--genhash"]):
+        from checkers.genhash import main as genhash_main
+
+        return genhash_main(argv[1:])
     if argv[:1] == ["ipvs"]:
         from .ipvs_view import main as ipvs_main
 

@@ -1,8 +1,7 @@
 """`director -C`: the checker/LVS side in the foreground (the watchdog comes later).
 
-Health checkers are not implemented yet: real servers keep the state the pool
-logic gives them at start (up, or down under `alpha`), and the table follows the
-config, reloads and (in tests) injected health events.
+The health checkers' transitions go through one queue into the LVS core, in the order
+they happened, so the IPVS table always follows the latest verdict.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import signal
 from conf import load
 
 from .dataplane import choose_plane
+from .health import Health
 from .lvs import Lvs
 
 log = logging.getLogger("director")
@@ -22,9 +22,7 @@ log = logging.getLogger("director")
 async def run(args, cfg) -> int:  # type: ignore[no-untyped-def]
     plane = await choose_plane(args.dry_run)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
-    if any(rs.checkers for vs in cfg.virtual_servers for rs in vs.real_servers):
-        log.warning("health checkers are not implemented yet: real servers keep their "
-                    "initial state (up, or down with alpha)")
+    health = Health(lvs)
     stop = asyncio.Event()
     reload_wanted = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -34,6 +32,7 @@ async def run(args, cfg) -> int:  # type: ignore[no-untyped-def]
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
     await lvs.start()
+    health.start()
     log.info("Startup complete")
     while not stop.is_set():
         waiter = asyncio.ensure_future(reload_wanted.wait())
@@ -50,8 +49,11 @@ async def run(args, cfg) -> int:  # type: ignore[no-untyped-def]
             if not loaded.ok:
                 log.error("Configuration has errors: the running configuration is kept")
                 continue
+            await health.stop()
             await lvs.reload(loaded.config)
+            health.start()
     log.info("Stopping")
+    await health.stop()
     await lvs.stop()
     plane.close()
     return 0

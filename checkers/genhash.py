@@ -1,0 +1,54 @@
+"""`director genhash` (keepalived's `genhash`, `keepalived -T`): fetch a URL from a real
+server and print the MD5 digest of its body, to paste into a `digest` line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import sys
+
+from conf.model import Checker, Url
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="director genhash",
+                                description="MD5 digest of a web page, for HTTP_GET/SSL_GET")
+    p.add_argument("-s", "--server", required=True, help="server address")
+    p.add_argument("-p", "--port", type=int, help="port (default 80, 443 with -S)")
+    p.add_argument("-u", "--url", default="/", help="URL path (default /)")
+    p.add_argument("-S", "--use-ssl", action="store_true", help="use TLS")
+    p.add_argument("-I", "--use-sni", action="store_true", help="send SNI (the -V name)")
+    p.add_argument("-V", "--use-virtualhost", metavar="HOST", help="Host header")
+    p.add_argument("-t", "--timeout", type=float, default=5.0, help="seconds (default 5)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print status and headers")
+    return p
+
+
+async def _fetch(args: argparse.Namespace) -> tuple[int, bytes]:
+    from . import http
+
+    ck = Checker(type="SSL_GET" if args.use_ssl else "HTTP_GET", connect_ip=args.server,
+                 connect_port=args.port or (443 if args.use_ssl else 80),
+                 virtualhost=args.use_virtualhost, enable_sni=args.use_sni,
+                 urls=(Url(path=args.url),))
+    try:
+        return await http.fetch(ck, ck.urls[0], args.timeout)
+    finally:
+        await http.close()
+
+
+def main(argv: list[str]) -> int:
+    args = make_parser().parse_args(argv)
+    import aiohttp
+
+    try:
+        status, body = asyncio.run(_fetch(args))
+    except (aiohttp.ClientError, OSError, TimeoutError) as e:
+        print(f"genhash: cannot fetch {args.url} from {args.server}: "
+              f"{type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    if args.verbose:
+        print(f"HTTP status: {status}\nbody: {len(body)} bytes")
+    print(f"MD5SUM = {hashlib.md5(body).hexdigest()}")
+    return 0

@@ -1,0 +1,329 @@
+"""One probe per checker kind (all but HTTP, in http.py). Each returns a future of an
+`Outcome`; TCP_CHECK, by far the most common, is written with loop callbacks (no task,
+no coroutine) so that thousands of them cost little.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import random
+import socket
+import struct
+import time
+from collections.abc import Awaitable
+
+import attrs
+
+from conf.model import Checker
+from director.notify import run_script
+
+SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+SO_MARK = getattr(socket, "SO_MARK", 36)
+
+
+@attrs.frozen
+class Outcome:
+    ok: bool
+    reason: str = ""
+    weight: int | None = None  # a dynamic weight (MISC_CHECK misc_dynamic, FILE_CHECK)
+
+
+def family_of(address: str) -> int:
+    return socket.AF_INET6 if ":" in address else socket.AF_INET
+
+
+def _socket(ck: Checker, kind: int) -> socket.socket:
+    address = ck.connect_ip or ""
+    s = socket.socket(family_of(address), kind)
+    s.setblocking(False)
+    try:
+        if ck.bind_if:
+            s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, ck.bind_if.encode())
+        if ck.fwmark:
+            s.setsockopt(socket.SOL_SOCKET, SO_MARK, ck.fwmark)
+        if ck.bindto or ck.bind_port:
+            s.bind((ck.bindto or ("::" if s.family == socket.AF_INET6 else "0.0.0.0"),
+                    ck.bind_port or 0))
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+def tcp_probe(ck: Checker, timeout: float) -> asyncio.Future[Outcome]:
+    """Connect and close; refused, unreachable or `timeout` is a failure."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Outcome] = loop.create_future()
+    try:
+        s = _socket(ck, socket.SOCK_STREAM)
+    except OSError as e:
+        fut.set_result(Outcome(False, f"socket: {e.strerror}"))
+        return fut
+    fd = s.fileno()
+    timer: asyncio.TimerHandle | None = None
+
+    def finish(outcome: Outcome) -> None:
+        loop.remove_writer(fd)
+        if timer is not None:
+            timer.cancel()
+        s.close()
+        if not fut.done():
+            fut.set_result(outcome)
+
+    def writable() -> None:
+        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        finish(Outcome(True) if err == 0 else Outcome(False, os.strerror(err)))
+
+    rc = s.connect_ex((ck.connect_ip, ck.connect_port))
+    if rc == 0:
+        s.close()
+        fut.set_result(Outcome(True))
+    elif rc in (errno.EINPROGRESS, errno.EAGAIN):
+        loop.add_writer(fd, writable)
+        timer = loop.call_later(timeout, finish, Outcome(False, "timeout"))
+    else:
+        s.close()
+        fut.set_result(Outcome(False, os.strerror(rc)))
+    return fut
+
+
+async def _connect(ck: Checker, timeout: float) -> tuple[asyncio.StreamReader,
+                                                         asyncio.StreamWriter]:
+    s = _socket(ck, socket.SOCK_STREAM)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.sock_connect(s, (ck.connect_ip, ck.connect_port)), timeout)
+    except BaseException:
+        s.close()
+        raise
+    return await asyncio.open_connection(sock=s)
+
+
+async def smtp_probe(ck: Checker, timeout: float) -> Outcome:
+    """A 220 greeting, HELO answered with 250, then QUIT (keepalived's SMTP_CHECK)."""
+    async def talk() -> Outcome:
+        reader, writer = await _connect(ck, timeout)
+        try:
+            async def reply() -> int:
+                while True:  # multi-line replies: "250-..." until "250 ..."
+                    line = await reader.readline()
+                    if not line:
+                        return 0
+                    if len(line) < 4 or line[3:4] != b"-":
+                        return int(line[:3]) if line[:3].isdigit() else 0
+            code = await reply()
+            if code != 220:
+                return Outcome(False, f"greeting {code or 'missing'}")
+            writer.write(f"HELO {ck.helo_name}\r\n".encode())
+            code = await reply()
+            if code != 250:
+                return Outcome(False, f"HELO answered {code or 'nothing'}")
+            writer.write(b"QUIT\r\n")
+            return Outcome(True)
+        finally:
+            writer.close()
+    try:
+        return await asyncio.wait_for(talk(), timeout)
+    except TimeoutError:
+        return Outcome(False, "timeout")
+    except OSError as e:
+        return Outcome(False, e.strerror or str(e))
+
+
+DNS_TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
+             "AAAA": 28, "RRSIG": 46, "DNSKEY": 48}
+
+
+def dns_query(qid: int, name: str, qtype: str) -> bytes:
+    labels = [x for x in name.strip(".").split(".") if x]
+    qname = b"".join(bytes([len(x)]) + x.encode("idna") for x in labels) + b"\0"
+    return struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack(
+        "!HH", DNS_TYPES.get(qtype.upper(), 6), 1)
+
+
+def dns_answer_ok(qid: int, data: bytes) -> str | None:
+    """None if `data` answers query `qid` with NOERROR and at least one answer."""
+    if len(data) < 12:
+        return "short DNS reply"
+    rid, flags, _qd, an = struct.unpack("!HHHH", data[:8])
+    if rid != qid or not flags & 0x8000:
+        return "not an answer to our query"
+    if flags & 0x000F:
+        return f"rcode {flags & 0x000F}"
+    if an == 0:
+        return "no answer records"
+    return None
+
+
+class _Datagram(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.replies: asyncio.Queue[bytes] = asyncio.Queue()
+        self.error: str | None = None
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.replies.put_nowait(data)
+
+    def error_received(self, exc: Exception) -> None:
+        self.error = getattr(exc, "strerror", None) or str(exc)
+        self.replies.put_nowait(b"")
+
+
+async def _udp_exchange(ck: Checker, payload: bytes, timeout: float,
+                        want_reply: bool) -> tuple[bytes | None, str]:
+    loop = asyncio.get_running_loop()
+    s = _socket(ck, socket.SOCK_DGRAM)
+    s.connect((ck.connect_ip, ck.connect_port))
+    transport, proto = await loop.create_datagram_endpoint(_Datagram, sock=s)
+    try:
+        transport.sendto(payload)
+        if not want_reply:
+            # no reply wanted: wait the timeout for an ICMP port unreachable only
+            try:
+                data = await asyncio.wait_for(proto.replies.get(), timeout)
+            except TimeoutError:
+                return None, ""
+            return (None, proto.error) if proto.error else (data, "")
+        try:
+            data = await asyncio.wait_for(proto.replies.get(), timeout)
+        except TimeoutError:
+            return None, "timeout"
+        return (None, proto.error) if proto.error else (data, "")
+    finally:
+        transport.close()
+
+
+async def udp_probe(ck: Checker, timeout: float) -> Outcome:
+    want = ck.require_reply is not None or ck.min_reply_length is not None \
+        or ck.max_reply_length is not None
+    try:
+        data, err = await _udp_exchange(ck, ck.payload or b"", timeout, want)
+    except OSError as e:
+        return Outcome(False, e.strerror or str(e))
+    if err:
+        return Outcome(False, err)
+    if not want:
+        return Outcome(True)
+    assert data is not None
+    if ck.min_reply_length is not None and len(data) < ck.min_reply_length:
+        return Outcome(False, f"reply of {len(data)} bytes, fewer than {ck.min_reply_length}")
+    if ck.max_reply_length is not None and len(data) > ck.max_reply_length:
+        return Outcome(False, f"reply of {len(data)} bytes, more than {ck.max_reply_length}")
+    if ck.require_reply is not None and not data.startswith(ck.require_reply):
+        return Outcome(False, "reply does not match require_reply")
+    return Outcome(True)
+
+
+async def dns_probe(ck: Checker, timeout: float) -> Outcome:
+    qid = random.getrandbits(16)
+    try:
+        data, err = await _udp_exchange(ck, dns_query(qid, ck.dns_name, ck.dns_type), timeout,
+                                        True)
+    except OSError as e:
+        return Outcome(False, e.strerror or str(e))
+    if err or data is None:
+        return Outcome(False, err or "no reply")
+    why = dns_answer_ok(qid, data)
+    return Outcome(why is None, why or "")
+
+
+def _icmp_sum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+async def ping_probe(ck: Checker, timeout: float) -> Outcome:
+    """One ICMP / ICMPv6 echo; the reply must carry our identifier and sequence."""
+    address = ck.connect_ip or ""
+    v6 = family_of(address) == socket.AF_INET6
+    proto = socket.IPPROTO_ICMPV6 if v6 else socket.IPPROTO_ICMP
+    try:
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_RAW, proto)
+    except OSError as e:
+        return Outcome(False, f"ICMP socket: {e.strerror}")
+    s.setblocking(False)
+    ident, seq = random.getrandbits(16), random.getrandbits(16)
+    body = struct.pack("!d", time.time())
+    kind, reply_kind = (128, 129) if v6 else (8, 0)
+    head = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
+    packet = head if v6 else head[:2] + struct.pack("!H", _icmp_sum(head + body)) + head[4:]
+    loop = asyncio.get_running_loop()
+    try:
+        if ck.bind_if:
+            s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, ck.bind_if.encode())
+        await loop.sock_sendto(s, packet + body, (address, 0))
+        end = loop.time() + timeout
+        while True:
+            left = end - loop.time()
+            if left <= 0:
+                return Outcome(False, "timeout")
+            data, src = await asyncio.wait_for(loop.sock_recvfrom(s, 2048), left)
+            icmp = data if v6 else data[(data[0] & 0x0F) * 4:]
+            if src[0].split("%")[0] != address or len(icmp) < 8:
+                continue
+            rtype, _code, _sum, rid, rseq = struct.unpack("!BBHHH", icmp[:8])
+            if rtype == reply_kind and (rid, rseq) == (ident, seq):
+                return Outcome(True)
+    except TimeoutError:
+        return Outcome(False, "timeout")
+    except OSError as e:
+        return Outcome(False, e.strerror or str(e))
+    finally:
+        s.close()
+
+
+async def misc_probe(ck: Checker, timeout: float, user: str | None) -> Outcome:
+    """misc_path's exit code: 0 up, 1 down; with misc_dynamic 2..255 up at weight code-2."""
+    if ck.misc_path is None:
+        return Outcome(False, "no misc_path")
+    rc = await run_script(ck.misc_path, timeout=ck.misc_timeout or timeout, what="MISC_CHECK",
+                          user=ck.user or user, quiet=True)
+    if rc is None:
+        return Outcome(False, "script failed to run or timed out")
+    if rc == 0:
+        return Outcome(True)
+    if rc == 1 or not ck.misc_dynamic:
+        return Outcome(False, f"exit status {rc}")
+    return Outcome(True, weight=rc - 2)
+
+
+def file_probe(ck: Checker, path: str | None, weight: int, reverse: bool,
+               base_weight: int) -> Outcome:
+    """FILE_CHECK: the file's number scales `weight` into the real server's weight;
+    with weight 0 any non-zero value means down; a weight pushed to -254 or below too."""
+    try:
+        with open(path or "") as f:
+            value = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        value = 0
+    if weight == 0:
+        return Outcome(value == 0, f"file value {value}" if value else "")
+    delta = value * (-weight if reverse else weight)
+    if delta <= -254:
+        return Outcome(False, f"file value {value}")
+    return Outcome(True, weight=max(0, base_weight + delta))
+
+
+def probe(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:
+    if ck.type == "TCP_CHECK":
+        return tcp_probe(ck, timeout)
+    if ck.type in ("HTTP_GET", "SSL_GET"):
+        from .http import http_probe
+
+        return http_probe(ck, timeout)
+    if ck.type == "SMTP_CHECK":
+        return smtp_probe(ck, timeout)
+    if ck.type == "DNS_CHECK":
+        return dns_probe(ck, timeout)
+    if ck.type == "UDP_CHECK":
+        return udp_probe(ck, timeout)
+    if ck.type == "PING_CHECK":
+        return ping_probe(ck, timeout)
+    if ck.type == "MISC_CHECK":
+        return misc_probe(ck, timeout, user)
+    raise ValueError(f"no probe for {ck.type}")
