@@ -9,6 +9,7 @@ import collections
 import re
 import subprocess
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -317,3 +318,65 @@ def test_director_ipvs_view_matches_ipvsadm(ipvs_clean, tmp_path, capsys):
     assert lines == ["TCP 10.7.0.1:80 rr", "-> 10.7.1.1:80 Masq 1", "-> 10.7.1.2:80 Masq 1",
                      "TCP 10.7.0.2:80 rr", "-> 10.7.2.1:80 Masq 1"], ours
     assert "Conns" in stats and "10.7.1.1:80" in stats
+
+
+CHECKED = f"""
+virtual_server {VIP} 80 {{
+    delay_loop 1
+    lb_algo rr
+    lb_kind NAT
+    real_server {rs_ip(1)} 80 {{
+        HTTP_GET {{
+            url {{
+                path /
+                status_code 200
+            }}
+            connect_timeout 2
+            retry 0
+        }}
+    }}
+    real_server {rs_ip(2)} 80 {{
+        TCP_CHECK {{
+            connect_timeout 2
+            retry 1
+            delay_before_retry 0.5
+        }}
+    }}
+}}
+"""
+
+
+def test_health_checkers_drive_the_table(ipvs_clean, topology, tmp_path):
+    """Real checkers against nginx in namespaces: nginx stopped -> its destination leaves
+    the kernel table and clients reach only the other; restarted -> back."""
+    from director.health import Health
+
+    def dests() -> set[str]:
+        return {m for m in re.findall(r"->\s+(\S+):80", ipvsadm("-Ln"))}
+
+    async def wait_dests(want: set[str], timeout: float = 20) -> None:
+        end = time.monotonic() + timeout
+        while dests() != want:
+            assert time.monotonic() < end, (want, ipvsadm("-Ln"))
+            await asyncio.sleep(0.2)
+
+    async def body():
+        lvs = await started(config(tmp_path, CHECKED))
+        health = Health(lvs)
+        health.start()
+        try:
+            both = {rs_ip(1), rs_ip(2)}
+            await wait_dests(both)
+            topology.stop_nginx(2)
+            await wait_dests({rs_ip(1)})
+            got = await asyncio.to_thread(topology.fetch, 3)
+            assert got == ["rs1"] * 3, got
+            topology.start_nginx(2)
+            await wait_dests(both)
+            topology.stop_nginx(1)  # the HTTP_GET side
+            await wait_dests({rs_ip(2)})
+        finally:
+            await health.stop()
+            await lvs.stop()
+
+    run(body())
