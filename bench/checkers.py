@@ -1,0 +1,178 @@
+"""Health-checker load: N real servers (loopback addresses 127.1.x.y, one nginx answering
+on all of them), delay_loop 1 s, TCP_CHECK or HTTP_GET.
+
+Host part (director alone: keepalived's checker exits here, the host kernel has no IPVS):
+the engine in this process for --seconds; checks/s sustained, CPU seconds per 1000
+checks, p99 lateness (actual minus scheduled start of each check).
+
+--compare (inside the VM, where keepalived's checker runs): `director -C` and
+`keepalived -C` on the same generated config, one after the other; CPU per 1000 checks
+of each process from /proc (every server is up, so checks = N x seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:0] = [ROOT, HERE]  # ROOT first: this file is named like the package
+from common import HEADER, row  # noqa: E402
+
+PORT = 18080
+NGINX = """
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 16384; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
+    uwsgi_temp_path {d}; scgi_temp_path {d};
+    server {{ listen {port} reuseport backlog=8192; location / {{ return 200 "ok\\n"; }} }}
+}}
+"""
+
+
+def address(i: int) -> str:
+    return f"127.1.{i // 250}.{i % 250 + 1}"
+
+
+def start_nginx(d: str) -> subprocess.Popen[bytes]:
+    with open(f"{d}/nginx.conf", "w") as f:
+        f.write(NGINX.format(d=d, port=PORT))
+    proc = subprocess.Popen(["nginx", "-c", f"{d}/nginx.conf", "-p", d, "-g", "daemon off;"],
+                            stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return proc
+
+
+def config(n: int, kind: str) -> str:
+    check = ("TCP_CHECK {\n            connect_timeout 3\n        }" if kind == "TCP_CHECK" else
+             "HTTP_GET {\n            url {\n              path /\n            }\n"
+             "            connect_timeout 3\n        }")
+    servers = "".join(f"    real_server {address(i)} {PORT} {{\n        {check}\n    }}\n"
+                      for i in range(n))
+    return ("virtual_server 10.99.0.1 80 {\n    delay_loop 1\n    lb_algo rr\n"
+            f"    lb_kind NAT\n    protocol TCP\n{servers}}}\n")
+
+
+async def engine_run(n: int, kind: str, seconds: float) -> tuple[float, float, float, int]:
+    """(checks/s, CPU s per 1000 checks, p99 lateness s, failures) for the engine here."""
+    from checkers import http
+    from checkers.engine import Engine, Job
+    from checkers.state import RetryState
+    from conf.model import Checker, Url
+
+    failures = 0
+
+    def changed(key, up):  # type: ignore[no-untyped-def]
+        nonlocal failures
+        failures += not up
+
+    eng = Engine(changed, lambda k, w: None)
+    for i in range(n):
+        ck = Checker(type=kind, connect_ip=address(i), connect_port=PORT, urls=(Url(),))
+        eng.add(Job((0, i, 0), ck, address(i), RetryState(retry=1, delay_loop=1.0,
+                                                          delay_before_retry=1.0), timeout=3))
+    eng.start()
+    await asyncio.sleep(2)  # past the spread-out first round
+    eng.lateness.clear()
+    checks0 = sum(j.checks for j in eng.jobs)
+    cpu0, t0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(seconds)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - t0
+    checks = sum(j.checks for j in eng.jobs) - checks0
+    late = sorted(eng.lateness)
+    eng.stop()
+    await http.close()
+    p99 = late[int(len(late) * 0.99)] if late else float("nan")
+    return checks / wall, cpu / checks * 1000, p99, failures
+
+
+def proc_cpu(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def process_cpu_per_1000(cmd: list[str], n: int, seconds: float, settle: float) -> float:
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        time.sleep(settle)
+        pids = [proc.pid, *children(proc.pid)]
+        c0 = proc_cpu(pids)
+        time.sleep(seconds)
+        return (proc_cpu(pids) - c0) / (n * seconds) * 1000
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--seconds", type=float, default=10)
+    p.add_argument("--tcp", default="100,1000,5000")
+    p.add_argument("--http", default="100,1000,2000")
+    p.add_argument("--compare", type=int, default=0, metavar="N",
+                   help="in the VM: director -C vs keepalived -C CPU with N servers")
+    args = p.parse_args()
+    d = tempfile.mkdtemp(prefix="bench-chk-")
+    nginx = start_nginx(d)
+    try:
+        if args.compare:
+            return compare(d, args.compare, args.seconds)
+        print("## Health checkers: one engine, delay_loop 1 s, one nginx on N loopback "
+              "addresses\n")
+        print("| checker | N | checks/s | CPU s / 1000 checks | p99 lateness | target | "
+              "result |\n|---|---|---|---|---|---|---|")
+        for kind, ns, limit in (("TCP_CHECK", args.tcp, 5000), ("HTTP_GET", args.http, 2000)):
+            for n in (int(x) for x in ns.split(",") if x):
+                rate, cpu, p99, fails = asyncio.run(engine_run(n, kind, args.seconds))
+                judged = n == limit
+                verdict = ("pass" if p99 < 0.1 else "FAIL") if judged else "report"
+                note = f" ({fails} down)" if fails else ""
+                print(f"| {kind} | {n} | {rate:.0f}{note} | {cpu:.3f} | {p99 * 1000:.1f} ms | "
+                      f"{'< 100 ms' if judged else '-'} | {verdict} |", flush=True)
+    finally:
+        nginx.terminate()
+        nginx.wait(10)
+    return 0
+
+
+def compare(d: str, n: int, seconds: float) -> int:
+    print(f"## Health checkers in the VM: CPU per 1000 checks, N = {n}, delay_loop 1 s\n")
+    print(HEADER)
+    director = os.path.join(ROOT, ".venv", "bin", "director")
+    for kind in ("TCP_CHECK", "HTTP_GET"):
+        conf = f"{d}/{kind}.conf"
+        with open(conf, "w") as f:
+            f.write(config(n, kind))
+        ours = process_cpu_per_1000([director, "-C", "-n", "-f", conf], n, seconds, 40)
+        theirs = process_cpu_per_1000(["keepalived", "-C", "-n", "-f", conf, "-p",
+                                       f"{d}/k.pid", "-c", f"{d}/c.pid"], n, seconds, 5)
+        print(row(f"{kind} CPU s per 1000 checks", ours, theirs, "s", 3.0), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
