@@ -45,7 +45,9 @@ bench: install
 	@{ echo "# director benchmarks ($$(date -u +%F), $$(nproc) CPUs)"; echo; \
 	   $(PY) bench/parse.py; echo; \
 	   $(PY) bench/failover.py --stable $(BENCH_STABLE); echo; \
-	   tools/run-in-vm python bench/ipvs_sync.py --vs $(BENCH_VS) --rs 10; \
+	   $(PY) bench/checkers.py; echo; \
+	   tools/run-in-vm python bench/ipvs_sync.py --vs $(BENCH_VS) --rs 10; echo; \
+	   tools/run-in-vm python bench/checkers.py --compare 200; \
 	 } | grep -v '^booting' | tee bench/RESULTS.md
 
 BENCH_VS ?= 200

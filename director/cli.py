@@ -112,13 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     if args.config_test or args.dump_conf:
         return config_test(args)
-    if args.check and not args.vrrp:
-        return checker_side(args)
-    if args.vrrp and not args.check:
-        return vrrp_side(args)
-    print("director: only the checker/LVS side runs today (-C); the VRRP side and the "
-          "watchdog are not implemented yet", file=sys.stderr)
-    return EXIT_PROGRAM_ERROR
+    return daemon(args)
 
 
 def setup_logging(args: argparse.Namespace) -> None:
@@ -136,9 +130,9 @@ def setup_logging(args: argparse.Namespace) -> None:
         handler = logging.handlers.SysLogHandler("/dev/log")
         fmt = "director[%(process)d]: %(message)s"
     handler.setFormatter(logging.Formatter(fmt))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
-    for noisy in ("pyroute2", "asyncio"):  # their debug lines are not the operator's
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # -D is our detail; libraries (pyroute2, asyncio) stay at INFO
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("director").setLevel(level)
 
 
 def _load_for_run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -153,22 +147,25 @@ def _load_for_run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     return loaded.config
 
 
-def checker_side(args: argparse.Namespace) -> int:
-    import asyncio
-
-    from .lvs_main import run
-
+def daemon(args: argparse.Namespace) -> int:
+    """The watchdog parent with the VRRP and/or checker children (-P / -C: one side)."""
     cfg = _load_for_run(args)
-    return EXIT_CONFIG if cfg is None else asyncio.run(run(args, cfg))
+    if cfg is None:
+        return EXIT_CONFIG
+    from conf import load
 
+    from .watchdog import main as watchdog
 
-def vrrp_side(args: argparse.Namespace) -> int:
-    import asyncio
+    def validate() -> bool:
+        loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
+        _report(loaded)
+        return loaded.ok
 
-    from vrrp.main import run
-
-    cfg = _load_for_run(args)
-    return EXIT_CONFIG if cfg is None else asyncio.run(run(args, cfg))
+    if not args.dont_fork:
+        if os.fork():  # keepalived's default: the parent returns, the daemon carries on
+            return EXIT_OK
+        os.setsid()
+    return watchdog(args, cfg, validate)
 
 
 def run() -> None:

@@ -16,7 +16,7 @@ from conf.model import Config
 
 from .dataplane import Plane
 from .desired import desired_table, service_keys
-from .ipvs_table import Op, SvcKey, Table, apply_ops, diff
+from .ipvs_table import DestKey, Op, SvcKey, Table, apply_ops, diff
 from .notify import Fifo, run_script
 from .pool import Event, Pool
 
@@ -52,8 +52,13 @@ class Lvs:
                  len(desired), len(ops) - len(failed), len(failed))
         return ops
 
-    async def start(self) -> list[Op]:
+    async def start(self, adopt: bool = False) -> list[Op]:
+        """`adopt` (a restarted checker child): real servers missing from the kernel (or
+        inhibited at weight 0) start down, so the table is left as it is until the
+        checkers, starting from that state, say otherwise."""
         g = self.cfg.global_defs
+        if adopt:
+            self._adopt(await self.plane.read())
         if (g.lvs_timeout_tcp, g.lvs_timeout_tcpfin, g.lvs_timeout_udp) != (None, None, None):
             await self.plane.set_timeouts(g.lvs_timeout_tcp, g.lvs_timeout_tcpfin,
                                           g.lvs_timeout_udp)
@@ -63,6 +68,18 @@ class Lvs:
                   "group": sd.group, "port": sd.port, "ttl": sd.ttl}
             await self.plane.start_sync_daemon(**kw)
         return await self._sync_all(set(), g.lvs_flush)
+
+    def _adopt(self, current: Table) -> None:
+        for keys, pool in zip(self.keys, self.pools, strict=True):
+            entry = current.get(keys[0]) if keys else None
+            if entry is None:
+                continue
+            dests = entry[1]
+            for s in pool.servers:
+                d = dests.get(DestKey(s.rs.address, s.rs.port or 0))
+                if d is None or (d.weight == 0 and s.rs.weight > 0):
+                    s.checkers_up = [False] * len(s.checkers_up)
+            pool.quorum_up = pool.weight_sum() >= pool.vs.quorum
 
     async def reload(self, cfg: Config) -> list[Op]:
         """Adopt a new config; real servers that stay keep their health."""

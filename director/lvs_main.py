@@ -19,7 +19,7 @@ from .lvs import Lvs
 log = logging.getLogger("director")
 
 
-async def run(args, cfg) -> int:  # type: ignore[no-untyped-def]
+async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped-def]
     plane = await choose_plane(args.dry_run)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     health = Health(lvs)
@@ -31,7 +31,7 @@ async def run(args, cfg) -> int:  # type: ignore[no-untyped-def]
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
-    await lvs.start()
+    await lvs.start(adopt=adopt)
     health.start()
     log.info("Startup complete")
     while not stop.is_set():

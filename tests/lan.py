@@ -42,12 +42,9 @@ class Daemon:
             f.write(conf)
         self.log = os.path.join(self.dir, "log")
         args = tuple(x.replace("{dir}", self.dir) for x in args)
-        if kind == "keepalived":
-            cmd = ["keepalived", "-n", "-l", "-D", "-f", self.conf,
-                   "-p", f"{self.dir}/k.pid", "-r", f"{self.dir}/v.pid",
-                   "-c", f"{self.dir}/c.pid", *args]
-        else:
-            cmd = [DIRECTOR, "-n", "-l", "-D", "-f", self.conf, *args]
+        pids = ["-p", f"{self.dir}/k.pid", "-r", f"{self.dir}/v.pid", "-c", f"{self.dir}/c.pid"]
+        exe = ["keepalived"] if kind == "keepalived" else [DIRECTOR]
+        cmd = [*exe, "-n", "-l", "-D", "-f", self.conf, *pids, *args]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(["ip", "netns", "exec", lan.ns[host], *cmd],
                                          stdout=out, stderr=subprocess.STDOUT,
@@ -68,6 +65,10 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+
+    def child_pid(self) -> int:
+        with open(f"{self.dir}/v.pid") as f:
+            return int(f.read())
 
     def output(self) -> str:
         with open(self.log, errors="replace") as f:

@@ -72,11 +72,12 @@ class SyncGroup:
 
 
 class VrrpDaemon:
-    def __init__(self, cfg: Config, keep_on_stop: bool = False) -> None:
+    def __init__(self, cfg: Config, keep_on_stop: bool = False,
+                 addrs: Worker | None = None) -> None:
         self.cfg = cfg
         self.keep_on_stop = keep_on_stop
         g = cfg.global_defs
-        self.addrs = Worker()
+        self.addrs = addrs or Worker()  # a reload keeps the rtnetlink worker
         self.fifos = [Fifo(p) for p in dict.fromkeys(
             x for x in (g.vrrp_notify_fifo, g.notify_fifo) if x)]
         self.user = default_script_user(g.script_user)
@@ -153,9 +154,12 @@ class VrrpDaemon:
             return
         router.receive(rx)
 
-    async def start(self) -> None:
+    async def start(self, adopt: bool = False,
+                    previous: dict[tuple[str, int, int], Router] | None = None) -> None:
+        """`adopt`: a restarted child resumes MASTER where its VIPs are still in place;
+        `previous`: a reload's old instances, matched by interface, family and VRID."""
         g = self.cfg.global_defs
-        if g.vrrp_startup_delay:
+        if g.vrrp_startup_delay and not adopt and previous is None:
             log.info("Delaying startup for %g seconds", g.vrrp_startup_delay)
             await asyncio.sleep(g.vrrp_startup_delay)
         for r in self.routers:
@@ -177,8 +181,35 @@ class VrrpDaemon:
         loop = asyncio.get_running_loop()
         for r in self.routers:  # a sync group may move members not started yet
             r.loop = loop
+        previous = previous or {}
         for r in self.routers:
-            r.start()
+            old = previous.pop((r.ifname, r.family, r.vrid), None)
+            if old is not None and old.fsm.state == fsm.MASTER:
+                keep = {(v.address, v.prefixlen, v.dev) for v in
+                        (*r.vips, *r.cfg.virtual_ipaddress_excluded)}
+                for v in (*old.vips, *old.cfg.virtual_ipaddress_excluded):
+                    if (v.address, v.prefixlen, v.dev) not in keep:
+                        self.addrs.call("set_vip", "delete", v, old.vmac or old.ifname)
+                r.resume_master("reload")
+            elif old is None and adopt and r.holds_vips():
+                r.resume_master("restarted, VIPs in place")
+            else:
+                r.start()
+        for old in previous.values():  # instances the new config dropped
+            old.loop = asyncio.get_running_loop()
+            old.stop()
+
+    async def handover(self) -> dict[tuple[str, int, int], Router]:
+        """For a reload: stop this daemon's loops and sockets, leave addresses as they
+        are, and hand the instances to the next daemon."""
+        for r in self.routers:
+            r.detach()
+        self.trackers.stop()
+        for s in self.sockets.values():
+            s.close()
+        self.sockets.clear()
+        await asyncio.gather(*(r.drain(1.0) for r in self.routers))
+        return {(r.ifname, r.family, r.vrid): r for r in self.routers}
 
     async def stop(self) -> None:
         for r in self.routers:

@@ -140,6 +140,15 @@ class Instance:
             return [Action("state", to=BACKUP, reason="fault cleared")]
         return []
 
+    def resume(self, now: float) -> list[Action]:
+        """Carry on as MASTER (a reload, or a restarted process that finds its VIPs in
+        place): advertise at once, before the backups' Master_Down runs out."""
+        self.started_at = now
+        self.master_adver_int = self.advert_int
+        self.state = MASTER
+        self.deadline = now + self.advert_int
+        return [Action("send", priority=self.priority)]
+
     def force(self, now: float, state: str, reason: str) -> list[Action]:
         """A sync group moves this member with the others (MASTER or BACKUP)."""
         if state == self.state or self.state in (FAULT, INIT):

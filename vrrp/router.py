@@ -152,6 +152,33 @@ class Router:
         self._remove_addresses(startup=True)
         self._do(self.fsm.start(self._now()))
 
+    def holds_vips(self) -> bool:
+        dev = self.vmac or self.ifname
+        return bool(self.vips) and all(self.addrs.wait("has", v, dev) for v in self.vips)
+
+    def resume_master(self, why: str) -> None:
+        """MASTER without a transition: addresses kept (re-adding is a no-op), an advert
+        at once, GARPs again; no notify (nothing changed for the outside)."""
+        self.loop = asyncio.get_running_loop()
+        delta, fault, _why = self._tracked()
+        self.fsm.priority = fsm.effective_priority(self.base_priority, delta)
+        if fault or not self.src:
+            self.start()
+            return
+        log.info("(%s) Resuming MASTER STATE (%s)", self.name, why)
+        self._shown = fsm.MASTER
+        self._add_addresses()
+        self._start_garp()
+        self._do(self.fsm.resume(self._now()))
+
+    def detach(self) -> None:
+        """Stop without a word to the network or the addresses (a reload takes over)."""
+        if self._timer:
+            self._timer.cancel()
+            self._timer = None
+        self._stop_garp()
+        self.fsm.deadline = None
+
     def stop(self, keep_addresses: bool = False) -> None:
         self._do(self.fsm.stop(self._now()), keep_addresses=keep_addresses)
         if self.announcer:

@@ -1,0 +1,199 @@
+"""The parent process of `director -f FILE`: a VRRP child and a checker child, restarted
+when they die, with keepalived's backoff.
+
+The parent reads and validates the config once, then forks; each child runs its own
+asyncio loop on the same parsed config. Signals: TERM/INT stop the children and wait
+for them; HUP validates the file again and, only if it is good, passes the reload on;
+USR1/USR2/the JSON signal are passed on (the children write the dumps). A restarted
+child is told so (`adopt`): it takes over the kernel's state instead of resetting it.
+The parent has no event loop: it waits for signals with sigtimedwait, so nothing it
+does can delay a child.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("director")
+
+PR_SET_PDEATHSIG = 1
+FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
+WATCHED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, *FORWARDED}
+MAX_BACKOFF = 60.0
+STABLE_AFTER = 60.0  # a child that ran this long is restarted at once
+
+
+def next_delay(ran_for: float, previous: float) -> float:
+    """keepalived's respawn rule: at once after a long run, else 1, 2, 4 ... 60 s."""
+    if ran_for >= STABLE_AFTER:
+        return 0.0
+    return min(MAX_BACKOFF, previous * 2) if previous else 1.0
+
+
+class Child:
+    def __init__(self, name: str, run: Callable[[bool], int], pidfile: str | None) -> None:
+        self.name = name
+        self.run = run
+        self.pidfile = pidfile
+        self.pid = 0
+        self.started = 0.0
+        self.delay = 0.0
+        self.restart_at: float | None = None
+        self.starts = 0
+
+    def spawn(self) -> None:
+        adopt = self.starts > 0
+        self.starts += 1
+        pid = os.fork()
+        if pid == 0:  # the child
+            rc = 2
+            try:
+                signal.pthread_sigmask(signal.SIG_SETMASK, set())
+                for sig in WATCHED:
+                    signal.signal(sig, signal.SIG_DFL)
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+                if os.getppid() == 1:  # the parent died before prctl
+                    os._exit(0)
+                rc = self.run(adopt)
+            except Exception as e:
+                log.error("%s child: internal error %s: %s", self.name, type(e).__name__, e)
+            finally:
+                logging.shutdown()
+                os._exit(rc)
+        self.pid = pid
+        self.started = time.monotonic()
+        self.restart_at = None
+        _write_pid(self.pidfile, pid)
+        log.info("Starting %s child process, pid=%d", self.name, pid)
+
+
+def _write_pid(path: str | None, pid: int) -> None:
+    if path:
+        try:
+            with open(path, "w") as f:
+                f.write(f"{pid}\n")
+        except OSError as e:
+            log.warning("pid file %s: %s", path, e.strerror)
+
+
+def supervise(children: list[Child], respawn: bool, validate: Callable[[], bool],
+              pidfile: str | None) -> int:
+    signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
+    _write_pid(pidfile, os.getpid())
+    for c in children:
+        c.spawn()
+    stopping = False
+    while True:
+        now = time.monotonic()
+        waits = [c.restart_at - now for c in children if c.restart_at is not None]
+        timeout = max(0.0, min(waits)) if waits else 3600.0
+        info = signal.sigtimedwait(WATCHED, timeout)
+        now = time.monotonic()
+        if info is None:
+            for c in children:
+                if c.restart_at is not None and now >= c.restart_at and not stopping:
+                    c.spawn()
+            continue
+        sig = info.si_signo
+        if sig in (signal.SIGTERM, signal.SIGINT) and not stopping:
+            stopping = True
+            log.info("Stopping")
+            for c in children:
+                if c.pid:
+                    _kill(c.pid, signal.SIGTERM)
+        elif sig == signal.SIGHUP and not stopping:
+            log.info("Reloading")
+            if validate():
+                for c in children:
+                    if c.pid:
+                        _kill(c.pid, signal.SIGHUP)
+            else:
+                log.error("Configuration has errors: the running configuration is kept")
+        elif sig in FORWARDED:
+            for c in children:
+                if c.pid:
+                    _kill(c.pid, sig)
+        elif sig == signal.SIGCHLD:
+            _reap(children, respawn and not stopping, now)
+            if not respawn and not stopping and any(c.pid == 0 for c in children):
+                log.error("A child exited and respawning is off (-R): stopping")
+                stopping = True
+                for c in children:
+                    if c.pid:
+                        _kill(c.pid, signal.SIGTERM)
+        if stopping and all(c.pid == 0 for c in children):
+            for path in (pidfile, *(c.pidfile for c in children)):
+                if path and os.path.exists(path):
+                    os.unlink(path)
+            log.info("Stopped")
+            return 0
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(children: list[Child], respawn: bool, now: float) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        for c in children:
+            if c.pid != pid:
+                continue
+            c.pid = 0
+            ran = now - c.started
+            how = (f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status)
+                   else f"status {os.waitstatus_to_exitcode(status)}")
+            if not respawn:
+                log.info("%s child %d exited (%s)", c.name, pid, how)
+                continue
+            c.delay = next_delay(ran, c.delay)
+            c.restart_at = now + c.delay
+            log.error("%s child %d exited (%s) after %.1f s; restarting in %g s", c.name, pid,
+                      how, ran, c.delay)
+
+
+def main(args, cfg, validate: Callable[[], bool]) -> int:  # type: ignore[no-untyped-def]
+    """Both sides (or the one -P / -C asks for) under the watchdog."""
+    import asyncio
+
+    def vrrp(adopt: bool) -> int:
+        from vrrp.main import run
+
+        return asyncio.run(run(args, cfg, adopt=adopt))
+
+    def checker(adopt: bool) -> int:
+        from .lvs_main import run
+
+        return asyncio.run(run(args, cfg, adopt=adopt))
+
+    children = []
+    if cfg.vrrp_instances and not args.check:
+        children.append(Child("VRRP", vrrp, args.vrrp_pid or "/run/vrrp.pid"))
+    if cfg.virtual_servers and not args.vrrp:
+        children.append(Child("Healthcheck", checker,
+                              args.checkers_pid or "/run/checkers.pid"))
+    if not children:
+        log.warning("nothing to run: the configuration has no vrrp_instance and no "
+                    "virtual_server")
+    for c in children:
+        if c.pidfile:
+            os.makedirs(os.path.dirname(c.pidfile) or ".", exist_ok=True)
+    pidfile = args.pid or "/run/keepalived.pid"
+    os.makedirs(os.path.dirname(pidfile) or ".", exist_ok=True)
+    sys.stdout.flush()
+    return supervise(children, not args.dont_respawn, validate, pidfile)

@@ -1,0 +1,125 @@
+"""`director -f` under its watchdog parent on a LAN of namespaces: a killed VRRP child
+comes back without the VIP ever leaving, backoff, HUP reloads that change only what
+changed (watched with `ip monitor address`), a broken config on HUP kept out.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+from lan import vrrp_conf, wait_for
+
+from director.watchdog import next_delay
+
+VIP = "10.9.0.100"
+
+
+class Monitor:
+    """`ip monitor address` in a namespace, for the address events of a test's window."""
+
+    def __init__(self, lan, host: str) -> None:
+        self.proc = subprocess.Popen(["ip", "-n", lan.ns[host], "-o", "monitor", "address"],
+                                     stdout=subprocess.PIPE, text=True)
+        time.sleep(0.3)
+
+    def lines(self) -> list[str]:
+        self.proc.terminate()
+        out = self.proc.communicate(5)[0]
+        return [x for x in out.splitlines() if "inet" in x]
+
+
+# advert_int 1: b's Master_Down is 3.6 s, more than the watchdog's first respawn delay
+# (keepalived's rule: 1 s for a child that ran less than 60 s)
+CONF_A = vrrp_conf(priority=150, advert="1", state="MASTER")
+CONF_B = vrrp_conf(priority=100, advert="1")
+
+
+@pytest.fixture
+def master_and_backup(lan):
+    a = lan.start("a", "director", CONF_A, "-P")
+    lan.wait_holder(VIP, "a", hosts=("a",))
+    b = lan.start("b", "director", CONF_B, "-P")
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b backup")
+    time.sleep(0.5)
+    return a, b
+
+
+def test_backoff_rule():
+    assert next_delay(120, 0) == 0  # ran long: at once
+    assert next_delay(120, 8) == 0
+    delays = []
+    d = 0.0
+    for _ in range(8):
+        d = next_delay(1, d)
+        delays.append(d)
+    assert delays == [1, 2, 4, 8, 16, 32, 60, 60]
+
+
+def test_killed_vrrp_child_comes_back_and_the_vip_never_leaves(lan, master_and_backup):
+    a, b = master_and_backup
+    mon = Monitor(lan, "a")
+    child = a.child_pid()
+    os.kill(child, signal.SIGKILL)
+    wait_for(lambda: a.child_pid() != child, 10, what="a new VRRP child")
+    wait_for(lambda: "Resuming MASTER STATE" in a.output(), 10, what="resumed")
+    time.sleep(4.0)  # longer than b's Master_Down
+    events = mon.lines()
+    assert not [x for x in events if "Deleted" in x and VIP in x], events
+    assert lan.holders(VIP) == ["a"]
+    assert "Entering MASTER STATE" not in b.output()  # the peer never took over
+    assert "restarting in 1 s" in a.output()
+    # killed again within 60 s: the backoff doubles
+    child = a.child_pid()
+    os.kill(child, signal.SIGKILL)
+    wait_for(lambda: "restarting in 2 s" in a.output(), 10, what="backoff 2 s")
+
+
+def test_hup_with_the_same_config_changes_nothing(lan, master_and_backup):
+    a, b = master_and_backup
+    mon = Monitor(lan, "a")
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "Resuming MASTER STATE (reload)" in a.output(), 10, what="reload")
+    time.sleep(1.0)
+    assert mon.lines() == []
+    assert lan.holders(VIP) == ["a"]
+    assert "Entering MASTER STATE" not in b.output()
+
+
+def test_hup_adding_a_vip_adds_only_that(lan, master_and_backup):
+    a, b = master_and_backup
+    mon = Monitor(lan, "a")
+    with open(a.conf, "w") as f:
+        f.write(vrrp_conf(priority=150, advert="1", state="MASTER",
+                          vips=("10.9.0.100/24", "10.9.0.101/24")))
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "10.9.0.101" in lan.addrs("a"), 10, what="the new VIP")
+    time.sleep(1.0)
+    events = mon.lines()
+    assert len(events) == 1 and "10.9.0.101" in events[0] and "Deleted" not in events[0]
+    # and removing it again removes only it
+    mon = Monitor(lan, "a")
+    with open(a.conf, "w") as f:
+        f.write(CONF_A)
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "10.9.0.101" not in lan.addrs("a"), 10, what="the VIP gone")
+    time.sleep(0.5)
+    events = mon.lines()
+    assert len(events) == 1 and "Deleted" in events[0] and "10.9.0.101" in events[0]
+    assert lan.holders(VIP) == ["a"]
+
+
+def test_hup_with_a_broken_config_keeps_the_old_one(lan, master_and_backup):
+    a, b = master_and_backup
+    with open(a.conf, "a") as f:
+        f.write("vrrp_instance BROKEN {\n    priority 300\n}\n")
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "running configuration is kept" in a.output(), 10, what="refusal")
+    assert "keepalived.conf:" in a.output()  # the file:line of the problem
+    time.sleep(0.5)
+    assert lan.holders(VIP) == ["a"]
+    assert a.proc.poll() is None
+    assert "Entering MASTER STATE" not in b.output()
