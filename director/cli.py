@@ -64,6 +64,11 @@ def make_parser() -> argparse.ArgumentParser:
       help="do not program IPVS: log the operations and keep the table in memory")
     a("--dump-dir", default="/tmp", metavar="DIR",
       help="where USR1/USR2/JSON signals write keepalived.data/.stats/.json (default /tmp)")
+    a("--runtime-dir", default="/run/director", metavar="DIR",
+      help="where the children publish their live state (default /run/director)")
+    a("--metrics", metavar="[ADDR:]PORT",
+      help="serve /metrics (Prometheus) and /status (JSON) over HTTP; ADDR defaults to "
+      "127.0.0.1; off unless given")
     a("--signum", metavar="SIGFUNC", help="print the signal number for STOP, RELOAD, DATA, "
       "STATS, STATS_CLEAR or JSON and exit")
     a("-v", "--version", action="version", version=f"director {__version__}")

@@ -14,7 +14,10 @@ from conf import load
 
 from .dataplane import choose_plane
 from .health import Health
+from .ipvs_table import DestKey
 from .lvs import Lvs
+from .pool import rs_name
+from .runtime import publish
 
 log = logging.getLogger("director")
 
@@ -34,6 +37,8 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
     await lvs.start(adopt=adopt)
     health.start()
     log.info("Startup complete")
+    publisher = asyncio.ensure_future(
+        publish(args.runtime_dir, "lvs.json", lambda: lvs_status(lvs, health)))
     while not stop.is_set():
         waiter = asyncio.ensure_future(reload_wanted.wait())
         stopper = asyncio.ensure_future(stop.wait())
@@ -53,7 +58,38 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
             await lvs.reload(loaded.config)
             health.start()
     log.info("Stopping")
+    publisher.cancel()
     await health.stop()
     await lvs.stop()
     plane.close()
     return 0
+
+
+async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
+    """Virtual and real servers with health, weights, checkers and the kernel's counters."""
+    _table, stats = await lvs.plane.read_with_stats()
+    checks: dict[tuple[int, int], list[dict[str, object]]] = {}
+    for c in (health.engine.status() if health.engine else []):
+        vi, ri, _ci = c["key"]  # type: ignore[misc]
+        checks.setdefault((vi, ri), []).append(c)
+    out = []
+    for vi, (vs, keys, pool) in enumerate(zip(lvs.cfg.virtual_servers, lvs.keys, lvs.pools,
+                                               strict=True)):
+        def total(items: list[dict[str, int]]) -> dict[str, int]:
+            sums: dict[str, int] = {}
+            for item in items:
+                for k, v in item.items():
+                    sums[k] = sums.get(k, 0) + v
+            return sums
+        servers = []
+        for ri, s in enumerate(pool.servers):
+            dk = DestKey(s.rs.address, s.rs.port or 0)
+            servers.append({"name": rs_name(vs, s.rs), "address": s.rs.address,
+                            "port": s.rs.port or 0, "alive": s.alive, "weight": s.weight,
+                            "checkers": checks.get((vi, ri), []),
+                            "stats": total([stats[(k, dk)] for k in keys if (k, dk) in stats])})
+        out.append({"name": vs.key, "protocol": vs.protocol, "address": vs.address,
+                    "port": vs.port, "fwmark": vs.fwmark, "quorum_up": pool.quorum_up,
+                    "stats": total([stats[k] for k in keys if k in stats]),
+                    "real_servers": servers})
+    return {"virtual_servers": out}

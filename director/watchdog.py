@@ -187,6 +187,21 @@ def main(args, cfg, validate: Callable[[], bool]) -> int:  # type: ignore[no-unt
     if cfg.virtual_servers and not args.vrrp:
         children.append(Child("Healthcheck", checker,
                               args.checkers_pid or "/run/checkers.pid"))
+    if args.metrics:
+        from .metrics import parse_listen
+
+        try:
+            parse_listen(args.metrics)
+        except ValueError:
+            log.error("--metrics %s: want [ADDR:]PORT", args.metrics)
+            return 2
+
+        def status(_adopt: bool) -> int:
+            from .metrics import serve
+
+            return asyncio.run(serve(args.metrics, args.runtime_dir))
+
+        children.append(Child("Status", status, None))
     if not children:
         log.warning("nothing to run: the configuration has no vrrp_instance and no "
                     "virtual_server")

@@ -7,6 +7,7 @@ import logging
 import signal
 
 from conf import load
+from director.runtime import publish
 
 from . import dumps
 from .daemon import VrrpDaemon
@@ -52,6 +53,11 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
     loop.add_signal_handler(signal.SIGRTMIN + 2, dump, "json")
     await daemon.start(adopt=adopt)
     log.info("VRRP started: %d instances", len(daemon.routers))
+
+    async def status():  # type: ignore[no-untyped-def]
+        return daemon.status()
+
+    publisher = asyncio.ensure_future(publish(args.runtime_dir, "vrrp.json", status))
     while not stop.is_set():
         waiters = {asyncio.ensure_future(stop.wait()),
                    asyncio.ensure_future(reload_wanted.wait())}
@@ -70,5 +76,6 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
                     fifo.close()
                 daemon = fresh
     log.info("Stopping")
+    publisher.cancel()
     await daemon.stop()
     return 0

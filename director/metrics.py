@@ -1,0 +1,149 @@
+"""`--metrics`: /metrics in Prometheus format (prometheus_client) and /status as JSON,
+from what the VRRP and checker children publish in the runtime directory.
+
+Metric names follow the keepalived exporters so that their dashboards work:
+keepalived_vrrp_state (0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT, keepalived's JSON codes),
+keepalived_vrrp_<counter>_total for keepalived's per-instance counters,
+keepalived_lvs_vip_* and keepalived_lvs_rs_* from the kernel's IPVS counters, plus
+keepalived_lvs_rs_weight / _up and director_checker_up per checker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+log = logging.getLogger("director")
+
+STATES = {"INIT": 0, "BACKUP": 1, "MASTER": 2, "FAULT": 3}
+IPVS_COUNTERS = (("conns", "conn"), ("inpkts", "in_packets"), ("outpkts", "out_packets"),
+                 ("inbytes", "in_bytes"), ("outbytes", "out_bytes"))
+
+
+def read_state(directory: str) -> dict[str, Any]:
+    state: dict[str, Any] = {}
+    for name in ("vrrp", "lvs"):
+        try:
+            with open(os.path.join(directory, f"{name}.json")) as f:
+                state[name] = json.load(f)
+        except (OSError, ValueError):
+            state[name] = None
+    return state
+
+
+class Collector:
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        st = read_state(self.directory)
+        up = GaugeMetricFamily("keepalived_up", "1 if the daemon's children report state")
+        up.add_metric([], 1 if (st["vrrp"] or st["lvs"]) else 0)
+        yield up
+        yield from self._vrrp(st["vrrp"] or {"instances": []})
+        yield from self._lvs(st["lvs"] or {"virtual_servers": []})
+
+    def _vrrp(self, v: dict[str, Any]):  # type: ignore[no-untyped-def]
+        labels = ["iname", "intf", "vrid", "ip_address"]
+        state = GaugeMetricFamily("keepalived_vrrp_state", "VRRP state (0 INIT, 1 BACKUP, "
+                                  "2 MASTER, 3 FAULT)", labels=labels)
+        prio = GaugeMetricFamily("keepalived_vrrp_priority", "effective priority",
+                                 labels=labels[:3])
+        counters: dict[str, CounterMetricFamily] = {}
+        for inst in v.get("instances", []):
+            base = [inst["name"], inst["interface"], str(inst["vrid"])]
+            for vip in inst.get("vips", []) or [""]:
+                state.add_metric(base + [vip], STATES.get(inst["state"], 0))
+            prio.add_metric(base, inst["priority"])
+            for name, value in inst.get("stats", {}).items():
+                fam = counters.setdefault(name, CounterMetricFamily(
+                    f"keepalived_vrrp_{name}", f"keepalived's {name} counter",
+                    labels=labels[:3]))
+                fam.add_metric(base, value)
+        yield state
+        yield prio
+        yield from counters.values()
+
+    def _lvs(self, lvs: dict[str, Any]):  # type: ignore[no-untyped-def]
+        vl = ["vip", "port", "protocol"]
+        rl = vl + ["rs", "rsport"]
+        vip = {k: CounterMetricFamily(f"keepalived_lvs_vip_{n}", f"IPVS {k} of the service",
+                                      labels=vl) for k, n in IPVS_COUNTERS}
+        rs = {k: CounterMetricFamily(f"keepalived_lvs_rs_{n}", f"IPVS {k} of the real server",
+                                     labels=rl) for k, n in IPVS_COUNTERS}
+        weight = GaugeMetricFamily("keepalived_lvs_rs_weight", "current weight", labels=rl)
+        alive = GaugeMetricFamily("keepalived_lvs_rs_up", "1 if every checker says up",
+                                  labels=rl)
+        checker = GaugeMetricFamily("director_checker_up", "one checker's verdict",
+                                    labels=rl + ["checker"])
+        for vs in lvs.get("virtual_servers", []):
+            vk = [vs.get("address") or f"FWM {vs.get('fwmark')}", str(vs.get("port") or 0),
+                  vs.get("protocol", "TCP")]
+            for k, _n in IPVS_COUNTERS:
+                vip[k].add_metric(vk, vs.get("stats", {}).get(k, 0))
+            for r in vs.get("real_servers", []):
+                rk = vk + [r["address"], str(r["port"])]
+                for k, _n in IPVS_COUNTERS:
+                    rs[k].add_metric(rk, r.get("stats", {}).get(k, 0))
+                weight.add_metric(rk, r["weight"])
+                alive.add_metric(rk, 1 if r["alive"] else 0)
+                for c in r.get("checkers", []):
+                    checker.add_metric(rk + [c["type"]], 1 if c["up"] else 0)
+        yield from vip.values()
+        yield from rs.values()
+        yield weight
+        yield alive
+        yield checker
+
+
+def make_app(directory: str) -> web.Application:
+    registry = CollectorRegistry()
+    registry.register(Collector(directory))  # type: ignore[arg-type]
+
+    async def metrics(_req: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(registry),
+                            headers={"Content-Type": "text/plain; version=0.0.4"})
+
+    async def status(_req: web.Request) -> web.Response:
+        return web.json_response(read_state(directory))
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/status", status)
+    return app
+
+
+def parse_listen(spec: str) -> tuple[str, int]:
+    host, _, port = spec.rpartition(":")
+    return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+async def serve(spec: str, directory: str) -> int:
+    import asyncio
+    import signal
+
+    host, port = parse_listen(spec)
+    runner = web.AppRunner(make_app(directory), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError as e:
+        log.error("status endpoint on %s:%d: %s", host, port, e.strerror)
+        await runner.cleanup()
+        return 1
+    log.info("Serving /metrics and /status on http://%s:%d", host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, lambda: None)
+    await stop.wait()
+    await runner.cleanup()
+    return 0
