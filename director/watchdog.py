@@ -83,12 +83,29 @@ def _write_pid(path: str | None, pid: int) -> None:
             log.warning("pid file %s: %s", path, e.strerror)
 
 
+def sd_notify(message: str) -> None:
+    """systemd's Type=notify protocol; nothing when not started by systemd."""
+    path = os.environ.get("NOTIFY_SOCKET")
+    if not path:
+        return
+    import socket
+
+    if path.startswith("@"):
+        path = "\0" + path[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.sendto(message.encode(), path)
+    except OSError as e:
+        log.warning("sd_notify: %s", e.strerror)
+
+
 def supervise(children: list[Child], respawn: bool, validate: Callable[[], bool],
               pidfile: str | None) -> int:
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     _write_pid(pidfile, os.getpid())
     for c in children:
         c.spawn()
+    sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=running {len(children)} children")
     stopping = False
     while True:
         now = time.monotonic()
@@ -105,17 +122,21 @@ def supervise(children: list[Child], respawn: bool, validate: Callable[[], bool]
         if sig in (signal.SIGTERM, signal.SIGINT) and not stopping:
             stopping = True
             log.info("Stopping")
+            sd_notify("STOPPING=1")
             for c in children:
                 if c.pid:
                     _kill(c.pid, signal.SIGTERM)
         elif sig == signal.SIGHUP and not stopping:
             log.info("Reloading")
+            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            sd_notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
             if validate():
                 for c in children:
                     if c.pid:
                         _kill(c.pid, signal.SIGHUP)
             else:
                 log.error("Configuration has errors: the running configuration is kept")
+            sd_notify("READY=1")
         elif sig in FORWARDED:
             for c in children:
                 if c.pid:

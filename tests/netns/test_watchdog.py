@@ -123,3 +123,26 @@ def test_hup_with_a_broken_config_keeps_the_old_one(lan, master_and_backup):
     assert lan.holders(VIP) == ["a"]
     assert a.proc.poll() is None
     assert "Entering MASTER STATE" not in b.output()
+
+
+def test_systemd_notify_protocol(lan, tmp_path, monkeypatch):
+    import socket
+
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(15)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    a = lan.start("a", "director", CONF_A, "-P")
+
+    def message() -> str:
+        return sock.recv(4096).decode()
+    first = message()
+    assert first.startswith("READY=1") and f"MAINPID={a.proc.pid}" in first
+    a.proc.send_signal(signal.SIGHUP)
+    assert message().startswith("RELOADING=1\nMONOTONIC_USEC=")
+    assert message() == "READY=1"
+    a.proc.send_signal(signal.SIGTERM)
+    assert message() == "STOPPING=1"
+    a.proc.wait(15)
+    sock.close()
