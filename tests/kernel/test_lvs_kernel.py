@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from testlib import ROOT
 from topo import VIP, Topology, rs_ip
 
 from conf import load
@@ -380,3 +381,54 @@ def test_health_checkers_drive_the_table(ipvs_clean, topology, tmp_path):
             await lvs.stop()
 
     run(body())
+
+
+def test_killed_checker_child_leaves_the_table_alone(ipvs_clean, topology, tmp_path):
+    """director -C under its watchdog: rs2 is down (its nginx stopped) so the table has
+    rs1 only; SIGKILL of the checker child -> a new child, and the table never changes
+    (no re-add of rs2, no flush) while it adopts the kernel's state."""
+    import os
+    import signal as sig
+    import subprocess
+
+    topology.stop_nginx(2)
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(textwrap.dedent(CHECKED))
+    pids = tmp_path / "checkers.pid"
+    proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "director"), "-C", "-n", "-l",
+                             "-f", str(conf), "-p", str(tmp_path / "k.pid"), "-c", str(pids),
+                             "--runtime-dir", str(tmp_path / "run")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def dests() -> list[str]:
+            return sorted(re.findall(r"->\s+(\S+:80)\s", ipvsadm("-Ln")))
+
+        # rs1 alone, and for 5 s: programming done and rs2's checker settled (mid-start
+        # the table shows rs1 alone for a moment too)
+        end = time.monotonic() + 180
+        stable_since = None
+        while stable_since is None or time.monotonic() - stable_since < 5:
+            assert time.monotonic() < end, ipvsadm("-Ln")
+            if dests() == [f"{rs_ip(1)}:80"]:
+                stable_since = stable_since or time.monotonic()
+            else:
+                stable_since = None
+            time.sleep(0.25)
+        child = int(pids.read_text())
+        os.kill(child, sig.SIGKILL)
+        seen = set()
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            seen.add(tuple(dests()))
+            if pids.exists() and pids.read_text().strip() and int(pids.read_text()) != child:
+                break
+            time.sleep(0.05)
+        new_child = int(pids.read_text())
+        assert new_child != child
+        for _ in range(100):  # the new child's start-up and first checks (~5 s)
+            seen.add(tuple(dests()))
+            time.sleep(0.05)
+        assert seen == {(f"{rs_ip(1)}:80",)}, seen
+    finally:
+        proc.send_signal(sig.SIGTERM)
+        proc.wait(60)
