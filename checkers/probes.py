@@ -18,6 +18,7 @@ import attrs
 
 from conf.model import Checker
 from director.notify import run_script
+from vrrp.packet import checksum  # the Internet checksum (RFC 1071)
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 SO_MARK = getattr(socket, "SO_MARK", 36)
@@ -228,15 +229,6 @@ async def dns_probe(ck: Checker, timeout: float) -> Outcome:
     return Outcome(why is None, why or "")
 
 
-def _icmp_sum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 async def ping_probe(ck: Checker, timeout: float) -> Outcome:
     """One ICMP / ICMPv6 echo; the reply must carry our identifier and sequence."""
     address = ck.connect_ip or ""
@@ -251,7 +243,7 @@ async def ping_probe(ck: Checker, timeout: float) -> Outcome:
     body = struct.pack("!d", time.time())
     kind, reply_kind = (128, 129) if v6 else (8, 0)
     head = struct.pack("!BBHHH", kind, 0, 0, ident, seq)
-    packet = head if v6 else head[:2] + struct.pack("!H", _icmp_sum(head + body)) + head[4:]
+    packet = head if v6 else head[:2] + struct.pack("!H", checksum(head + body)) + head[4:]
     loop = asyncio.get_running_loop()
     try:
         if ck.bind_if:

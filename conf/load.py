@@ -59,3 +59,15 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     cfg = finish(attrs.evolve(cfg, vrrp_instances=()), pending, diags)
     validate(cfg, diags, check_host=check_host)
     return Loaded(cfg, diags)
+
+
+def reload(path: str, config_id: str | None, all_config: bool, log) -> Config | None:  # type: ignore[no-untyped-def]
+    """A running daemon's reload: the file read again, its diagnostics logged; None if
+    it has errors (the caller keeps its running configuration)."""
+    loaded = load(path, config_id=config_id, all_config=all_config)
+    for d in loaded.diags.items:
+        (log.error if d.severity == "error" else log.warning)("%s", d)
+    if not loaded.ok:
+        log.error("Configuration has errors: the running configuration is kept")
+        return None
+    return loaded.config

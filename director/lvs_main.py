@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 
-from conf import load
+from conf.load import reload as reload_config
 
 from .dataplane import choose_plane
 from .health import Health
 from .ipvs_table import DestKey
 from .lvs import Lvs
 from .pool import rs_name
-from .runtime import publish
+from .runtime import Signals, publish
 
 log = logging.getLogger("director")
 
@@ -26,37 +25,22 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
     plane = await choose_plane(args.dry_run)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     health = Health(lvs)
-    stop = asyncio.Event()
-    reload_wanted = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    # handlers first: a TERM that arrives while the table is being programmed must
-    # still end in a clean stop, not in a killed process that leaves it behind
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
+    signals = Signals()
     await lvs.start(adopt=adopt)
     health.start()
     log.info("Startup complete")
     publisher = asyncio.ensure_future(
         publish(args.runtime_dir, "lvs.json", lambda: lvs_status(lvs, health)))
-    while not stop.is_set():
-        waiter = asyncio.ensure_future(reload_wanted.wait())
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        waiter.cancel()
-        stopper.cancel()
-        if reload_wanted.is_set() and not stop.is_set():
-            reload_wanted.clear()
-            log.info("Reloading")
-            loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
-            for d in loaded.diags.items:
-                (log.error if d.severity == "error" else log.warning)("%s", d)
-            if not loaded.ok:
-                log.error("Configuration has errors: the running configuration is kept")
-                continue
+
+    async def reload() -> None:
+        log.info("Reloading")
+        new = reload_config(args.config, args.config_id, args.all_config, log)
+        if new is not None:
             await health.stop()
-            await lvs.reload(loaded.config)
+            await lvs.reload(new)
             health.start()
+
+    await signals.serve(reload)
     log.info("Stopping")
     publisher.cancel()
     await health.stop()

@@ -39,3 +39,30 @@ async def publish(directory: str, name: str,
                 log.error("writing %s: %s", path, e.strerror)
                 warned = True
         await asyncio.sleep(interval)
+
+
+class Signals:
+    """TERM/INT stop and HUP reload for a child's loop. Installed before the child
+    programs anything, so a TERM that arrives mid-start still ends in a clean stop."""
+
+    def __init__(self) -> None:
+        import signal
+
+        self.stop = asyncio.Event()
+        self.reload = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.stop.set)
+        loop.add_signal_handler(signal.SIGINT, self.stop.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload.set)
+
+    async def serve(self, on_reload: Callable[[], Awaitable[None]]) -> None:
+        """Until TERM/INT; each HUP runs `on_reload`."""
+        while not self.stop.is_set():
+            waiters = {asyncio.ensure_future(self.stop.wait()),
+                       asyncio.ensure_future(self.reload.wait())}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for w in waiters:
+                w.cancel()
+            if self.reload.is_set() and not self.stop.is_set():
+                self.reload.clear()
+                await on_reload()

@@ -117,24 +117,15 @@ class VrrpDaemon:
 
     def _track(self, r: Router, owner) -> None:  # type: ignore[no-untyped-def]
         t = self.trackers
-        for ref in owner.track_script:
-            spec = t.scripts.get(ref.name)
-            if spec is not None:
-                w = ref.weight if ref.weight is not None else spec.spec.weight
-                rev = ref.reverse if ref.weight is not None else spec.spec.weight_reverse
-                r.track(spec, w, rev)
-        for ref in owner.track_file:
-            ft = t.files.get(ref.name)
-            if ft is not None:
-                w = ref.weight if ref.weight is not None else ft.spec.weight
-                rev = ref.reverse if ref.weight is not None else ft.spec.weight_reverse
-                r.track(ft, w, rev)
-        for ref in owner.track_process:
-            pt = t.processes.get(ref.name)
-            if pt is not None:
-                w = ref.weight if ref.weight is not None else pt.spec.weight
-                rev = ref.reverse if ref.weight is not None else pt.spec.weight_reverse
-                r.track(pt, w, rev)
+        # a reference's own weight wins; else the tracker definition's weight and reverse
+        for refs, table in ((owner.track_script, t.scripts), (owner.track_file, t.files),
+                            (owner.track_process, t.processes)):
+            for ref in refs:
+                tracker = table.get(ref.name)
+                if tracker is not None:
+                    own = ref.weight is not None
+                    r.track(tracker, ref.weight if own else tracker.spec.weight,
+                            ref.reverse if own else tracker.spec.weight_reverse)
         for ref in owner.track_interface:
             r.track(t.interface(ref.name), ref.weight or 0, ref.reverse)
 

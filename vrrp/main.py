@@ -6,8 +6,8 @@ import asyncio
 import logging
 import signal
 
-from conf import load
-from director.runtime import publish
+from conf.load import reload
+from director.runtime import Signals, publish
 
 from . import dumps
 from .daemon import VrrpDaemon
@@ -15,25 +15,10 @@ from .daemon import VrrpDaemon
 log = logging.getLogger("director.vrrp")
 
 
-def reload_config(args):  # type: ignore[no-untyped-def]
-    """The file read again; None (and the reasons logged) if it has errors."""
-    loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
-    for d in loaded.diags.items:
-        (log.error if d.severity == "error" else log.warning)("%s", d)
-    if not loaded.ok:
-        log.error("Configuration has errors: the running configuration is kept")
-        return None
-    return loaded.config
-
-
 async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped-def]
     daemon = VrrpDaemon(cfg, keep_on_stop=args.dont_release_vrrp)
-    stop = asyncio.Event()
-    reload_wanted = asyncio.Event()
+    signals = Signals()
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload_wanted.set)
     where = args.dump_dir
 
     def dump(what: str) -> None:
@@ -58,23 +43,20 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
         return daemon.status()
 
     publisher = asyncio.ensure_future(publish(args.runtime_dir, "vrrp.json", status))
-    while not stop.is_set():
-        waiters = {asyncio.ensure_future(stop.wait()),
-                   asyncio.ensure_future(reload_wanted.wait())}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        for w in waiters:
-            w.cancel()
-        if reload_wanted.is_set() and not stop.is_set():
-            reload_wanted.clear()
-            new = reload_config(args)
-            if new is not None:
-                log.info("Reloading VRRP configuration")
-                previous = await daemon.handover()
-                fresh = VrrpDaemon(new, keep_on_stop=args.dont_release_vrrp, addrs=daemon.addrs)
-                await fresh.start(previous=previous)
-                for fifo in daemon.fifos:  # the dropped instances have said STOP in them
-                    fifo.close()
-                daemon = fresh
+
+    async def reload_vrrp() -> None:
+        nonlocal daemon
+        new = reload(args.config, args.config_id, args.all_config, log)
+        if new is not None:
+            log.info("Reloading VRRP configuration")
+            previous = await daemon.handover()
+            fresh = VrrpDaemon(new, keep_on_stop=args.dont_release_vrrp, addrs=daemon.addrs)
+            await fresh.start(previous=previous)
+            for fifo in daemon.fifos:  # the dropped instances have said STOP in them
+                fifo.close()
+            daemon = fresh
+
+    await signals.serve(reload_vrrp)
     log.info("Stopping")
     publisher.cancel()
     await daemon.stop()
