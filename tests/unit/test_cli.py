@@ -157,3 +157,20 @@ def test_config_test_does_not_import_heavy_modules(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, os.path.join(SEEDS,
                           "001_lvs_nat_master.conf")], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
+
+
+EXAMPLES = os.path.join(ROOT, "conf", "examples")
+
+
+@pytest.mark.parametrize("example", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".conf")))
+def test_every_example_passes_config_test(example):
+    """conf/examples are what the demo runs: they must be clean apart from interfaces
+    that exist only where the demo builds them."""
+    proc = director("-t", "-f", os.path.join(EXAMPLES, example), check_rc=0)
+    for line in proc.stderr.splitlines():
+        assert POS_LINE.match(line) and "doesn't exist" in line, line
+
+
+def test_genhash_usage_errors_are_clean():
+    proc = director("genhash")
+    assert proc.returncode == 2 and "required" in proc.stderr
