@@ -8,7 +8,7 @@ import asyncio
 import logging
 
 from conf.model import Config, Script, VrrpSyncGroup
-from director.notify import Fifo, default_script_user, run_script, script_insecure
+from director.notify import Fifo, default_script_user, script_insecure
 
 from . import fsm
 from .addresses import Worker, link_up
@@ -23,13 +23,10 @@ log = logging.getLogger("director.vrrp")
 class SyncGroup:
     """All members MASTER or none; one member's fault is the whole group's."""
 
-    def __init__(self, cfg: VrrpSyncGroup, members: list[Router], fifos: list[Fifo],
-                 user: str | None, daemon: VrrpDaemon) -> None:
+    def __init__(self, cfg: VrrpSyncGroup, members: list[Router], fifos: list[Fifo]) -> None:
         self.cfg = cfg
         self.members = members
         self.fifos = fifos
-        self.user = user
-        self.daemon = daemon
         self.state = fsm.INIT
         self._busy = False
         for m in members:
@@ -63,12 +60,8 @@ class SyncGroup:
         log.info("VRRP_Group(%s) Syncing instances to %s state", self.cfg.name, new)
         for fifo in self.fifos:
             fifo.write(f'GROUP "{self.cfg.name}" {new}')
-        n = self.cfg.notify
-        specific = {"MASTER": n.notify_master, "BACKUP": n.notify_backup,
-                    "FAULT": n.notify_fault, "STOP": n.notify_stop}.get(new)
-        for script, extra in ((specific, ()), (n.notify, ("GROUP", self.cfg.name, new))):
-            if script is not None and self.daemon.allowed(script):
-                self.members[0]._spawn(run_script(script, extra, user=self.user))
+        # run through a member: same script user, security verdicts and stop-time drain
+        self.members[0].run_notify(self.cfg.notify, new, ("GROUP", self.cfg.name, new))
 
 
 class VrrpDaemon:
@@ -96,7 +89,7 @@ class VrrpDaemon:
         self.groups: list[SyncGroup] = []
         for sg in cfg.vrrp_sync_groups:
             members = [self.by_name[n] for n in sg.group if n in self.by_name]
-            self.groups.append(SyncGroup(sg, members, self.fifos, self.user, self))
+            self.groups.append(SyncGroup(sg, members, self.fifos))
             for m in members:
                 self._track(m, sg)
         for r in self.routers:
@@ -167,27 +160,25 @@ class VrrpDaemon:
                 log.error("(%s) cannot open VRRP socket on %s: %s", r.name, r.ifname,
                           e.strerror or e)
                 continue
-            self.demux[(r.ifname, r.family, r.vrid)] = r
+            self.demux[r.key] = r
         self.trackers.start()
         loop = asyncio.get_running_loop()
         for r in self.routers:  # a sync group may move members not started yet
             r.loop = loop
         previous = previous or {}
         for r in self.routers:
-            old = previous.pop((r.ifname, r.family, r.vrid), None)
+            old = previous.pop(r.key, None)
             if old is not None and old.fsm.state == fsm.MASTER:
-                keep = {(v.address, v.prefixlen, v.dev) for v in
-                        (*r.vips, *r.cfg.virtual_ipaddress_excluded)}
-                for v in (*old.vips, *old.cfg.virtual_ipaddress_excluded):
+                keep = {(v.address, v.prefixlen, v.dev) for v in r.all_vips}
+                for v in old.all_vips:
                     if (v.address, v.prefixlen, v.dev) not in keep:
-                        self.addrs.call("set_vip", "delete", v, old.vmac or old.ifname)
+                        self.addrs.call("set_vip", "delete", v, old.dev)
                 r.resume_master("reload")
             elif old is None and adopt and r.holds_vips():
                 r.resume_master("restarted, VIPs in place")
             else:
                 r.start()
-        for old in previous.values():  # instances the new config dropped
-            old.loop = asyncio.get_running_loop()
+        for old in previous.values():  # instances the new config dropped (loop kept)
             old.stop()
 
     async def handover(self) -> dict[tuple[str, int, int], Router]:
@@ -200,7 +191,7 @@ class VrrpDaemon:
             s.close()
         self.sockets.clear()
         await asyncio.gather(*(r.drain(1.0) for r in self.routers))
-        return {(r.ifname, r.family, r.vrid): r for r in self.routers}
+        return {r.key: r for r in self.routers}
 
     async def stop(self) -> None:
         for r in self.routers:

@@ -9,8 +9,6 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from .receive import COUNTERS
-
 if TYPE_CHECKING:
     from .daemon import VrrpDaemon
     from .router import Router
@@ -88,7 +86,7 @@ def json_data(daemon: VrrpDaemon) -> list[dict[str, object]]:
                      "vips": [f"{v.address}/{v.prefixlen}" for v in r.vips],
                      "evips": [f"{v.address}/{v.prefixlen}"
                                for v in c.virtual_ipaddress_excluded]},
-            "stats": {k: r.counters.get(k, 0) for k in COUNTERS},
+            "stats": r.stats(),
         })
     return items
 

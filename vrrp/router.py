@@ -15,13 +15,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from conf.model import GlobalDefs, Script, VrrpInstance
+from conf.model import GlobalDefs, Notify, Script, VrrpInstance
 from director.notify import Fifo, run_script
 
 from . import fsm
 from .announce import Announcer, link_local
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
-from .receive import Policy, Received, check
+from .receive import COUNTERS, Policy, Received, check
 from .trackers import Tracker, contribution, file_contribution
 from .transport import VrrpSocket
 
@@ -63,13 +63,17 @@ class Router:
         self.vmac = None
         if cfg.use_vmac is not None:
             self.vmac = cfg.use_vmac or f"vrrp.{self.vrid}"
+        self.dev = self.vmac or self.ifname  # where the VIPs go and GARPs leave from
+        self.key = (self.ifname, self.family, self.vrid)  # how instances are matched
         self.counters: collections.Counter[str] = collections.Counter()
         self.fsm = fsm.Instance(
             name=cfg.name, version=cfg.version, priority=cfg.priority,
             advert_int=cfg.advert_int, primary_ip="0.0.0.0" if self.family == 4 else "::",
             nopreempt=cfg.nopreempt, preempt_delay=cfg.preempt_delay,
             want_master=cfg.state == "MASTER")
-        self.vips = [v for v in cfg.virtual_ipaddress]
+        self.vips = list(cfg.virtual_ipaddress)
+        self.all_vips = (*self.vips, *cfg.virtual_ipaddress_excluded)
+        self.interval_cs = round(cfg.advert_int * 100)
         self.adv_addrs = tuple(v.address for v in self.vips if v.family == self.family)
         auth = cfg.authentication if cfg.version == 2 else None
         self.auth_type = AUTH_NONE
@@ -78,7 +82,7 @@ class Router:
             self.auth_type = AUTH_PASS if auth.auth_type == "PASS" else AUTH_AH
             self.auth_pass = auth.auth_pass.encode()[:8]
         self.policy = Policy(
-            version=cfg.version, vrid=self.vrid, interval_cs=round(cfg.advert_int * 100),
+            version=cfg.version, vrid=self.vrid, interval_cs=self.interval_cs,
             auth_type=self.auth_type, auth_pass=self.auth_pass,
             addrs=frozenset(self.adv_addrs),
             peers={p.address: (p.min_ttl, p.max_ttl) for p in cfg.unicast_peer},
@@ -116,7 +120,7 @@ class Router:
             group = self.g.vrrp_mcast_group6 if self.family == 6 else self.g.vrrp_mcast_group4
             self.dsts = [group]
             rx.join(group)
-        self.announcer = Announcer(self.vmac or self.ifname)
+        self.announcer = Announcer(self.dev)
 
     def track(self, tracker: Tracker, weight: int, reverse: bool) -> None:
         self.trackers.append((tracker, weight, reverse))
@@ -153,8 +157,7 @@ class Router:
         self._do(self.fsm.start(self._now()))
 
     def holds_vips(self) -> bool:
-        dev = self.vmac or self.ifname
-        return bool(self.vips) and all(self.addrs.wait("has", v, dev) for v in self.vips)
+        return bool(self.vips) and all(self.addrs.wait("has", v, self.dev) for v in self.vips)
 
     def resume_master(self, why: str) -> None:
         """MASTER without a transition: addresses kept (re-adding is a no-op), an advert
@@ -257,7 +260,7 @@ class Router:
         if self.tx_sock is None or not self.src:
             return
         adv = Advert(version=self.cfg.version, vrid=self.vrid, priority=priority,
-                     addrs=self.adv_addrs, interval_cs=round(self.cfg.advert_int * 100),
+                     addrs=self.adv_addrs, interval_cs=self.interval_cs,
                      auth_type=self.auth_type, auth_data=self.auth_pass)
         for dst in self.dsts:
             try:
@@ -300,19 +303,17 @@ class Router:
     # -- addresses and announcements ---------------------------------------------------------
     def _add_addresses(self) -> None:
         log.info("(%s) setting VIPs.", self.name)
-        dev = self.vmac or self.ifname
-        for vip in (*self.vips, *self.cfg.virtual_ipaddress_excluded):
-            self.addrs.call("set_vip", "add", vip, dev)
+        for vip in self.all_vips:
+            self.addrs.call("set_vip", "add", vip, self.dev)
         for route in self.cfg.virtual_routes:
-            self.addrs.call("set_route", "add", route, dev)
+            self.addrs.call("set_route", "add", route, self.dev)
         for rule in self.cfg.virtual_rules:
             self.addrs.call("set_rule", "add", rule)
 
     def _remove_addresses(self, startup: bool = False) -> None:
-        dev = self.vmac or self.ifname
-        vips = [*self.vips, *self.cfg.virtual_ipaddress_excluded]
+        vips = self.all_vips
         if startup:  # keepalived removes leftovers of a previous run at start
-            vips = [v for v in vips if self.addrs.wait("has", v, dev)]
+            vips = tuple(v for v in vips if self.addrs.wait("has", v, self.dev))
             if not vips:
                 return
         else:
@@ -320,9 +321,9 @@ class Router:
         for rule in self.cfg.virtual_rules:
             self.addrs.call("set_rule", "delete", rule)
         for route in self.cfg.virtual_routes:
-            self.addrs.call("set_route", "delete", route, dev)
+            self.addrs.call("set_route", "delete", route, self.dev)
         for vip in vips:
-            self.addrs.call("set_vip", "delete", vip, dev)
+            self.addrs.call("set_vip", "delete", vip, self.dev)
 
     def _start_garp(self) -> None:
         self._stop_garp()
@@ -335,8 +336,7 @@ class Router:
 
     async def _garp_round(self, repeat: int) -> None:
         assert self.announcer is not None
-        vips = [v for v in (*self.vips, *self.cfg.virtual_ipaddress_excluded)
-                if not v.dev or v.dev == self.ifname]
+        vips = [v for v in self.all_vips if not v.dev or v.dev == self.ifname]
         dev = self.announcer.ifname
         for vip in vips:
             kind = "NA" if vip.family == 6 else "ARP"
@@ -366,11 +366,14 @@ class Router:
         prio = self.fsm.priority
         for fifo in self.fifos:
             fifo.write(f'INSTANCE "{self.name}" {state} {prio}')
-        n = self.cfg.notify
+        self.run_notify(self.cfg.notify, state, ("INSTANCE", self.name, state, str(prio)))
+
+    def run_notify(self, n: Notify, state: str, args: tuple[str, ...]) -> None:
+        """`notify_<state>` with its own arguments, then `notify` with `args` (keepalived's
+        INSTANCE|GROUP name state [priority])."""
         specific = {"MASTER": n.notify_master, "BACKUP": n.notify_backup,
                     "FAULT": n.notify_fault, "STOP": n.notify_stop}.get(state)
-        for script, extra in ((specific, ()),
-                              (n.notify, ("INSTANCE", self.name, state, str(prio)))):
+        for script, extra in ((specific, ()), (n.notify, args)):
             if script is not None and self.allowed(script):
                 self._spawn(run_script(script, extra, user=self.script_user))
 
@@ -390,6 +393,8 @@ class Router:
                 "priority": self.fsm.priority, "base_priority": self.base_priority,
                 "master_ip": self.src if self.fsm.state == fsm.MASTER else self.master_ip,
                 "vips": [f"{v.address}/{v.prefixlen}" for v in self.vips],
-                "stats": {k: self.counters.get(k, 0) for k in sorted(
-                    set(self.counters) | {"advert_rcvd", "advert_sent", "become_master",
-                                          "release_master"})}}
+                "stats": self.stats()}
+
+    def stats(self) -> dict[str, int]:
+        """Every keepalived counter of the instance, zeros included."""
+        return {k: self.counters.get(k, 0) for k in COUNTERS}
