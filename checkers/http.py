@@ -35,11 +35,9 @@ def _context() -> ssl.SSLContext:
     if key not in _contexts:
         ctx = ssl.create_default_context(cafile=c.ca) if c and c.ca else \
             ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False  # the real server is reached by address
         if not (c and c.ca):  # keepalived checks liveness, not identity, without a CA
-            ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
-        else:
-            ctx.check_hostname = False  # the real server is reached by address
         if c and c.certificate:
             ctx.load_cert_chain(c.certificate, c.key, c.password)
         _contexts[key] = ctx

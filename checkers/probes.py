@@ -19,6 +19,7 @@ import attrs
 from conf.model import Checker
 from director.notify import run_script
 from vrrp.packet import checksum  # the Internet checksum (RFC 1071)
+from vrrp.trackers import file_contribution, read_file_value
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 SO_MARK = getattr(socket, "SO_MARK", 36)
@@ -179,17 +180,12 @@ async def _udp_exchange(ck: Checker, payload: bytes, timeout: float,
     transport, proto = await loop.create_datagram_endpoint(_Datagram, sock=s)
     try:
         transport.sendto(payload)
-        if not want_reply:
-            # no reply wanted: wait the timeout for an ICMP port unreachable only
-            try:
-                data = await asyncio.wait_for(proto.replies.get(), timeout)
-            except TimeoutError:
-                return None, ""
-            return (None, proto.error) if proto.error else (data, "")
         try:
             data = await asyncio.wait_for(proto.replies.get(), timeout)
         except TimeoutError:
-            return None, "timeout"
+            # silence is a failure only when a reply is wanted; otherwise only an ICMP
+            # port unreachable (error_received) is
+            return None, "timeout" if want_reply else ""
         return (None, proto.error) if proto.error else (data, "")
     finally:
         transport.close()
@@ -288,17 +284,11 @@ def file_probe(ck: Checker, path: str | None, weight: int, reverse: bool,
                base_weight: int) -> Outcome:
     """FILE_CHECK: the file's number scales `weight` into the real server's weight;
     with weight 0 any non-zero value means down; a weight pushed to -254 or below too."""
-    try:
-        with open(path or "") as f:
-            value = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        value = 0
-    if weight == 0:
-        return Outcome(value == 0, f"file value {value}" if value else "")
-    delta = value * (-weight if reverse else weight)
-    if delta <= -254:
+    value = read_file_value(path)
+    delta, fault = file_contribution(value, weight, reverse)  # track_file's arithmetic
+    if fault:
         return Outcome(False, f"file value {value}")
-    return Outcome(True, weight=max(0, base_weight + delta))
+    return Outcome(True, weight=None if weight == 0 else max(0, base_weight + delta))
 
 
 def probe(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:

@@ -42,6 +42,16 @@ def file_contribution(value: int, weight: int, reverse: bool) -> tuple[int, bool
     return delta, delta <= -254
 
 
+def read_file_value(path: str | None) -> int:
+    """A tracked file's number (its first word); missing or unreadable reads as 0,
+    as keepalived does."""
+    try:
+        with open(path or "") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class Tracker:
     kind = ""
 
@@ -145,11 +155,7 @@ class FileTracker(Tracker):
         self.value = self.read()
 
     def read(self) -> int:
-        try:
-            with open(self.spec.file or "") as f:
-                return int(f.read().split()[0])
-        except (OSError, ValueError, IndexError):
-            return 0  # keepalived: a missing or unreadable file reads as 0
+        return read_file_value(self.spec.file)
 
     def poll(self) -> None:
         self._set(True, self.read())
