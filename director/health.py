@@ -49,13 +49,14 @@ class Health:
                     await self.lvs.set_weight(vi, ri, int(value))  # type: ignore[call-overload]
             except Exception as e:  # one failed update must not stop the rest
                 log.error("applying a checker result for %s failed: %s", (vi, ri, ci), e)
+            finally:
+                self.queue.task_done()
 
     async def stop(self) -> None:
         """Stop checking; verdicts already queued are applied first (a reload keeps them)."""
         if self.engine is not None:
             self.engine.stop()
-        while not self.queue.empty():
-            await asyncio.sleep(0.01)
+        await self.queue.join()
         if any(j.checker.type in ("HTTP_GET", "SSL_GET") for j in
                (self.engine.jobs if self.engine else [])):
             from checkers import http

@@ -7,6 +7,7 @@ they happened, so the IPVS table always follows the latest verdict.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 
 from conf.load import reload as reload_config
@@ -49,6 +50,11 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
     return 0
 
 
+def _total(items: list[dict[str, int]]) -> dict[str, int]:
+    """Kernel counters summed over the services a virtual server stands for (groups)."""
+    return dict(sum((collections.Counter(i) for i in items), collections.Counter()))
+
+
 async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
     """Virtual and real servers with health, weights, checkers and the kernel's counters."""
     _table, stats = await lvs.plane.read_with_stats()
@@ -59,21 +65,15 @@ async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
     out = []
     for vi, (vs, keys, pool) in enumerate(zip(lvs.cfg.virtual_servers, lvs.keys, lvs.pools,
                                                strict=True)):
-        def total(items: list[dict[str, int]]) -> dict[str, int]:
-            sums: dict[str, int] = {}
-            for item in items:
-                for k, v in item.items():
-                    sums[k] = sums.get(k, 0) + v
-            return sums
         servers = []
         for ri, s in enumerate(pool.servers):
             dk = DestKey(s.rs.address, s.rs.port or 0)
             servers.append({"name": rs_name(vs, s.rs), "address": s.rs.address,
                             "port": s.rs.port or 0, "alive": s.alive, "weight": s.weight,
                             "checkers": checks.get((vi, ri), []),
-                            "stats": total([stats[(k, dk)] for k in keys if (k, dk) in stats])})
+                            "stats": _total([stats[(k, dk)] for k in keys if (k, dk) in stats])})
         out.append({"name": vs.key, "protocol": vs.protocol, "address": vs.address,
                     "port": vs.port, "fwmark": vs.fwmark, "quorum_up": pool.quorum_up,
-                    "stats": total([stats[k] for k in keys if k in stats]),
+                    "stats": _total([stats[k] for k in keys if k in stats]),
                     "real_servers": servers})
     return {"virtual_servers": out}
