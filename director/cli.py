@@ -157,14 +157,15 @@ def daemon(args: argparse.Namespace) -> int:
     cfg = _load_for_run(args)
     if cfg is None:
         return EXIT_CONFIG
-    from conf import load
+    import logging
+
+    from conf.load import reload
 
     from .watchdog import main as watchdog
 
-    def validate() -> bool:
-        loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
-        _report(loaded)
-        return loaded.ok
+    def validate() -> bool:  # the children's reload, run first in the parent
+        log = logging.getLogger("director")
+        return reload(args.config, args.config_id, args.all_config, log) is not None
 
     if not args.dont_fork:
         if os.fork():  # keepalived's default: the parent returns, the daemon carries on

@@ -123,32 +123,22 @@ def supervise(children: list[Child], respawn: bool, validate: Callable[[], bool]
             stopping = True
             log.info("Stopping")
             sd_notify("STOPPING=1")
-            for c in children:
-                if c.pid:
-                    _kill(c.pid, signal.SIGTERM)
+            _signal_all(children, signal.SIGTERM)
         elif sig == signal.SIGHUP and not stopping:
             log.info("Reloading")
             usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
             sd_notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
-            if validate():
-                for c in children:
-                    if c.pid:
-                        _kill(c.pid, signal.SIGHUP)
-            else:
-                log.error("Configuration has errors: the running configuration is kept")
+            if validate():  # a bad file is logged there and never reaches the children
+                _signal_all(children, signal.SIGHUP)
             sd_notify("READY=1")
         elif sig in FORWARDED:
-            for c in children:
-                if c.pid:
-                    _kill(c.pid, sig)
+            _signal_all(children, sig)
         elif sig == signal.SIGCHLD:
             _reap(children, respawn and not stopping, now)
             if not respawn and not stopping and any(c.pid == 0 for c in children):
                 log.error("A child exited and respawning is off (-R): stopping")
                 stopping = True
-                for c in children:
-                    if c.pid:
-                        _kill(c.pid, signal.SIGTERM)
+                _signal_all(children, signal.SIGTERM)
         if stopping and all(c.pid == 0 for c in children):
             for path in (pidfile, *(c.pidfile for c in children)):
                 if path and os.path.exists(path):
@@ -157,11 +147,13 @@ def supervise(children: list[Child], respawn: bool, validate: Callable[[], bool]
             return 0
 
 
-def _kill(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+def _signal_all(children: list[Child], sig: int) -> None:
+    for c in children:
+        if c.pid:
+            try:
+                os.kill(c.pid, sig)
+            except ProcessLookupError:
+                pass
 
 
 def _reap(children: list[Child], respawn: bool, now: float) -> None:
