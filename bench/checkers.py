@@ -23,22 +23,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, HERE]  # ROOT first: this file is named like the package
+# ROOT first: this file is named like the package; tests/ for the shared nginx config
+sys.path[:0] = [ROOT, HERE, os.path.join(ROOT, "tests")]
 from common import HEADER, row  # noqa: E402
+from testlib import nginx_conf  # noqa: E402
 
 PORT = 18080
-NGINX = """
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 16384; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
-    uwsgi_temp_path {d}; scgi_temp_path {d};
-    server {{ listen {port} reuseport backlog=8192; location / {{ return 200 "ok\\n"; }} }}
-}}
-"""
+SERVER = (f"    server {{ listen {PORT} reuseport backlog=8192;\n"
+          '        location / { return 200 "ok\\n"; } }')
 
 
 def address(i: int) -> str:
@@ -47,7 +39,7 @@ def address(i: int) -> str:
 
 def start_nginx(d: str) -> subprocess.Popen[bytes]:
     with open(f"{d}/nginx.conf", "w") as f:
-        f.write(NGINX.format(d=d, port=PORT))
+        f.write(nginx_conf(d, SERVER, connections=16384))
     proc = subprocess.Popen(["nginx", "-c", f"{d}/nginx.conf", "-p", d, "-g", "daemon off;"],
                             stderr=subprocess.DEVNULL)
     time.sleep(0.5)

@@ -15,13 +15,11 @@ import subprocess
 import sys
 import tempfile
 
+from testlib import nginx_conf, sh
+
 VIP = "10.10.0.100"
 CLIENT = "10.10.0.2"
 PREFIX = "dk"
-
-
-def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
 
 
 def nsx(ns: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -32,24 +30,10 @@ def rs_ip(i: int) -> str:
     return f"10.20.0.1{i}"
 
 
-NGINX_CONF = """
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    server {{
+NGINX_SERVER = """    server {{
         listen 80;
         location / {{ return 200 "{name}\\n"; }}
-    }}
-}}
-"""
+    }}"""
 
 
 class Topology:
@@ -98,7 +82,7 @@ class Topology:
         d = os.path.join(self.tmp, f"rs{i}")
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "nginx.conf"), "w") as f:
-            f.write(NGINX_CONF.format(d=d, name=f"rs{i}"))
+            f.write(nginx_conf(d, NGINX_SERVER.format(name=f"rs{i}"), connections=64))
         nsx(f"{PREFIX}rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
 
     def stop_nginx(self, i: int) -> None:

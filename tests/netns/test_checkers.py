@@ -18,7 +18,7 @@ import time
 import urllib.request
 
 import pytest
-from testlib import ROOT, sh
+from testlib import ROOT, nginx_conf, sh
 
 from checkers import http
 from checkers.engine import Engine, Job
@@ -63,17 +63,7 @@ class Nginx:
                 f.write(body)
         common = ("        location = /down { return 503; }\n"
                   "        location = /teapot { return 418; }\n")
-        conf = f"""
-daemon off;
-user root;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
-    uwsgi_temp_path {d}; scgi_temp_path {d};
-    server {{
+        servers = f"""    server {{
         listen 127.0.0.1:{self.port} default_server;
         listen 127.0.0.1:{self.tls_port} ssl default_server;
         ssl_certificate {d}/srv.pem; ssl_certificate_key {d}/srv.key;
@@ -84,12 +74,10 @@ http {{
         listen 127.0.0.1:{self.port};
         server_name b.test;
         root {d}/b;
-{common}    }}
-}}
-"""
+{common}    }}"""
         self.conf = f"{d}/nginx.conf"
         with open(self.conf, "w") as f:
-            f.write(conf)
+            f.write(nginx_conf(d, servers, head="daemon off;\nuser root;"))
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
