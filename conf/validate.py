@@ -116,8 +116,10 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
         diags.warning(pos, f"{tag} preempt_delay has no effect with nopreempt")
     if kw.get("accept") is None:
         kw["accept"] = not strict
-    elif kw["accept"] and strict:
-        diags.warning(pos, f"{tag} accept is ignored in strict mode")
+    elif kw["accept"] and strict and version == 2:
+        # RFC 3768 has no accept mode; VRRPv3 (RFC 5798) allows it in strict mode too
+        diags.warning(pos, f"{tag} accept mode for VRRP version 2 does not comply with "
+                           f"RFC 3768; ignored in strict mode")
         kw["accept"] = False
     if kw.get("priority") == 255 and kw.get("nopreempt"):
         diags.warning(pos, f"{tag} nopreempt is incompatible with priority 255; cleared")

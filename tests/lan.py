@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 
-from testlib import ROOT, sh
+from testlib import ROOT, nginx_conf, sh
 
 DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
 
@@ -34,21 +35,28 @@ def wait_for(cond: Callable[[], object], timeout: float = 20.0, step: float = 0.
 class Daemon:
     """A director or keepalived VRRP process in a namespace, in its own session."""
 
-    def __init__(self, lan: Lan, host: str, kind: str, conf: str, args: tuple[str, ...]) -> None:
+    def __init__(self, lan: Lan, host: str, kind: str, conf: str, args: tuple[str, ...],
+                 env: dict[str, str] | None = None) -> None:
         self.lan, self.host, self.kind = lan, host, kind
         self.dir = tempfile.mkdtemp(prefix=f"{kind}-{host}-", dir=lan.dir)
         self.conf = os.path.join(self.dir, "keepalived.conf")
-        with open(self.conf, "w") as f:
-            f.write(conf)
+        self.write_conf(conf)
         self.log = os.path.join(self.dir, "log")
         args = tuple(x.replace("{dir}", self.dir) for x in args)
+        env = {k: v.replace("{dir}", self.dir) for k, v in (env or {}).items()}
         pids = ["-p", f"{self.dir}/k.pid", "-r", f"{self.dir}/v.pid", "-c", f"{self.dir}/c.pid"]
-        exe = ["keepalived"] if kind == "keepalived" else [DIRECTOR]
+        # director children publish live state: keep it in the daemon's directory
+        exe = ["keepalived"] if kind == "keepalived" else [DIRECTOR, "--runtime-dir", self.dir]
         cmd = [*exe, "-n", "-l", "-D", "-f", self.conf, *pids, *args]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(["ip", "netns", "exec", lan.ns[host], *cmd],
                                          stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, env={**os.environ, **env})
+
+    def write_conf(self, conf: str) -> None:
+        """`{dir}` in the text is this daemon's own directory."""
+        with open(self.conf, "w") as f:
+            f.write(conf.replace("{dir}", self.dir))
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """SIGKILL: the whole process group dies (keepalived's children too), no goodbye."""
@@ -76,8 +84,13 @@ class Daemon:
 
 
 class Lan:
-    def __init__(self, hosts: tuple[str, ...] = ("a", "b", "c"), show_logs: bool = True) -> None:
-        self.show_logs = show_logs
+    """`hosts`: names, numbered 1, 2, ... in order, or a mapping name -> host number N;
+    host N gets {net}.N/24 and {net6}N/64."""
+
+    def __init__(self, hosts: tuple[str, ...] | dict[str, int] = ("a", "b", "c"),
+                 show_logs: bool = True, net: str = "10.9.0", net6: str = "fd00:9::") -> None:
+        self.show_logs, self.net, self.net6 = show_logs, net, net6
+        self.nginx_dirs: list[tuple[str, str]] = []
         self.tag = uuid.uuid4().hex[:6]
         self.dir = tempfile.mkdtemp(prefix="lan-")
         self.ns: dict[str, str] = {}
@@ -85,7 +98,9 @@ class Lan:
         self.sw = self._netns("sw")
         sh("ip", "-n", self.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
         sh("ip", "-n", self.sw, "link", "set", "br0", "up")
-        for n, host in enumerate(hosts, start=1):
+        numbered = hosts if isinstance(hosts, dict) else {h: n for n, h in
+                                                          enumerate(hosts, start=1)}
+        for host, n in numbered.items():
             self.add_host(host, n)
 
     def _netns(self, name: str) -> str:
@@ -104,8 +119,8 @@ class Lan:
         sh("ip", "link", "set", port, "netns", self.sw)
         sh("ip", "-n", self.sw, "link", "set", port, "master", "br0", "up")
         sh("ip", "-n", ns, "link", "set", "eth0", "up")
-        sh("ip", "-n", ns, "addr", "add", f"10.9.0.{n}/24", "dev", "eth0")
-        sh("ip", "-n", ns, "addr", "add", f"fd00:9::{n}/64", "dev", "eth0", "nodad")
+        sh("ip", "-n", ns, "addr", "add", f"{self.net}.{n}/24", "dev", "eth0")
+        sh("ip", "-n", ns, "addr", "add", f"{self.net6}{n}/64", "dev", "eth0", "nodad")
         wait_for(lambda: "fe80" in self.run(host, "ip", "-6", "addr", "show", "dev",
                                             "eth0").stdout, 10, what=f"{host} link-local")
 
@@ -131,16 +146,65 @@ class Lan:
         wait_for(lambda: self.holders(address, hosts) == [host], timeout,
                  what=f"{address} on {host} only (now on {self.holders(address, hosts)})")
 
-    def start(self, host: str, kind: str, conf: str, *args: str) -> Daemon:
-        d = Daemon(self, host, kind, conf, args or ("-P",))
+    def start(self, host: str, kind: str, conf: str, *args: str,
+              env: dict[str, str] | None = None) -> Daemon:
+        d = Daemon(self, host, kind, conf, args or ("-P",), env)
         self.daemons.append(d)
         return d
+
+    def nginx(self, host: str, body: str) -> None:
+        """Start nginx in `host` answering `body` on port 80 (IPv4 and IPv6); `close` stops
+        it. Calling it again for a stopped host starts it again."""
+        d = os.path.join(self.dir, f"nginx-{host}")
+        os.makedirs(d, exist_ok=True)
+        with open(f"{d}/nginx.conf", "w") as f:
+            f.write(nginx_conf(d, "    server { listen 80; listen [::]:80;\n"
+                                  f"        location / {{ return 200 \"{body}\\n\"; }} }}"))
+        self.run(host, "nginx", "-c", f"{d}/nginx.conf", "-p", d)
+        if (host, d) not in self.nginx_dirs:
+            self.nginx_dirs.append((host, d))
+
+    def nginx_stop(self, host: str) -> None:
+        d = os.path.join(self.dir, f"nginx-{host}")
+        self.run(host, "nginx", "-c", f"{d}/nginx.conf", "-p", d, "-s", "stop", check=False)
+        wait_for(lambda: not os.path.exists(f"{d}/nginx.pid"), 10, what=f"nginx on {host} "
+                 "to stop")
+
+    def http_get(self, host: str, url: str, timeout: float = 2.0) -> str | None:
+        """The body `host` gets from `url`, stripped, or None when the request fails."""
+        code = ("import sys, urllib.request\ntry:\n    print(urllib.request.urlopen("
+                f"{url!r}, timeout={timeout}).read().decode().strip())\n"
+                "except Exception as e:\n    sys.exit(f'failed: {e}')")
+        out = self.run(host, sys.executable, "-c", code, check=False)
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    def sniff_arp(self, host: str, seconds: float) -> Callable[[], list[tuple[float, str, str]]]:
+        """Listen on `host`'s eth0 for `seconds`; the returned call waits for the end and
+        gives (time, sender IP, sender MAC) of every ARP packet seen."""
+        code = ("import sys, time\nfrom scapy.all import ARP, AsyncSniffer\n"
+                "s = AsyncSniffer(iface='eth0', lfilter=lambda p: ARP in p, store=True)\n"
+                "s.start(); time.sleep(0.3); print('ready', flush=True)\n"
+                "time.sleep(float(sys.argv[1])); s.stop()\n"
+                "for p in s.results: print(p.time, p[ARP].psrc, p[ARP].hwsrc)\n")
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[host], sys.executable, "-c",
+                                 code, str(seconds)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+
+        def result() -> list[tuple[float, str, str]]:
+            out = proc.communicate(timeout=seconds + 30)[0]
+            return [(float(t), ip, mac) for t, ip, mac in (x.split() for x in out.splitlines())]
+        return result
 
     def close(self) -> None:
         for d in self.daemons:
             d.kill()
             if self.show_logs:  # pytest shows it for a failing test only
                 print(f"==== {d.kind} on {d.host}\n{d.output()[-6000:]}")
+        for host, _ in self.nginx_dirs:
+            try:
+                self.nginx_stop(host)
+            except (AssertionError, subprocess.SubprocessError) as e:
+                print(f"nginx on {host} did not stop: {e}")
         for ns in self.ns.values():
             sh("ip", "netns", "del", ns, check=False)
         subprocess.run(["rm", "-rf", self.dir], check=False)

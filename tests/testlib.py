@@ -29,3 +29,17 @@ http {{
 {servers}
 }}
 """
+
+
+EXAMPLES = os.path.join(ROOT, "conf", "examples")
+
+
+def example(name: str, subs: dict[str, str] | None = None) -> str:
+    """conf/examples/NAME with each `old -> new` of `subs` applied; a substitution that no
+    longer matches fails, so the tests keep running the examples as written."""
+    with open(os.path.join(EXAMPLES, name)) as f:
+        text = f.read()
+    for old, new in (subs or {}).items():
+        assert old in text, f"{name} no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text

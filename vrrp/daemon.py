@@ -150,17 +150,21 @@ class VrrpDaemon:
             try:
                 if r.vmac and r.family == 4:
                     self.addrs.wait("ensure_vmac", r.vmac, r.ifname, r.vrid, r.family)
-                rx = self._socket(r.ifname, r.family, True)
-                tx = rx
-                if r.vmac and r.family == 4 and not r.cfg.vmac_xmit_base \
-                        and self.addrs.wait("index", r.vmac) is not None:
-                    tx = self._socket(r.vmac, r.family, False)
+                on_vmac = bool(r.vmac and r.family == 4 and not r.cfg.vmac_xmit_base
+                               and self.addrs.wait("index", r.vmac) is not None)
+                # A private macvlan takes multicast frames whose source MAC is its own
+                # (the peer's adverts from the shared VMAC) away from the base interface:
+                # listen on the VMAC. Unicast adverts still arrive at the base's MAC.
+                rx_dev = r.vmac if on_vmac and not r.cfg.unicast_peer else r.ifname
+                rx = self._socket(rx_dev, r.family, True)
+                tx = self._socket(r.vmac, r.family, False) if on_vmac and rx_dev != r.vmac \
+                    else rx
                 r.attach(rx, tx)
             except OSError as e:
                 log.error("(%s) cannot open VRRP socket on %s: %s", r.name, r.ifname,
                           e.strerror or e)
                 continue
-            self.demux[r.key] = r
+            self.demux[(rx.ifname, r.family, r.vrid)] = r
         self.trackers.start()
         loop = asyncio.get_running_loop()
         for r in self.routers:  # a sync group may move members not started yet

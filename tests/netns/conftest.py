@@ -41,3 +41,23 @@ def lan():
         yield made
     finally:
         made.close()
+
+
+@pytest.fixture
+def make_lan():
+    """Lan(...) with the caller's hosts and addressing; every one made is removed after."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespace tests need root")
+    from lan import Lan
+
+    made: list[Lan] = []
+
+    def make(*args, **kw) -> Lan:
+        made.append(Lan(*args, **kw))
+        return made[-1]
+
+    try:
+        yield make
+    finally:
+        for one in made:
+            one.close()

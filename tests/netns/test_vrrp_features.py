@@ -179,6 +179,8 @@ def test_vmac_keeps_the_mac_across_failover(lan):
     extra = "    use_vmac\n"
     a, b = pair(lan, vrrp_conf(priority=150, extra=extra), vrrp_conf(priority=100, extra=extra))
     lan.wait_holder(VIP, "a")
+    time.sleep(1)  # b hears a's adverts through its own VMAC: no second master
+    assert lan.holders(VIP) == ["a"]
     assert VIP in lan.addrs("a", "vrrp.51")
     assert mac(lan, "a", "vrrp.51") == "00:00:5e:00:01:33"
     lan.run("c", "ping", "-c", "1", "-W", "2", VIP)
