@@ -1,0 +1,106 @@
+"""Peak memory of the running daemons with a big config: `director -f` against
+`keepalived -f`, the same generated N x M config (TCP_CHECK / HTTP_GET on every real
+server), each for the same time, one after the other.
+
+Every process of the daemon (parent and children) is sampled from /proc twice a second;
+reported: the peak of their summed RSS and the largest single process. Each daemon runs
+in a network namespace of its own with only loopback, so its checkers reach nothing (the
+generated real servers are unroutable there) and IPVS tables stay separate. Needs root
+and IPVS (run in the VM by `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import HEADER, row  # noqa: E402
+from gen_config import generate  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
+
+
+def session_rss(sid: int) -> tuple[int, int, int]:
+    """(sum of RSS KiB, largest RSS KiB, process count) of the processes in session sid."""
+    total = largest = count = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.getsid(int(pid)) != sid:
+                continue
+            with open(f"/proc/{pid}/status") as f:
+                rss = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")),
+                           0)
+        except (OSError, ProcessLookupError):
+            continue
+        total, largest, count = total + rss, max(largest, rss), count + 1
+    return total, largest, count
+
+
+def measure(name: str, cmd: list[str], seconds: float) -> dict[str, int]:
+    ns = f"bench-mem-{os.getpid()}-{name}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    run = tempfile.mkdtemp(prefix=f"mem-{name}-")
+    pids = ["-p", f"{run}/k.pid", "-r", f"{run}/v.pid", "-c", f"{run}/c.pid"]
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd, *pids],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        peak = {"sum": 0, "max": 0, "procs": 0}
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and proc.poll() is None:
+            total, largest, count = session_rss(proc.pid)
+            peak = {"sum": max(peak["sum"], total), "max": max(peak["max"], largest),
+                    "procs": max(peak["procs"], count)}
+            time.sleep(0.5)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited early with {proc.returncode}")
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return peak
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+        subprocess.run(["rm", "-rf", run], check=False)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--vs", type=int, default=1000)
+    p.add_argument("--rs", type=int, default=10)
+    p.add_argument("--seconds", type=float, default=60.0)
+    a = p.parse_args()
+    if os.geteuid() != 0:
+        print("bench/memory.py: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write(generate(a.vs, a.rs))
+    try:
+        ours = measure("director", [DIRECTOR, "-n", "-f", f.name], a.seconds)
+        theirs = measure("keepalived", ["keepalived", "-n", "-f", f.name], a.seconds)
+    finally:
+        os.unlink(f.name)
+    print(f"## Memory: daemons running a {a.vs} x {a.rs} config for {a.seconds:g} s "
+          f"(director: {ours['procs']} processes, keepalived: {theirs['procs']})\n")
+    print(HEADER)
+    print(row("memory: peak RSS, all processes", ours["sum"] / 1024, theirs["sum"] / 1024,
+              "MiB", None))
+    print(row("memory: peak RSS, largest process", ours["max"] / 1024, theirs["max"] / 1024,
+              "MiB", None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
