@@ -63,7 +63,7 @@ def test_001_lvs_nat_pair(net):
     wait(lambda: net.holds("dir2") and net.holds("dir2", GATEWAY), 20, "dir2 master",
          step=0.05)
     moved = time.monotonic() - t0
-    assert moved < MASTER_DOWN + 1.5, moved  # slack: the VM's emulated CPU
+    assert moved < MASTER_DOWN + 2.5, moved  # slack: the emulated CPU, polling with ip(8)
     wait(lambda: net.get(second, timeout=1) is not None, 20, "the client served by dir2")
     served = time.monotonic() - t0
     print(f"VIPs on dir2 {moved:.2f} s after the kill, first answer {served:.2f} s")
