@@ -90,7 +90,7 @@ class Lan:
     def __init__(self, hosts: tuple[str, ...] | dict[str, int] = ("a", "b", "c"),
                  show_logs: bool = True, net: str = "10.9.0", net6: str = "fd00:9::") -> None:
         self.show_logs, self.net, self.net6 = show_logs, net, net6
-        self.nginx_dirs: list[tuple[str, str]] = []
+        self.nginx_hosts: list[str] = []
         self.tag = uuid.uuid4().hex[:6]
         self.dir = tempfile.mkdtemp(prefix="lan-")
         self.ns: dict[str, str] = {}
@@ -161,8 +161,8 @@ class Lan:
             f.write(nginx_conf(d, "    server { listen 80; listen [::]:80;\n"
                                   f"        location / {{ return 200 \"{body}\\n\"; }} }}"))
         self.run(host, "nginx", "-c", f"{d}/nginx.conf", "-p", d)
-        if (host, d) not in self.nginx_dirs:
-            self.nginx_dirs.append((host, d))
+        if host not in self.nginx_hosts:
+            self.nginx_hosts.append(host)
 
     def nginx_stop(self, host: str) -> None:
         d = os.path.join(self.dir, f"nginx-{host}")
@@ -200,7 +200,7 @@ class Lan:
             d.kill()
             if self.show_logs:  # pytest shows it for a failing test only
                 print(f"==== {d.kind} on {d.host}\n{d.output()[-6000:]}")
-        for host, _ in self.nginx_dirs:
+        for host in self.nginx_hosts:
             try:
                 self.nginx_stop(host)
             except (AssertionError, subprocess.SubprocessError) as e:
