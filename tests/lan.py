@@ -138,6 +138,11 @@ class Lan:
         out = self.run(host, *cmd, check=False).stdout
         return {line.split()[3].split("/")[0] for line in out.splitlines()}
 
+    def neigh_mac(self, host: str, address: str) -> str | None:
+        """The MAC `host`'s neighbour table has for `address`, or None."""
+        out = self.run(host, "ip", "neigh", "show", address).stdout.split()
+        return out[out.index("lladdr") + 1] if "lladdr" in out else None
+
     def holders(self, address: str, hosts: tuple[str, ...] = ("a", "b")) -> list[str]:
         return [h for h in hosts if address in self.addrs(h)]
 

@@ -24,7 +24,7 @@ SCRIPTS = os.path.join(EXAMPLES, "scripts")
 ARGS = ("--dump-dir", "{dir}")
 
 
-def state_of(lan, daemon, name: str = "VI_1") -> dict:
+def state_of(daemon, name: str = "VI_1") -> dict:
     """The instance's live state as the VRRP child publishes it (runtime dir)."""
     path = os.path.join(daemon.dir, "vrrp.json")
     with open(path) as f:
@@ -75,7 +75,7 @@ def test_000_nginx_plus_ha(make_lan):
 
     # both scripts succeed on both nodes: 101+50+50 against 100+50+50
     on("a", 30)
-    wait_for(lambda: state_of(lan, a)["priority"] == 201, 10, what="a at priority 201")
+    wait_for(lambda: state_of(a)["priority"] == 201, 10, what="a at priority 201")
 
     # garp_master_refresh: the master repeats its gratuitous ARPs (every 1 s here)
     seen = lan.sniff_arp("c", 3.5)()
@@ -158,12 +158,12 @@ def test_002_vip_in_front_of_nginx(make_lan, maildir):
     # nginx fails on the master: after 2 failures (fall 2) its priority is 100-5 = 95,
     # still above the backup's 90, so the VIP stays (keepalived does the same)
     lan.nginx_stop("a")
-    wait_for(lambda: state_of(lan, a)["priority"] == 95, 15, what="a at priority 95")
+    wait_for(lambda: state_of(a)["priority"] == 95, 15, what="a at priority 95")
     assert "VRRP_Script(chk_http_port) failed" in a.output()
     time.sleep(3)
     assert lan.holders(VIP_002) == ["a"]
     lan.nginx("a", "nginx-a")  # rise 1: one success restores 100
-    wait_for(lambda: state_of(lan, a)["priority"] == 100, 10, what="a back at 100")
+    wait_for(lambda: state_of(a)["priority"] == 100, 10, what="a back at 100")
 
     # the master node fails (the seed's check script stops keepalived): b takes over
     a.kill()
@@ -210,13 +210,14 @@ def test_002_master_restarted_unchanged_takes_the_vip_back(make_lan, maildir):
 
 # ---- 003: mutual master/backup, each node master of one VIP ----
 
+HOSTS_003 = {"a": 188, "b": 108, "c": 9}
 VIPS_003 = {"a": "192.168.2.30", "b": "192.168.2.31"}
 
 
 @pytest.mark.parametrize("peer", ["director", "keepalived"])
 def test_003_mutual_master_backup(make_lan, peer):
     """Node a runs director; node b runs director or keepalived itself."""
-    lan = make_lan({"a": 188, "b": 108, "c": 9}, net="192.168.2", net6="fd00:2::")
+    lan = make_lan(HOSTS_003, net="192.168.2", net6="fd00:2::")
     for host in ("a", "b"):
         lan.nginx(host, f"web-{host}")
     conf = {h: example(f"003-mutual-{h}.conf") for h in ("a", "b")}
@@ -245,8 +246,7 @@ def test_003_mutual_master_backup(make_lan, peer):
         # the node comes back: VI_1's nopreempt is cleared by its state MASTER (both
         # keepalived and director warn), so each node is master of its own VIP again
         lan.run(dead, "ip", "addr", "flush", "dev", "eth0")
-        lan.run(dead, "ip", "addr", "add", f"192.168.2.{188 if dead == 'a' else 108}/24",
-                "dev", "eth0")
+        lan.run(dead, "ip", "addr", "add", f"192.168.2.{HOSTS_003[dead]}/24", "dev", "eth0")
         lan.run(dead, "ip", "link", "set", "eth0", "up")
         daemons[dead] = start(dead, kind)
         normal()
@@ -259,10 +259,6 @@ FAST_004 = {"advert_int 1": "advert_int 0.1"}
 VIP_004 = "10.4.0.100"
 VMAC = "00:00:5e:00:01:33"  # VRID 51
 
-
-def neigh_mac(lan, host: str, address: str) -> str | None:
-    out = lan.run(host, "ip", "neigh", "show", address).stdout.split()
-    return out[out.index("lladdr") + 1] if "lladdr" in out else None
 
 
 @pytest.mark.parametrize("mode", ["preempt", "nopreempt"])
@@ -279,7 +275,7 @@ def test_004_failback_and_vmac(make_lan, mode):
     time.sleep(1)
     assert lan.holders(VIP_004) == ["a"]
     assert lan.http_get("c", f"http://{VIP_004}/") == "gw-a"
-    assert neigh_mac(lan, "c", VIP_004) == VMAC
+    assert lan.neigh_mac("c", VIP_004) == VMAC
 
     a.kill()
     lan.wait_holder(VIP_004, "b", 10, hosts=("b",))
@@ -288,7 +284,7 @@ def test_004_failback_and_vmac(make_lan, mode):
     lan.run("a", "ip", "link", "set", "vrrp.51", "down", check=False)
     wait_for(lambda: lan.http_get("c", f"http://{VIP_004}/") == "gw-b", 10,
              what="the client served by b")
-    assert neigh_mac(lan, "c", VIP_004) == VMAC  # the client never relearned a MAC
+    assert lan.neigh_mac("c", VIP_004) == VMAC  # the client never relearned a MAC
 
     a = lan.start("a", "director", conf["a"], *ARGS)
     if mode == "preempt":
@@ -301,4 +297,4 @@ def test_004_failback_and_vmac(make_lan, mode):
         want = "gw-b"
     wait_for(lambda: lan.http_get("c", f"http://{VIP_004}/") == want, 10,
              what=f"the client served by {want}")
-    assert neigh_mac(lan, "c", VIP_004) == VMAC
+    assert lan.neigh_mac("c", VIP_004) == VMAC

@@ -39,10 +39,6 @@ def mac(lan, host: str, dev: str = "eth0") -> str:
     return lan.run(host, "cat", f"/sys/class/net/{dev}/address").stdout.strip()
 
 
-def neigh_mac(lan, host: str, address: str) -> str | None:
-    out = lan.run(host, "ip", "neigh", "show", address).stdout.split()
-    return out[out.index("lladdr") + 1] if "lladdr" in out else None
-
 
 def test_director_pair_term_hands_over_with_priority_zero(lan):
     a, b = pair(lan, vrrp_conf(priority=150), vrrp_conf(priority=100))
@@ -166,12 +162,12 @@ def test_client_sees_garp_and_reaches_vip(lan):
     a, b = pair(lan, vrrp_conf(priority=150), vrrp_conf(priority=100))
     lan.wait_holder(VIP, "a")
     lan.run("c", "ping", "-c", "1", "-W", "2", VIP)
-    assert neigh_mac(lan, "c", VIP) == mac(lan, "a")
+    assert lan.neigh_mac("c", VIP) == mac(lan, "a")
     a.kill()
     lan.run("a", "ip", "addr", "del", f"{VIP}/24", "dev", "eth0")  # a is gone for good
     lan.wait_holder(VIP, "b", 10, hosts=("b",))
     # the GARP moved c's entry without c asking
-    wait_for(lambda: neigh_mac(lan, "c", VIP) == mac(lan, "b"), 10, what="GARP seen by c")
+    wait_for(lambda: lan.neigh_mac("c", VIP) == mac(lan, "b"), 10, what="GARP seen by c")
     lan.run("c", "ping", "-c", "1", "-W", "2", VIP)
 
 
@@ -184,11 +180,11 @@ def test_vmac_keeps_the_mac_across_failover(lan):
     assert VIP in lan.addrs("a", "vrrp.51")
     assert mac(lan, "a", "vrrp.51") == "00:00:5e:00:01:33"
     lan.run("c", "ping", "-c", "1", "-W", "2", VIP)
-    assert neigh_mac(lan, "c", VIP) == "00:00:5e:00:01:33"
+    assert lan.neigh_mac("c", VIP) == "00:00:5e:00:01:33"
     a.kill(signal.SIGTERM)
     lan.wait_holder(VIP, "b", 10)
     lan.run("c", "ping", "-c", "1", "-W", "2", VIP)
-    assert neigh_mac(lan, "c", VIP) == "00:00:5e:00:01:33"
+    assert lan.neigh_mac("c", VIP) == "00:00:5e:00:01:33"
     assert "vrrp.51" not in lan.run("a", "ip", "link").stdout  # removed on stop
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from testlib import FIXTURES, ROOT
+from testlib import EXAMPLES, FIXTURES, ROOT
 
 SEEDS = os.path.join(FIXTURES, "seeds")
 POS_LINE = re.compile(r"^\S+:\d+: (error|warning): .+")
@@ -158,9 +158,6 @@ def test_config_test_does_not_import_heavy_modules(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, os.path.join(SEEDS,
                           "001_lvs_nat_master.conf")], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stderr
-
-
-EXAMPLES = os.path.join(ROOT, "conf", "examples")
 
 
 @pytest.mark.parametrize("example", sorted(f for f in os.listdir(EXAMPLES) if f.endswith(".conf")))
