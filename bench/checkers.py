@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # ROOT first: this file is named like the package; tests/ for the shared nginx config
 sys.path[:0] = [ROOT, HERE, os.path.join(ROOT, "tests")]
-from common import HEADER, row  # noqa: E402
+from common import DIRECTOR, HEADER, row  # noqa: E402
 from testlib import nginx_conf  # noqa: E402
 
 PORT = 18080
@@ -154,12 +154,11 @@ def main() -> int:
 def compare(d: str, n: int, seconds: float) -> int:
     print(f"## Health checkers in the VM: CPU per 1000 checks, N = {n}, delay_loop 1 s\n")
     print(HEADER)
-    director = os.path.join(ROOT, ".venv", "bin", "director")
     for kind in ("TCP_CHECK", "HTTP_GET"):
         conf = f"{d}/{kind}.conf"
         with open(conf, "w") as f:
             f.write(config(n, kind))
-        ours = process_cpu_per_1000([director, "-C", "-n", "-f", conf], n, seconds, 40)
+        ours = process_cpu_per_1000([DIRECTOR, "-C", "-n", "-f", conf], n, seconds, 40)
         theirs = process_cpu_per_1000(["keepalived", "-C", "-n", "-f", conf, "-p",
                                        f"{d}/k.pid", "-c", f"{d}/c.pid"], n, seconds, 5)
         print(row(f"{kind} CPU s per 1000 checks", ours, theirs, "s", 3.0), flush=True)

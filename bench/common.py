@@ -7,6 +7,9 @@ import statistics
 import subprocess
 import time
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
+
 
 def run_timed(cmd: list[str]) -> tuple[float, int, int]:
     """Wall seconds, peak RSS (KiB) and exit code of one run of `cmd`."""

@@ -45,9 +45,14 @@ def generate(n_vs: int = 1000, n_rs: int = 10, checks: bool = True) -> str:
     return "\n".join(out) + "\n"
 
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser()
+def size_args(p: argparse.ArgumentParser) -> None:
+    """--vs / --rs: the generated config's size, the same defaults for every benchmark."""
     p.add_argument("--vs", type=int, default=1000)
     p.add_argument("--rs", type=int, default=10)
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    size_args(p)
     a = p.parse_args()
     sys.stdout.write(generate(a.vs, a.rs))

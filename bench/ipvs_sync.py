@@ -19,11 +19,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import HEADER, row  # noqa: E402
-from gen_config import generate  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
+from common import DIRECTOR, HEADER, row  # noqa: E402
+from gen_config import generate, size_args  # noqa: E402
 
 
 def dest_count() -> int:
@@ -82,8 +79,7 @@ def reload_ops(conf: str, changed: str, tmp: str) -> int | None:
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    p.add_argument("--vs", type=int, default=1000)
-    p.add_argument("--rs", type=int, default=10)
+    size_args(p)
     p.add_argument("--timeout", type=float, default=900)
     a = p.parse_args()
     if not os.path.exists("/proc/net/ip_vs"):

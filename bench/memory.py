@@ -20,11 +20,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import HEADER, row  # noqa: E402
-from gen_config import generate  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
+from common import DIRECTOR, HEADER, row  # noqa: E402
+from gen_config import generate, size_args  # noqa: E402
 
 
 def session_rss(sid: int) -> tuple[int, int, int]:
@@ -78,8 +75,7 @@ def measure(name: str, cmd: list[str], seconds: float) -> dict[str, int]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--vs", type=int, default=1000)
-    p.add_argument("--rs", type=int, default=10)
+    size_args(p)
     p.add_argument("--seconds", type=float, default=60.0)
     a = p.parse_args()
     if os.geteuid() != 0:

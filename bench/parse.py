@@ -10,18 +10,14 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import HEADER, compare, row, run_timed  # noqa: E402
-from gen_config import generate  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
+from common import DIRECTOR, HEADER, compare, row, run_timed  # noqa: E402
+from gen_config import generate, size_args  # noqa: E402
 
 
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=7)
-    p.add_argument("--vs", type=int, default=1000)
-    p.add_argument("--rs", type=int, default=10)
+    size_args(p)
     a = p.parse_args()
     keepalived = shutil.which("keepalived")
     if not keepalived:
