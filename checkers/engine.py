@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import attrs
 
-from conf.model import Checker, Config
+from conf.model import Checker, Config, RealServer, VirtualServer
 
 from .probes import Outcome, file_probe, probe
 from .state import RetryState
@@ -138,10 +138,10 @@ class Engine:
                 for j in self.jobs]
 
 
-def build(cfg: Config, engine: Engine, initial: Callable[[Key], bool]) -> None:
-    """A job for every checker of every real server, starting from `initial` state."""
-    from director.pool import rs_name
-
+def build(cfg: Config, engine: Engine, initial: Callable[[Key], bool],
+          label: Callable[[VirtualServer, RealServer], str]) -> None:
+    """A job for every checker of every real server, starting from `initial` state;
+    `label` names a real server in the log lines (the LVS side's own wording)."""
     files = {f.name: f for f in cfg.track_files}
     for vi, vs in enumerate(cfg.virtual_servers):
         for ri, rs in enumerate(vs.real_servers):
@@ -158,5 +158,5 @@ def build(cfg: Config, engine: Engine, initial: Callable[[Key], bool]) -> None:
                         spec.weight if spec else 1)
                     file = (spec.file if spec else None, weight, ck.weight_reverse,
                             rs.weight)
-                engine.add(Job(key, ck, rs_name(vs, rs), state,
+                engine.add(Job(key, ck, label(vs, rs), state,
                                timeout=ck.connect_timeout or 5.0, file=file))

@@ -17,9 +17,9 @@ from collections.abc import Awaitable
 import attrs
 
 from conf.model import Checker
-from director.notify import run_script
-from vrrp.packet import checksum  # the Internet checksum (RFC 1071)
-from vrrp.trackers import file_contribution, read_file_value
+from daemonlib.checksum import checksum
+from daemonlib.scripts import run_script
+from daemonlib.trackfile import file_contribution, read_file_value
 
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 SO_MARK = getattr(socket, "SO_MARK", 36)

@@ -6,9 +6,10 @@ import asyncio
 import logging
 
 from checkers.engine import Engine, Key, build
-from director.notify import default_script_user
+from daemonlib.scripts import default_script_user
 
 from .lvs import Lvs
+from .pool import rs_name
 
 log = logging.getLogger("director.checkers")
 
@@ -33,7 +34,7 @@ class Health:
                              user=default_script_user(g.script_user),
                              log_all_failures=g.checker_log_all_failures)
         pools = self.lvs.pools
-        build(cfg, self.engine, lambda k: pools[k[0]].servers[k[1]].checkers_up[k[2]])
+        build(cfg, self.engine, lambda k: pools[k[0]].servers[k[1]].checkers_up[k[2]], rs_name)
         self.engine.start()
         if self._worker is None:
             self._worker = asyncio.ensure_future(self._apply())

@@ -13,11 +13,12 @@ import asyncio
 import logging
 
 from conf.model import Config
+from daemonlib.fifo import Fifo
+from daemonlib.scripts import run_script
 
 from .dataplane import Plane
 from .desired import desired_table, service_keys
 from .ipvs_table import DestKey, Op, SvcKey, Table, apply_ops, diff
-from .notify import Fifo, run_script
 from .pool import Event, Pool
 
 log = logging.getLogger("director.lvs")

@@ -11,13 +11,13 @@ import collections
 import logging
 
 from conf.load import reload as reload_config
+from daemonlib.runtime import Signals, publish
 
 from .dataplane import choose_plane
 from .health import Health
 from .ipvs_table import DestKey
 from .lvs import Lvs
 from .pool import rs_name
-from .runtime import Signals, publish
 
 log = logging.getLogger("director")
 

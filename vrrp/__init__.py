@@ -1,2 +1,4 @@
-"""The VRRP stack. Done so far: the advert codec (packet.py) and the pure state
-machine (fsm.py); see issue 3 for the rest."""
+"""The VRRP stack: advert codec (packet), pure receive checks and state machine
+(receive, fsm), sockets, addresses, GARP/NA, trackers, one instance at run time
+(router), sync groups and the child's loop (daemon, main), dumps.
+Layer: imports conf/ and daemonlib/ only; director/ runs it."""

@@ -8,7 +8,8 @@ import asyncio
 import logging
 
 from conf.model import Config, Script, VrrpSyncGroup
-from director.notify import Fifo, default_script_user, script_insecure
+from daemonlib.fifo import Fifo
+from daemonlib.scripts import default_script_user, script_insecure
 
 from . import fsm
 from .addresses import Worker, link_up

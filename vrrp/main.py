@@ -7,7 +7,7 @@ import logging
 import signal
 
 from conf.load import reload
-from director.runtime import Signals, publish
+from daemonlib.runtime import Signals, publish
 
 from . import dumps
 from .daemon import VrrpDaemon

@@ -14,6 +14,8 @@ import struct
 
 import attrs
 
+from daemonlib.checksum import checksum
+
 VRRP_PROTO = 112
 TYPE_ADVERT = 1
 AUTH_NONE, AUTH_PASS, AUTH_AH = 0, 1, 2
@@ -40,16 +42,6 @@ class Advert:
     auth_type: int = AUTH_NONE
     auth_data: bytes = b""  # v2 PASS: the password, up to 8 bytes
     type: int = TYPE_ADVERT
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def _pseudo(family: int, src: str, dst: str, length: int) -> bytes:

@@ -16,13 +16,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from conf.model import GlobalDefs, Notify, Script, VrrpInstance
-from director.notify import Fifo, run_script
+from daemonlib.fifo import Fifo
+from daemonlib.scripts import run_script
+from daemonlib.trackfile import file_contribution
 
 from . import fsm
 from .announce import Announcer, link_local
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
 from .receive import COUNTERS, Policy, Received, check
-from .trackers import Tracker, contribution, file_contribution
+from .trackers import Tracker, contribution
 from .transport import VrrpSocket
 
 if TYPE_CHECKING:

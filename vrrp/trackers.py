@@ -15,7 +15,8 @@ import socket
 from collections.abc import Callable
 
 from conf.model import Script, TrackFileDef, TrackProcess, VrrpScript
-from director.notify import run_script
+from daemonlib.scripts import run_script
+from daemonlib.trackfile import read_file_value
 
 log = logging.getLogger("director.vrrp")
 
@@ -31,25 +32,6 @@ def contribution(up: bool, weight: int, reverse: bool) -> tuple[int, bool]:
         return 0, not up
     w = -weight if reverse else weight
     return (w if (up if w > 0 else not up) else 0), False
-
-
-def file_contribution(value: int, weight: int, reverse: bool) -> tuple[int, bool]:
-    """track_file: value x weight; weight 0: any non-zero value is a fault; a delta of
-    -254 or less is a fault too."""
-    if weight == 0:
-        return 0, value != 0
-    delta = value * (-weight if reverse else weight)
-    return delta, delta <= -254
-
-
-def read_file_value(path: str | None) -> int:
-    """A tracked file's number (its first word); missing or unreadable reads as 0,
-    as keepalived does."""
-    try:
-        with open(path or "") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 0
 
 
 class Tracker:

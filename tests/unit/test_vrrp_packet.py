@@ -12,7 +12,8 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.vrrp import VRRP, VRRPv3
 from scapy.packet import raw
 
-from vrrp.packet import AUTH_PASS, Advert, Drop, checksum, decode, encode
+from daemonlib.checksum import checksum
+from vrrp.packet import AUTH_PASS, Advert, Drop, decode, encode
 
 SRC4, DST4 = "192.0.2.1", "224.0.0.18"
 SRC6, DST6 = "fe80::1", "ff02::12"

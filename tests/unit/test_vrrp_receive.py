@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from scapy.layers.inet import IP
 from scapy.layers.vrrp import VRRP, VRRPv3
 
+from daemonlib.trackfile import file_contribution
 from vrrp.packet import AUTH_PASS, Advert, encode
 from vrrp.receive import COUNTERS, Policy, Received, check
-from vrrp.trackers import contribution, file_contribution
+from vrrp.trackers import contribution
 
 SRC, DST = "10.0.0.2", "224.0.0.18"
 V3 = Policy(version=3, vrid=51, interval_cs=100, addrs=frozenset({"10.0.0.100"}))

@@ -1,10 +1,10 @@
-"""Running notify scripts and writing notify FIFO lines without blocking the loop."""
+"""Running scripts without blocking the loop: keepalived's user rules and
+`enable_script_security` checks, timeouts, process groups."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import pwd
@@ -14,7 +14,7 @@ import stat
 
 from conf.model import Script
 
-log = logging.getLogger("director.notify")
+log = logging.getLogger("director.scripts")
 
 
 def script_insecure(path: str) -> str | None:
@@ -82,32 +82,3 @@ async def run_script(script: Script, extra: tuple[str, ...] = (), timeout: float
     if rc != 0 and not quiet:
         log.warning("%s script %s exited with status %s", what, " ".join(argv), rc)
     return rc
-
-
-class Fifo:
-    """A notify FIFO: one line per event; a missing reader drops the line, not us."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.fd: int | None = None
-
-    def write(self, line: str) -> None:
-        if self.fd is None:
-            try:
-                if not os.path.exists(self.path):
-                    os.mkfifo(self.path, 0o600)
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as e:
-                if e.errno != errno.ENXIO:  # ENXIO: nobody reads the FIFO yet
-                    log.error("notify fifo %s: %s", self.path, e.strerror)
-                return
-        try:
-            os.write(self.fd, (line + "\n").encode())
-        except OSError as e:
-            log.warning("notify fifo %s: %s; reopening", self.path, e.strerror)
-            self.close()
-
-    def close(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
