@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
-from conf.model import Config, Script, VrrpSyncGroup
+from conf.model import Config, Script, VrrpInstance, VrrpSyncGroup
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import default_script_user, script_insecure
 
@@ -15,54 +16,70 @@ from . import fsm
 from .addresses import Worker, link_up
 from .receive import Received
 from .router import Router
-from .trackers import FileTracker, ProcessTracker, ScriptTracker, Trackers
+from .syncgroup import Command, Force, GroupEntered, GroupFault, Member, SyncCore, member_weight
+from .trackers import FileTracker, ProcessTracker, ScriptTracker, Tracker, Trackers
 from .transport import VrrpSocket
 
 log = logging.getLogger("director.vrrp")
 
 
 class SyncGroup:
-    """All members MASTER or none; one member's fault is the whole group's."""
+    """The routers of one sync group, moved by the pure core in vrrp/syncgroup.py."""
 
     def __init__(self, cfg: VrrpSyncGroup, members: list[Router], fifos: list[Fifo]) -> None:
         self.cfg = cfg
         self.members = members
+        self.by_name = {m.name: m for m in members}
         self.fifos = fifos
-        self.state = fsm.INIT
+        self.core = SyncCore(cfg.name, tuple(m.name for m in members))
         self._busy = False
         for m in members:
-            m.on_state = self.member_changed
+            m.group = self
+            m.fsm.sync = True
 
-    def member_changed(self, router: Router, state: str) -> None:
-        if self._busy:
+    @property
+    def state(self) -> str:
+        return self.core.state
+
+    def _view(self) -> dict[str, Member]:
+        return {m.name: Member(m.fsm.state, m.fsm.wants, m.own_fault) for m in self.members}
+
+    def entered(self, router: Router, state: str) -> None:
+        self._run(lambda: self.core.entered(router.name, state, self._view()))
+
+    def fault_changed(self, router: Router) -> None:
+        self._run(lambda: self.core.faults(self._view()))
+
+    def wants_master(self, router: Router) -> None:
+        self._run(lambda: self.core.want_master(router.name, self._view()))
+
+    def _run(self, decide: Callable[[], list[Command]]) -> None:
+        if self._busy:  # a member we are moving reports back: the group settles below
             return
         self._busy = True
         try:
-            if state == "TRACK":
-                fault = any(m.own_fault for m in self.members)
-                for m in self.members:
-                    m.group_fault = fault
-                    m.set_fault()
-            else:
-                for m in self.members:
-                    if m is not router and m.fsm.state != state:
-                        m.force(state, f"sync group {self.cfg.name}")
+            for c in decide():
+                self._apply(c)
         finally:
             self._busy = False
-        self._update()
+        for c in self.core.settle(self._view()):
+            self._apply(c)
 
-    def _update(self) -> None:
-        states = {m.fsm.state for m in self.members}
-        new = fsm.FAULT if fsm.FAULT in states else (states.pop() if len(states) == 1
-                                                      else self.state)
-        if new == self.state or new == fsm.INIT:
-            return
-        self.state = new
-        log.info("VRRP_Group(%s) Syncing instances to %s state", self.cfg.name, new)
-        for fifo in self.fifos:
-            fifo.write(f'GROUP "{self.cfg.name}" {new}')
-        # run through a member: same script user, security verdicts and stop-time drain
-        self.members[0].run_notify(self.cfg.notify, new, ("GROUP", self.cfg.name, new))
+    def _apply(self, c: Command) -> None:
+        match c:
+            case Force(member=name, to=to, reason=reason):
+                self.by_name[name].force(to, reason)
+            case GroupFault(member=name, fault=fault):
+                m = self.by_name[name]
+                m.group_fault = fault
+                m.set_fault()
+            case GroupEntered(state=state):
+                name = self.cfg.name
+                log.info("VRRP_Group(%s) Syncing instances to %s state", name, state)
+                for fifo in self.fifos:
+                    fifo.write(f'GROUP "{name}" {state}')
+                # run through a member: same script user, security verdicts and drain
+                self.members[0].run_notify(self.cfg.notify, state, ("GROUP", name, state))
 
 
 class VrrpDaemon:
@@ -109,19 +126,32 @@ class VrrpDaemon:
             self._verdicts[script.cmd] = why is None
         return self._verdicts[script.cmd]
 
-    def _track(self, r: Router, owner) -> None:  # type: ignore[no-untyped-def]
+    def _track(self, r: Router, owner: VrrpInstance | VrrpSyncGroup) -> None:
         t = self.trackers
+        group = r.group.cfg if isinstance(r.group, SyncGroup) else None
+        floating = group is None or group.sync_group_tracking_weight
+
+        def add(tracker: Tracker, kind: str, name: str, w: int, reverse: bool) -> None:
+            weight = member_weight(kind, w, floating)
+            if weight != w:
+                log.warning("(%s) %s weight %d of tracked %s %s due to SYNC group", r.name,
+                            "ignoring" if weight is None else "zeroing", w, kind, name)
+            if weight is not None:
+                r.track(tracker, weight, reverse)
+
         # a reference's own weight wins; else the tracker definition's weight and reverse
-        for refs, table in ((owner.track_script, t.scripts), (owner.track_file, t.files),
-                            (owner.track_process, t.processes)):
+        for kind, refs, table in (("script", owner.track_script, t.scripts),
+                                  ("file", owner.track_file, t.files),
+                                  ("process", owner.track_process, t.processes)):
             for ref in refs:
                 tracker = table.get(ref.name)
                 if tracker is not None:
                     own = ref.weight is not None
-                    r.track(tracker, ref.weight if own else tracker.spec.weight,
-                            ref.reverse if own else tracker.spec.weight_reverse)
+                    w = ref.weight if ref.weight is not None else tracker.spec.weight
+                    add(tracker, kind, ref.name, w,
+                        ref.reverse if own else tracker.spec.weight_reverse)
         for ref in owner.track_interface:
-            r.track(t.interface(ref.name), ref.weight or 0, ref.reverse)
+            add(t.interface(ref.name), "interface", ref.name, ref.weight or 0, ref.reverse)
 
     def _socket(self, ifname: str, family: int, listen: bool) -> VrrpSocket:
         key = (ifname, family, listen)

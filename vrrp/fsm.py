@@ -13,7 +13,13 @@ Rules:
   skew time; with preemption a lower-priority advert does not reset the timer (after
   `preempt_delay` from start), with `nopreempt` every advert does;
 - a MASTER yields to a higher priority, or to an equal priority from a higher
-  primary address; on a priority 0 advert it answers at once;
+  primary address (keepalived's `vrrp_state_master_rx`); it answers a lower priority (or
+  an equal one from a lower address) with an advert of its own at once, forcing a new
+  election, unless `lower_prio_no_advert`; on a priority 0 advert it answers at once;
+  with `higher_prio_send_advert` it also answers the higher one before yielding;
+- a member of a sync group whose Master_Down expires only *wants* MASTER
+  (`WantMaster`): the group (vrrp/syncgroup.py) moves it when every member wants it,
+  so that the group prefers BACKUP to thrashing (keepalived's vrrp_sync_can_goto_master);
 - effective priority = base + tracker weights, clamped to 1..254 (255 stays 255);
 - FAULT drops everything until cleared, then BACKUP; stop sends priority 0.
 """
@@ -28,13 +34,44 @@ INIT, BACKUP, MASTER, FAULT = "INIT", "BACKUP", "MASTER", "FAULT"
 
 
 @attrs.frozen
-class Action:
-    """`send` (an advert with `priority`), or a state change `to` a state."""
+class Send:
+    """Send an advert with `priority`."""
 
-    kind: str  # "send" | "state"
-    priority: int = 0
-    to: str = ""
+    priority: int
+
+
+@attrs.frozen
+class Enter:
+    """The instance entered `to` (INIT, BACKUP, MASTER, FAULT)."""
+
+    to: str
     reason: str = ""
+
+
+@attrs.frozen
+class Notice:
+    """A line for the log that only the state machine can word (keepalived's)."""
+
+    message: str
+
+
+@attrs.frozen
+class LowerAdvert:
+    """A MASTER heard a lower-priority master (split brain healing): the hook for
+    keepalived's notify_master_rx_lower_pri and garp_lower_prio_*."""
+
+    src: str
+    priority: int
+
+
+@attrs.frozen
+class WantMaster:
+    """A sync group member's Master_Down ran out; it stays BACKUP until its group says."""
+
+    reason: str
+
+
+Action = Send | Enter | Notice | LowerAdvert | WantMaster
 
 
 def effective_priority(base: int, weights: int) -> int:
@@ -47,6 +84,12 @@ def _ip_key(address: str) -> int:
     return int(ipaddress.ip_address(address))
 
 
+def addr_cmp(src: str, ours: str) -> int:
+    """-1, 0, 1 as the advert's source address is below, equal to, above ours."""
+    a, b = _ip_key(src), _ip_key(ours)
+    return (a > b) - (a < b)
+
+
 @attrs.define
 class Instance:
     name: str
@@ -57,6 +100,10 @@ class Instance:
     nopreempt: bool = False
     preempt_delay: float = 0.0
     want_master: bool = False  # `state MASTER`
+    lower_prio_no_advert: bool = False
+    higher_prio_send_advert: bool = False
+    sync: bool = False  # a sync group member: WantMaster instead of MASTER at Master_Down
+    wants: str = ""  # a sync member's wish (MASTER once its Master_Down ran out)
     state: str = INIT
     deadline: float | None = None
     master_adver_int: float = 0.0
@@ -80,16 +127,20 @@ class Instance:
         self.state = BACKUP
         wait = self.advert_int if self.want_master else self.master_down_interval()
         self.deadline = now + wait
-        return [Action("state", to=BACKUP, reason="start")]
+        return [Enter(BACKUP, reason="start")]
 
     def tick(self, now: float) -> list[Action]:
         if self.deadline is None or now < self.deadline:
             return []
         if self.state == BACKUP:
+            if self.sync:
+                self.wants = MASTER
+                self.deadline = now + self.master_down_interval()
+                return [WantMaster("master down")]
             return self._to_master(now, "master down")
         if self.state == MASTER:
             self.deadline = now + self.advert_int
-            return [Action("send", priority=self.priority)]
+            return [Send(self.priority)]
         return []
 
     def advert(self, now: float, priority: int, src: str, interval: float) -> list[Action]:
@@ -103,20 +154,46 @@ class Instance:
             preempting = not self.nopreempt and now >= self.started_at + self.preempt_delay
             if not preempting or priority >= self.priority:
                 self.deadline = now + self.master_down_interval()
+                self.wants = ""
             return []
         if self.state == MASTER:
-            if priority == 0:
-                self.deadline = now + self.advert_int
-                return [Action("send", priority=self.priority)]
-            higher = priority > self.priority or (
-                priority == self.priority and _ip_key(src) > _ip_key(self.primary_ip))
-            if higher:
-                if self.version == 3:
-                    self.master_adver_int = interval
-                self.state = BACKUP
-                self.deadline = now + self.master_down_interval()
-                return [Action("state", to=BACKUP, reason=f"higher priority advert from {src}")]
+            return self._master_rx(now, priority, src, interval)
         return []
+
+    def _master_rx(self, now: float, priority: int, src: str, interval: float) -> list[Action]:
+        ours = self.priority
+        cmp = addr_cmp(src, self.primary_ip)
+        higher = priority > ours or (priority == ours and cmp > 0)
+        if priority == 0:
+            self.deadline = now + self.advert_int
+            return [Send(ours)]
+        out: list[Action] = []
+        if higher and self.higher_prio_send_advert:
+            out.append(Send(ours))
+        if priority == ours and cmp == 0:
+            return [Notice("WARNING - equal priority advert received from remote host "
+                           "with our IP address.")]
+        if not higher:
+            election = "" if self.lower_prio_no_advert else ", forcing new election"
+            out.append(Notice(f"Received advert from {src} with lower priority {priority}, "
+                              f"ours {ours}{election}"))
+            if not self.lower_prio_no_advert:
+                out.append(Send(ours))
+            out.append(LowerAdvert(src, priority))
+            return out
+        if priority > ours:
+            out.append(Notice(f"Master received advert from {src} with higher priority "
+                              f"{priority}, ours {ours}"))
+        else:
+            out.append(Notice(f"Master received advert from {src} with same priority "
+                              f"{priority} but higher IP address than ours"))
+        if self.version == 3:
+            self.master_adver_int = interval
+        self.state = BACKUP
+        self.wants = ""
+        self.deadline = now + self.master_down_interval()
+        out.append(Enter(BACKUP, reason=f"higher priority advert from {src}"))
+        return out
 
     def set_priority(self, now: float, priority: int) -> list[Action]:
         """Trackers changed the effective priority; a master tells the others at once."""
@@ -125,19 +202,20 @@ class Instance:
         self.priority = priority
         if self.state == MASTER:
             self.deadline = now + self.advert_int
-            return [Action("send", priority=priority)]
+            return [Send(priority)]
         return []
 
     def fault(self, now: float, faulty: bool) -> list[Action]:
         if faulty and self.state != FAULT:
             self.state = FAULT
+            self.wants = ""
             self.deadline = None
-            return [Action("state", to=FAULT, reason="fault")]
+            return [Enter(FAULT, reason="fault")]
         if not faulty and self.state == FAULT:
             self.state = BACKUP
             self.master_adver_int = self.advert_int
             self.deadline = now + self.master_down_interval()
-            return [Action("state", to=BACKUP, reason="fault cleared")]
+            return [Enter(BACKUP, reason="fault cleared")]
         return []
 
     def resume(self, now: float) -> list[Action]:
@@ -147,7 +225,7 @@ class Instance:
         self.master_adver_int = self.advert_int
         self.state = MASTER
         self.deadline = now + self.advert_int
-        return [Action("send", priority=self.priority)]
+        return [Send(self.priority)]
 
     def force(self, now: float, state: str, reason: str) -> list[Action]:
         """A sync group moves this member with the others (MASTER or BACKUP)."""
@@ -156,17 +234,19 @@ class Instance:
         if state == MASTER:
             return self._to_master(now, reason)
         self.state = BACKUP
+        self.wants = ""
         self.deadline = now + self.master_down_interval()
-        return [Action("state", to=BACKUP, reason=reason)]
+        return [Enter(BACKUP, reason=reason)]
 
     def stop(self, now: float) -> list[Action]:
-        actions = [Action("send", priority=0)] if self.state == MASTER else []
+        actions: list[Action] = [Send(0)] if self.state == MASTER else []
         self.state = INIT
+        self.wants = ""
         self.deadline = None
-        return actions + [Action("state", to=INIT, reason="stop")]
+        return actions + [Enter(INIT, reason="stop")]
 
     def _to_master(self, now: float, reason: str) -> list[Action]:
         self.state = MASTER
+        self.wants = ""
         self.deadline = now + self.advert_int
-        return [Action("state", to=MASTER, reason=reason),
-                Action("send", priority=self.priority)]
+        return [Enter(MASTER, reason=reason), Send(self.priority)]

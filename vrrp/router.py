@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from conf.model import GlobalDefs, Notify, Script, VrrpInstance
 from daemonlib.fifo import Fifo
@@ -48,6 +48,14 @@ def first_ipv4(ifname: str) -> str | None:
         s.close()
 
 
+class GroupLink(Protocol):
+    """What a router tells its sync group (vrrp/daemon.py: SyncGroup)."""
+
+    def entered(self, router: Router, state: str) -> None: ...
+    def fault_changed(self, router: Router) -> None: ...
+    def wants_master(self, router: Router) -> None: ...
+
+
 class Router:
     def __init__(self, cfg: VrrpInstance, g: GlobalDefs, addrs: Worker,
                  fifos: list[Fifo], script_user: str | None,
@@ -72,7 +80,8 @@ class Router:
             name=cfg.name, version=cfg.version, priority=cfg.priority,
             advert_int=cfg.advert_int, primary_ip="0.0.0.0" if self.family == 4 else "::",
             nopreempt=cfg.nopreempt, preempt_delay=cfg.preempt_delay,
-            want_master=cfg.state == "MASTER")
+            want_master=cfg.state == "MASTER", lower_prio_no_advert=cfg.lower_prio_no_advert,
+            higher_prio_send_advert=cfg.higher_prio_send_advert)
         self.vips = list(cfg.virtual_ipaddress)
         self.all_vips = (*self.vips, *cfg.virtual_ipaddress_excluded)
         self.interval_cs = round(cfg.advert_int * 100)
@@ -98,7 +107,7 @@ class Router:
         self.base_priority = cfg.priority
         self.own_fault = False
         self.group_fault = False
-        self.on_state: Callable[[Router, str], None] | None = None  # the sync group's hook
+        self.group: GroupLink | None = None  # the sync group, if a member
         self.master_ip = ""
         self._shown = fsm.INIT  # the state last entered, as logged and notified
         self.last_transition = 0.0  # wall clock, for the dumps
@@ -207,11 +216,6 @@ class Router:
             return
         if self.fsm.state == fsm.BACKUP and adv.priority:
             self.master_ip = rx.src
-        if self.fsm.state == fsm.MASTER and 0 < adv.priority < self.fsm.priority:
-            log.info("(%s) Received advert from %s with lower priority %d, ours %d, "
-                     "forcing new election", self.name, rx.src, adv.priority,
-                     self.fsm.priority)
-            self._send(self.fsm.priority)
         self._do(self.fsm.advert(self._now(), adv.priority, rx.src, adv.interval_cs / 100))
 
     def trackers_changed(self) -> None:
@@ -224,10 +228,10 @@ class Router:
             self.own_fault = fault
             if fault:
                 log.info("(%s) fault: %s", self.name, ", ".join(why))
-            if self.on_state is None or not fault:
+            if self.group is None or not fault:
                 self.set_fault()
-            if self.on_state is not None:
-                self.on_state(self, "TRACK")
+            if self.group is not None:
+                self.group.fault_changed(self)
 
     def set_fault(self) -> None:
         self._do(self.fsm.fault(self._now(), self.own_fault or self.group_fault))
@@ -245,10 +249,18 @@ class Router:
     # -- actions -------------------------------------------------------------------------
     def _do(self, actions: list[fsm.Action], keep_addresses: bool = False) -> None:
         for a in actions:
-            if a.kind == "send":
-                self._send(a.priority)
-            else:
-                self._enter(a.to, a.reason, keep_addresses)
+            match a:
+                case fsm.Send(priority=priority):
+                    self._send(priority)
+                case fsm.Enter(to=to, reason=reason):
+                    self._enter(to, reason, keep_addresses)
+                case fsm.Notice(message=message):
+                    log.info("(%s) %s", self.name, message)
+                case fsm.WantMaster():
+                    if self.group is not None:
+                        self.group.wants_master(self)
+                case fsm.LowerAdvert():
+                    pass  # notify_master_rx_lower_pri, garp_lower_prio_*: not yet
         self._arm()
 
     def _arm(self) -> None:
@@ -299,8 +311,8 @@ class Router:
             if not keep_addresses:
                 self._remove_addresses()
         self._notify("STOP" if state == fsm.INIT else state)
-        if self.on_state is not None and state in (fsm.MASTER, fsm.BACKUP):
-            self.on_state(self, state)
+        if self.group is not None:
+            self.group.entered(self, state)
 
     # -- addresses and announcements ---------------------------------------------------------
     def _add_addresses(self) -> None:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from vrrp.fsm import BACKUP, FAULT, INIT, MASTER, Instance, effective_priority
+from vrrp.fsm import (
+    BACKUP,
+    FAULT,
+    INIT,
+    MASTER,
+    Enter,
+    Instance,
+    LowerAdvert,
+    Notice,
+    Send,
+    WantMaster,
+    effective_priority,
+)
 
 
 class Wire:
@@ -15,12 +27,14 @@ class Wire:
         self.down: set[str] = set()
         self.now = 0.0
         self.log: list[tuple[float, str, str]] = []
+        self.sent: list[tuple[float, str, int]] = []
 
     def handle(self, node: Instance, actions) -> None:
         for a in actions:
-            if a.kind == "state":
+            if isinstance(a, Enter):
                 self.log.append((round(self.now, 4), node.name, a.to))
-            elif a.kind == "send":
+            elif isinstance(a, Send):
+                self.sent.append((round(self.now, 4), node.name, a.priority))
                 for other in self.nodes:
                     if other is not node and other.name not in self.down:
                         self.handle(other, other.advert(self.now, a.priority, node.primary_ip,
@@ -202,3 +216,86 @@ def test_effective_priority_clamps():
     assert effective_priority(100, -200) == 1
     assert effective_priority(255, -50) == 255
     assert effective_priority(101, 50) == 151
+
+
+# -- a MASTER's answer to adverts (keepalived's vrrp_state_master_rx) ------------------
+def master(prio=100, ip="10.0.0.5", **kw) -> Instance:
+    n = node("m", prio, ip, **kw)
+    n.start(0.0)
+    n.tick(n.deadline)
+    assert n.state == MASTER
+    return n
+
+
+def test_master_answers_lower_priority_with_an_advert_and_stays():
+    m = master()
+    due = m.deadline
+    out = m.advert(5.0, 90, "10.0.0.9", 1.0)
+    assert m.state == MASTER
+    assert Send(100) in out and LowerAdvert("10.0.0.9", 90) in out
+    assert Notice("Received advert from 10.0.0.9 with lower priority 90, ours 100, "
+                  "forcing new election") in out
+    assert m.deadline == due  # the answer is extra: the advert timer runs on
+
+
+def test_master_equal_priority_tie_break_on_address():
+    low = master(ip="10.0.0.5")  # the peer's address is higher: yield
+    out = low.advert(5.0, 100, "10.0.0.9", 1.0)
+    assert low.state == BACKUP and Enter(BACKUP, "higher priority advert from 10.0.0.9") in out
+    assert not any(isinstance(a, Send) for a in out)
+    high = master(ip="10.0.0.9")  # ours is higher: answer as for a lower priority
+    out = high.advert(5.0, 100, "10.0.0.5", 1.0)
+    assert high.state == MASTER and Send(100) in out
+    # numeric, not textual: 10.0.0.10 > 10.0.0.9
+    ten = master(ip="10.0.0.9")
+    ten.advert(5.0, 100, "10.0.0.10", 1.0)
+    assert ten.state == BACKUP
+
+
+def test_master_yields_to_higher_priority_and_adopts_v3_interval():
+    m = master(version=3, advert=0.1)
+    out = m.advert(5.0, 200, "10.0.0.1", 0.5)
+    assert m.state == BACKUP and m.master_adver_int == 0.5
+    assert Notice("Master received advert from 10.0.0.1 with higher priority 200, ours 100") \
+        in out
+    assert not any(isinstance(a, Send) for a in out)
+    assert m.deadline == pytest.approx(5.0 + 3 * 0.5 + (256 - 100) * 0.5 / 256)
+
+
+def test_master_options_lower_prio_no_advert_and_higher_prio_send_advert():
+    quiet = master(lower_prio_no_advert=True)
+    out = quiet.advert(5.0, 90, "10.0.0.9", 1.0)
+    assert quiet.state == MASTER and not any(isinstance(a, Send) for a in out)
+    assert LowerAdvert("10.0.0.9", 90) in out
+    loud = master(higher_prio_send_advert=True)
+    out = loud.advert(5.0, 200, "10.0.0.1", 1.0)
+    assert out[0] == Send(100) and loud.state == BACKUP
+
+
+def test_master_own_address_equal_priority_is_a_warning_only():
+    m = master(ip="10.0.0.5")
+    out = m.advert(5.0, 100, "10.0.0.5", 1.0)
+    assert m.state == MASTER and len(out) == 1 and isinstance(out[0], Notice)
+    assert "with our IP address" in out[0].message
+
+
+def test_lower_priority_master_is_silenced_on_the_wire():
+    """Split brain healed: both MASTER; the lower one hears the answer and yields."""
+    w = Wire(node("a", 100, "10.0.0.1"), node("b", 90, "10.0.0.2"))
+    w.start()
+    w.run(10)
+    b = w.node("b")
+    b.state, b.deadline = MASTER, w.now  # b went MASTER while the link was cut
+    w.run(w.now + 0.5)
+    assert w.masters() == ["a"] and w.became("b", BACKUP)
+
+
+def test_sync_member_only_wants_master():
+    n = node("s", 100, "10.0.0.1", sync=True)
+    n.start(0.0)
+    out = n.tick(n.deadline)
+    assert out == [WantMaster("master down")] and n.state == BACKUP and n.wants == MASTER
+    n.advert(n.deadline - 1, 200, "10.0.0.2", 1.0)  # a master is heard again
+    assert n.wants == ""
+    n.tick(n.deadline)
+    assert n.force(n.deadline, MASTER, "sync group G")[0] == Enter(MASTER, "sync group G")
