@@ -11,11 +11,18 @@ import concurrent.futures
 import errno
 import logging
 import socket
+from collections.abc import Callable
+from typing import TypeVar
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from conf.model import VirtualIp, VirtualRoute, VirtualRule
+
+from .announce import Announcer, first_ipv4, link_local
+from .plane import Op
+
+T = TypeVar("T")
 
 log = logging.getLogger("director.vrrp")
 
@@ -215,18 +222,43 @@ def _sysctl(path: str, value: str) -> None:
 
 
 class Worker:
-    """`Addresses` on one thread: calls run in the order made, off the event loop;
-    `call` returns a future, `wait` blocks for a result (start-up only)."""
+    """`Addresses` on one thread, as a `plane.VrrpPlane`: changes run in the order made,
+    off the event loop; queries and VMAC calls block for their answer (start-up and
+    stop only)."""
 
     def __init__(self) -> None:
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtnl")
         self.addrs: Addresses = self.pool.submit(Addresses).result()
 
-    def call(self, method: str, *args: object) -> concurrent.futures.Future[object]:
-        return self.pool.submit(getattr(self.addrs, method), *args)
+    def _wait(self, fn: Callable[..., T], *args: object) -> T:
+        return self.pool.submit(fn, *args).result()
 
-    def wait(self, method: str, *args: object) -> object:
-        return self.call(method, *args).result()
+    def has(self, vip: VirtualIp, dev: str) -> bool:
+        return self._wait(self.addrs.has, vip, dev)
+
+    def set_vip(self, op: Op, vip: VirtualIp, dev: str) -> None:
+        self.pool.submit(self.addrs.set_vip, op, vip, dev)
+
+    def set_route(self, op: Op, route: VirtualRoute, dev: str) -> None:
+        self.pool.submit(self.addrs.set_route, op, route, dev)
+
+    def set_rule(self, op: Op, rule: VirtualRule) -> None:
+        self.pool.submit(self.addrs.set_rule, op, rule)
+
+    def index(self, ifname: str) -> int | None:
+        return self._wait(self.addrs.index, ifname)
+
+    def ensure_vmac(self, name: str, base: str, vrid: int, family: int) -> bool:
+        return self._wait(self.addrs.ensure_vmac, name, base, vrid, family)
+
+    def remove_link(self, name: str) -> None:
+        self._wait(self.addrs.remove_link, name)
+
+    def source_address(self, ifname: str, family: int) -> str | None:
+        return link_local(ifname) if family == 6 else first_ipv4(ifname)
+
+    def announcer(self, ifname: str) -> Announcer:
+        return Announcer(ifname)
 
     def close(self) -> None:
         self.pool.submit(self.addrs.close).result()

@@ -7,6 +7,7 @@ goes to ff02::1 with the Override flag and our link-layer address, hop limit 255
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import socket
 import struct
@@ -34,6 +35,18 @@ def link_local(ifname: str) -> str | None:
     except OSError:
         pass
     return None
+
+
+def first_ipv4(ifname: str) -> str | None:
+    """The interface's primary IPv4 address (what keepalived advertises from)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        req = struct.pack("256s", ifname.encode()[:15])
+        return socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
+    except OSError:
+        return None
+    finally:
+        s.close()
 
 
 def garp_frame(mac: bytes, vip: str) -> bytes:

@@ -14,6 +14,7 @@ from daemonlib.scripts import default_script_user, script_insecure
 
 from . import fsm
 from .addresses import Worker, link_up
+from .plane import VrrpPlane
 from .receive import Received
 from .router import Router
 from .syncgroup import Command, Force, GroupEntered, GroupFault, Member, SyncCore, member_weight
@@ -84,7 +85,7 @@ class SyncGroup:
 
 class VrrpDaemon:
     def __init__(self, cfg: Config, keep_on_stop: bool = False,
-                 addrs: Worker | None = None) -> None:
+                 addrs: VrrpPlane | None = None) -> None:
         self.cfg = cfg
         self.keep_on_stop = keep_on_stop
         g = cfg.global_defs
@@ -180,9 +181,9 @@ class VrrpDaemon:
         for r in self.routers:
             try:
                 if r.vmac and r.family == 4:
-                    self.addrs.wait("ensure_vmac", r.vmac, r.ifname, r.vrid, r.family)
+                    self.addrs.ensure_vmac(r.vmac, r.ifname, r.vrid, r.family)
                 on_vmac = bool(r.vmac and r.family == 4 and not r.cfg.vmac_xmit_base
-                               and self.addrs.wait("index", r.vmac) is not None)
+                               and self.addrs.index(r.vmac) is not None)
                 # A private macvlan takes multicast frames whose source MAC is its own
                 # (the peer's adverts from the shared VMAC) away from the base interface:
                 # listen on the VMAC. Unicast adverts still arrive at the base's MAC.
@@ -207,7 +208,7 @@ class VrrpDaemon:
                 keep = {(v.address, v.prefixlen, v.dev) for v in r.all_vips}
                 for v in old.all_vips:
                     if (v.address, v.prefixlen, v.dev) not in keep:
-                        self.addrs.call("set_vip", "delete", v, old.dev)
+                        self.addrs.set_vip("delete", v, old.dev)
                 r.resume_master("reload")
             elif old is None and adopt and r.holds_vips():
                 r.resume_master("restarted, VIPs in place")
@@ -238,7 +239,7 @@ class VrrpDaemon:
         if not self.keep_on_stop:
             for r in self.routers:
                 if r.vmac:
-                    self.addrs.wait("remove_link", r.vmac)
+                    self.addrs.remove_link(r.vmac)
         for fifo in self.fifos:
             fifo.close()
         self.addrs.close()

@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from conf.model import GlobalDefs, Notify, Script, VrrpInstance
 from daemonlib.fifo import Fifo
@@ -21,31 +20,12 @@ from daemonlib.scripts import run_script
 from daemonlib.trackfile import file_contribution
 
 from . import fsm
-from .announce import Announcer, link_local
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
+from .plane import AdvertRx, AdvertTx, Announce, VrrpPlane
 from .receive import COUNTERS, Policy, Received, check
 from .trackers import Tracker, contribution
-from .transport import VrrpSocket
-
-if TYPE_CHECKING:
-    from .addresses import Worker
 
 log = logging.getLogger("director.vrrp")
-
-
-def first_ipv4(ifname: str) -> str | None:
-    """The interface's primary IPv4 address (what keepalived advertises from)."""
-    import fcntl
-    import struct
-
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        req = struct.pack("256s", ifname.encode()[:15])
-        return socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])  # SIOCGIFADDR
-    except OSError:
-        return None
-    finally:
-        s.close()
 
 
 class GroupLink(Protocol):
@@ -57,7 +37,7 @@ class GroupLink(Protocol):
 
 
 class Router:
-    def __init__(self, cfg: VrrpInstance, g: GlobalDefs, addrs: Worker,
+    def __init__(self, cfg: VrrpInstance, g: GlobalDefs, addrs: VrrpPlane,
                  fifos: list[Fifo], script_user: str | None,
                  allowed: Callable[[Script], bool] = lambda s: True) -> None:
         self.cfg = cfg
@@ -98,11 +78,11 @@ class Router:
             addrs=frozenset(self.adv_addrs),
             peers={p.address: (p.min_ttl, p.max_ttl) for p in cfg.unicast_peer},
             strict=cfg.strict_mode, skip_check_adv_addr=cfg.skip_check_adv_addr)
-        self.rx_sock: VrrpSocket | None = None
-        self.tx_sock: VrrpSocket | None = None
+        self.rx_sock: AdvertRx | None = None
+        self.tx_sock: AdvertTx | None = None
         self.src = ""
         self.dsts: list[str] = []
-        self.announcer: Announcer | None = None
+        self.announcer: Announce | None = None
         self.trackers: list[tuple[Tracker, int, bool]] = []
         self.base_priority = cfg.priority
         self.own_fault = False
@@ -117,12 +97,12 @@ class Router:
         self.loop: asyncio.AbstractEventLoop | None = None
 
     # -- set-up ------------------------------------------------------------------
-    def attach(self, rx: VrrpSocket, tx: VrrpSocket) -> None:
+    def attach(self, rx: AdvertRx, tx: AdvertTx) -> None:
         cfg = self.cfg
         self.rx_sock, self.tx_sock = rx, tx
         src = cfg.unicast_src_ip if cfg.unicast_peer else cfg.mcast_src_ip
         if not src:
-            src = link_local(self.ifname) if self.family == 6 else first_ipv4(self.ifname)
+            src = self.addrs.source_address(self.ifname, self.family)
         self.src = src or ""
         self.fsm.primary_ip = self.src or self.fsm.primary_ip
         if cfg.unicast_peer:
@@ -131,7 +111,7 @@ class Router:
             group = self.g.vrrp_mcast_group6 if self.family == 6 else self.g.vrrp_mcast_group4
             self.dsts = [group]
             rx.join(group)
-        self.announcer = Announcer(self.dev)
+        self.announcer = self.addrs.announcer(self.dev)
 
     def track(self, tracker: Tracker, weight: int, reverse: bool) -> None:
         self.trackers.append((tracker, weight, reverse))
@@ -168,7 +148,7 @@ class Router:
         self._do(self.fsm.start(self._now()))
 
     def holds_vips(self) -> bool:
-        return bool(self.vips) and all(self.addrs.wait("has", v, self.dev) for v in self.vips)
+        return bool(self.vips) and all(self.addrs.has(v, self.dev) for v in self.vips)
 
     def resume_master(self, why: str) -> None:
         """MASTER without a transition: addresses kept (re-adding is a no-op), an advert
@@ -318,26 +298,26 @@ class Router:
     def _add_addresses(self) -> None:
         log.info("(%s) setting VIPs.", self.name)
         for vip in self.all_vips:
-            self.addrs.call("set_vip", "add", vip, self.dev)
+            self.addrs.set_vip("add", vip, self.dev)
         for route in self.cfg.virtual_routes:
-            self.addrs.call("set_route", "add", route, self.dev)
+            self.addrs.set_route("add", route, self.dev)
         for rule in self.cfg.virtual_rules:
-            self.addrs.call("set_rule", "add", rule)
+            self.addrs.set_rule("add", rule)
 
     def _remove_addresses(self, startup: bool = False) -> None:
         vips = self.all_vips
         if startup:  # keepalived removes leftovers of a previous run at start
-            vips = tuple(v for v in vips if self.addrs.wait("has", v, self.dev))
+            vips = tuple(v for v in vips if self.addrs.has(v, self.dev))
             if not vips:
                 return
         else:
             log.info("(%s) removing VIPs.", self.name)
         for rule in self.cfg.virtual_rules:
-            self.addrs.call("set_rule", "delete", rule)
+            self.addrs.set_rule("delete", rule)
         for route in self.cfg.virtual_routes:
-            self.addrs.call("set_route", "delete", route, self.dev)
+            self.addrs.set_route("delete", route, self.dev)
         for vip in vips:
-            self.addrs.call("set_vip", "delete", vip, self.dev)
+            self.addrs.set_vip("delete", vip, self.dev)
 
     def _start_garp(self) -> None:
         self._stop_garp()
