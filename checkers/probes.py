@@ -1,6 +1,7 @@
-"""One probe per checker kind (all but HTTP, in http.py). Each returns a future of an
-`Outcome`; TCP_CHECK, by far the most common, is written with loop callbacks (no task,
-no coroutine) so that thousands of them cost little.
+"""One probe per checker type (all but HTTP, in http.py), found through the registry
+`PROBES` (type name -> probe). Each returns a future of an `Outcome`; TCP_CHECK, by far
+the most common, is written with loop callbacks (no task, no coroutine) so that
+thousands of them cost little.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import random
 import socket
 import struct
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -291,21 +292,31 @@ def file_probe(ck: Checker, path: str | None, weight: int, reverse: bool,
     return Outcome(True, weight=None if weight == 0 else max(0, base_weight + delta))
 
 
-def probe(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:
-    if ck.type == "TCP_CHECK":
-        return tcp_probe(ck, timeout)
-    if ck.type in ("HTTP_GET", "SSL_GET"):
-        from .http import http_probe
+Probe = Callable[[Checker, float, str | None], Awaitable[Outcome]]
 
-        return http_probe(ck, timeout)
-    if ck.type == "SMTP_CHECK":
-        return smtp_probe(ck, timeout)
-    if ck.type == "DNS_CHECK":
-        return dns_probe(ck, timeout)
-    if ck.type == "UDP_CHECK":
-        return udp_probe(ck, timeout)
-    if ck.type == "PING_CHECK":
-        return ping_probe(ck, timeout)
-    if ck.type == "MISC_CHECK":
-        return misc_probe(ck, timeout, user)
-    raise ValueError(f"no probe for {ck.type}")
+
+def _http(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:
+    from .http import http_probe  # aiohttp is loaded only where HTTP checkers exist
+
+    return http_probe(ck, timeout)
+
+
+# checker type -> probe(checker, timeout, default script user); FILE_CHECK needs no I/O
+# of its own and is computed by the engine (file_probe)
+PROBES: dict[str, Probe] = {
+    "TCP_CHECK": lambda ck, timeout, user: tcp_probe(ck, timeout),
+    "HTTP_GET": _http,
+    "SSL_GET": _http,
+    "SMTP_CHECK": lambda ck, timeout, user: smtp_probe(ck, timeout),
+    "DNS_CHECK": lambda ck, timeout, user: dns_probe(ck, timeout),
+    "UDP_CHECK": lambda ck, timeout, user: udp_probe(ck, timeout),
+    "PING_CHECK": lambda ck, timeout, user: ping_probe(ck, timeout),
+    "MISC_CHECK": misc_probe,
+}
+
+
+def probe(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:
+    found = PROBES.get(ck.type)
+    if found is None:
+        raise ValueError(f"no probe for {ck.type}")
+    return found(ck, timeout, user)

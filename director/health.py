@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import attrs
+
 from checkers.engine import Engine, Key, build
 from daemonlib.scripts import default_script_user
 
@@ -14,11 +16,30 @@ from .pool import rs_name
 log = logging.getLogger("director.checkers")
 
 
+@attrs.frozen
+class CheckerChanged:
+    """A checker's verdict on its real server changed."""
+
+    key: Key
+    up: bool
+
+
+@attrs.frozen
+class WeightChanged:
+    """A dynamic weight (misc_dynamic, FILE_CHECK) for the real server of `key`."""
+
+    key: Key
+    weight: int
+
+
+Verdict = CheckerChanged | WeightChanged
+
+
 class Health:
     def __init__(self, lvs: Lvs) -> None:
         self.lvs = lvs
         self.engine: Engine | None = None
-        self.queue: asyncio.Queue[tuple[str, Key, object]] = asyncio.Queue()
+        self.queue: asyncio.Queue[Verdict] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -29,8 +50,8 @@ class Health:
             from checkers import http
 
             http.configure(cfg.ssl)
-        self.engine = Engine(lambda k, up: self.queue.put_nowait(("up", k, up)),
-                             lambda k, w: self.queue.put_nowait(("weight", k, w)),
+        self.engine = Engine(lambda k, up: self.queue.put_nowait(CheckerChanged(k, up)),
+                             lambda k, w: self.queue.put_nowait(WeightChanged(k, w)),
                              user=default_script_user(g.script_user),
                              log_all_failures=g.checker_log_all_failures)
         pools = self.lvs.pools
@@ -42,12 +63,14 @@ class Health:
 
     async def _apply(self) -> None:
         while True:
-            what, (vi, ri, ci), value = await self.queue.get()
+            verdict = await self.queue.get()
+            vi, ri, ci = verdict.key
             try:
-                if what == "up":
-                    await self.lvs.set_checker(vi, ri, ci, bool(value))
-                else:
-                    await self.lvs.set_weight(vi, ri, int(value))  # type: ignore[call-overload]
+                match verdict:
+                    case CheckerChanged(up=up):
+                        await self.lvs.set_checker(vi, ri, ci, up)
+                    case WeightChanged(weight=weight):
+                        await self.lvs.set_weight(vi, ri, weight)
             except Exception as e:  # one failed update must not stop the rest
                 log.error("applying a checker result for %s failed: %s", (vi, ri, ci), e)
             finally:

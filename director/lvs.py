@@ -19,7 +19,7 @@ from daemonlib.scripts import run_script
 from .dataplane import Plane
 from .desired import desired_table, service_keys
 from .ipvs_table import DestKey, Op, SvcKey, Table, apply_ops, diff
-from .pool import Event, Pool
+from .pool import Event, Pool, RsEvent
 
 log = logging.getLogger("director.lvs")
 
@@ -149,7 +149,7 @@ class Lvs:
             if self.fifo:
                 self.fifo.write(e.fifo)
             if e.script is not None:
-                what = ("notify_up" if e.up else "notify_down") if e.kind == "rs" else (
+                what = ("notify_up" if e.up else "notify_down") if isinstance(e, RsEvent) else (
                     "quorum_up" if e.up else "quorum_down")
                 task = asyncio.get_running_loop().create_task(run_script(e.script, what=what))
                 self._tasks.add(task)

@@ -28,12 +28,26 @@ _TUN_CSUM = {"nocsum": 0, "csum": 1, "remcsum": 2}
 
 
 @attrs.frozen
-class Event:
-    kind: str  # "rs" | "vs"
+class RsEvent:
+    """A real server went up or down (notify_up / notify_down)."""
+
     up: bool
     log: str
     fifo: str  # keepalived's LVS notify FIFO line
     script: Script | None = None
+
+
+@attrs.frozen
+class QuorumEvent:
+    """A virtual server gained or lost its quorum (quorum_up / quorum_down)."""
+
+    up: bool
+    log: str
+    fifo: str
+    script: Script | None = None
+
+
+Event = RsEvent | QuorumEvent
 
 
 @attrs.define
@@ -98,8 +112,8 @@ class Pool:
 
     def _rs_event(self, rs: RealServer, up: bool) -> Event:
         vs = self.vs
-        return Event(
-            "rs", up,
+        return RsEvent(
+            up,
             f"{'Adding' if up else 'Removing'} service {rs_name(vs, rs)} "
             f"{'to' if up else 'from'} VS {vs.key}",
             f"RS {rs_name(vs, rs)} {vs.key} {'UP' if up else 'DOWN'}",
@@ -111,12 +125,12 @@ class Pool:
         total = self.weight_sum()
         if self.quorum_up and total < vs.quorum - vs.hysteresis:
             self.quorum_up = False
-            return [Event("vs", False, f"Lost quorum {vs.quorum}-{vs.hysteresis}="
+            return [QuorumEvent(False, f"Lost quorum {vs.quorum}-{vs.hysteresis}="
                                        f"{vs.quorum - vs.hysteresis} > {total} for VS {vs.key}",
                           f"VS {vs.key} DOWN", vs.quorum_down)]
         if not self.quorum_up and total >= vs.quorum + vs.hysteresis:
             self.quorum_up = True
-            return [Event("vs", True, f"Gained quorum {vs.quorum}+{vs.hysteresis}="
+            return [QuorumEvent(True, f"Gained quorum {vs.quorum}+{vs.hysteresis}="
                                       f"{vs.quorum + vs.hysteresis} <= {total} for VS {vs.key}",
                           f"VS {vs.key} UP", vs.quorum_up)]
         return []
@@ -155,6 +169,6 @@ class Pool:
         vs = self.vs
         events = [self._rs_event(s.rs, False) for s in self.servers if s.alive]
         if self.quorum_up:
-            events.append(Event("vs", False, f"Stopping VS {vs.key}", f"VS {vs.key} DOWN",
+            events.append(QuorumEvent(False, f"Stopping VS {vs.key}", f"VS {vs.key} DOWN",
                                 vs.quorum_down))
         return events

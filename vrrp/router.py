@@ -17,13 +17,12 @@ from typing import Protocol
 from conf.model import GlobalDefs, Notify, Script, VrrpInstance
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
-from daemonlib.trackfile import file_contribution
 
 from . import fsm
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
 from .plane import AdvertRx, AdvertTx, Announce, VrrpPlane
 from .receive import COUNTERS, Policy, Received, check
-from .trackers import Tracker, contribution
+from .trackers import Tracker
 
 log = logging.getLogger("director.vrrp")
 
@@ -120,10 +119,7 @@ class Router:
     def _tracked(self) -> tuple[int, bool, list[str]]:
         delta, faults = 0, []
         for tracker, weight, reverse in self.trackers:
-            if tracker.kind == "file":
-                d, fault = file_contribution(tracker.value, weight, reverse)
-            else:
-                d, fault = contribution(tracker.up, weight, reverse)
+            d, fault = tracker.contribution(weight, reverse)
             delta += d
             if fault:
                 faults.append(f"{tracker.kind} {tracker.name}")

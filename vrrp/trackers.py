@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from conf.model import Script, TrackFileDef, TrackProcess, VrrpScript
 from daemonlib.scripts import run_script
-from daemonlib.trackfile import read_file_value
+from daemonlib.trackfile import file_contribution, read_file_value
 
 log = logging.getLogger("director.vrrp")
 
@@ -35,13 +35,17 @@ def contribution(up: bool, weight: int, reverse: bool) -> tuple[int, bool]:
 
 
 class Tracker:
-    kind = ""
+    kind = ""  # for log lines ("script chk_nginx")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.up = True
         self.value = 0
         self.listeners: list[Listener] = []
+
+    def contribution(self, weight: int, reverse: bool) -> tuple[int, bool]:
+        """(priority delta, fault) for an instance tracking this with `weight`."""
+        return contribution(self.up, weight, reverse)
 
     def _set(self, up: bool, value: int = 0) -> None:
         if (up, value) == (self.up, self.value):
@@ -135,6 +139,9 @@ class FileTracker(Tracker):
                 log.error("track_file %s: cannot create %s: %s", self.name, spec.file,
                           e.strerror)
         self.value = self.read()
+
+    def contribution(self, weight: int, reverse: bool) -> tuple[int, bool]:
+        return file_contribution(self.value, weight, reverse)
 
     def read(self) -> int:
         return read_file_value(self.spec.file)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import struct
 
+import pytest
+
 from checkers.http import body_problem, status_ok
-from checkers.probes import dns_answer_ok, dns_query, file_probe
+from checkers.probes import PROBES, dns_answer_ok, dns_query, file_probe, probe
 from checkers.state import RetryState
+from conf.build import CHECKER_TYPES
 from conf.model import Checker, Url
 
 
@@ -75,3 +78,10 @@ def test_http_verdicts():
     assert body_problem(Url(regex="h.llo"), body) is None
     assert body_problem(Url(regex="bye"), body) == "regex did not match"
     assert body_problem(Url(regex="h.llo", regex_no_match=True), body) == "regex matched"
+
+
+def test_every_checker_type_has_a_probe():
+    """The registry covers what the parser accepts (FILE_CHECK is computed by the engine)."""
+    assert set(PROBES) | {"FILE_CHECK"} == set(CHECKER_TYPES)
+    with pytest.raises(ValueError, match="NO_SUCH_CHECK"):
+        probe(Checker(type="NO_SUCH_CHECK"), 1.0, None)

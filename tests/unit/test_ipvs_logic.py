@@ -18,7 +18,7 @@ from director.ipvs_table import (
     apply_ops,
     diff,
 )
-from director.pool import Pool
+from director.pool import Pool, QuorumEvent, RsEvent
 
 S1 = SvcKey(4, "TCP", "10.0.0.1", 80)
 S2 = SvcKey(4, "UDP", "10.0.0.1", 53)
@@ -101,7 +101,7 @@ def test_all_alive_at_start_and_a_dead_server_leaves(tmp_path):
     _, p = pool(tmp_path)
     assert weights(p) == {"10.0.1.1": 2, "10.0.1.2": 1, "10.0.1.3": 1}
     (ev,) = p.set_checker(0, 0, False)
-    assert (ev.kind, ev.up, ev.fifo) == ("rs", False,
+    assert (type(ev), ev.up, ev.fifo) == (RsEvent, False,
                                          "RS [10.0.1.1]:tcp:80 [10.0.0.1]:tcp:80 DOWN")
     assert weights(p) == {"10.0.1.2": 1, "10.0.1.3": 1}
     (ev,) = p.set_checker(0, 0, True)
@@ -139,17 +139,17 @@ def test_quorum_with_hysteresis_and_sorry_server(tmp_path):
     extra = "sorry_server 10.0.9.9 8080\n quorum_up /bin/up\n quorum_down /bin/down"
     _, p = pool(tmp_path, quorum=3, hyst=1, extra=extra)
     assert p.quorum_up and p.weight_sum() == 4
-    assert [e.kind for e in p.set_checker(1, 0, False)] == ["rs"]  # 3 >= 3-1: still up
+    assert [type(e) for e in p.set_checker(1, 0, False)] == [RsEvent]  # 3 >= 3-1: still up
     assert p.quorum_up
     events = p.set_checker(0, 0, False)  # sum 1 < 2: lost
-    assert [e.kind for e in events] == ["rs", "vs"]
+    assert [type(e) for e in events] == [RsEvent, QuorumEvent]
     assert events[1].fifo == "VS [10.0.0.1]:tcp:80 DOWN" and events[1].script.cmd == "/bin/down"
     assert "Lost quorum 3-1=2 > 1" in events[1].log
     # the sorry server alone serves
     assert weights(p) == {"10.0.9.9": 1}
     assert p.dests()[DestKey("10.0.9.9", 8080)].forward == "NAT"
     events = p.set_checker(0, 0, True)  # sum 3 < 3+1: not regained yet
-    assert [e.kind for e in events] == ["rs"] and not p.quorum_up
+    assert [type(e) for e in events] == [RsEvent] and not p.quorum_up
     events = p.set_checker(1, 0, True)  # sum 4 >= 4: regained
     assert events[-1].up and events[-1].fifo == "VS [10.0.0.1]:tcp:80 UP"
     assert weights(p) == {"10.0.1.1": 2, "10.0.1.2": 1, "10.0.1.3": 1}
@@ -174,7 +174,7 @@ def test_dynamic_weight_moves_quorum(tmp_path):
 def test_omega_runs_down_scripts_on_stop(tmp_path):
     _, p = pool(tmp_path, extra="omega")
     events = p.stop_events()
-    assert [e.kind for e in events] == ["rs", "rs", "rs", "vs"]
+    assert [type(e) for e in events] == [RsEvent, RsEvent, RsEvent, QuorumEvent]
     _, p = pool(tmp_path)
     assert p.stop_events() == []
 
