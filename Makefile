@@ -39,6 +39,7 @@ kernel: install
 
 lint: venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 # host benchmarks, then those needing IPVS inside the VM; one report in bench/RESULTS.md
 # (director beside keepalived, ratio, target, pass/FAIL per row; a verdict on top)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import ssl
+from typing import Any
 
 import aiohttp
 
@@ -100,7 +101,7 @@ def _target(ck: Checker, url: Url) -> tuple[str, dict[str, str], str | None]:
 
 async def fetch(ck: Checker, url: Url, timeout: float) -> tuple[int, bytes]:
     link, headers, sni = _target(ck, url)
-    kw: dict[str, object] = {}
+    kw: dict[str, Any] = {}
     if ck.type == "SSL_GET":
         kw["ssl"] = _context()
         if sni:

@@ -10,7 +10,10 @@ drop; an unknown keyword is a warning too, as keepalived logs and ignores it.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, NamedTuple
+
+import attrs
 
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule, parse_vip
@@ -67,7 +70,7 @@ SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq"
               "ovf", "twos")
 SCHED_FLAGS = ("sh-port", "sh-fallback", "mh-port", "mh-fallback", "flag-1", "flag-2",
                "flag-3", "ops")
-NOTIFY_FIELDS = tuple(f.name for f in Notify.__attrs_attrs__)  # type: ignore[attr-defined]
+NOTIFY_FIELDS = tuple(f.name for f in attrs.fields(Notify))
 DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")
 
 
@@ -535,7 +538,7 @@ class Builder:
         if nkw:
             kw["notify"] = Notify(**nkw)
 
-    def vrrp_instance(self, node: Node) -> VrrpInstance:
+    def vrrp_instance(self, node: Node) -> _PendingInstance:
         name = self._named(node)
         kw: dict[str, Any] = {}
         self.fill(node, self.instance_spec, kw, f"vrrp_instance {name}")
@@ -544,7 +547,7 @@ class Builder:
             if key in kw:
                 kw[key] = tuple(kw[key])
         kw["_explicit_version"] = "version" in kw
-        return _PendingInstance(name=name, pos=node.pos, kw=kw)  # type: ignore[return-value]
+        return _PendingInstance(name=name, pos=node.pos, kw=kw)
 
     def sync_group(self, node: Node) -> VrrpSyncGroup:
         name = self._named(node)
@@ -600,8 +603,8 @@ class Builder:
             limit = 255 if family == 4 else 0xFFFF
             if not first_part <= last_part <= limit:
                 raise Bad(f"bad address range '{text}': end below start or out of range")
-            last = parse_ip(f"{head[0]}{sep}{end}")[0]
-            return VsGroupEntry(address=addr, last=last, port=port, family=family, pos=node.pos)
+            last_ip = parse_ip(f"{head[0]}{sep}{end}")[0]
+            return VsGroupEntry(address=addr, last=last_ip, port=port, family=family, pos=node.pos)
         addr, family = parse_ip(text)
         return VsGroupEntry(address=addr, port=port, family=family, pos=node.pos)
 
@@ -645,8 +648,11 @@ class Builder:
             "ha_suspend": leaf("ha_suspend", v.flag),
             "real_server": K("real_servers", self.real_server, block=True, append=True),
         }
+        def flag(name: str) -> Callable[[Node], dict[str, bool]]:
+            return lambda n: {"_flag_" + name: v.flag(n)}
+
         for f in SCHED_FLAGS:
-            spec[f] = leaf(None, lambda n, f=f: {"_flag_" + f: v.flag(n)})
+            spec[f] = leaf(None, flag(f))
         spec.update(self._common_check_opts())
         return spec
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import socket
 
 import attrs
@@ -61,7 +62,8 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     return Loaded(cfg, diags)
 
 
-def reload(path: str, config_id: str | None, all_config: bool, log) -> Config | None:  # type: ignore[no-untyped-def]
+def reload(path: str, config_id: str | None, all_config: bool,
+           log: logging.Logger) -> Config | None:
     """A running daemon's reload: the file read again, its diagnostics logged; None if
     it has errors (the caller keeps its running configuration)."""
     loaded = load(path, config_id=config_id, all_config=all_config)

@@ -11,10 +11,12 @@ import attrs
 
 from .errors import NOWHERE, Pos
 
+# every class spells out attrs.frozen(kw_only=True): type checkers see through it, not
+# through an alias (kept for code that still uses it)
 frozen = attrs.frozen(kw_only=True)
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Script:
     """A command line as written, and its argv split as keepalived splits it."""
 
@@ -24,7 +26,7 @@ class Script:
 
 
 # -- global_defs ---------------------------------------------------------------
-@frozen
+@attrs.frozen(kw_only=True)
 class SslConfig:
     password: str | None = None
     ca: str | None = None
@@ -33,7 +35,7 @@ class SslConfig:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class LvsSyncDaemon:
     interface: str
     vrrp_instance: str
@@ -45,7 +47,7 @@ class LvsSyncDaemon:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class GlobalDefs:
     router_id: str | None = None
     notification_email: tuple[str, ...] = ()
@@ -100,7 +102,7 @@ class GlobalDefs:
 
 
 # -- trackers -----------------------------------------------------------------
-@frozen
+@attrs.frozen(kw_only=True)
 class VrrpScript:
     name: str
     script: Script | None = None
@@ -116,7 +118,7 @@ class VrrpScript:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TrackFileDef:
     name: str
     file: str | None = None
@@ -128,7 +130,7 @@ class TrackFileDef:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TrackProcess:
     name: str
     process: str | None = None
@@ -145,7 +147,7 @@ class TrackProcess:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class TrackRef:
     """A tracker named in a track_* block, with a weight override if one was given."""
 
@@ -156,7 +158,7 @@ class TrackRef:
 
 
 # -- VRRP ---------------------------------------------------------------------
-@frozen
+@attrs.frozen(kw_only=True)
 class VirtualIp:
     address: str  # without prefix
     prefixlen: int
@@ -176,7 +178,7 @@ class VirtualIp:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class VirtualRoute:
     dst: str  # "default" or CIDR
     family: int
@@ -195,7 +197,7 @@ class VirtualRoute:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class VirtualRule:
     family: int
     src: str | None = None  # from
@@ -211,7 +213,7 @@ class VirtualRule:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class UnicastPeer:
     address: str
     min_ttl: int | None = None
@@ -219,14 +221,14 @@ class UnicastPeer:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Authentication:
     auth_type: str  # PASS | AH
     auth_pass: str = ""
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Notify:
     """The notify scripts of an instance or sync group."""
 
@@ -240,7 +242,7 @@ class Notify:
     notify_fifo: str | None = None
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class VrrpInstance:
     name: str
     state: str | None = None  # MASTER | BACKUP | None (keepalived: BACKUP)
@@ -289,7 +291,7 @@ class VrrpInstance:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class VrrpSyncGroup:
     name: str
     group: tuple[str, ...] = ()
@@ -304,7 +306,7 @@ class VrrpSyncGroup:
 
 
 # -- checkers -----------------------------------------------------------------
-@frozen
+@attrs.frozen(kw_only=True)
 class Url:
     path: str = "/"
     digest: str | None = None
@@ -315,7 +317,7 @@ class Url:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Checker:
     """One checker block of a real server; `type` is the block keyword."""
 
@@ -363,7 +365,7 @@ class Checker:
 
 
 # -- LVS ----------------------------------------------------------------------
-@frozen
+@attrs.frozen(kw_only=True)
 class VsGroupEntry:
     """An address (or range / CIDR) and port, or a fwmark, of a virtual_server_group."""
 
@@ -375,14 +377,14 @@ class VsGroupEntry:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class VirtualServerGroup:
     name: str
     entries: tuple[VsGroupEntry, ...] = ()
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class RealServer:
     address: str
     port: int | None = None
@@ -407,7 +409,7 @@ class RealServer:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class SorryServer:
     address: str
     port: int | None = None
@@ -415,7 +417,7 @@ class SorryServer:
     pos: Pos = NOWHERE
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class VirtualServer:
     address: str | None = None  # IP form
     port: int | None = None
@@ -462,7 +464,7 @@ class VirtualServer:
         return f"[{self.address}]:{self.protocol.lower()}:{self.port}"
 
 
-@frozen
+@attrs.frozen(kw_only=True)
 class Config:
     global_defs: GlobalDefs = GlobalDefs()
     ssl: SslConfig | None = None

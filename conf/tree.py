@@ -56,7 +56,7 @@ def build_tree(lines: Iterable[Line], diags: Diagnostics) -> list[Node]:
             last = None
             continue
         start = 0
-        for i, tok in enumerate(tokens + [None]):  # type: ignore[operator]
+        for i, tok in enumerate([*tokens, None]):
             if tok is not None and (type(tok) is not str or tok not in ("{", "}")):
                 continue
             words = tokens[start:i]

@@ -212,10 +212,11 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> None:
     for vs in cfg.virtual_servers:
         if vs.group is not None and vs.group not in groups:
             diags.error(vs.pos, f"virtual_server group {vs.group} is not defined")
-        key = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
-        if key in seen_vs:
-            diags.error(vs.pos, f"virtual_server {vs.key} is already defined at {seen_vs[key]}")
-        seen_vs.setdefault(key, vs.pos)
+        vs_id = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
+        if vs_id in seen_vs:
+            diags.error(vs.pos,
+                        f"virtual_server {vs.key} is already defined at {seen_vs[vs_id]}")
+        seen_vs.setdefault(vs_id, vs.pos)
         seen_rs: set[tuple[str, int | None]] = set()
         for rs in vs.real_servers:
             if (rs.address, rs.port) in seen_rs:

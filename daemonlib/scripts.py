@@ -11,6 +11,7 @@ import pwd
 import shutil
 import signal
 import stat
+from typing import Any
 
 from conf.model import Script
 
@@ -58,7 +59,7 @@ async def run_script(script: Script, extra: tuple[str, ...] = (), timeout: float
     """Run `script` (argv as keepalived splits it, plus `extra`) as `user`; return its
     exit code, or None when it could not run or timed out."""
     argv = list(script.argv) + list(extra)
-    ids: dict[str, object] = {}
+    ids: dict[str, Any] = {}
     if user is not None and os.geteuid() == 0:
         ids["user"] = user
         ids["group"] = group or pwd.getpwnam(user).pw_gid

@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+if TYPE_CHECKING:
+    from conf import Loaded
+    from conf.model import Config
 
 from . import __version__
 
@@ -75,9 +79,9 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _report(loaded: object, stream: object = None) -> None:
+def _report(loaded: Loaded, stream: TextIO | None = None) -> None:
     out = stream or sys.stderr
-    for d in loaded.diags.items:  # type: ignore[attr-defined]
+    for d in loaded.diags.items:
         print(str(d).encode("utf-8", "backslashreplace").decode("utf-8"), file=out)
 
 
@@ -140,7 +144,7 @@ def setup_logging(args: argparse.Namespace) -> None:
     logging.getLogger("director").setLevel(level)
 
 
-def _load_for_run(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load_for_run(args: argparse.Namespace) -> Config | None:
     from conf import load
 
     setup_logging(args)

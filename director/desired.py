@@ -21,6 +21,7 @@ MAX_RANGE = 65536  # a group range beyond this is a typo, not a pool
 
 
 def _range(entry: VsGroupEntry) -> Iterable[str]:
+    assert entry.address is not None  # an address range, not a fwmark entry
     first = ipaddress.ip_address(entry.address)
     last = ipaddress.ip_address(entry.last or entry.address)
     n = int(last) - int(first) + 1

@@ -12,8 +12,6 @@ from collections.abc import Iterable
 
 import attrs
 
-frozen = attrs.frozen
-
 # kernel service flags (include/uapi/linux/ip_vs.h)
 F_PERSISTENT = 0x0001
 F_ONEPACKET = 0x0004
@@ -28,7 +26,7 @@ SCHED_FLAG_BITS = {
 FLAG_MASK = F_PERSISTENT | F_ONEPACKET | F_SCHED1 | F_SCHED2 | F_SCHED3
 
 
-@frozen(order=True)
+@attrs.frozen(order=True)
 class SvcKey:
     family: int  # 4 | 6
     protocol: str  # TCP | UDP | SCTP; "" for a fwmark service
@@ -42,7 +40,7 @@ class SvcKey:
         return f"[{self.address}]:{self.protocol.lower()}:{self.port}"
 
 
-@frozen
+@attrs.frozen
 class SvcSpec:
     scheduler: str = "wlc"
     flags: int = 0
@@ -51,7 +49,7 @@ class SvcSpec:
     pe_name: str | None = None
 
 
-@frozen(order=True)
+@attrs.frozen(order=True)
 class DestKey:
     address: str
     port: int
@@ -60,7 +58,7 @@ class DestKey:
         return f"[{self.address}]:{self.port}"
 
 
-@frozen
+@attrs.frozen
 class DestSpec:
     forward: str = "NAT"  # NAT | DR | TUN
     weight: int = 1
@@ -75,7 +73,7 @@ Dests = dict[DestKey, DestSpec]
 Table = dict[SvcKey, tuple[SvcSpec, Dests]]
 
 
-@frozen
+@attrs.frozen
 class Op:
     """One netlink command. `what` is add/edit/del; `dest` is None for a service op."""
 
@@ -139,11 +137,9 @@ def apply_in_place(out: Table, ops: Iterable[Op]) -> None:
         if op.dest is None:
             if op.what == "del":
                 out.pop(op.svc, None)
-            elif op.what == "add":
-                out[op.svc] = (op.spec, {})  # type: ignore[assignment]
-            else:
-                out[op.svc] = (op.spec, out[op.svc][1])  # type: ignore[assignment]
+            elif op.spec is not None:  # add, edit
+                out[op.svc] = (op.spec, out[op.svc][1] if op.what != "add" else {})
         elif op.what == "del":
             out[op.svc][1].pop(op.dest, None)
-        else:
-            out[op.svc][1][op.dest] = op.dspec  # type: ignore[index]
+        elif op.dspec is not None:
+            out[op.svc][1][op.dest] = op.dspec

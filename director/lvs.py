@@ -85,9 +85,9 @@ class Lvs:
     async def reload(self, cfg: Config) -> list[Op]:
         """Adopt a new config; real servers that stay keep their health."""
         old = {}
-        for keys, pool in zip(self.keys, self.pools, strict=True):
-            for s in pool.servers:
-                old[(tuple(keys), s.rs.address, s.rs.port)] = s
+        for old_keys, old_pool in zip(self.keys, self.pools, strict=True):
+            for s in old_pool.servers:
+                old[(tuple(old_keys), s.rs.address, s.rs.port)] = s
         pools = []
         for vs in cfg.virtual_servers:
             pool = Pool(vs)

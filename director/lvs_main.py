@@ -6,11 +6,14 @@ they happened, so the IPVS table always follows the latest verdict.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import collections
 import logging
+from typing import cast
 
 from conf.load import reload as reload_config
+from conf.model import Config
 from daemonlib.runtime import Signals, publish
 
 from .dataplane import choose_plane
@@ -22,7 +25,7 @@ from .pool import rs_name
 log = logging.getLogger("director")
 
 
-async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped-def]
+async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int:
     plane = await choose_plane(args.dry_run)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     health = Health(lvs)
@@ -60,8 +63,8 @@ async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
     _table, stats = await lvs.plane.read_with_stats()
     checks: dict[tuple[int, int], list[dict[str, object]]] = {}
     for c in (health.engine.status() if health.engine else []):
-        vi, ri, _ci = c["key"]  # type: ignore[misc]
-        checks.setdefault((vi, ri), []).append(c)
+        key = cast(list[int], c["key"])
+        checks.setdefault((key[0], key[1]), []).append(c)
     out = []
     for vi, (vs, keys, pool) in enumerate(zip(lvs.cfg.virtual_servers, lvs.keys, lvs.pools,
                                                strict=True)):

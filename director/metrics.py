@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 log = logging.getLogger("director")
 
@@ -41,7 +42,7 @@ class Collector:
     def __init__(self, directory: str) -> None:
         self.directory = directory
 
-    def collect(self):  # type: ignore[no-untyped-def]
+    def collect(self) -> Iterator[Metric]:
         st = read_state(self.directory)
         up = GaugeMetricFamily("keepalived_up", "1 if the daemon's children report state")
         up.add_metric([], 1 if (st["vrrp"] or st["lvs"]) else 0)
@@ -49,7 +50,7 @@ class Collector:
         yield from self._vrrp(st["vrrp"] or {"instances": []})
         yield from self._lvs(st["lvs"] or {"virtual_servers": []})
 
-    def _vrrp(self, v: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def _vrrp(self, v: dict[str, Any]) -> Iterator[Metric]:
         labels = ["iname", "intf", "vrid", "ip_address"]
         state = GaugeMetricFamily("keepalived_vrrp_state", "VRRP state (0 INIT, 1 BACKUP, "
                                   "2 MASTER, 3 FAULT)", labels=labels)
@@ -70,7 +71,7 @@ class Collector:
         yield prio
         yield from counters.values()
 
-    def _lvs(self, lvs: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def _lvs(self, lvs: dict[str, Any]) -> Iterator[Metric]:
         vl = ["vip", "port", "protocol"]
         rl = vl + ["rs", "rsport"]
         vip = {k: CounterMetricFamily(f"keepalived_lvs_vip_{n}", f"IPVS {k} of the service",
@@ -104,7 +105,7 @@ class Collector:
 
 def make_app(directory: str) -> web.Application:
     registry = CollectorRegistry()
-    registry.register(Collector(directory))  # type: ignore[arg-type]
+    registry.register(Collector(directory))
 
     async def metrics(_req: web.Request) -> web.Response:
         return web.Response(body=generate_latest(registry),

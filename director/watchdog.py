@@ -12,6 +12,7 @@ does can delay a child.
 
 from __future__ import annotations
 
+import argparse
 import ctypes
 import logging
 import os
@@ -19,6 +20,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conf.model import Config
 
 log = logging.getLogger("director")
 
@@ -180,7 +185,7 @@ def _reap(children: list[Child], respawn: bool, now: float) -> None:
                       how, ran, c.delay)
 
 
-def main(args, cfg, validate: Callable[[], bool]) -> int:  # type: ignore[no-untyped-def]
+def main(args: argparse.Namespace, cfg: Config, validate: Callable[[], bool]) -> int:
     """Both sides (or the one -P / -C asks for) under the watchdog."""
     import asyncio
 

@@ -57,7 +57,8 @@ class Addresses:
         found = self.ipr.link_lookup(ifname=ifname)
         return found[0] if found else None
 
-    def _call(self, what: str, fn, *args, ok=(), **kw) -> bool:  # type: ignore[no-untyped-def]
+    def _call(self, what: str, fn: Callable[..., object], *args: object,
+              ok: tuple[int, ...] = (), **kw: object) -> bool:
         try:
             fn(*args, **kw)
             return True

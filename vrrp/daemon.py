@@ -187,10 +187,10 @@ class VrrpDaemon:
                 # A private macvlan takes multicast frames whose source MAC is its own
                 # (the peer's adverts from the shared VMAC) away from the base interface:
                 # listen on the VMAC. Unicast adverts still arrive at the base's MAC.
-                rx_dev = r.vmac if on_vmac and not r.cfg.unicast_peer else r.ifname
+                vmac = r.vmac if on_vmac else None
+                rx_dev = vmac if vmac and not r.cfg.unicast_peer else r.ifname
                 rx = self._socket(rx_dev, r.family, True)
-                tx = self._socket(r.vmac, r.family, False) if on_vmac and rx_dev != r.vmac \
-                    else rx
+                tx = self._socket(vmac, r.family, False) if vmac and rx_dev != vmac else rx
                 r.attach(rx, tx)
             except OSError as e:
                 log.error("(%s) cannot open VRRP socket on %s: %s", r.name, r.ifname,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
 
 from conf.load import reload
+from conf.model import Config
 from daemonlib.runtime import Signals, publish
 
 from . import dumps
@@ -15,7 +17,7 @@ from .daemon import VrrpDaemon
 log = logging.getLogger("director.vrrp")
 
 
-async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped-def]
+async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int:
     daemon = VrrpDaemon(cfg, keep_on_stop=args.dont_release_vrrp)
     signals = Signals()
     loop = asyncio.get_running_loop()
@@ -39,7 +41,7 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
     await daemon.start(adopt=adopt)
     log.info("VRRP started: %d instances", len(daemon.routers))
 
-    async def status():  # type: ignore[no-untyped-def]
+    async def status() -> dict[str, object]:
         return daemon.status()
 
     publisher = asyncio.ensure_future(publish(args.runtime_dir, "vrrp.json", status))

@@ -11,7 +11,7 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Protocol
 
 from conf.model import GlobalDefs, Notify, Script, VrrpInstance
@@ -367,7 +367,7 @@ class Router:
             if script is not None and self.allowed(script):
                 self._spawn(run_script(script, extra, user=self.script_user))
 
-    def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
+    def _spawn(self, coro: Coroutine[object, object, object]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
