@@ -36,7 +36,6 @@ from .model import (
     Url,
     VirtualServer,
     VirtualServerGroup,
-    VrrpInstance,
     VrrpScript,
     VrrpSyncGroup,
     VsGroupEntry,
