@@ -45,10 +45,12 @@ def make_parser() -> argparse.ArgumentParser:
     a("-C", "--check", action="store_true", help="only run the health-checker subsystem")
     a("-l", "--log-console", action="store_true", help="log messages to the console")
     a("-D", "--log-detail", action="store_true", help="detailed log messages")
-    a("-S", "--log-facility", metavar="FACILITY", help="syslog facility (0-7, local0-7, ...)")
+    a("-S", "--log-facility", metavar="FACILITY", type=log_facility,
+      help="syslog facility: 0-7 or local0-7 (LOG_LOCALn), user, daemon (default)")
     a("-g", "--log-file", nargs="?", const="/tmp/keepalived.log", metavar="FILE",
       help="log to a file")
-    a("-G", "--no-syslog", action="store_true", help="do not log via syslog")
+    a("-G", "--no-syslog", action="store_true",
+      help="do not log via syslog (without -l or -g: no log at all)")
     a("-n", "--dont-fork", action="store_true", help="stay in the foreground")
     a("-d", "--dump-conf", action="store_true",
       help="print the parsed configuration as JSON (defaults filled in) and exit")
@@ -56,7 +58,9 @@ def make_parser() -> argparse.ArgumentParser:
     a("-r", "--vrrp_pid", metavar="FILE", help="pid file of the VRRP child")
     a("-c", "--checkers_pid", metavar="FILE", help="pid file of the checker child")
     a("-R", "--dont-respawn", action="store_true", help="do not restart children that die")
-    a("-X", "--release-vips", action="store_true", help="drop VIPs on transition from signal")
+    a("-X", "--release-vips", action="store_true",
+      help="drop VIPs when leaving MASTER even if not added by this run (director always "
+           "does: accepted for keepalived compatibility)")
     a("-V", "--dont-release-vrrp", action="store_true", help="keep VIPs and routes on stop")
     a("-I", "--dont-release-ipvs", action="store_true", help="keep IPVS services on stop")
     a("-i", "--config-id", metavar="ID",
@@ -124,6 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     return daemon(args)
 
 
+def log_facility(text: str) -> int:
+    """keepalived's -S: a number 0-7 or local0-7 means LOG_LOCALn; or user, daemon.
+    Returns the facility code (LOG_LOCAL0 is 16, LOG_USER 1, LOG_DAEMON 3)."""
+    number = text[5:] if text.startswith("local") else text
+    if number.isdigit() and 0 <= int(number) <= 7:
+        return 16 + int(number)
+    named = {"user": 1, "daemon": 3}
+    if text in named:
+        return named[text]
+    raise argparse.ArgumentTypeError(f"invalid log facility '{text}' (0-7, local0-7, user, "
+                                     "daemon)")
+
+
 def setup_logging(args: argparse.Namespace) -> None:
     import logging
 
@@ -133,10 +150,13 @@ def setup_logging(args: argparse.Namespace) -> None:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
     elif args.log_file:
         handler = logging.FileHandler(args.log_file)
+    elif args.no_syslog:
+        handler = logging.NullHandler()
     else:
         import logging.handlers
 
-        handler = logging.handlers.SysLogHandler("/dev/log")
+        facility = 3 if args.log_facility is None else args.log_facility  # LOG_DAEMON
+        handler = logging.handlers.SysLogHandler("/dev/log", facility=facility)
         fmt = "director[%(process)d]: %(message)s"
     handler.setFormatter(logging.Formatter(fmt))
     # -D is our detail; libraries (pyroute2, asyncio) stay at INFO

@@ -186,3 +186,35 @@ def test_every_example_passes_config_test(example):
 def test_genhash_usage_errors_are_clean():
     proc = director("genhash")
     assert proc.returncode == 2 and "required" in proc.stderr
+
+
+def test_log_facility_and_no_syslog(monkeypatch):
+    """-S as keepalived reads it; -G without -l/-g logs nowhere; a bad -S is a usage error."""
+    import logging
+    import logging.handlers
+
+    from director.cli import log_facility, make_parser, setup_logging
+
+    assert [log_facility(x) for x in ("0", "7", "local3", "user", "daemon")] == [
+        16, 23, 19, 1, 3]
+    proc = director("-S", "local9", "-t")
+    assert proc.returncode == 2 and "invalid log facility 'local9'" in proc.stderr
+    made: list[int] = []
+
+    class FakeSyslog(logging.Handler):
+        def __init__(self, address: str, facility: int) -> None:
+            super().__init__()
+            made.append(facility)
+
+    monkeypatch.setattr(logging.handlers, "SysLogHandler", FakeSyslog)
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    try:
+        setup_logging(make_parser().parse_args(["-S", "local5"]))
+        assert made == [21]
+        setup_logging(make_parser().parse_args([]))
+        assert made == [21, 3]  # LOG_DAEMON by default, as keepalived
+        setup_logging(make_parser().parse_args(["-G"]))
+        assert made == [21, 3] and isinstance(root.handlers[0], logging.NullHandler)
+    finally:
+        root.handlers[:] = saved
