@@ -11,25 +11,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import uuid
 from collections.abc import Callable
 
-from testlib import ROOT, nginx_conf, sh
+from testlib import ROOT, Hosts, answer_server, wait_for
 
 DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
 
-
-def wait_for(cond: Callable[[], object], timeout: float = 20.0, step: float = 0.05,
-             what: str = "condition") -> object:
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
+__all__ = ["Daemon", "Lan", "vrrp_conf", "wait_for"]
 
 
 class Daemon:
@@ -83,60 +71,35 @@ class Daemon:
             return f.read()
 
 
-class Lan:
+class Lan(Hosts):
     """`hosts`: names, numbered 1, 2, ... in order, or a mapping name -> host number N;
     host N gets {net}.N/24 and {net6}N/64."""
 
     def __init__(self, hosts: tuple[str, ...] | dict[str, int] = ("a", "b", "c"),
                  show_logs: bool = True, net: str = "10.9.0", net6: str = "fd00:9::") -> None:
+        super().__init__()
         self.show_logs, self.net, self.net6 = show_logs, net, net6
-        self.nginx_hosts: list[str] = []
-        self.tag = uuid.uuid4().hex[:6]
-        self.dir = tempfile.mkdtemp(prefix="lan-")
-        self.ns: dict[str, str] = {}
         self.daemons: list[Daemon] = []
-        self.sw = self._netns("sw")
-        sh("ip", "-n", self.sw, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-        sh("ip", "-n", self.sw, "link", "set", "br0", "up")
+        self.sw = self.add_ns("sw")
+        self.bridge("sw", "br0", "mcast_snooping", "0")
         numbered = hosts if isinstance(hosts, dict) else {h: n for n, h in
                                                           enumerate(hosts, start=1)}
         for host, n in numbered.items():
             self.add_host(host, n)
 
-    def _netns(self, name: str) -> str:
-        full = f"dv-{self.tag}-{name}"
-        sh("ip", "netns", "add", full)
-        self.ns[name] = full
-        sh("ip", "-n", full, "link", "set", "lo", "up")
-        return full
-
     def add_host(self, host: str, n: int) -> None:
-        ns = self._netns(host)
+        self.add_ns(host)
         for key in ("all", "default"):
             self.sysctl(host, f"net.ipv6.conf.{key}.accept_dad", "0")
-        port = f"p{self.tag}{host}"[:15]
-        sh("ip", "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        sh("ip", "link", "set", port, "netns", self.sw)
-        sh("ip", "-n", self.sw, "link", "set", port, "master", "br0", "up")
-        sh("ip", "-n", ns, "link", "set", "eth0", "up")
-        sh("ip", "-n", ns, "addr", "add", f"{self.net}.{n}/24", "dev", "eth0")
-        sh("ip", "-n", ns, "addr", "add", f"{self.net6}{n}/64", "dev", "eth0", "nodad")
+        self.plug(host, "eth0", "sw", "br0", self.port(host))
+        self.run(host, "ip", "addr", "add", f"{self.net}.{n}/24", "dev", "eth0")
+        self.run(host, "ip", "addr", "add", f"{self.net6}{n}/64", "dev", "eth0", "nodad")
         wait_for(lambda: "fe80" in self.run(host, "ip", "-6", "addr", "show", "dev",
                                             "eth0").stdout, 10, what=f"{host} link-local")
 
-    def sysctl(self, host: str, key: str, value: str) -> None:
-        sh("ip", "netns", "exec", self.ns[host], "sysctl", "-qw", f"{key}={value}")
-
-    def run(self, host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return sh("ip", "netns", "exec", self.ns[host], *cmd, check=check)
-
     def port(self, host: str) -> str:
-        return f"p{self.tag}{host}"[:15]
-
-    def addrs(self, host: str, dev: str | None = None) -> set[str]:
-        cmd = ["ip", "-o", "addr", "show"] + (["dev", dev] if dev else [])
-        out = self.run(host, *cmd, check=False).stdout
-        return {line.split()[3].split("/")[0] for line in out.splitlines()}
+        """`host`'s end of its link on the switch (in namespace "sw")."""
+        return f"p{self.prefix[3:]}{host}"[:15]
 
     def neigh_mac(self, host: str, address: str) -> str | None:
         """The MAC `host`'s neighbour table has for `address`, or None."""
@@ -158,22 +121,11 @@ class Lan:
         return d
 
     def nginx(self, host: str, body: str) -> None:
-        """Start nginx in `host` answering `body` on port 80 (IPv4 and IPv6); `close` stops
-        it. Calling it again for a stopped host starts it again."""
-        d = os.path.join(self.dir, f"nginx-{host}")
-        os.makedirs(d, exist_ok=True)
-        with open(f"{d}/nginx.conf", "w") as f:
-            f.write(nginx_conf(d, "    server { listen 80; listen [::]:80;\n"
-                                  f"        location / {{ return 200 \"{body}\\n\"; }} }}"))
-        self.run(host, "nginx", "-c", f"{d}/nginx.conf", "-p", d)
-        if host not in self.nginx_hosts:
-            self.nginx_hosts.append(host)
+        """Start nginx in `host` answering `body` on port 80 (IPv4 and IPv6)."""
+        self.start_nginx(host, answer_server(body, v6=True), connections=1024)
 
     def nginx_stop(self, host: str) -> None:
-        d = os.path.join(self.dir, f"nginx-{host}")
-        self.run(host, "nginx", "-c", f"{d}/nginx.conf", "-p", d, "-s", "stop", check=False)
-        wait_for(lambda: not os.path.exists(f"{d}/nginx.pid"), 10, what=f"nginx on {host} "
-                 "to stop")
+        self.stop_nginx(host)
 
     def http_get(self, host: str, url: str, timeout: float = 2.0) -> str | None:
         """The body `host` gets from `url`, stripped, or None when the request fails."""
@@ -205,14 +157,7 @@ class Lan:
             d.kill()
             if self.show_logs:  # pytest shows it for a failing test only
                 print(f"==== {d.kind} on {d.host}\n{d.output()[-6000:]}")
-        for host in self.nginx_hosts:
-            try:
-                self.nginx_stop(host)
-            except (AssertionError, subprocess.SubprocessError) as e:
-                print(f"nginx on {host} did not stop: {e}")
-        for ns in self.ns.values():
-            sh("ip", "netns", "del", ns, check=False)
-        subprocess.run(["rm", "-rf", self.dir], check=False)
+        super().close()
 
 
 def vrrp_conf(*, version: int = 3, priority: int = 100, vrid: int = 51, advert: str = "0.1",

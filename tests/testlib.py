@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 
+# the one sh, wait loop and nginx config of tests, tools and the demo (tools/nettopo.py)
+if os.path.join(ROOT, "tools") not in sys.path:
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+from nettopo import Hosts, answer_server, nginx_conf, sh, wait_for  # noqa: E402
 
-def sh(*cmd: str, check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
-    kw.setdefault("timeout", 60)
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, **kw)
-
-
-def nginx_conf(d: str, servers: str, connections: int = 1024, head: str = "") -> str:
-    """An nginx config that keeps everything (pid, logs, temp files) under `d`, with the
-    caller's `server` blocks; `head` adds main-context lines (`daemon off;`, `user root;`)."""
-    return f"""{head}
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections {connections}; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d};
-    uwsgi_temp_path {d}; scgi_temp_path {d};
-{servers}
-}}
-"""
+__all__ = ["EXAMPLES", "FIXTURES", "ROOT", "Hosts", "answer_server", "example", "nginx_conf",
+           "sh", "wait_for"]
 
 
 EXAMPLES = os.path.join(ROOT, "conf", "examples")

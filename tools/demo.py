@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from nat_pair import EXAMPLES, GATEWAY, VIP, NatPair, wait  # noqa: E402
+from nat_pair import EXAMPLES, GATEWAY, VIP, NatPair, WaitTimeout, wait_for  # noqa: E402
 
 T0 = time.monotonic()
 
@@ -65,10 +65,11 @@ def main() -> int:
         net.start_director("dir2", f"{EXAMPLES}/001-lvs-nat-backup.conf")
         say("started director -f 001-lvs-nat-master.conf on dir1, "
             "-backup.conf on dir2; waiting for the election and the checkers")
-        wait(lambda: net.holds("dir1") and net.holds("dir1", GATEWAY), 180,
-             "dir1 to become master")
+        wait_for(lambda: net.holds("dir1") and net.holds("dir1", GATEWAY), 180,
+                 what="dir1 to become master")
         say(f"dir1 is MASTER: VIPs {VIP} and {GATEWAY} on dir1")
-        wait(lambda: len(net.dests("dir1")) == 3, 180, "three real servers in dir1's table")
+        wait_for(lambda: len(net.dests("dir1")) == 3, 180,
+                 what="three real servers in dir1's table")
         say("dir1's IPVS table:\n" + net.run("dir1", "ipvsadm", "-Ln").stdout.rstrip())
         for src in net.clients:
             answers = [net.get(src, timeout=3) or "FAILED" for _ in range(3)]
@@ -76,15 +77,20 @@ def main() -> int:
         client = subprocess.Popen(["ip", "netns", "exec", net.ns["client"], sys.executable,
                                    "-c", CLIENT, "30", *net.clients], stdout=subprocess.PIPE,
                                   text=True)
-        time.sleep(8)  # the client's interpreter starts slowly under emulation
+        # the client's interpreter starts slowly under emulation: kill once it has been
+        # served five times (about a second of traffic before the kill in the timeline)
+        assert client.stdout is not None
+        first = [client.stdout.readline() for _ in range(5)]
+        if not all(first):
+            raise WaitTimeout("the client ended before its first five requests")
         t_kill = time.time()
         net.kill_node("dir1")
         say("killed dir1 (SIGKILL to director, links down): the master node is gone")
-        wait(lambda: net.holds("dir2") and net.holds("dir2", GATEWAY), 30,
-             "dir2 to take the VIPs", step=0.05)
+        wait_for(lambda: net.holds("dir2") and net.holds("dir2", GATEWAY), 30,
+                 what="dir2 to take the VIPs")
         t_moved = time.time()
         say(f"dir2 holds both VIPs, {t_moved - t_kill:.2f} s after the kill")
-        out = client.communicate(timeout=60)[0].splitlines()
+        out = [x.rstrip("\n") for x in first] + client.communicate(timeout=60)[0].splitlines()
         failed = [x for x in out if "FAILED" in x]
         after = [x.split()[2] for x in out if float(x.split()[0]) > t_moved + 1
                  and "FAILED" not in x]
@@ -97,7 +103,7 @@ def main() -> int:
         ok = len(failed) <= 10 and bool(after)
         say("demo done" if ok else "demo: the backup did not serve")
         return 0 if ok else 1
-    except TimeoutError as e:
+    except WaitTimeout as e:
         say(f"demo: {e}")
         for host in ("dir1", "dir2"):
             print(f"==== {host}\n{net.log(host)[-3000:]}")

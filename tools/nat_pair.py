@@ -14,9 +14,8 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable
+
+from nettopo import Hosts, WaitTimeout, answer_server, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
@@ -25,85 +24,49 @@ VIP = "10.30.0.100"
 GATEWAY = "192.168.3.253"
 HOSTS = ("sw", "client", "dir1", "dir2", "rs1", "rs2", "rs3")
 
-
-def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=60)
+__all__ = ["EXAMPLES", "GATEWAY", "VIP", "NatPair", "WaitTimeout", "wait_for"]
 
 
-def wait(cond: Callable[[], object], timeout: float, what: str, step: float = 0.1) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(step)
-
-
-class NatPair:
+class NatPair(Hosts):
     def __init__(self, prefix: str = "np", clients: int = 1) -> None:
-        self.prefix = prefix
-        self.ns = {h: f"{prefix}-{h}" for h in HOSTS}
-        self.tmp = tempfile.mkdtemp(prefix=f"{prefix}-")
+        super().__init__(prefix)
         self.directors: dict[str, subprocess.Popen[bytes]] = {}
         self.clients = [f"10.30.0.{9 + i}" for i in range(clients)]
 
-    def run(self, host: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return sh("ip", "netns", "exec", self.ns[host], *cmd, check=check)
-
     def _plug(self, host: str, bridge: str, ifname: str, address: str) -> None:
-        port = f"{self.prefix}{host[-4:]}{bridge[0]}"
-        sh("ip", "link", "add", port, "type", "veth", "peer", "name", ifname, "netns",
-           self.ns[host])
-        sh("ip", "link", "set", port, "netns", self.ns["sw"])
-        self.run("sw", "ip", "link", "set", port, "master", bridge, "up")
+        self.plug(host, ifname, "sw", bridge, f"{self.prefix}{host[-4:]}{bridge[0]}")
         self.run(host, "ip", "addr", "add", address, "dev", ifname)
-        self.run(host, "ip", "link", "set", ifname, "up")
 
     def build(self) -> NatPair:
-        for ns in self.ns.values():
-            sh("ip", "netns", "add", ns)
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        for host in HOSTS:
+            self.add_ns(host)
         for br in ("wan", "lan"):
-            self.run("sw", "ip", "link", "add", br, "type", "bridge")
-            self.run("sw", "ip", "link", "set", br, "up")
+            self.bridge("sw", br)
         self._plug("client", "wan", "eth0", f"{self.clients[0]}/24")
         for extra in self.clients[1:]:
             self.run("client", "ip", "addr", "add", f"{extra}/24", "dev", "eth0")
         for i in (1, 2):
             self._plug(f"dir{i}", "lan", "eth0", f"192.168.3.10{i}/24")
             self._plug(f"dir{i}", "wan", "eth1", f"10.30.0.{i}/24")
-            self.run(f"dir{i}", "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            self.sysctl(f"dir{i}", "net.ipv4.ip_forward", "1")
         for i in (1, 2, 3):
             self._plug(f"rs{i}", "lan", "eth0", f"192.168.3.{i}/24")
             self.run(f"rs{i}", "ip", "route", "add", "default", "via", GATEWAY)
             self.nginx(i)
         return self
 
-    def _nginx_dir(self, i: int) -> str:
-        return os.path.join(self.tmp, f"rs{i}")
-
     def nginx(self, i: int) -> None:
         """Start real server i's nginx (answers "server<i>")."""
-        d = self._nginx_dir(i)
-        os.makedirs(d, exist_ok=True)
-        with open(f"{d}/nginx.conf", "w") as f:
-            f.write(f"""worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};
-  fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
-  server {{ listen 80; location / {{ return 200 "server{i}\\n"; }} }} }}
-""")
-        self.run(f"rs{i}", "nginx", "-c", f"{d}/nginx.conf", "-p", d)
+        self.start_nginx(f"rs{i}", answer_server(f"server{i}"))
 
     def nginx_stop(self, i: int) -> None:
-        d = self._nginx_dir(i)
-        self.run(f"rs{i}", "nginx", "-c", f"{d}/nginx.conf", "-p", d, "-s", "stop",
-                 check=False)
+        self.stop_nginx(f"rs{i}")
 
     def start_director(self, host: str, conf: str) -> subprocess.Popen[bytes]:
         """`director -f conf` in `host`, in its own session; log in the temp dir."""
-        run = os.path.join(self.tmp, host)
+        run = os.path.join(self.dir, host)
         os.makedirs(run, exist_ok=True)
-        with open(os.path.join(self.tmp, f"{host}.log"), "wb") as log:
+        with open(os.path.join(self.dir, f"{host}.log"), "wb") as log:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", self.ns[host], DIRECTOR, "-n", "-l", "-f", conf,
                  "-p", f"{run}/k.pid", "-r", f"{run}/v.pid", "-c", f"{run}/c.pid",
@@ -113,7 +76,7 @@ http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};
         return proc
 
     def log(self, host: str) -> str:
-        with open(os.path.join(self.tmp, f"{host}.log"), errors="replace") as f:
+        with open(os.path.join(self.dir, f"{host}.log"), errors="replace") as f:
             return f.read()
 
     def kill_node(self, host: str) -> None:
@@ -159,8 +122,4 @@ http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(5)
-        for i in (1, 2, 3):
-            self.nginx_stop(i)
-        for ns in self.ns.values():
-            sh("ip", "netns", "del", ns, check=False)
-        subprocess.run(["rm", "-rf", self.tmp], check=False)
+        super().close()

@@ -12,7 +12,7 @@ import pytest
 from testlib import ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from nat_pair import EXAMPLES, GATEWAY, NatPair, wait  # noqa: E402
+from nat_pair import EXAMPLES, GATEWAY, NatPair, wait_for  # noqa: E402
 
 # advert_int 1, priority 100 on the backup: 3 x 1 + (256 - 100) / 256 s
 MASTER_DOWN = 3 + (256 - 100) / 256
@@ -33,8 +33,8 @@ def net():
 def test_001_lvs_nat_pair(net):
     net.start_director("dir1", f"{EXAMPLES}/001-lvs-nat-master.conf")
     net.start_director("dir2", f"{EXAMPLES}/001-lvs-nat-backup.conf")
-    wait(lambda: net.holds("dir1") and net.holds("dir1", GATEWAY), 120, "dir1 master")
-    wait(lambda: len(net.dests("dir1")) == 3, 120, "3 real servers in dir1's table")
+    wait_for(lambda: net.holds("dir1") and net.holds("dir1", GATEWAY), 120, what="dir1 master")
+    wait_for(lambda: len(net.dests("dir1")) == 3, 120, what="3 real servers in dir1's table")
     assert not net.holds("dir2")
     table = net.run("dir1", "ipvsadm", "-Ln").stdout
     assert re.search(r"TCP\s+10\.30\.0\.100:80 rr persistent 50", table), table
@@ -51,8 +51,8 @@ def test_001_lvs_nat_pair(net):
     # client is served by another one
     stopped = int(s1.removeprefix("server"))
     net.nginx_stop(stopped)
-    wait(lambda: f"192.168.3.{stopped}:80" not in net.dests("dir1"), 30,
-         f"rs{stopped} removed from dir1's table")
+    wait_for(lambda: f"192.168.3.{stopped}:80" not in net.dests("dir1"), 30,
+             what=f"rs{stopped} removed from dir1's table")
     assert len(net.dests("dir1")) == 2
     again = net.get(first)
     assert again is not None and again != s1
@@ -60,11 +60,11 @@ def test_001_lvs_nat_pair(net):
     # the master dies: the backup holds both VIPs and serves within Master_Down
     t0 = time.monotonic()
     net.kill_node("dir1")
-    wait(lambda: net.holds("dir2") and net.holds("dir2", GATEWAY), 20, "dir2 master",
-         step=0.05)
+    wait_for(lambda: net.holds("dir2") and net.holds("dir2", GATEWAY), 20, what="dir2 master")
     moved = time.monotonic() - t0
     assert moved < MASTER_DOWN + 2.5, moved  # slack: the emulated CPU, polling with ip(8)
-    wait(lambda: net.get(second, timeout=1) is not None, 20, "the client served by dir2")
+    wait_for(lambda: net.get(second, timeout=1) is not None, 20,
+             what="the client served by dir2")
     served = time.monotonic() - t0
     print(f"VIPs on dir2 {moved:.2f} s after the kill, first answer {served:.2f} s")
     assert sorted(net.dests("dir2")) == [f"192.168.3.{i}:80" for i in (1, 2, 3)

@@ -10,38 +10,27 @@ on lo with arp_ignore=1 / arp_announce=2. Everything made here is removed by `do
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 
-from testlib import nginx_conf, sh
+from testlib import Hosts, answer_server, sh
 
 VIP = "10.10.0.100"
 CLIENT = "10.10.0.2"
 PREFIX = "dk"
 
 
-def nsx(ns: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *cmd, check=check)
-
-
 def rs_ip(i: int) -> str:
     return f"10.20.0.1{i}"
 
 
-NGINX_SERVER = """    server {{
-        listen 80;
-        location / {{ return 200 "{name}\\n"; }}
-    }}"""
+class Topology(Hosts):
+    """Namespaces "dk-client", "dk-rsN" (and "dk-drclient"); the director is the root
+    namespace with links "dkbr0", "dkc", "dkd"."""
 
-
-class Topology:
     def __init__(self, n_rs: int = 3) -> None:
+        super().__init__(PREFIX)
         self.n = n_rs
-        self.tmp = tempfile.mkdtemp(prefix="dk-")
-        self.namespaces: list[str] = []
-        self.client_ns = f"{PREFIX}client"
+        self.client = "client"
 
     def up(self) -> Topology:
         for k in ("net.ipv4.ip_forward=1", "net.ipv4.conf.all.rp_filter=0",
@@ -52,43 +41,34 @@ class Topology:
         sh("ip", "link", "set", f"{PREFIX}br0", "up")
         self._ns("client")
         sh("ip", "link", "add", f"{PREFIX}c", "type", "veth", "peer", "name", "eth0",
-           "netns", f"{PREFIX}client")
+           "netns", self.ns["client"])
         sh("ip", "addr", "add", "10.10.0.1/24", "dev", f"{PREFIX}c")
         sh("ip", "addr", "add", f"{VIP}/32", "dev", f"{PREFIX}c")
         sh("ip", "link", "set", f"{PREFIX}c", "up")
-        nsx(f"{PREFIX}client", "ip", "addr", "add", f"{CLIENT}/24", "dev", "eth0")
-        nsx(f"{PREFIX}client", "ip", "link", "set", "eth0", "up")
-        nsx(f"{PREFIX}client", "ip", "route", "add", "default", "via", "10.10.0.1")
+        self.run("client", "ip", "addr", "add", f"{CLIENT}/24", "dev", "eth0")
+        self.run("client", "ip", "link", "set", "eth0", "up")
+        self.run("client", "ip", "route", "add", "default", "via", "10.10.0.1")
         for i in range(1, self.n + 1):
             ns = self._ns(f"rs{i}")
             sh("ip", "link", "add", f"{PREFIX}r{i}", "type", "veth", "peer", "name", "eth0",
                "netns", ns)
             sh("ip", "link", "set", f"{PREFIX}r{i}", "master", f"{PREFIX}br0", "up")
-            nsx(ns, "ip", "addr", "add", f"{rs_ip(i)}/24", "dev", "eth0")
-            nsx(ns, "ip", "link", "set", "eth0", "up")
-            nsx(ns, "ip", "route", "add", "default", "via", "10.20.0.1")
+            self.run(f"rs{i}", "ip", "addr", "add", f"{rs_ip(i)}/24", "dev", "eth0")
+            self.run(f"rs{i}", "ip", "link", "set", "eth0", "up")
+            self.run(f"rs{i}", "ip", "route", "add", "default", "via", "10.20.0.1")
             self.start_nginx(i)
         return self
 
     def _ns(self, name: str) -> str:
-        ns = f"{PREFIX}{name}"
-        sh("ip", "netns", "add", ns)
-        self.namespaces.append(ns)
-        nsx(ns, "ip", "link", "set", "lo", "up")
-        nsx(ns, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0")
+        ns = self.add_ns(name)
+        self.sysctl(name, "net.ipv4.conf.all.rp_filter", "0")
         return ns
 
     def start_nginx(self, i: int) -> None:
-        d = os.path.join(self.tmp, f"rs{i}")
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "nginx.conf"), "w") as f:
-            f.write(nginx_conf(d, NGINX_SERVER.format(name=f"rs{i}"), connections=64))
-        nsx(f"{PREFIX}rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
+        super().start_nginx(f"rs{i}", answer_server(f"rs{i}"))
 
     def stop_nginx(self, i: int) -> None:
-        d = os.path.join(self.tmp, f"rs{i}")
-        nsx(f"{PREFIX}rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d, "-s",
-            "stop", check=False)
+        super().stop_nginx(f"rs{i}")
 
     def dr_mode(self) -> None:
         """Real servers answer the client straight, so the client moves onto their
@@ -97,15 +77,14 @@ class Topology:
         sh("ip", "link", "add", f"{PREFIX}d", "type", "veth", "peer", "name", "eth0",
            "netns", ns)
         sh("ip", "link", "set", f"{PREFIX}d", "master", f"{PREFIX}br0", "up")
-        nsx(ns, "ip", "addr", "add", "10.20.0.50/24", "dev", "eth0")
-        nsx(ns, "ip", "link", "set", "eth0", "up")
-        nsx(ns, "ip", "route", "add", "default", "via", "10.20.0.1")
-        self.client_ns = ns
+        self.run("drclient", "ip", "addr", "add", "10.20.0.50/24", "dev", "eth0")
+        self.run("drclient", "ip", "link", "set", "eth0", "up")
+        self.run("drclient", "ip", "route", "add", "default", "via", "10.20.0.1")
+        self.client = "drclient"
         for i in range(1, self.n + 1):
-            ns = f"{PREFIX}rs{i}"
-            nsx(ns, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1")
-            nsx(ns, "sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2")
-            nsx(ns, "ip", "addr", "add", f"{VIP}/32", "dev", "lo")
+            self.sysctl(f"rs{i}", "net.ipv4.conf.all.arp_ignore", "1")
+            self.sysctl(f"rs{i}", "net.ipv4.conf.all.arp_announce", "2")
+            self.run(f"rs{i}", "ip", "addr", "add", f"{VIP}/32", "dev", "lo")
 
     def fetch(self, n: int, port: int = 80) -> list[str]:
         """n requests from the client, each on a new connection; the bodies."""
@@ -118,13 +97,10 @@ class Topology:
             "    except Exception as e:\n"
             "        print('ERR', type(e).__name__, getattr(e, 'reason', e))\n"
         )
-        return nsx(self.client_ns, sys.executable, "-c", code).stdout.split("\n")[:n]
+        return self.run(self.client, sys.executable, "-c", code).stdout.split("\n")[:n]
 
     def down(self) -> None:
-        for i in range(1, self.n + 1):
-            self.stop_nginx(i)
-        for ns in self.namespaces:
-            sh("ip", "netns", "del", ns, check=False)
+        self.close()  # nginx stopped, namespaces removed
         sh("ip", "link", "del", f"{PREFIX}br0", check=False)
         sh("ip", "link", "del", f"{PREFIX}c", check=False)
         sh("ip", "link", "del", f"{PREFIX}d", check=False)
