@@ -6,18 +6,20 @@ Everything made here is removed by `close`, also when a test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 
 from testlib import ROOT, Hosts, answer_server, wait_for
 
 DIRECTOR = os.path.join(ROOT, ".venv", "bin", "director")
 
-__all__ = ["Daemon", "Lan", "vrrp_conf", "wait_for"]
+__all__ = ["AddrMonitor", "Daemon", "Lan", "vrrp_conf", "wait_for"]
 
 
 class Daemon:
@@ -69,6 +71,63 @@ class Daemon:
     def output(self) -> str:
         with open(self.log, errors="replace") as f:
             return f.read()
+
+    def dump_json(self) -> list[dict]:
+        """keepalived.json on the JSON signal (the daemon runs with --dump-dir {dir})."""
+        path = os.path.join(self.dir, "keepalived.json")
+        if os.path.exists(path):
+            os.unlink(path)
+        self.proc.send_signal(signal.SIGRTMIN + 2)
+        wait_for(lambda: os.path.exists(path), 10, what=f"keepalived.json of {self.host}")
+        with open(path) as f:
+            return json.load(f)
+
+    def stat(self, counter: str, instance: int = 0) -> int:
+        return int(self.dump_json()[instance]["stats"][counter])
+
+
+class AddrMonitor:
+    """`ip monitor address` in a namespace. It is proven subscribed, and proven to see
+    deletions, before the window starts (a probe address added and deleted on lo);
+    `events` closes the window with a second probe, so every event before it is in."""
+
+    def __init__(self, lan: Lan, host: str) -> None:
+        self.lan, self.host = lan, host
+        self.proc = subprocess.Popen(["ip", "-n", lan.ns[host], "-o", "monitor", "address"],
+                                     stdout=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._probe("127.0.0.91")
+        self.start = len(self.lines)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def _probe(self, address: str) -> None:
+        """Add and delete `address` on lo until the monitor has shown both (the first
+        try can come before `ip monitor` has subscribed)."""
+        def seen() -> bool:
+            self.lan.run(self.host, "ip", "addr", "add", f"{address}/32", "dev", "lo")
+            self.lan.run(self.host, "ip", "addr", "del", f"{address}/32", "dev", "lo")
+            try:
+                wait_for(lambda: any(x.startswith("Deleted") and f" {address}/" in x
+                                     for x in self.lines), 1, what="probe")
+            except AssertionError:
+                return False
+            return True
+        wait_for(seen, 15, step=0.01, what=f"ip monitor in {self.host} to show a probe "
+                 "address added and deleted")
+
+    def events(self) -> list[str]:
+        """The address events since the monitor started (probes left out)."""
+        self._probe("127.0.0.92")
+        self.proc.terminate()
+        self.proc.wait(5)
+        return [x for x in self.lines[self.start:]
+                if "inet" in x and " 127.0.0.9" not in x]
 
 
 class Lan(Hosts):

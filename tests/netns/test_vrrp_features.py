@@ -5,12 +5,10 @@ injected on the wire. VRRPv3 at advert_int 0.1 keeps them quick.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
 import threading
-import time
 
 from lan import vrrp_conf, wait_for
 
@@ -26,16 +24,6 @@ def pair(lan, conf_a: str, conf_b: str, *args: str):
     return a, b
 
 
-def dump_json(lan, daemon) -> list[dict]:
-    path = os.path.join(daemon.dir, "keepalived.json")
-    if os.path.exists(path):
-        os.unlink(path)
-    daemon.proc.send_signal(signal.SIGRTMIN + 2)
-    wait_for(lambda: os.path.exists(path), 10, what="keepalived.json")
-    with open(path) as f:
-        return json.load(f)
-
-
 def mac(lan, host: str, dev: str = "eth0") -> str:
     return lan.run(host, "cat", f"/sys/class/net/{dev}/address").stdout.strip()
 
@@ -44,13 +32,13 @@ def mac(lan, host: str, dev: str = "eth0") -> str:
 def test_director_pair_term_hands_over_with_priority_zero(lan):
     a, b = pair(lan, vrrp_conf(priority=150), vrrp_conf(priority=100), "-P", "--dump-dir",
                 "{dir}")
-    wait_for(lambda: dump_json(lan, b)[0]["stats"]["advert_rcvd"] >= 3, 10,
+    wait_for(lambda: b.stat("advert_rcvd") >= 3, 10,
              what="b hearing a's adverts")
     assert lan.holders(VIP) == ["a"]
     a.kill(signal.SIGTERM)
     lan.wait_holder(VIP, "b", 10)
     # b took over on a's priority 0 (after its skew time: tests/unit/test_vrrp_fsm.py)
-    assert dump_json(lan, b)[0]["stats"]["pri_zero_rcvd"] >= 1
+    assert b.stat("pri_zero_rcvd") >= 1
     assert "sent 0 priority" in a.output() and "removing VIPs." in a.output()
     assert VIP not in lan.addrs("a")
 
@@ -58,9 +46,8 @@ def test_director_pair_term_hands_over_with_priority_zero(lan):
 def test_dumps_on_signals(lan):
     a, b = pair(lan, vrrp_conf(priority=150), vrrp_conf(priority=100), "-P", "--dump-dir",
                 "{dir}")
-    wait_for(lambda: "VRRP started" in b.output(), 10, what="b running")
-    time.sleep(0.6)
-    ja, jb = dump_json(lan, a)[0], dump_json(lan, b)[0]
+    wait_for(lambda: b.stat("advert_rcvd") >= 3, 10, what="b hearing 3 adverts")
+    ja, jb = a.dump_json()[0], b.dump_json()[0]
     assert (ja["data"]["state"], jb["data"]["state"]) == (2, 1)  # MASTER, BACKUP
     assert ja["data"]["iname"] == "VI_1" and ja["data"]["vips"] == ["10.9.0.100/24"]
     assert ja["stats"]["become_master"] == 1 and ja["stats"]["advert_sent"] >= 3
@@ -174,10 +161,12 @@ def test_client_sees_garp_and_reaches_vip(lan):
 
 def test_vmac_keeps_the_mac_across_failover(lan):
     extra = "    use_vmac\n"
-    a, b = pair(lan, vrrp_conf(priority=150, extra=extra), vrrp_conf(priority=100, extra=extra))
+    a, b = pair(lan, vrrp_conf(priority=150, extra=extra), vrrp_conf(priority=100, extra=extra),
+                "-P", "--dump-dir", "{dir}")
     lan.wait_holder(VIP, "a")
-    time.sleep(1)  # b hears a's adverts through its own VMAC: no second master
-    assert lan.holders(VIP) == ["a"]
+    # b hears a's adverts through its own VMAC: no second master
+    wait_for(lambda: b.stat("advert_rcvd") >= 10, 10, what="b hearing a through the VMAC")
+    assert lan.holders(VIP) == ["a"] and "Entering MASTER STATE" not in b.output()
     assert VIP in lan.addrs("a", "vrrp.51")
     assert mac(lan, "a", "vrrp.51") == "00:00:5e:00:01:33"
     lan.run("c", "ping", "-c", "1", "-W", "2", VIP)
@@ -213,11 +202,13 @@ def test_bad_adverts_on_the_wire_are_dropped_and_counted(lan):
     script = ("from scapy.all import IP, Raw, send\n"
               "from scapy.layers.vrrp import VRRP, VRRPv3\n" + lines)
     lan.run("c", sys.executable, "-c", script)
-    time.sleep(0.5)
-    stats = dump_json(lan, a)[0]["stats"]
     want: dict[str, int] = {}
     for _expr, counter in BAD.values():
         want[counter] = want.get(counter, 0) + 3
+    # every forgery counted (a count that stops short times out naming the counter)
+    for counter, n in want.items():
+        wait_for(lambda c=counter, n=n: a.stat(c) >= n, 10, step=0.2, what=f"{n} {counter}")
+    stats = a.dump_json()[0]["stats"]
     for counter, n in want.items():
         assert stats[counter] == n, (counter, stats)
     assert lan.holders(VIP) == ["a"]  # a priority 200 forgery moved nothing

@@ -7,29 +7,13 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import time
 
 import pytest
-from lan import vrrp_conf, wait_for
+from lan import AddrMonitor, vrrp_conf, wait_for
 
 from director.watchdog import next_delay
 
 VIP = "10.9.0.100"
-
-
-class Monitor:
-    """`ip monitor address` in a namespace, for the address events of a test's window."""
-
-    def __init__(self, lan, host: str) -> None:
-        self.proc = subprocess.Popen(["ip", "-n", lan.ns[host], "-o", "monitor", "address"],
-                                     stdout=subprocess.PIPE, text=True)
-        time.sleep(0.3)
-
-    def lines(self) -> list[str]:
-        self.proc.terminate()
-        out = self.proc.communicate(5)[0]
-        return [x for x in out.splitlines() if "inet" in x]
 
 
 # advert_int 1: b's Master_Down is 3.6 s, more than the watchdog's first respawn delay
@@ -42,10 +26,18 @@ CONF_B = vrrp_conf(priority=100, advert="1")
 def master_and_backup(lan):
     a = lan.start("a", "director", CONF_A, "-P")
     lan.wait_holder(VIP, "a", hosts=("a",))
-    b = lan.start("b", "director", CONF_B, "-P")
+    b = lan.start("b", "director", CONF_B, "-P", "--dump-dir", "{dir}")
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b backup")
-    time.sleep(0.5)
+    heard(b, 1)
     return a, b
+
+
+def heard(b, n: int) -> None:
+    """Wait until b has received `n` more adverts than now (from a's current process:
+    a b that still hears a is a b that has not taken over)."""
+    start = b.stat("advert_rcvd")
+    wait_for(lambda: b.stat("advert_rcvd") >= start + n, 15, step=0.2,
+             what=f"b to hear {n} more advert(s) from a")
 
 
 def test_backoff_rule():
@@ -61,13 +53,13 @@ def test_backoff_rule():
 
 def test_killed_vrrp_child_comes_back_and_the_vip_never_leaves(lan, master_and_backup):
     a, b = master_and_backup
-    mon = Monitor(lan, "a")
+    mon = AddrMonitor(lan, "a")
     child = a.child_pid()
     os.kill(child, signal.SIGKILL)
     wait_for(lambda: a.child_pid() != child, 10, what="a new VRRP child")
     wait_for(lambda: "Resuming MASTER STATE" in a.output(), 10, what="resumed")
-    time.sleep(4.0)  # longer than b's Master_Down
-    events = mon.lines()
+    heard(b, 2)  # from the new child: b's Master_Down was reset, it stays BACKUP
+    events = mon.events()
     assert not [x for x in events if "Deleted" in x and VIP in x], events
     assert lan.holders(VIP) == ["a"]
     assert "Entering MASTER STATE" not in b.output()  # the peer never took over
@@ -80,34 +72,35 @@ def test_killed_vrrp_child_comes_back_and_the_vip_never_leaves(lan, master_and_b
 
 def test_hup_with_the_same_config_changes_nothing(lan, master_and_backup):
     a, b = master_and_backup
-    mon = Monitor(lan, "a")
+    mon = AddrMonitor(lan, "a")
     a.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "Resuming MASTER STATE (reload)" in a.output(), 10, what="reload")
-    time.sleep(1.0)
-    assert mon.lines() == []
+    # the reloaded instance is running (its address calls queued before its first advert)
+    heard(b, 2)
+    assert mon.events() == []
     assert lan.holders(VIP) == ["a"]
     assert "Entering MASTER STATE" not in b.output()
 
 
 def test_hup_adding_a_vip_adds_only_that(lan, master_and_backup):
     a, b = master_and_backup
-    mon = Monitor(lan, "a")
+    mon = AddrMonitor(lan, "a")
     with open(a.conf, "w") as f:
         f.write(vrrp_conf(priority=150, advert="1", state="MASTER",
                           vips=("10.9.0.100/24", "10.9.0.101/24")))
     a.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "10.9.0.101" in lan.addrs("a"), 10, what="the new VIP")
-    time.sleep(1.0)
-    events = mon.lines()
+    heard(b, 2)
+    events = mon.events()
     assert len(events) == 1 and "10.9.0.101" in events[0] and "Deleted" not in events[0]
     # and removing it again removes only it
-    mon = Monitor(lan, "a")
+    mon = AddrMonitor(lan, "a")
     with open(a.conf, "w") as f:
         f.write(CONF_A)
     a.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "10.9.0.101" not in lan.addrs("a"), 10, what="the VIP gone")
-    time.sleep(0.5)
-    events = mon.lines()
+    heard(b, 2)
+    events = mon.events()
     assert len(events) == 1 and "Deleted" in events[0] and "10.9.0.101" in events[0]
     assert lan.holders(VIP) == ["a"]
 
@@ -119,7 +112,7 @@ def test_hup_with_a_broken_config_keeps_the_old_one(lan, master_and_backup):
     a.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "running configuration is kept" in a.output(), 10, what="refusal")
     assert "keepalived.conf:" in a.output()  # the file:line of the problem
-    time.sleep(0.5)
+    heard(b, 2)  # a still advertises after the refused reload
     assert lan.holders(VIP) == ["a"]
     assert a.proc.poll() is None
     assert "Entering MASTER STATE" not in b.output()
