@@ -11,10 +11,17 @@ FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 # the one sh, wait loop and nginx config of tests, tools and the demo (tools/nettopo.py)
 if os.path.join(ROOT, "tools") not in sys.path:
     sys.path.insert(0, os.path.join(ROOT, "tools"))
-from nettopo import Hosts, answer_server, nginx_conf, sh, wait_for  # noqa: E402
+from nettopo import (  # noqa: E402
+    Hosts,
+    answer_server,
+    nginx_conf,
+    sh,
+    wait_for,
+    wait_until,
+)
 
 __all__ = ["EXAMPLES", "FIXTURES", "ROOT", "Hosts", "answer_server", "example", "nginx_conf",
-           "sh", "wait_for"]
+           "sh", "wait_for", "wait_until"]
 
 
 EXAMPLES = os.path.join(ROOT, "conf", "examples")

@@ -39,6 +39,21 @@ def wait_for(cond: Callable[[], object], timeout: float = 20.0, step: float = 0.
         time.sleep(step)
 
 
+async def wait_until(cond: Callable[[], object], timeout: float = 20.0, step: float = 0.02,
+                     what: str = "condition") -> object:
+    """`wait_for` inside an event loop (the loop keeps running while it waits)."""
+    import asyncio
+
+    end = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise WaitTimeout(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(step)
+
+
 def nginx_conf(d: str, servers: str, connections: int = 1024, head: str = "") -> str:
     """An nginx config that keeps everything (pid, logs, temp files) under `d`, with the
     caller's `server` blocks; `head` adds main-context lines (`daemon off;`, `user root;`)."""

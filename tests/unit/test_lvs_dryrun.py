@@ -53,8 +53,7 @@ def test_start_event_reload_stop(tmp_path, caplog):
         assert set(plane.table[key][1]) == {DestKey("10.0.1.1", 80)}
         assert await lvs.reload(cfg) == []  # same config: nothing to send
         assert set(plane.table[key][1]) == {DestKey("10.0.1.1", 80)}  # health kept
-        await asyncio.sleep(0.5)  # the notify scripts run in the background
-        await lvs.stop()
+        await lvs.stop()  # waits for the notify scripts started in the background
         return plane
 
     plane = asyncio.run(body())
