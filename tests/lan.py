@@ -85,6 +85,14 @@ class Daemon:
     def stat(self, counter: str, instance: int = 0) -> int:
         return int(self.dump_json()[instance]["stats"][counter])
 
+    def wait_adverts(self, n: int, timeout: float = 15.0, instance: int = 0) -> None:
+        """Wait until this director has received `n` more adverts than now: it hears its
+        peer, so its Master_Down keeps being reset (a "nothing moved" check is then
+        about adverts really heard, not about a guessed time)."""
+        start = self.stat("advert_rcvd", instance)
+        wait_for(lambda: self.stat("advert_rcvd", instance) >= start + n, timeout, step=0.2,
+                 what=f"{self.host} to hear {n} more advert(s)")
+
 
 class AddrMonitor:
     """`ip monitor address` in a namespace. It is proven subscribed, and proven to see
@@ -197,9 +205,11 @@ class Lan(Hosts):
     def sniff_arp(self, host: str, seconds: float) -> Callable[[], list[tuple[float, str, str]]]:
         """Listen on `host`'s eth0 for `seconds`; the returned call waits for the end and
         gives (time, sender IP, sender MAC) of every ARP packet seen."""
+        # 'ready' once the capture socket is open (scapy's started_callback), not a guess
         code = ("import sys, time\nfrom scapy.all import ARP, AsyncSniffer\n"
-                "s = AsyncSniffer(iface='eth0', lfilter=lambda p: ARP in p, store=True)\n"
-                "s.start(); time.sleep(0.3); print('ready', flush=True)\n"
+                "s = AsyncSniffer(iface='eth0', lfilter=lambda p: ARP in p, store=True,\n"
+                "                 started_callback=lambda: print('ready', flush=True))\n"
+                "s.start()\n"
                 "time.sleep(float(sys.argv[1])); s.stop()\n"
                 "for p in s.results: print(p.time, p[ARP].psrc, p[ARP].hwsrc)\n")
         proc = subprocess.Popen(["ip", "netns", "exec", self.ns[host], sys.executable, "-c",

@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import tempfile
-import time
 
 import pytest
 from lan import wait_for
@@ -140,8 +139,8 @@ def test_002_vip_in_front_of_nginx(make_lan, maildir):
     subs = {**SUBS_002, "script_user root": "script_user nobody"}
     master_conf = example("002-nginx-vip-master.conf", subs)
     a = lan.start("a", "director", master_conf, *ARGS, env=notify_env(maildir, "a"))
-    lan.start("b", "director", example("002-nginx-vip-backup.conf", subs), *ARGS,
-              env=notify_env(maildir, "b"))
+    b = lan.start("b", "director", example("002-nginx-vip-backup.conf", subs), *ARGS,
+                  env=notify_env(maildir, "b"))
 
     def mail(host: str) -> str:
         return read(os.path.join(maildir, f"{host}.mail")) or ""
@@ -160,7 +159,7 @@ def test_002_vip_in_front_of_nginx(make_lan, maildir):
     lan.nginx_stop("a")
     wait_for(lambda: state_of(a)["priority"] == 95, 15, what="a at priority 95")
     assert "VRRP_Script(chk_http_port) failed" in a.output()
-    time.sleep(3)
+    b.wait_adverts(3)  # adverts at 95 heard by b (90): it stays BACKUP
     assert lan.holders(VIP_002) == ["a"]
     lan.nginx("a", "nginx-a")  # rise 1: one success restores 100
     wait_for(lambda: state_of(a)["priority"] == 100, 10, what="a back at 100")
@@ -178,10 +177,10 @@ def test_002_vip_in_front_of_nginx(make_lan, maildir):
     back = master_conf.replace("state MASTER", "state BACKUP").replace(
         "    priority 100", "    priority 100\n    nopreempt")
     os.unlink(os.path.join(maildir, "a.mail"))
-    lan.start("a", "director", back, *ARGS, env=notify_env(maildir, "a"))
+    a = lan.start("a", "director", back, *ARGS, env=notify_env(maildir, "a"))
     wait_for(lambda: "to be backup: 192.168.1.100 floating" in mail("a"), 20,
              what="a back as BACKUP")
-    time.sleep(5)  # several Master_Down intervals (3.6 s at advert_int 1)
+    a.wait_adverts(3)  # a hears b (nopreempt on both): nothing moves
     assert lan.holders(VIP_002) == ["b"]
     assert lan.http_get("c", f"http://{VIP_002}/") == "nginx-b"
 
@@ -272,7 +271,7 @@ def test_004_failback_and_vmac(make_lan, mode):
     lan.wait_holder(VIP_004, "a", 30)  # a first: with nopreempt the first master stays
     b = lan.start("b", "director", conf["b"], *ARGS)
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 20, what="b as BACKUP")
-    time.sleep(1)
+    b.wait_adverts(3)  # through the VMACs
     assert lan.holders(VIP_004) == ["a"]
     assert lan.http_get("c", f"http://{VIP_004}/") == "gw-a"
     assert lan.neigh_mac("c", VIP_004) == VMAC
@@ -292,7 +291,7 @@ def test_004_failback_and_vmac(make_lan, mode):
         want = "gw-a"
     else:
         wait_for(lambda: "Entering BACKUP STATE" in a.output(), 20, what="a as BACKUP")
-        time.sleep(2)  # many Master_Down intervals at advert_int 0.1
+        a.wait_adverts(10)  # many of b's adverts heard: nopreempt holds
         assert lan.holders(VIP_004) == ["b"]
         want = "gw-b"
     wait_for(lambda: lan.http_get("c", f"http://{VIP_004}/") == want, 10,

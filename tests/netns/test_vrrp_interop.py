@@ -9,7 +9,7 @@ import shutil
 import time
 
 import pytest
-from lan import vrrp_conf
+from lan import vrrp_conf, wait_for
 
 MODES = {
     "v2-multicast": dict(version=2, advert="1"),
@@ -23,6 +23,22 @@ PAIRS = [("director", "keepalived"), ("keepalived", "director")]
 
 pytestmark = pytest.mark.skipif(shutil.which("keepalived") is None,
                                 reason="keepalived is not installed (make install does it)")
+
+
+def start(lan, host: str, kind: str, text: str):
+    """A director keeps its counters readable (--dump-dir) for `quiet`."""
+    return lan.start(host, kind, text, *(("-P", "--dump-dir", "{dir}")
+                                        if kind == "director" else ("-P",)))
+
+
+def quiet(node, adverts: int, window: float) -> None:
+    """Give `node` (a BACKUP) the chance to misbehave before checking nothing moved: a
+    director shows it heard `adverts` more adverts; keepalived has no counter we can
+    read per test, so it gets `window` seconds (several of its Master_Down intervals)."""
+    if node.kind == "director":
+        node.wait_adverts(adverts)
+    else:
+        time.sleep(window)
 
 
 def conf(host: str, priority: int, mode: dict, **kw) -> str:
@@ -40,14 +56,15 @@ def test_failover_and_preempt(lan, mode, master, backup):
     m = MODES[mode]
     vip = m.get("vips", ("10.9.0.100/24",))[0].split("/")[0]
     slow = m["version"] == 2
-    a = lan.start("a", master, conf("a", 150, m))
-    b = lan.start("b", backup, conf("b", 100, m))
+    a = start(lan, "a", master, conf("a", 150, m))
+    b = start(lan, "b", backup, conf("b", 100, m))
     lan.wait_holder(vip, "a", 20)
-    time.sleep(1.5 if slow else 0.5)
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 20, what="b as BACKUP")
+    quiet(b, 3, 4.0 if slow else 0.5)
     assert lan.holders(vip) == ["a"], "a second master appeared"
     a.kill()  # SIGKILL: no priority 0, the VIP is left behind on a
     lan.wait_holder(vip, "b", 20, hosts=("b",))
-    a = lan.start("a", master, conf("a", 150, m))  # stale VIP removed at start
+    a = start(lan, "a", master, conf("a", 150, m))  # stale VIP removed at start
     lan.wait_holder(vip, "a", 20)
     assert "Entering MASTER STATE" in a.output()
     assert b.proc.poll() is None
@@ -56,14 +73,16 @@ def test_failover_and_preempt(lan, mode, master, backup):
 @pytest.mark.parametrize("master,backup", PAIRS, ids=["director-first", "keepalived-first"])
 def test_nopreempt(lan, master, backup):
     m = MODES["v3-multicast"]
-    a = lan.start("a", master, conf("a", 150, m, nopreempt=True))
+    a = start(lan, "a", master, conf("a", 150, m, nopreempt=True))
     lan.wait_holder("10.9.0.100", "a", 20)
-    b = lan.start("b", backup, conf("b", 100, m, nopreempt=True))
-    time.sleep(1)
+    b = start(lan, "b", backup, conf("b", 100, m, nopreempt=True))
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 20, what="b as BACKUP")
+    quiet(b, 5, 1.0)
     assert lan.holders("10.9.0.100") == ["a"]
     a.kill()
     lan.wait_holder("10.9.0.100", "b", 20, hosts=("b",))
-    a = lan.start("a", master, conf("a", 150, m, nopreempt=True))
-    time.sleep(2.5)  # many Master_Down intervals at 0.1 s
+    a = start(lan, "a", master, conf("a", 150, m, nopreempt=True))
+    wait_for(lambda: "Entering BACKUP STATE" in a.output(), 20, what="a as BACKUP")
+    quiet(a, 10, 2.5)  # many Master_Down intervals at 0.1 s
     assert lan.holders("10.9.0.100") == ["b"], "the higher priority node preempted"
     assert b.proc.poll() is None

@@ -28,16 +28,13 @@ def master_and_backup(lan):
     lan.wait_holder(VIP, "a", hosts=("a",))
     b = lan.start("b", "director", CONF_B, "-P", "--dump-dir", "{dir}")
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b backup")
-    heard(b, 1)
+    b.wait_adverts(1)
     return a, b
 
 
 def heard(b, n: int) -> None:
-    """Wait until b has received `n` more adverts than now (from a's current process:
-    a b that still hears a is a b that has not taken over)."""
-    start = b.stat("advert_rcvd")
-    wait_for(lambda: b.stat("advert_rcvd") >= start + n, 15, step=0.2,
-             what=f"b to hear {n} more advert(s) from a")
+    """b heard `n` more adverts from a's current process (so it has not taken over)."""
+    b.wait_adverts(n)
 
 
 def test_backoff_rule():
