@@ -14,7 +14,7 @@ import os
 import socket
 from collections.abc import Callable
 
-from conf.model import Script, TrackFileDef, TrackProcess, VrrpScript
+from conf.model import TrackFileDef, TrackProcess, VrrpScript
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import read_file_value
 
@@ -60,22 +60,15 @@ class Tracker:
 class ScriptTracker(Tracker):
     kind = "script"
 
-    def __init__(self, spec: VrrpScript, user: str | None,
-                 allowed: Callable[[Script], bool]) -> None:
+    def __init__(self, spec: VrrpScript) -> None:
         super().__init__(spec.name)
         self.spec = spec
-        self.user = spec.user or user
-        self.group = spec.group
-        self.allowed = allowed
         self.up = not spec.init_fail
         self._streak = 0  # consecutive results against the current state
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self.spec.script is None:
-            return
-        if not self.allowed(self.spec.script):
-            self._set(False)  # keepalived: a refused script counts as failing
             return
         self._task = asyncio.ensure_future(self._loop())
 
@@ -84,8 +77,8 @@ class ScriptTracker(Tracker):
         interval = self.spec.interval
         timeout = self.spec.timeout or interval
         while True:
-            rc = await run_script(self.spec.script, timeout=timeout, what="VRRP_Script",
-                                  user=self.user, group=self.group, quiet=True)
+            rc = await run_script(self.spec.script, timeout=timeout,
+                                  what=f"VRRP_Script({self.name})", quiet=True)
             self.result(rc == 0)
             await asyncio.sleep(interval)
 
