@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable
 
 from conf.model import TrackFileDef, TrackProcess, VrrpScript
+from daemonlib import safefile
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import read_file_value
 
@@ -121,12 +122,11 @@ class FileTracker(Tracker):
         self.spec = spec
         if spec.file and spec.init_file and (spec.init_overwrite
                                              or not os.path.exists(spec.file)):
-            try:
-                with open(spec.file, "w") as f:
-                    f.write(f"{spec.init_value}\n")
+            try:  # as keepalived: 0600, never through a link
+                safefile.write_atomic(spec.file, f"{spec.init_value}\n", 0o600)
             except OSError as e:
                 log.error("track_file %s: cannot create %s: %s", self.name, spec.file,
-                          e.strerror)
+                          e.strerror or e)
         self.value = self.read()
 
     def read(self) -> int:
