@@ -48,7 +48,8 @@ def open_dir(path: str, create: bool = False, mode: int = 0o755) -> int:
     try:
         fd = os.open(path, _DIR_FLAGS)
     except OSError as e:
-        if e.errno == errno.ELOOP:  # the last component is a symbolic link
+        # a link as the last component: ELOOP, or ENOTDIR with O_DIRECTORY
+        if e.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(path):
             raise Refused(f"{path} is a symbolic link; refusing to write through it") from None
         raise
     st = os.fstat(fd)

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 
 import attrs
 
-from conf.model import Config, GlobalDefs, Script
+from conf.model import Config, GlobalDefs, Notify, Script
 
 log = logging.getLogger("director.scripts")
 
@@ -243,9 +243,9 @@ def _with_user(script: Script | None, user: str | None, group: str | None) -> Sc
     return attrs.evolve(script, user=user, group=group)
 
 
-def _notify_fields(obj: object) -> Iterator[str]:
+def _script_fields(obj: object) -> Iterator[str]:
     for f in attrs.fields(type(obj)):
-        if isinstance(getattr(obj, f.name), Script):
+        if isinstance(getattr(obj, f.name), (Script, Notify)):
             yield f.name
 
 
@@ -258,8 +258,12 @@ def enforce(cfg: Config, side: str) -> Config:
     g = cfg.global_defs
 
     def notifies(obj, label: str):  # type: ignore[no-untyped-def]
-        changes = {name: policy.allowed(getattr(obj, name), f"{label} {name}")
-                   for name in _notify_fields(obj)}
+        """`obj` with its notify scripts (also those in a Notify block) vetted."""
+        changes = {}
+        for name in _script_fields(obj):
+            value = getattr(obj, name)
+            changes[name] = notifies(value, label) if isinstance(value, Notify) else (
+                policy.allowed(value, f"{label} {name}"))
         return attrs.evolve(obj, **changes) if changes else obj
 
     fifo_fields = ("vrrp_notify_fifo_script", "notify_fifo_script") if side == "vrrp" else (

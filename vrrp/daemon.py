@@ -67,15 +67,17 @@ class SyncGroup:
 
 class VrrpDaemon:
     def __init__(self, cfg: Config, keep_on_stop: bool = False,
-                 addrs: Worker | None = None) -> None:
+                 addrs: Worker | None = None, fifos: list[Fifo] | None = None) -> None:
         cfg = enforce(cfg, "vrrp")  # the script policy, once per load: refused scripts out
         self.cfg = cfg
         self.keep_on_stop = keep_on_stop
         g = cfg.global_defs
         self.addrs = addrs or Worker()  # a reload keeps the rtnetlink worker
-        fifos = ((g.notify_fifo, g.notify_fifo_script),
+        notify_fifos = ((g.notify_fifo, g.notify_fifo_script),
                  (g.vrrp_notify_fifo, g.vrrp_notify_fifo_script))
-        self.fifos = [Fifo(p, s) for p, s in dict(f for f in fifos if f[0]).items()]
+        kept = {(f.path, f.script): f for f in fifos or ()}  # a reload keeps them open
+        self.fifos = [kept.get((p, s)) or Fifo(p, s) for p, s in dict(
+            f for f in notify_fifos if f[0]).items()]
         self.trackers = Trackers(link_up)
         self.trackers.scripts = {s.name: ScriptTracker(s) for s in cfg.vrrp_scripts}
         self.trackers.files = {f.name: FileTracker(f) for f in cfg.track_files}
