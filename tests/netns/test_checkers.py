@@ -18,6 +18,7 @@ import time
 import urllib.request
 
 import pytest
+from lan import wait_for
 from testlib import ROOT, nginx_conf, sh
 
 from checkers import http
@@ -286,7 +287,11 @@ def test_dns_check(tmp_path):
                              f"--pid-file={tmp_path}/dnsmasq.pid"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
+        def bound() -> bool:  # dnsmasq listening on the port (a UDP socket in /proc)
+            with open("/proc/net/udp") as f:
+                return f":{port:04X} " in f.read()
+
+        wait_for(bound, 10, what=f"dnsmasq bound to udp port {port}")
 
         def ck(name: str, kind: str) -> Checker:
             return Checker(type="DNS_CHECK", connect_ip="127.0.0.1", connect_port=port,
