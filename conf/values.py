@@ -135,11 +135,9 @@ def script(node: Node) -> Script:
 
 def notify_script(node: Node) -> Script:
     """`notify* COMMAND [USER [GROUP]]` as keepalived reads it: the first word (quoted to
-    hold arguments) is the command, the words after it who runs it."""
+    hold arguments) is the command, the next two who runs it (more are ignored)."""
     if not node.args:
         raise Bad("needs a value")
-    if len(node.args) > 3:
-        raise Bad("takes a command (quoted if it has arguments), an optional user and group")
     cmd = str(node.args[0])
     argv = split_argv(cmd)
     if not argv:

@@ -21,6 +21,7 @@ import pwd
 import signal
 import stat
 from collections.abc import Iterator
+from typing import Any
 
 import attrs
 
@@ -229,8 +230,9 @@ class ScriptPolicy:
     def report(self, side: str) -> None:
         """keepalived's summary warning when scripts run without enable_script_security."""
         if self.any_runs and not self.security:
-            log.warning("SECURITY WARNING: %s scripts will run but enable_script_security "
-                        "is not set%s", side, "; some are insecure" if self.any_insecure else "")
+            log.warning("SECURITY VIOLATION: %s scripts will run without "
+                        "enable_script_security%s", side,
+                        "; some are insecure" if self.any_insecure else "")
 
 
 _current: ScriptPolicy | None = None
@@ -257,7 +259,7 @@ def enforce(cfg: Config, side: str) -> Config:
     policy = _current = ScriptPolicy(cfg.global_defs)
     g = cfg.global_defs
 
-    def notifies(obj, label: str):  # type: ignore[no-untyped-def]
+    def notifies(obj: Any, label: str) -> Any:
         """`obj` with its notify scripts (also those in a Notify block) vetted."""
         changes = {}
         for name in _script_fields(obj):
@@ -279,7 +281,7 @@ def enforce(cfg: Config, side: str) -> Config:
                 gone.add(s.name)
                 log.error("Disabling track script %s: its script may not run", s.name)
 
-        def untrack(obj):  # type: ignore[no-untyped-def]
+        def untrack(obj: Any) -> Any:
             refs = tuple(r for r in obj.track_script if r.name not in gone)
             return attrs.evolve(obj, track_script=refs) if len(refs) != len(
                 obj.track_script) else obj

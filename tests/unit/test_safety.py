@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from helpers import load_text
+from helpers import load_text, messages
 
 from conf.model import GlobalDefs, Script
 from daemonlib import safefile, scripts
@@ -186,7 +186,7 @@ def test_users_and_groups():
 
 
 def test_notify_lines_carry_their_user(tmp_path):
-    cfg = load_text(tmp_path, """
+    loaded = load_text(tmp_path, """
         vrrp_instance VI_1 {
             interface eth0
             virtual_router_id 51
@@ -204,7 +204,11 @@ def test_notify_lines_carry_their_user(tmp_path):
                     user nobody nogroup
                 }
             }
-        }""").config
+        }""")
+    cfg = loaded.config
+    assert messages(loaded) == ["6: notify_backup: 'daemon' is read as the user to run the "
+                                "script as (keepalived's reading); quote the command to give "
+                                "it arguments"]
     n = cfg.vrrp_instances[0].notify
     assert (n.notify_master.argv, n.notify_master.user, n.notify_master.group) == (
         ("/bin/notify", "master", "now"), "nobody", "nogroup")
@@ -274,4 +278,25 @@ def test_enforce_takes_refused_scripts_out(tmp_path, sdir, caplog):
     assert f"SECURITY: vrrp_script chk_bad script {bad}" in text
     assert "Disabling track script chk_bad" in text
     assert "Disabling MISC_CHECK" in text and "writable by others" in text
-    assert "SECURITY WARNING" not in text  # enable_script_security is set
+    assert "SECURITY VIOLATION" not in text  # enable_script_security is set
+
+
+def test_scripts_without_script_security_are_reported(tmp_path, sdir, caplog):
+    bad = script_file(sdir, "bad.sh", 0o777)
+    loaded = load_text(tmp_path, f"""
+        virtual_server 10.0.0.1 80 {{
+            real_server 10.0.1.1 80 {{
+                notify_up "{bad}" root
+                MISC_CHECK {{
+                    misc_path "{bad}"
+                    user root
+                }}
+            }}
+        }}""")
+    with caplog.at_level(logging.INFO):
+        cfg = scripts.enforce(loaded.config, "checker")
+    rs = cfg.virtual_servers[0].real_servers[0]
+    assert rs.notify_up is not None and len(rs.checkers) == 1  # kept: security is off
+    assert "unsafe permissions: " + f"{bad} is writable by others" in caplog.text
+    assert ("SECURITY VIOLATION: checker scripts will run without enable_script_security; "
+            "some are insecure") in caplog.text
