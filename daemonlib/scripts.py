@@ -94,8 +94,9 @@ def _reachable(path: str, uid: int, gid: int) -> bool:
 
 def unsafe_path(path: str) -> str | None:
     """Why a user other than root could change what `path` runs, or None: every
-    component, not following links, must be owned by root, and no directory (unless
-    sticky) nor the file be writable by a non-root group or by others."""
+    component must be owned by root, and no directory (unless sticky) nor the file be
+    writable by a non-root group or by others. A link along the way (/bin -> usr/bin) is
+    fine when root owns it: its target is checked by the walk of the real path."""
     parts = [p for p in path.split("/") if p]
     node = "/"
     for i, part in enumerate([""] + parts):
@@ -105,9 +106,9 @@ def unsafe_path(path: str) -> str | None:
             st = os.lstat(node)
         except OSError as e:
             return f"{node}: {e.strerror}"
-        if (not last and not stat.S_ISDIR(st.st_mode)) or (
-                last and not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode))):
-            return f"{node} is not a {'directory' if not last else 'file'}"
+        link = stat.S_ISLNK(st.st_mode)
+        if not link and not (stat.S_ISREG(st.st_mode) if last else stat.S_ISDIR(st.st_mode)):
+            return f"{node} is not a {'file' if last else 'directory'}"
         if st.st_uid != 0:
             return f"{node} is owned by uid {st.st_uid}, not root"
         checked = stat.S_ISREG(st.st_mode) or (stat.S_ISDIR(st.st_mode)

@@ -170,6 +170,15 @@ def test_verdicts_as_keepalived(sdir):
     assert "not found in PATH" in scripts.check(sc("no-such-cmd-x"), root, True).refused
     v = scripts.check(sc("true"), root, True)
     assert v.runnable and v.runnable.argv[0].endswith("/true") and "PATH search" in v.notes[0]
+    # a root-owned link on the way (/bin -> usr/bin on merged-/usr systems) is fine, as
+    # keepalived 2.2.7 runs such scripts as root with enable_script_security
+    (tmp_path / "bin").symlink_to(tmp_path / "real")
+    (tmp_path / "real").mkdir()
+    script_file(tmp_path / "real", "linked.sh")
+    assert scripts.check(sc(tmp_path / "bin" / "linked.sh"), root, True).runnable
+    (tmp_path / "real").chmod(0o777)  # ... but its target is still checked
+    assert f"{tmp_path}/real is writable by others" in scripts.check(
+        sc(tmp_path / "bin" / "linked.sh"), root, True).refused
 
 
 def test_users_and_groups():
