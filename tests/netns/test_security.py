@@ -71,7 +71,9 @@ GLOB = """    script_user nobody
 def test_vrrp_scripts_obey_the_policy(lan, sdir):
     out = sdir / "out"
     glob = GLOB + (f"    vrrp_notify_fifo {sdir}/out/vrrp.fifo\n"
-                   f"    vrrp_notify_fifo_script \"{sdir}/fifo.sh fifo\"\n")
+                   f"    vrrp_notify_fifo_script \"{sdir}/fifo.sh fifo\"\n"
+                   f"    notify_fifo {sdir}/out/global.fifo\n"
+                   f"    notify_fifo_script \"{sdir}/ww.sh gfifo\" root\n")
     head = f"""vrrp_script chk_ok {{
     script "{sdir}/who.sh chk_ok"
 }}
@@ -108,6 +110,7 @@ vrrp_script chk_bad {{
     }}
     notify_master "{sdir}/who.sh group_master" daemon
     notify_backup "{sdir}/ww.sh group_backup" root
+    notify "{sdir}/who.sh group_notify"
 }}
 """
     a = lan.start("a", "director", conf, "-P")
@@ -120,12 +123,14 @@ vrrp_script chk_bad {{
     wait_line(out, "inst_backup", "daemon inst_backup")
     wait_line(out, "notify", "nobody notify INSTANCE VI_1 MASTER 150")
     wait_line(out, "group_master", "daemon group_master")
+    wait_line(out, "group_notify", "nobody group_notify GROUP G MASTER")
     wait_line(out, "fifo", 'nobody INSTANCE "VI_1" MASTER 150')
     log = a.output()
     for tag, why in (("vrrp_script chk_bad", f"{sdir}/ww.sh is writable by others"),
                      ("notify_fault", f"{sdir}/ww.sh is writable by others"),
                      ("notify_stop", f"{sdir}/open is writable by others"),
-                     ("VRRP_Group(G) notify_backup", f"{sdir}/ww.sh is writable by others")):
+                     ("VRRP_Group(G) notify_backup", f"{sdir}/ww.sh is writable by others"),
+                     ("notify_fifo_script", f"{sdir}/ww.sh is writable by others")):
         assert any(tag in line and "disabled" in line and why in line
                    for line in log.splitlines() if "SECURITY:" in line), (tag, log[-3000:])
     assert "Disabling track script chk_bad" in log
@@ -135,7 +140,7 @@ vrrp_script chk_bad {{
     wait_line(out, "fifo", 'INSTANCE "VI_1" STOP 150')
     # the refused ones never ran (a stop has run notify_stop's turn by now)
     assert not any((out / t).exists() for t in ("chk_bad", "inst_fault", "inst_stop",
-                                                  "group_backup"))
+                                                  "group_backup", "gfifo"))
 
 
 LVS = """global_defs {{
@@ -151,8 +156,8 @@ virtual_server 10.9.0.100 80 {{
     lb_kind NAT
     protocol TCP
     quorum 2
-    quorum_up "{sdir}/who.sh quorum_up" daemon
-    quorum_down "{sdir}/ww.sh quorum_down" root
+    quorum_up "{sdir}/who.sh quorum_up"
+    quorum_down "{sdir}/who.sh quorum_down" daemon
     real_server 10.9.0.11 80 {{
         notify_up "{sdir}/who.sh rs1_up"
         MISC_CHECK {{
@@ -176,6 +181,20 @@ virtual_server 10.9.0.100 80 {{
         }}
     }}
 }}
+virtual_server 10.9.0.101 80 {{
+    delay_loop 0.5
+    alpha
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    quorum_up "{sdir}/ww.sh vs2_quorum_up" root
+    real_server 10.9.0.13 80 {{
+        notify_up "{sdir}/who.sh rs3_up"
+        MISC_CHECK {{
+            misc_path "{sdir}/who.sh misc3"
+        }}
+    }}
+}}
 """
 
 
@@ -185,24 +204,30 @@ def test_checker_scripts_obey_the_policy(lan, sdir):
     wait_line(out, "misc1", "nobody misc1")
     wait_line(out, "misc2", "daemon misc2")
     wait_line(out, "rs1_up", "nobody rs1_up")
-    wait_line(out, "quorum_up", "daemon quorum_up")
+    wait_line(out, "quorum_up", "nobody quorum_up")
+    wait_line(out, "rs3_up", "nobody rs3_up")
+    wait_for(lambda: any("Gained quorum" in line and "10.9.0.101" in line
+                         for line in a.output().splitlines()), 10,
+             what="VS 2 gaining its quorum (whose quorum_up script is refused)")
     wait_line(out, "lvsfifo", "daemon RS")  # the LVS FIFO script runs as its own user
     log = a.output()
     for tag, why in (("MISC_CHECK", f"{sdir}/ww.sh is writable by others"),
                      ("MISC_CHECK", f"{sdir}/open is writable by others"),
                      ("notify_up", f"{sdir}/ww.sh is writable by others"),
-                     ("quorum_down", f"{sdir}/ww.sh is writable by others")):
+                     ("quorum_up", f"{sdir}/ww.sh is writable by others")):
         assert any(tag in line and "disabled" in line and why in line
                    for line in log.splitlines() if "SECURITY:" in line), (tag, log[-3000:])
     assert log.count("Disabling MISC_CHECK") == 2
     # the refused MISC_CHECKs are gone, not failing: both real servers came up on the rest
     # (alpha: they start down) and so the quorum of 2 was gained
-    # the other checker still decides: misc2 failing takes 10.9.0.12 down (notify_down)
+    # the other checker still decides: misc2 failing takes 10.9.0.12 down (notify_down),
+    # and with it VS 1's quorum of 2 (quorum_down, as its own user)
     (sdir / "who.sh").write_text('#!/bin/sh\necho "$(id -un) $*" > "' + str(out) +
                                  '/$1"\n[ "$1" != misc2 ]\n')
     wait_line(out, "rs2_down", "daemon rs2_down")
+    wait_line(out, "quorum_down", "daemon quorum_down")
     assert not any((out / t).exists() for t in ("misc_bad", "misc_open", "rs2_up",
-                                                  "quorum_down"))
+                                                  "vs2_quorum_up"))
 
 
 # -- files the daemon writes ----------------------------------------------------------
