@@ -78,13 +78,8 @@ def check_target(dirfd: int, name: str, shown: str) -> None:
         raise Refused(f"{shown} is owned by uid {st.st_uid}; not replaced")
 
 
-def write_atomic(path: str, data: bytes | str, mode: int = 0o600,
-                 create_dir: bool = False) -> str:
-    """Replace `path` with `data` (readers see the old or the new file, never half);
-    the new file has exactly `mode`. Raises Refused or OSError; returns `path`."""
+def _replace(path: str, data: bytes, mode: int, create_dir: bool, keep_open: bool) -> int:
     directory, name = os.path.split(os.path.abspath(path))
-    if isinstance(data, str):
-        data = data.encode()
     dirfd = open_dir(directory, create=create_dir)
     try:
         check_target(dirfd, name, path)
@@ -92,21 +87,36 @@ def write_atomic(path: str, data: bytes | str, mode: int = 0o600,
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dirfd)
         try:
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
-            finally:
-                os.close(fd)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
             os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
         except BaseException:
+            os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dirfd)
             raise
     finally:
         os.close(dirfd)
+    if keep_open:
+        return fd
+    os.close(fd)
+    return -1
+
+
+def write_atomic(path: str, data: bytes | str, mode: int = 0o600,
+                 create_dir: bool = False) -> str:
+    """Replace `path` with `data` (readers see the old or the new file, never half);
+    the new file has exactly `mode`. Raises Refused or OSError; returns `path`."""
+    _replace(path, data.encode() if isinstance(data, str) else data, mode, create_dir, False)
     return path
+
+
+def create(path: str, mode: int = 0o600) -> int:
+    """A new empty file at `path` (replacing ours, as keepalived's log file), open for
+    writing: same refusals as write_atomic."""
+    return _replace(path, b"", mode, False, True)
 
 
 def remove(path: str) -> None:

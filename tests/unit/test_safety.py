@@ -309,3 +309,38 @@ def test_scripts_without_script_security_are_reported(tmp_path, sdir, caplog):
     assert "unsafe permissions: " + f"{bad} is writable by others" in caplog.text
     assert ("SECURITY VIOLATION: checker scripts will run without enable_script_security; "
             "some are insecure") in caplog.text
+
+
+def test_create_replaces_ours_and_refuses_a_link(tmp_path):
+    path = tmp_path / "keepalived.log"
+    path.write_text("old run\n")
+    fd = safefile.create(str(path))
+    os.write(fd, b"new run\n")
+    os.close(fd)
+    assert path.read_text() == "new run\n" and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    path.unlink()
+    path.symlink_to(tmp_path / "victim")
+    with pytest.raises(safefile.Refused, match="symbolic link"):
+        safefile.create(str(path))
+    assert not (tmp_path / "victim").exists()
+
+
+def test_log_file_option_never_follows_a_link(tmp_path):
+    """`-g` (keepalived's default /tmp/keepalived.log): a planted link is refused, the
+    daemon logs to stderr instead and says why."""
+    import subprocess
+    import sys
+
+    from testlib import ROOT
+
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "log").symlink_to(victim)
+    code = ("import argparse, logging\nfrom director.cli import setup_logging\n"
+            "setup_logging(argparse.Namespace(log_detail=False, log_console=False, "
+            f"dont_fork=False, log_file={str(tmp_path / 'log')!r}))\n"
+            "logging.getLogger('director').info('hello')\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                       text=True, timeout=60)
+    assert f"director: {tmp_path}/log is a symbolic link; not followed" in r.stderr
+    assert "hello" in r.stderr and victim.read_text() == "precious\n"
