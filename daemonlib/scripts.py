@@ -217,7 +217,8 @@ class ScriptPolicy:
                 log.warning("%s script %s (%s): %s", what, script.argv[0], script.pos, note)
         runnable = verdict.runnable if verdict else None
         if runnable is None:
-            log.error("SECURITY: %s script %s (%s) disabled: %s", what, script.cmd,
+            log.error("%s%s script %s (%s) disabled: %s",
+                      "SECURITY: " if verdict and verdict.insecure else "", what, script.cmd,
                       script.pos, refused)
         else:
             self.any_runs = True
