@@ -266,12 +266,13 @@ async def ping_probe(ck: Checker, timeout: float) -> Outcome:
         s.close()
 
 
-async def misc_probe(ck: Checker, timeout: float, user: str | None) -> Outcome:
+async def misc_probe(ck: Checker, timeout: float) -> Outcome:
     """misc_path's exit code: 0 up, 1 down; with misc_dynamic 2..255 up at weight code-2."""
     if ck.misc_path is None:
         return Outcome(False, "no misc_path")
+    # as whom, and whether at all: the script policy decided at config load
     rc = await run_script(ck.misc_path, timeout=ck.misc_timeout or timeout, what="MISC_CHECK",
-                          user=ck.user or user, quiet=True)
+                          quiet=True)
     if rc is None:
         return Outcome(False, "script failed to run or timed out")
     if rc == 0:
@@ -292,31 +293,31 @@ def file_probe(ck: Checker, path: str | None, weight: int, reverse: bool,
     return Outcome(True, weight=None if weight == 0 else max(0, base_weight + delta))
 
 
-Probe = Callable[[Checker, float, str | None], Awaitable[Outcome]]
+Probe = Callable[[Checker, float], Awaitable[Outcome]]
 
 
-def _http(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:
+def _http(ck: Checker, timeout: float) -> Awaitable[Outcome]:
     from .http import http_probe  # aiohttp is loaded only where HTTP checkers exist
 
     return http_probe(ck, timeout)
 
 
-# checker type -> probe(checker, timeout, default script user); FILE_CHECK needs no I/O
-# of its own and is computed by the engine (file_probe)
+# checker type -> probe(checker, timeout); FILE_CHECK needs no I/O of its own and is
+# computed by the engine (file_probe)
 PROBES: dict[str, Probe] = {
-    "TCP_CHECK": lambda ck, timeout, user: tcp_probe(ck, timeout),
+    "TCP_CHECK": tcp_probe,
     "HTTP_GET": _http,
     "SSL_GET": _http,
-    "SMTP_CHECK": lambda ck, timeout, user: smtp_probe(ck, timeout),
-    "DNS_CHECK": lambda ck, timeout, user: dns_probe(ck, timeout),
-    "UDP_CHECK": lambda ck, timeout, user: udp_probe(ck, timeout),
-    "PING_CHECK": lambda ck, timeout, user: ping_probe(ck, timeout),
+    "SMTP_CHECK": smtp_probe,
+    "DNS_CHECK": dns_probe,
+    "UDP_CHECK": udp_probe,
+    "PING_CHECK": ping_probe,
     "MISC_CHECK": misc_probe,
 }
 
 
-def probe(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:
+def probe(ck: Checker, timeout: float) -> Awaitable[Outcome]:
     found = PROBES.get(ck.type)
     if found is None:
         raise ValueError(f"no probe for {ck.type}")
-    return found(ck, timeout, user)
+    return found(ck, timeout)

@@ -8,7 +8,6 @@ import logging
 import attrs
 
 from checkers.engine import Engine, Key, build
-from daemonlib.scripts import default_script_user
 
 from .lvs import Lvs
 from .pool import rs_name
@@ -52,7 +51,6 @@ class Health:
             http.configure(cfg.ssl)
         self.engine = Engine(lambda k, up: self.queue.put_nowait(CheckerChanged(k, up)),
                              lambda k, w: self.queue.put_nowait(WeightChanged(k, w)),
-                             user=default_script_user(g.script_user),
                              log_all_failures=g.checker_log_all_failures)
         pools = self.lvs.pools
         build(cfg, self.engine, lambda k: pools[k[0]].servers[k[1]].checkers_up[k[2]], rs_name)

@@ -112,7 +112,7 @@ def nginx(tmp_path_factory):
 def run(ck: Checker, timeout: float = 3.0):
     async def go():
         try:
-            return await probe(ck, timeout, None)
+            return await probe(ck, timeout)
         finally:
             await http.close()
     return asyncio.run(go())
@@ -178,7 +178,7 @@ def test_hanging_server_fails_at_connect_timeout():
         port = server.sockets[0].getsockname()[1]
         t0 = time.monotonic()
         try:
-            r = await probe(http_ck(port, Url(path="/")), 0.5, None)
+            r = await probe(http_ck(port, Url(path="/")), 0.5)
         finally:
             server.close()
             await http.close()
@@ -266,7 +266,7 @@ def test_smtp_check():
         port = server.sockets[0].getsockname()[1]
         try:
             return await probe(Checker(type="SMTP_CHECK", connect_ip="127.0.0.1",
-                                       connect_port=port), 2, None)
+                                       connect_port=port), 2)
         finally:
             server.close()
     assert asyncio.run(go(b"220 smtp.test ESMTP\r\n")).ok
@@ -317,7 +317,7 @@ def test_udp_check():
         port = t.get_extra_info("sockname")[1]
         try:
             return await probe(Checker(type="UDP_CHECK", connect_ip="127.0.0.1",
-                                       connect_port=port, payload=b"ping", **kw), 1, None)
+                                       connect_port=port, payload=b"ping", **kw), 1)
         finally:
             t.close()
     assert asyncio.run(go(require_reply=b"pong:ping")).ok
@@ -332,7 +332,7 @@ def test_udp_check():
 def test_ping_check_in_namespaces(lan):
     code = (f"import asyncio, sys\nsys.path[:0] = [{ROOT!r}]\n"
             "from checkers.probes import probe\nfrom conf.model import Checker\n"
-            "r = asyncio.run(probe(Checker(type='PING_CHECK', connect_ip=sys.argv[1]), 1, None))\n"
+            "r = asyncio.run(probe(Checker(type='PING_CHECK', connect_ip=sys.argv[1]), 1))\n"
             "print('UP' if r.ok else 'DOWN ' + r.reason)\n")
     for target, want in (("10.9.0.2", "UP"), ("10.9.0.77", "DOWN"), ("fd00:9::2", "UP"),
                          ("fd00:9::77", "DOWN")):

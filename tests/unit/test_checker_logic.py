@@ -84,4 +84,4 @@ def test_every_checker_type_has_a_probe():
     """The registry covers what the parser accepts (FILE_CHECK is computed by the engine)."""
     assert set(PROBES) | {"FILE_CHECK"} == set(CHECKER_TYPES)
     with pytest.raises(ValueError, match="NO_SUCH_CHECK"):
-        probe(Checker(type="NO_SUCH_CHECK"), 1.0, None)
+        probe(Checker(type="NO_SUCH_CHECK"), 1.0)

@@ -101,7 +101,7 @@ def node(tmp_path, wire: Wire, name: str, prio: int, src: str, extra: str = ""):
     assert not [d for d in loaded.diags.items if d.severity == "error"]
     cfg = loaded.config
     plane = RecordingPlane()
-    routers = [Router(i, cfg.global_defs, plane, [], None) for i in cfg.vrrp_instances]
+    routers = [Router(i, cfg.global_defs, plane, []) for i in cfg.vrrp_instances]
     sock = wire.socket(name)
     for r in routers:
         r.attach(sock, sock)
