@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from testlib import ROOT
+from testlib import ROOT, wait_until
 from topo import VIP, Topology, rs_ip
 
 from conf import load
@@ -356,10 +356,8 @@ def test_health_checkers_drive_the_table(ipvs_clean, topology, tmp_path):
         return {m for m in re.findall(r"->\s+(\S+):80", ipvsadm("-Ln"))}
 
     async def wait_dests(want: set[str], timeout: float = 20) -> None:
-        end = time.monotonic() + timeout
-        while dests() != want:
-            assert time.monotonic() < end, (want, ipvsadm("-Ln"))
-            await asyncio.sleep(0.2)
+        await wait_until(lambda: dests() == want, timeout, step=0.2,
+                         what=f"the table to hold {sorted(want)}")
 
     async def body():
         lvs = await started(config(tmp_path, CHECKED))
