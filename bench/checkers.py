@@ -81,7 +81,6 @@ class Run:
 
 async def engine_run(n: int, kind: str, seconds: float) -> Run:
     """The engine in this process with n checkers of `kind`, measured for `seconds`."""
-    from checkers import http
     from checkers.engine import Engine, Job
     from checkers.state import RetryState
     from conf.model import Checker, Url
@@ -108,7 +107,6 @@ async def engine_run(n: int, kind: str, seconds: float) -> Run:
     checks = sum(j.checks for j in eng.jobs) - checks0
     late = sorted(eng.lateness)
     eng.stop()
-    await http.close()
     p99 = late[int(len(late) * 0.99)] if late else float("nan")
     return Run(checks / wall, cpu / wall, cpu / max(checks, 1), p99, failures)
 
