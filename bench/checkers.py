@@ -112,10 +112,7 @@ async def engine_run(n: int, kind: str, seconds: float) -> Run:
 
 
 def measure(n: int, kind: str, seconds: float) -> Run:
-    """One run in a fresh process-wide loop (the event loop the checker daemon uses)."""
-    from daemonlib.aio import run
-
-    return run(engine_run(n, kind, seconds))
+    return asyncio.run(engine_run(n, kind, seconds))
 
 
 def profile(spec: str, seconds: float) -> None:
@@ -181,10 +178,9 @@ def main() -> int:
         if args.profile:
             profile(args.profile, args.seconds)
             return 0
-        from daemonlib.aio import loop_name
-
-        print(f"## Health checkers: one engine ({loop_name()} event loop), delay_loop 1 s, "
-              "one nginx on N loopback addresses\n")
+        load = os.getloadavg()[0]
+        print("## Health checkers: one engine, delay_loop 1 s, one nginx on N loopback "
+              f"addresses (load average {load:.1f} at the start)\n")
         print("| checker | N | checks/s | CPU % of one core | CPU us / check | p99 lateness | "
               "target | result |\n|---|---|---|---|---|---|---|---|")
         for kind, ns in (("TCP_CHECK", args.tcp), ("HTTP_GET", args.http),

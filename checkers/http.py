@@ -23,12 +23,14 @@ import re
 import socket
 import ssl
 from collections.abc import Callable
+from typing import Any
 
 import httptools
 
 from conf.model import Checker, SslConfig, Url
 
-from .probes import Outcome, _socket
+from .poller import IN, OUT, poller
+from .probes import UP, Outcome, open_socket
 
 log = logging.getLogger("director.checkers")
 
@@ -111,8 +113,8 @@ class Get:
 
     __slots__ = ("loop", "sock", "fd", "done", "parser", "request", "pending", "tls", "inbio",
                  "outbio", "timer", "error", "status", "length", "received", "head",
-                 "header_done", "complete", "md5", "kept", "keep", "connecting", "writing",
-                 "reading", "handshaking", "closed")
+                 "header_done", "complete", "md5", "kept", "keep", "connecting", "events",
+                 "poller", "handshaking", "closed")
 
     def __init__(self, ck: Checker, url: Url, timeout: float, done: Callable[[Get], None],
                  digest: bool = False, keep: bool = False) -> None:
@@ -125,7 +127,9 @@ class Get:
         self.head = 0  # header bytes so far
         self.header_done = self.complete = self.closed = False
         self.connecting = True
-        self.writing = self.reading = self.handshaking = False
+        self.handshaking = False
+        self.events = 0
+        self.poller = poller()
         self.md5 = hashlib.md5() if digest else None
         self.keep = keep
         self.kept: list[bytes] = []
@@ -135,7 +139,7 @@ class Get:
         self.tls: ssl.SSLObject | None = None
         self.timer: asyncio.TimerHandle | None = None
         try:
-            self.sock = _socket(ck, socket.SOCK_STREAM)
+            self.sock = open_socket(ck, socket.SOCK_STREAM, fast=True)
         except OSError as e:
             self.sock = None
             self.fd = -1
@@ -156,42 +160,34 @@ class Get:
         if rc == 0:
             self._connected()
         elif rc in (errno.EINPROGRESS, errno.EAGAIN):
-            self._want_write(True)
+            self._watch(OUT)
         else:
             self._fail(os.strerror(rc))
 
     # -- the socket ----------------------------------------------------------------
-    def _want_write(self, on: bool) -> None:
-        if on != self.writing:
-            self.writing = on
-            if on:
-                self.loop.add_writer(self.fd, self._writable)
+    def _watch(self, events: int) -> None:
+        if events != self.events:
+            if self.events:
+                self.poller.change(self.fd, events)
             else:
-                self.loop.remove_writer(self.fd)
+                self.poller.watch(self.fd, events, Get._event, self)
+            self.events = events
 
-    def _want_read(self, on: bool) -> None:
-        if on != self.reading:
-            self.reading = on
-            if on:
-                self.loop.add_reader(self.fd, self._readable)
-            else:
-                self.loop.remove_reader(self.fd)
-
-    def _writable(self) -> None:
-        if self.sock is None:
-            return
+    def _event(self, events: int) -> None:
         if self.connecting:
-            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
             if err:
                 self._fail(os.strerror(err))
                 return
             self._connected()
-        else:
+            return
+        if events & OUT:
             self._flush()
+        if events & ~OUT and self.sock is not None:
+            self._readable()
 
     def _connected(self) -> None:
         self.connecting = False
-        self._want_read(True)
         if self.tls is not None:
             self.handshaking = True
             self._handshake()
@@ -214,7 +210,7 @@ class Get:
                 self._fail(f"send: {e.strerror or e}")
                 return
             self.pending = self.pending[n:]
-        self._want_write(bool(self.pending))
+        self._watch(IN | OUT if self.pending else IN)
 
     def _readable(self) -> None:
         if self.sock is None:
@@ -343,10 +339,8 @@ class Get:
         if self.timer is not None:
             self.timer.cancel()
         if self.sock is not None:
-            if self.reading:
-                self.loop.remove_reader(self.fd)
-            if self.writing:
-                self.loop.remove_writer(self.fd)
+            if self.events:
+                self.poller.forget(self.fd)
             self.sock.close()
             self.sock = None
         self.done(self)
@@ -384,48 +378,58 @@ def _verdict(url: Url, get: Get, server: str) -> str | None:
     return None
 
 
-class _Check:
-    """The urls of one checker, one GET after another; the first failure ends it."""
+class HttpCheck:
+    """The urls of one checker, one GET after another; the first failure ends it with
+    `done(arg, outcome)` (a function and its argument: no closure per check)."""
 
-    __slots__ = ("ck", "timeout", "fut", "urls", "i", "server", "get")
+    __slots__ = ("ck", "timeout", "done", "arg", "urls", "i", "get", "ended")
 
-    def __init__(self, ck: Checker, timeout: float, fut: asyncio.Future[Outcome]) -> None:
-        self.ck, self.timeout, self.fut = ck, timeout, fut
+    def __init__(self, ck: Checker, timeout: float, done: Callable[[Any, Outcome], None],
+                 arg: Any) -> None:
+        self.ck, self.timeout, self.done, self.arg = ck, timeout, done, arg
         self.urls = ck.urls or (Url(),)
         self.i = 0
-        self.server = f"{ck.connect_ip}:{ck.connect_port}"
-        fut.add_done_callback(self._cancelled)
-        self._next()
+        self.get: Get | None = None
+        self.ended = False
 
-    def _next(self) -> None:
+    def start(self) -> None:
+        """Separate from __init__: the verdict may come at once (a refused connect)."""
         url = self.urls[self.i]
         self.get = Get(self.ck, url, self.timeout, self._got, digest=url.digest is not None,
                        keep=url.regex is not None)
 
-    def _cancelled(self, fut: asyncio.Future[Outcome]) -> None:
-        if fut.cancelled():  # the engine stopped: close the connection now
-            self.get.abort()
-
     def _got(self, get: Get) -> None:
         url = self.urls[self.i]
-        why = _verdict(url, get, self.server)
+        why = _verdict(url, get, f"{self.ck.connect_ip}:{self.ck.connect_port}")
         if why is not None:
             self._end(Outcome(False, f"{why} on url {url.path}"))
         elif self.i + 1 < len(self.urls):
             self.i += 1
-            self._next()
+            self.start()
         else:
-            self._end(Outcome(True))
+            self._end(UP)
 
     def _end(self, outcome: Outcome) -> None:
-        if not self.fut.done():
-            self.fut.set_result(outcome)
+        if not self.ended:
+            self.ended = True
+            self.done(self.arg, outcome)
+
+    def cancel(self) -> None:
+        """Stop now without a verdict (the engine stops): the connection is closed."""
+        self.ended = True
+        if self.get is not None:
+            self.get.abort()
+
+
+def _set_result(fut: asyncio.Future[Outcome], outcome: Outcome) -> None:
+    if not fut.done():
+        fut.set_result(outcome)
 
 
 def http_probe(ck: Checker, timeout: float) -> asyncio.Future[Outcome]:
     """A future of the checker's verdict; `timeout` bounds each url's GET."""
     fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-    _Check(ck, timeout, fut)
+    HttpCheck(ck, timeout, _set_result, fut).start()
     return fut
 
 
