@@ -34,7 +34,7 @@ from .probes import UP, Outcome, open_socket
 
 log = logging.getLogger("director.checkers")
 
-MAX_HEADER = 64 * 1024  # a response header larger than this is a failure
+MAX_HEADER = 64 * 1024  # this much received without the end of the header: a failure
 MAX_KEPT = 16 * 1024 * 1024  # body bytes kept for a regex; the rest is not searched
 RECV = 65536
 
@@ -111,14 +111,14 @@ class Get:
     """One GET on its own connection; `done(get)` is called once, with `error` set (the
     reason) or with `status`, `received` and the digest or body the caller asked for."""
 
-    __slots__ = ("loop", "sock", "fd", "done", "parser", "request", "pending", "tls", "inbio",
+    __slots__ = ("sock", "fd", "done", "parser", "request", "pending", "tls", "inbio",
                  "outbio", "timer", "error", "status", "length", "received", "head",
                  "header_done", "complete", "md5", "kept", "keep", "connecting", "events",
                  "poller", "handshaking", "closed")
 
     def __init__(self, ck: Checker, url: Url, timeout: float, done: Callable[[Get], None],
                  digest: bool = False, keep: bool = False) -> None:
-        self.loop = loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         self.done = done
         self.error: str | None = None
         self.status = 0
@@ -284,11 +284,6 @@ class Get:
 
     # -- the response ----------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
-        if not self.header_done:
-            self.head += len(data)
-            if self.head > MAX_HEADER:
-                self._fail(f"response header longer than {MAX_HEADER} bytes")
-                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as e:
@@ -296,6 +291,10 @@ class Get:
             return
         if self.complete:
             self._finish()
+        elif not self.header_done:
+            self.head += len(data)
+            if self.head > MAX_HEADER:
+                self._fail(f"response header longer than {MAX_HEADER} bytes")
 
     def _eof(self) -> None:
         if not self.header_done:
