@@ -174,6 +174,15 @@ class Get:
             self.events = events
 
     def _event(self, events: int) -> None:
+        try:
+            self._step(events)
+        except Exception as e:  # a bug here must fail this check, not leave it hanging
+            log.error("HTTP check (%s): internal error %s: %s",
+                      self.request.split(b"\r\n")[0].decode("latin-1"),
+                      type(e).__name__, e)
+            self._fail(f"internal error {type(e).__name__}: {e}")
+
+    def _step(self, events: int) -> None:
         if self.connecting:
             err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
             if err:
