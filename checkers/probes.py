@@ -102,12 +102,15 @@ def tcp_probe(ck: Checker, timeout: float) -> asyncio.Future[Outcome]:
     def writable(_arg: None, _events: int) -> None:
         timer.cancel()
         p.forget(fd)
-        fut.set_result(tcp_result(s))
+        outcome = tcp_result(s)
+        if not fut.done():  # not cancelled meanwhile
+            fut.set_result(outcome)
 
     def expired() -> None:
         p.forget(fd)
         s.close()
-        fut.set_result(Outcome(False, "timeout"))
+        if not fut.done():
+            fut.set_result(Outcome(False, "timeout"))
 
     timer = loop.call_later(timeout, expired)
     p.watch(fd, OUT, writable, None)
