@@ -223,3 +223,20 @@ def test_engine_runs_http_and_tcp_and_stop_closes_what_is_in_flight():
     verdicts, open_after = asyncio.run(_serve(answer(OK + b"\r\nok"), go))
     assert verdicts == {(0, 0, 0): True, (0, 1, 0): True}  # port 1 stays down: no news
     assert open_after == 0
+
+
+def test_bindto_and_bind_port_are_the_source_of_the_get():
+    import socket
+
+    with socket.socket() as s:  # a free port to bind to
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    peers: list[tuple[str, int]] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peers.append(writer.get_extra_info("peername"))
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(OK + b"\r\nok")
+        writer.close()
+    assert check(record, bindto="127.0.0.9", bind_port=port).ok
+    assert peers == [("127.0.0.9", port)]
