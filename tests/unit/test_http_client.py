@@ -56,7 +56,7 @@ def check(script: Script, *urls: Url, timeout: float = 3.0, **kw: object):
     async def go(port: int):
         ck = Checker(type="HTTP_GET", connect_ip="127.0.0.1", connect_port=port,
                      urls=urls or (Url(),), **kw)  # type: ignore[arg-type]
-        return await probe(ck, timeout, None)
+        return await probe(ck, timeout)
     return asyncio.run(_serve(script, go))
 
 
@@ -163,7 +163,7 @@ def test_a_huge_header_is_a_failure():
 def test_refused_and_every_url_must_pass():
     async def go(port: int):
         ck = Checker(type="HTTP_GET", connect_ip="127.0.0.1", connect_port=port)
-        return await probe(ck, 1.0, None)
+        return await probe(ck, 1.0)
 
     async def closed_port():
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
