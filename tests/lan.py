@@ -189,10 +189,10 @@ class Lan(Hosts):
 
     def nginx(self, host: str, body: str) -> None:
         """Start nginx in `host` answering `body` on port 80 (IPv4 and IPv6)."""
-        self.start_nginx(host, answer_server(body, v6=True), connections=1024)
+        self.serve_nginx(host, answer_server(body, v6=True), connections=1024)
 
     def nginx_stop(self, host: str) -> None:
-        self.stop_nginx(host)
+        self.halt_nginx(host)
 
     def http_get(self, host: str, url: str, timeout: float = 2.0) -> str | None:
         """The body `host` gets from `url`, stripped, or None when the request fails."""

@@ -57,10 +57,10 @@ class NatPair(Hosts):
 
     def nginx(self, i: int) -> None:
         """Start real server i's nginx (answers "server<i>")."""
-        self.start_nginx(f"rs{i}", answer_server(f"server{i}"))
+        self.serve_nginx(f"rs{i}", answer_server(f"server{i}"))
 
     def nginx_stop(self, i: int) -> None:
-        self.stop_nginx(f"rs{i}")
+        self.halt_nginx(f"rs{i}")
 
     def start_director(self, host: str, conf: str) -> subprocess.Popen[bytes]:
         """`director -f conf` in `host`, in its own session; log in the temp dir."""

@@ -122,7 +122,7 @@ class Hosts:
     def _nginx_dir(self, host: str) -> str:
         return os.path.join(self.dir, f"nginx-{host}")
 
-    def start_nginx(self, host: str, servers: str, connections: int = 64) -> None:
+    def serve_nginx(self, host: str, servers: str, connections: int = 64) -> None:
         """Start nginx in `host` with `servers` (see `answer_server`); `close` stops it.
         Calling it again for a stopped host starts it again."""
         d = self._nginx_dir(host)
@@ -133,7 +133,7 @@ class Hosts:
         if host not in self.nginx_hosts:
             self.nginx_hosts.append(host)
 
-    def stop_nginx(self, host: str) -> None:
+    def halt_nginx(self, host: str) -> None:
         d = self._nginx_dir(host)
         self.run(host, "nginx", "-c", f"{d}/nginx.conf", "-p", d, "-s", "stop", check=False)
         wait_for(lambda: not os.path.exists(f"{d}/nginx.pid"), 10,
@@ -142,7 +142,7 @@ class Hosts:
     def close(self) -> None:
         for host in self.nginx_hosts:
             try:
-                self.stop_nginx(host)
+                self.halt_nginx(host)
             except (AssertionError, subprocess.SubprocessError) as e:
                 print(f"nginx on {host} did not stop: {e}")
         for ns in self.ns.values():

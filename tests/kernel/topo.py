@@ -65,10 +65,10 @@ class Topology(Hosts):
         return ns
 
     def start_nginx(self, i: int) -> None:
-        super().start_nginx(f"rs{i}", answer_server(f"rs{i}"))
+        self.serve_nginx(f"rs{i}", answer_server(f"rs{i}"))
 
     def stop_nginx(self, i: int) -> None:
-        super().stop_nginx(f"rs{i}")
+        self.halt_nginx(f"rs{i}")
 
     def dr_mode(self) -> None:
         """Real servers answer the client straight, so the client moves onto their
@@ -100,7 +100,8 @@ class Topology(Hosts):
         return self.run(self.client, sys.executable, "-c", code).stdout.split("\n")[:n]
 
     def down(self) -> None:
-        self.close()  # nginx stopped, namespaces removed
-        sh("ip", "link", "del", f"{PREFIX}br0", check=False)
-        sh("ip", "link", "del", f"{PREFIX}c", check=False)
-        sh("ip", "link", "del", f"{PREFIX}d", check=False)
+        try:
+            self.close()  # nginx stopped, namespaces removed
+        finally:
+            for link in ("br0", "c", "d"):
+                sh("ip", "link", "del", f"{PREFIX}{link}", check=False)
