@@ -120,11 +120,19 @@ class Builder:
                 self.diags.error(child.pos, f"'{child.name}' " + (
                     "needs a block { ... }" if block else "does not take a block"))
                 continue
+            if len(child.args) > 1 and getattr(parse, "single", False):
+                # keepalived reads the first word and never looks at the rest
+                self.diags.warning(child.pos, f"{child.name} takes one value: "
+                                              f"'{' '.join(child.args[1:])}' ignored")
+                child = Node(child.name, child.args[:1], child.pos)
             try:
                 value = parse(child)
             except Bad as e:
-                self.diags.error(child.pos, f"{child.name}: {e}")
+                self.bad(child, e)
                 continue
+            except v.Fixed as f:
+                self.diags.warning(child.pos, f"{child.name}: {f}")
+                value = f.value
             if field is None:
                 if value:
                     kw.update(value)  # a keyword that sets several fields
@@ -132,6 +140,14 @@ class Builder:
                 kw.setdefault(field, []).append(value)
             else:
                 kw[field] = value
+
+    def bad(self, node: Node, e: Bad, what: str = "ignored") -> None:
+        """keepalived logs a bad value and runs on without it; a missing parameter
+        makes it exit."""
+        if isinstance(e, v.Missing):
+            self.diags.error(node.pos, f"{node.name}: {e}")
+        else:
+            self.diags.warning(node.pos, f"{node.name}: {e}; {what}")
 
     def unknown(self, node: Node, where: str) -> None:
         name = node.name
@@ -144,7 +160,8 @@ class Builder:
             self.diags.warning(node.pos, f"unknown keyword '{name}' in {where}; ignored")
 
     def _items(self, node: Node, parse: v.Parser) -> list[Any]:
-        """Each line of a list block ({ item \\n item }) parsed by `parse`."""
+        """Each line of a list block ({ item \\n item }) parsed by `parse`; keepalived
+        skips a bad item with a log line."""
         out = []
         for child in v.block_lines(node):
             if child.children is not None:
@@ -153,12 +170,18 @@ class Builder:
             try:
                 out.append(parse(child))
             except Bad as e:
-                self.diags.error(child.pos, f"{node.name}: {e}")
+                self.diags.warning(child.pos, f"{node.name}: {e}; skipped")
+            except v.Fixed as f:
+                self.diags.warning(child.pos, f"{node.name}: {f}")
+                out.append(f.value)
         return out
 
     def _named(self, node: Node) -> str:
-        if len(node.args) != 1:
-            raise Bad("needs exactly one name")
+        if not node.args:
+            raise v.Missing("needs a name")
+        if len(node.args) > 1:
+            self.diags.warning(node.pos, f"{node.name} {node.args[0]}: "
+                                         f"'{' '.join(node.args[1:])}' ignored")
         return node.args[0]
 
     # -- top level ------------------------------------------------------------
@@ -188,7 +211,7 @@ class Builder:
             try:
                 obj = make(node)
             except Bad as e:
-                self.diags.error(node.pos, f"{node.name}: {e}")
+                self.bad(node, e, "skipped")
                 continue
             if obj is not None:
                 kw.setdefault(field, []).append(obj)
@@ -371,8 +394,6 @@ class Builder:
             "init_fail": leaf("init_fail", v.flag),
         }
         self.fill(node, spec, kw, f"vrrp_script {self._named(node)}")
-        if "script" not in kw:
-            self.diags.error(node.pos, f"vrrp_script {node.args[0]} has no 'script'")
         return VrrpScript(name=node.args[0], pos=node.pos, **kw)
 
     def _user(self, node: Node) -> dict[str, Any]:
@@ -499,7 +520,7 @@ class Builder:
         return spec
 
     def _peer(self, node: Node) -> UnicastPeer:
-        addr, _ = parse_ip(node.name)
+        addr, _, dropped = v.address(node.name)
         kw: dict[str, Any] = {}
         a = node.args
         for key, val in zip(a[::2], a[1::2], strict=False):
@@ -509,10 +530,13 @@ class Builder:
                 raise Bad(f"unknown unicast_peer option '{key}'")
         if len(a) % 2:
             raise Bad(f"'{a[-1]}' needs a value")
+        if dropped:
+            raise v.Fixed(UnicastPeer(address=addr, pos=node.pos, **kw),
+                          f"'{dropped}' after the address ignored")
         return UnicastPeer(address=addr, pos=node.pos, **kw)
 
     def _vips(self, node: Node) -> tuple[Any, ...]:
-        return tuple(self._items(node, lambda c: parse_vip([c.name, *c.args], c.pos)))
+        return tuple(self._items(node, _vip))
 
     def _auth(self, node: Node) -> Authentication | None:
         kw: dict[str, Any] = {}
@@ -643,6 +667,7 @@ class Builder:
             "inhibit_on_failure": leaf("inhibit_on_failure", v.flag),
             "omega": leaf("omega", v.flag),
             "ha_suspend": leaf("ha_suspend", v.flag),
+            "weight": leaf("weight", v.integer(1, 65535)),
             "real_server": K("real_servers", self.real_server, block=True, append=True),
         }
         for f in SCHED_FLAGS:
@@ -695,39 +720,71 @@ class Builder:
     def virtual_server(self, node: Node) -> VirtualServer | None:
         a = node.args
         kw: dict[str, Any] = {}
-        if len(a) >= 2 and a[0] == "fwmark":
-            kw["fwmark"] = v.to_int(a[1], 1, 2**32 - 1)
+        extra: list[str] = []
+        if not a:
+            raise v.Missing("needs 'IP PORT', 'fwmark N' or 'group NAME'")
+        if a[0] == "fwmark" and len(a) >= 2:
+            kw["fwmark"] = v.to_int(a[1], 0, 2**32 - 1)
             extra = a[2:]
-        elif len(a) >= 2 and a[0] == "group":
+        elif a[0] == "group" and len(a) >= 2:
             kw["group"] = a[1]
             extra = a[2:]
-        elif len(a) == 2:
-            kw["address"], kw["family"] = parse_ip(a[0])
-            kw["port"] = v.to_int(a[1], 0, 65535)
-            extra = []
-        elif len(a) == 1:
-            kw["address"], kw["family"] = parse_ip(a[0])
-            kw["port"] = 0  # keepalived: port 0 with persistence = all ports
-            extra = []
         else:
-            raise Bad("needs 'IP PORT', 'fwmark N' or 'group NAME'")
+            # keepalived: an invalid address skips the virtual server
+            addr, kw["family"], dropped = v.address(a[0])
+            kw["address"] = addr
+            if dropped:
+                self.diags.warning(node.pos, f"virtual_server: '{dropped}' after the "
+                                             f"address ignored")
+            kw["port"] = v.to_int(a[1], 0, 65535) if len(a) > 1 else 0
+            extra = a[2:]
         if extra:
-            raise Bad(f"unexpected '{' '.join(extra)}'")
+            self.diags.warning(node.pos, f"virtual_server: '{' '.join(extra)}' ignored")
         self.fill(node, self.vs_spec, kw, f"virtual_server {' '.join(a)}")
         fam = kw.pop("_ip_family", None)
         if fam:
             want = 6 if fam == "INET6" else 4
             if "address" in kw and kw["family"] != want:
-                self.diags.error(node.pos, f"ip_family {fam.lower()} does not match {a[0]}")
-            kw["family"] = want
+                self.diags.warning(node.pos, f"ip_family {fam.lower()} conflicts with "
+                                             f"{a[0]}; ignored")
+            else:
+                kw["family"] = want
         flags = [k[6:] for k in sorted(kw) if k.startswith("_flag_") and kw.pop(k)]
         for k in [k for k in kw if k.startswith("_flag_")]:
             kw.pop(k)
         kw["sched_flags"] = tuple(f for f in SCHED_FLAGS if f in flags and f != "ops")
         if "ops" in flags:
             kw["ops"] = True
-        kw["real_servers"] = tuple(self._inherit(kw, kw.get("real_servers", [])))
+        self._vs_defaults(node, kw)
+        kw["real_servers"] = tuple(self._inherit(node, kw, kw.get("real_servers", [])))
+        if not kw["real_servers"]:
+            self.diags.warning(node.pos, f"virtual_server {' '.join(a)} has no real servers; "
+                                         f"ignored (as keepalived)")
+            return None
         return VirtualServer(pos=node.pos, **kw)
+
+    def _vs_defaults(self, node: Node, kw: dict[str, Any]) -> None:
+        """keepalived's validate_check_config() repairs, those of one virtual server."""
+        name = f"virtual_server {' '.join(node.args)}"
+        by_addr = "address" in kw or "group" in kw
+        if by_addr and "protocol" not in kw:
+            self.diags.warning(node.pos, f"{name}: no protocol set; defaulting to UDP "
+                                         f"(as keepalived)")
+            kw["protocol"] = "UDP"
+        elif "fwmark" in kw and "protocol" in kw:
+            self.diags.warning(node.pos, f"{name}: protocol is ignored with a fwmark")
+        if kw.get("ops") and kw.get("protocol", "TCP") != "UDP" and "fwmark" not in kw:
+            self.diags.warning(node.pos, f"{name}: one packet scheduling needs UDP; "
+                                         f"ops cleared")
+            kw["ops"] = False
+        if "address" in kw and not kw.get("port") and not kw.get("persistence_timeout"):
+            self.diags.warning(node.pos, f"{name}: port 0 is only valid for a persistent "
+                                         f"service; persistence_timeout set to 360")
+            kw["persistence_timeout"] = 360
+        if kw.get("ha_suspend") and "fwmark" in kw:
+            self.diags.warning(node.pos, f"{name}: ha_suspend cannot be used with a fwmark; "
+                                         f"cleared")
+            kw["ha_suspend"] = False
 
     def _rs_spec(self) -> dict[str, K]:
         spec = {
@@ -748,12 +805,16 @@ class Builder:
 
     def real_server(self, node: Node) -> dict[str, Any]:
         a = node.args
-        if not 1 <= len(a) <= 2:
-            raise Bad("needs an address and a port")
-        addr, family = parse_ip(a[0])
+        if not a:
+            raise v.Missing("needs an address and a port")
+        addr, family, dropped = v.address(a[0])
+        if dropped:
+            self.diags.warning(node.pos, f"real_server: '{dropped}' after the address ignored")
         kw: dict[str, Any] = {"address": addr, "family": family}
-        if len(a) == 2:
+        if len(a) >= 2:
             kw["port"] = v.to_int(a[1], 0, 65535)
+        if len(a) > 2:
+            self.diags.warning(node.pos, f"real_server: '{' '.join(a[2:])}' ignored")
         self.fill(node, self.rs_spec, kw, f"real_server {' '.join(a)}")
         if "lb_kind" in kw:
             kw["lvs_method"] = kw.pop("lb_kind")
@@ -807,12 +868,17 @@ class Builder:
         self.fill(node, self.checker_spec, kw, node.name)
         kw.pop("smtp_alert", None)
         kw["urls"] = tuple(kw.get("urls", ()))
+        missing = None
         if node.name in ("HTTP_GET", "SSL_GET") and not kw["urls"]:
-            self.diags.error(node.pos, f"{node.name} has no url block")
+            missing = "url block"
         if node.name == "MISC_CHECK" and "misc_path" not in kw:
-            self.diags.error(node.pos, "MISC_CHECK has no misc_path")
+            missing = "misc_path"
         if node.name == "FILE_CHECK" and "track_file" not in kw:
-            self.diags.error(node.pos, "FILE_CHECK has no track_file")
+            missing = "track_file"
+        if missing:
+            self.diags.warning(node.pos, f"{node.name} has no {missing}; the checker is "
+                                         f"removed (as keepalived)")
+            return None  # type: ignore[return-value]
         kw["type"] = node.name
         kw["pos"] = node.pos
         return kw  # built by _inherit
@@ -844,46 +910,114 @@ class Builder:
         return tuple(out)
 
     # -- inheritance, as keepalived resolves it at the end of parsing -----------
-    def _inherit(self, vs: dict[str, Any], rss: list[dict[str, Any]]) -> list[RealServer]:
-        """Resolve what real servers and checkers take from their parents (keepalived
-        does it at the end of the block), then build each object once."""
+    def _inherit(self, node: Node, vs: dict[str, Any],
+                 rss: list[dict[str, Any]]) -> list[RealServer]:
+        """Resolve what real servers and checkers take from their parents, as keepalived
+        does once the file is read (validate_check_config, then the checkers' own
+        defaults), and build each object once: the model carries effective values."""
         out = []
+        name = f"virtual_server {' '.join(node.args)}"
         vs_ctimeout = _pick(vs.get("connect_timeout"), 5.0)
-        vs_retry = _pick(vs.get("retry"), 1)
-        vs_dbr = _pick(vs.get("delay_before_retry"), 1.0)
-        vs_warmup = _pick(vs.get("warmup"), 0.0)
-        vs_kind = vs.get("lb_kind", "NAT")
-        vs_inhibit = vs.get("inhibit_on_failure", False)
-        vs_alpha = vs.get("alpha", False)
-        vs_vhost = vs.get("virtualhost")
         vs_loop = vs.get("delay_loop", 60.0)
+        vs_kind = vs.get("lb_kind", "NAT")
+        vs_family = vs.get("family")
+        seen: set[tuple[str, int | None]] = set()
+        weight_sum = 0
         for rs in rss:
             rs.setdefault("lvs_method", vs_kind)
-            rs.setdefault("inhibit_on_failure", vs_inhibit)
-            rs.setdefault("alpha", vs_alpha)
-            rs.setdefault("virtualhost", vs_vhost)
+            where = f"{name}: real_server {rs['address']}"
+            # keepalived (rs_end_handler): another family only where IPVS allows it (TUN)
+            if rs["lvs_method"] != "TUN":
+                if vs_family is None:
+                    vs_family = vs["family"] = rs["family"]
+                elif rs["family"] != vs_family:
+                    self.diags.warning(rs["pos"], f"{where} is not of the virtual server's "
+                                                  f"address family; skipped (as keepalived)")
+                    continue
+            self._rs_port(vs, rs, where)
+            key = (rs["address"], rs.get("port"))
+            if key in seen:
+                self.diags.warning(rs["pos"], f"{where} port {rs.get('port')} is listed "
+                                              f"twice; the second removed (as keepalived)")
+                continue
+            seen.add(key)
+            rs.setdefault("inhibit_on_failure", vs.get("inhibit_on_failure", False))
+            rs.setdefault("alpha", vs.get("alpha", False))
+            rs.setdefault("virtualhost", vs.get("virtualhost"))
             rs.setdefault("delay_loop", vs_loop)
-            ctimeout = _pick(rs.get("connect_timeout"), vs_ctimeout)
-            retry = _pick(rs.get("retry"), vs_retry)
-            dbr = _pick(rs.get("delay_before_retry"), vs_dbr)
-            warmup = _pick(rs.get("warmup"), vs_warmup)
-            checkers = []
-            for c in rs.get("checkers", ()):
-                c.setdefault("connect_timeout", ctimeout)
-                c.setdefault("retry", retry)
-                c.setdefault("delay_before_retry", dbr)
-                c.setdefault("delay_loop", rs["delay_loop"])
-                c.setdefault("warmup", warmup)
-                c.setdefault("alpha", rs["alpha"])
-                c.setdefault("virtualhost", rs["virtualhost"])
-                c.setdefault("connect_ip", rs["address"])
-                c.setdefault("connect_port", rs.get("port"))
-                if c["type"] == "MISC_CHECK":
-                    c.setdefault("misc_timeout", rs["delay_loop"])
-                checkers.append(Checker(**c))
-            rs["checkers"] = tuple(checkers)
+            rs.setdefault("weight", vs.get("weight", 1))
+            rs.setdefault("connect_timeout", vs_ctimeout)
+            for k in ("retry", "delay_before_retry", "warmup"):
+                if rs.get(k) is None and vs.get(k) is not None:
+                    rs[k] = vs[k]
+            rs["checkers"] = tuple(self._checker_defaults(c, rs)
+                                   for c in rs.get("checkers", ()) if c is not None)
+            weight_sum += rs["weight"]
             out.append(RealServer(**rs))
+        if vs_family is not None:
+            vs.setdefault("family", vs_family)
+        quorum = vs.get("quorum", 1)
+        if out and quorum > weight_sum:
+            self.diags.warning(node.pos, f"{name}: quorum {quorum} exceeds the real servers' "
+                                         f"total weight {weight_sum}; reduced to it "
+                                         f"(as keepalived)")
+            vs["quorum"] = quorum = weight_sum
+        if out and vs.get("hysteresis", 0) >= quorum:
+            new = max(quorum - 1, 0)
+            if vs.get("hysteresis", 0) != new:
+                self.diags.warning(node.pos, f"{name}: hysteresis {vs['hysteresis']} >= quorum "
+                                             f"{quorum}; set to {new}")
+            vs["hysteresis"] = new
         return out
+
+    def _rs_port(self, vs: dict[str, Any], rs: dict[str, Any], where: str) -> None:
+        """keepalived: a real server without a port takes the virtual server's; with
+        DR/TUN the ports must match (reset), with a fwmark there is no port (cleared)."""
+        port = rs.get("port")
+        if "fwmark" in vs:
+            if port and rs["lvs_method"] != "NAT":
+                self.diags.warning(rs["pos"], f"{where}: a port with a fwmark service; "
+                                              f"cleared")
+                rs["port"] = None
+            return
+        if "group" in vs:
+            return
+        if not port:
+            rs["port"] = vs.get("port")
+        elif rs["lvs_method"] != "NAT" and port != vs.get("port"):
+            self.diags.warning(rs["pos"], f"{where}: port {port} differs from the virtual "
+                                          f"server's with {rs['lvs_method']}; reset to "
+                                          f"{vs.get('port')}")
+            rs["port"] = vs.get("port")
+
+    def _checker_defaults(self, c: dict[str, Any], rs: dict[str, Any]) -> Checker:
+        """A checker's effective timing, as keepalived resolves it: its own value, else
+        the real server's (which took the virtual server's), else the checker kind's
+        default (retry 1, MISC 0, DNS 3; delay_before_retry 1 s, HTTP/SSL 3 s, DNS the
+        delay_loop); warmup defaults to the delay_loop."""
+        kind = c["type"]
+        c.setdefault("connect_timeout", rs["connect_timeout"])
+        c.setdefault("delay_loop", rs["delay_loop"])
+        c.setdefault("alpha", rs["alpha"])
+        c.setdefault("virtualhost", rs["virtualhost"])
+        c.setdefault("connect_ip", rs["address"])
+        c.setdefault("connect_port", rs.get("port"))
+        if c.get("retry") is None:
+            c["retry"] = _pick(rs.get("retry"), _DEFAULT_RETRY.get(kind, 1))
+        if c.get("delay_before_retry") is None:
+            dbr = rs.get("delay_before_retry")
+            if dbr is None:  # the kind's default; DNS's (0) means the delay_loop
+                dbr = _DEFAULT_DBR.get(kind, 1.0) or c["delay_loop"]
+            c["delay_before_retry"] = dbr
+        if c.get("warmup") is None:
+            c["warmup"] = _pick(rs.get("warmup"), c["delay_loop"])
+        if kind == "MISC_CHECK" and not c.get("misc_timeout"):
+            c["misc_timeout"] = c["delay_loop"]  # keepalived: the virtual server's delay_loop
+        return Checker(**c)
+
+
+_DEFAULT_RETRY = {"MISC_CHECK": 0, "DNS_CHECK": 3}
+_DEFAULT_DBR = {"HTTP_GET": 3.0, "SSL_GET": 3.0, "DNS_CHECK": 0.0}
 
 
 def _pick(*candidates: Any) -> Any:
@@ -891,6 +1025,28 @@ def _pick(*candidates: Any) -> Any:
         if c is not None:
             return c
     return None
+
+
+def _vip(node: Node) -> Any:
+    """A VIP line; keepalived ignores an option it cannot read and keeps the address
+    (and an invalid prefix length becomes the full length)."""
+    try:
+        return parse_vip([node.name, *node.args], node.pos)
+    except SyntaxProblem as e:
+        addr, slash, _ = node.name.partition("/")
+        try:
+            if node.args:
+                return _vip_fixed(node, parse_vip([node.name], node.pos), f"{e}; options ignored")
+            if slash:
+                return _vip_fixed(node, parse_vip([addr], node.pos),
+                                  f"{e}; the full prefix length used")
+        except SyntaxProblem:
+            pass
+        raise
+
+
+def _vip_fixed(node: Node, vip: Any, message: str) -> Any:
+    raise v.Fixed(vip, message)
 
 
 class _PendingInstance(NamedTuple):

@@ -177,6 +177,16 @@ class VirtualIp:
 
 
 @frozen
+class NextHop:
+    """One path of a multipath route (`nexthop via A dev X weight N`)."""
+
+    via: str | None = None
+    dev: str | None = None
+    weight: int = 1
+    onlink: bool = False
+
+
+@frozen
 class VirtualRoute:
     dst: str  # "default" or CIDR
     family: int
@@ -192,6 +202,7 @@ class VirtualRoute:
     blackhole: bool = False
     no_track: bool = False
     options: tuple[tuple[str, str], ...] = ()
+    nexthops: tuple[NextHop, ...] = ()  # multipath (keepalived's `nexthop`, old `or`)
     pos: Pos = NOWHERE
 
 
@@ -443,6 +454,7 @@ class VirtualServer:
     alpha: bool = False
     omega: bool = False
     ha_suspend: bool = False
+    weight: int = 1  # the default weight of its real servers
     virtualhost: str | None = None
     retry: int | None = None
     delay_before_retry: float | None = None

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from .errors import Diagnostics, Pos
-from .model import Config, GlobalDefs, TrackRef, VirtualIp, VrrpInstance
+from .model import Config, GlobalDefs, TrackRef, VirtualIp, VirtualServer, VrrpInstance
 
 _GARP_FROM_GLOBAL = {
     "garp_master_delay": "vrrp_garp_master_delay",
@@ -128,22 +128,55 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
         for peer in kw["unicast_peer"]:
             if (":" in peer.address) != (family == 6):
                 diags.error(peer.pos, f"{tag} unicast_peer {peer.address} is not IPv{family}")
+    # keepalived checks a unicast advert's source against the peers only when asked
+    # (check_unicast_src here or in global_defs), or when a peer has a TTL range
+    kw["check_unicast_src"] = bool(
+        kw.get("check_unicast_src") or any(p.min_ttl is not None or p.max_ttl is not None
+                                           for p in kw.get("unicast_peer", ())))
     return VrrpInstance(name=name, pos=pos, **kw)
 
 
-def _check_refs(diags: Diagnostics, owner: str, refs: Iterable[TrackRef], known: set[str],
-                what: str) -> None:
+def _known_refs(diags: Diagnostics, owner: str, refs: tuple[TrackRef, ...], known: set[str],
+                what: str) -> tuple[TrackRef, ...]:
+    """keepalived ignores a tracker it does not know (or removed), with a log line."""
+    out = []
     for ref in refs:
         if ref.name not in known:
-            diags.error(ref.pos, f"({owner}) {what} '{ref.name}' is not defined")
+            diags.warning(ref.pos, f"({owner}) {what} '{ref.name}' is not defined; ignored")
+        else:
+            out.append(ref)
+    return tuple(out) if len(out) != len(refs) else refs
 
 
-def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> None:
+def _tracked(diags: Diagnostics, obj: Any, owner: str, scripts: set[str], files: set[str],
+             procs: set[str]) -> Any:
+    changes = {}
+    for field, known, what in (("track_script", scripts, "track_script"),
+                               ("track_file", files, "track_file"),
+                               ("track_process", procs, "track_process")):
+        refs = getattr(obj, field)
+        kept = _known_refs(diags, owner, refs, known, what)
+        if kept is not refs:
+            changes[field] = kept
+    return attrs.evolve(obj, **changes) if changes else obj
+
+
+def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config:
+    """keepalived's end-of-parse checks and repairs; returns the repaired config."""
     names: dict[str, Pos] = {}
+    interfaces = _host_interfaces() if check_host else None
+
+    kept_scripts = []
+    for sc in cfg.vrrp_scripts:
+        if sc.script is None:
+            diags.warning(sc.pos, f"vrrp_script {sc.name} has no 'script'; removed, and "
+                                  f"whatever tracks it (as keepalived)")
+        else:
+            kept_scripts.append(sc)
+    cfg = attrs.evolve(cfg, vrrp_scripts=tuple(kept_scripts))
     scripts = {s.name for s in cfg.vrrp_scripts}
     files = {f.name for f in cfg.track_files}
     procs = {p.name for p in cfg.track_processes}
-    interfaces = _host_interfaces() if check_host else None
 
     for kind, objs in (("vrrp_script", cfg.vrrp_scripts), ("track_file", cfg.track_files),
                        ("vrrp_track_process", cfg.track_processes)):
@@ -154,6 +187,7 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> None:
             seen.add(o.name)
 
     vrids: dict[tuple[str, int, int], str] = {}
+    instances = []
     for inst in cfg.vrrp_instances:
         if inst.name in names:
             diags.error(inst.pos, f"vrrp_instance {inst.name} is already defined at "
@@ -164,9 +198,8 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> None:
             diags.error(inst.pos, f"({inst.name}) VRID {key[2]} is already used on interface "
                                   f"{key[0]} by {vrids[key]}")
         vrids.setdefault(key, inst.name)
-        _check_refs(diags, inst.name, inst.track_script, scripts, "track_script")
-        _check_refs(diags, inst.name, inst.track_file, files, "track_file")
-        _check_refs(diags, inst.name, inst.track_process, procs, "track_process")
+        inst = _tracked(diags, inst, inst.name, scripts, files, procs)
+        instances.append(inst)
         if interfaces is not None and not cfg.global_defs.dynamic_interfaces:
             for ifname, pos in [(inst.interface, inst.pos),
                                 *[(t.name, t.pos) for t in inst.track_interface]]:
@@ -174,66 +207,86 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> None:
                     diags.warning(pos, f"({inst.name}) interface {ifname} doesn't exist")
         if not inst.virtual_ipaddress and not inst.virtual_ipaddress_excluded:
             diags.warning(inst.pos, f"({inst.name}) has no virtual_ipaddress")
+    cfg = attrs.evolve(cfg, vrrp_instances=tuple(instances))
 
     inst_by_name = {i.name: i for i in cfg.vrrp_instances}
     in_group: dict[str, str] = {}
+    groups_kept = []
     for sg in cfg.vrrp_sync_groups:
-        if not sg.group:
-            diags.error(sg.pos, f"vrrp_sync_group {sg.name} has no group members")
+        members = []
         for member in sg.group:
             if member not in inst_by_name:
-                diags.error(sg.pos, f"vrrp_sync_group {sg.name}: vrrp_instance {member} "
-                                    f"is not defined")
+                diags.warning(sg.pos, f"vrrp_sync_group {sg.name}: vrrp_instance {member} "
+                                      f"is not defined; ignored")
             elif member in in_group:
-                diags.error(sg.pos, f"vrrp_instance {member} is already in sync group "
-                                    f"{in_group[member]}")
+                diags.warning(sg.pos, f"vrrp_instance {member} is already in sync group "
+                                      f"{in_group[member]}; ignored in {sg.name}")
             else:
                 in_group[member] = sg.name
-        if len(sg.group) == 1:
+                members.append(member)
+        if not members:
+            diags.warning(sg.pos, f"vrrp_sync_group {sg.name} has no members; removed "
+                                  f"(as keepalived)")
+            continue
+        if len(members) == 1:
             diags.warning(sg.pos, f"vrrp_sync_group {sg.name} has only one member")
-        _check_refs(diags, sg.name, sg.track_script, scripts, "track_script")
-        _check_refs(diags, sg.name, sg.track_file, files, "track_file")
-        _check_refs(diags, sg.name, sg.track_process, procs, "track_process")
+        sg = _tracked(diags, sg, sg.name, scripts, files, procs)
+        if tuple(members) != sg.group:
+            sg = attrs.evolve(sg, group=tuple(members))
+        groups_kept.append(sg)
+    cfg = attrs.evolve(cfg, vrrp_sync_groups=tuple(groups_kept))
 
-    for s in cfg.vrrp_scripts:
-        if s.script and check_host:
-            exe = s.script.argv[0]
+    for sc in cfg.vrrp_scripts:
+        if sc.script and check_host:
+            exe = sc.script.argv[0]
             if os.path.isabs(exe) and not os.access(exe, os.X_OK):
-                diags.warning(s.script.pos, f"vrrp_script {s.name}: '{exe}' is not an "
-                                            f"executable file (yet)")
+                diags.warning(sc.script.pos, f"vrrp_script {sc.name}: '{exe}' is not an "
+                                             f"executable file (yet)")
 
     sd = cfg.global_defs.lvs_sync_daemon
     if sd and sd.vrrp_instance not in inst_by_name:
         diags.error(sd.pos, f"lvs_sync_daemon: vrrp_instance {sd.vrrp_instance} is not "
                             f"defined")
 
+    return _validate_lvs(cfg, diags, files)
+
+
+def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str]) -> Config:
     groups = {g.name for g in cfg.virtual_server_groups}
-    seen_vs: dict[tuple[Any, ...], Pos] = {}
+    first: dict[tuple[Any, ...], int] = {}
+    servers: list[VirtualServer] = []
     for vs in cfg.virtual_servers:
         if vs.group is not None and vs.group not in groups:
             diags.error(vs.pos, f"virtual_server group {vs.group} is not defined")
-        key = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
-        if key in seen_vs:
-            diags.error(vs.pos, f"virtual_server {vs.key} is already defined at {seen_vs[key]}")
-        seen_vs.setdefault(key, vs.pos)
-        seen_rs: set[tuple[str, int | None]] = set()
+        rss = []
         for rs in vs.real_servers:
-            if (rs.address, rs.port) in seen_rs:
-                diags.error(rs.pos, f"real_server {rs.address} {rs.port} is already in "
-                                    f"virtual_server {vs.key}")
-            seen_rs.add((rs.address, rs.port))
-            if vs.fwmark is None and vs.group is None and rs.port is None:
-                diags.error(rs.pos, f"real_server {rs.address} needs a port")
-            if rs.family != vs.family and rs.lvs_method != "TUN":
-                diags.error(rs.pos, f"real_server {rs.address} is not of the family of "
-                                    f"virtual_server {vs.key}")
+            cks = []
             for c in rs.checkers:
                 if c.type == "FILE_CHECK" and c.track_file not in files:
-                    diags.error(c.pos, f"FILE_CHECK: track_file '{c.track_file}' is not "
-                                       f"defined")
-        if vs.quorum > max(1, sum(rs.weight for rs in vs.real_servers)) and vs.real_servers:
-            diags.warning(vs.pos, f"virtual_server {vs.key}: quorum {vs.quorum} is more than "
-                                  f"the sum of the real servers' weights")
+                    diags.warning(c.pos, f"FILE_CHECK: track_file '{c.track_file}' is not "
+                                         f"defined; the checker is removed (as keepalived)")
+                else:
+                    cks.append(c)
+            rss.append(rs if len(cks) == len(rs.checkers)
+                       else attrs.evolve(rs, checkers=tuple(cks)))
+        if rss != list(vs.real_servers):
+            vs = attrs.evolve(vs, real_servers=tuple(rss))
+        key = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
+        if key in first:
+            # keepalived keeps both: the kernel service is made once and the second
+            # block's real servers are added to it
+            i = first[key]
+            old = servers[i]
+            have = {(r.address, r.port) for r in old.real_servers}
+            extra = tuple(r for r in vs.real_servers if (r.address, r.port) not in have)
+            diags.warning(vs.pos, f"virtual_server {vs.key} is already defined at {old.pos}; "
+                                  f"its real servers are added to that one, its other "
+                                  f"settings ignored")
+            servers[i] = attrs.evolve(old, real_servers=old.real_servers + extra)
+            continue
+        first[key] = len(servers)
+        servers.append(vs)
+    return attrs.evolve(cfg, virtual_servers=tuple(servers))
 
 
 def _host_interfaces() -> set[str] | None:

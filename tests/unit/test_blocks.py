@@ -159,14 +159,19 @@ def test_vrrp_instance_full(tmp_path):
     assert inst.garp_master_refresh == 60
 
 
-def test_vip_syntax_errors_name_the_token(tmp_path):
+def test_vip_syntax_problems_are_repaired_as_keepalived(tmp_path):
+    """keepalived keeps a VIP whose option it cannot read, uses the full prefix for an
+    invalid length and skips an invalid address; each with a warning naming the token."""
     loaded = load_text(tmp_path, VRRP.format(body="virtual_ipaddress_excluded {\n"
                                                    " 10.0.0.9 bogus x\n 10.0.0.300\n"
                                                    " 10.0.0.8/40\n}"))
-    errs = messages(loaded, "error")
-    assert any("unexpected 'bogus'" in m for m in errs)
-    assert any("10.0.0.300" in m for m in errs)
-    assert any("prefix length 40" in m for m in errs)
+    assert loaded.ok
+    warns = messages(loaded, "warning")
+    assert any("unexpected 'bogus'" in m and "options ignored" in m for m in warns)
+    assert any("10.0.0.300" in m and "skipped" in m for m in warns)
+    assert any("prefix length 40" in m and "full prefix" in m for m in warns)
+    vips = instance(loaded).virtual_ipaddress_excluded
+    assert [(x.address, x.prefixlen) for x in vips] == [("10.0.0.9", 32), ("10.0.0.8", 32)]
 
 
 def test_vrrp_script_and_trackers(tmp_path):
@@ -318,7 +323,8 @@ def test_lvs_blocks_aliases_and_inheritance(tmp_path):
     http, ssl, misc, smtp, dns, udp, ping = rs2.checkers
     assert http.urls[0].status_code == ((200, 299), (301, 301)) and len(http.urls) == 2
     assert http.virtualhost == "www.example.com" and http.http_protocol == "1.1"
-    assert (http.connect_timeout, http.retry, http.delay_before_retry) == (5.0, 1, 1.0)
+    # keepalived's HTTP_GET default delay_before_retry is 3 s (TCP_CHECK's 1 s)
+    assert (http.connect_timeout, http.retry, http.delay_before_retry) == (5.0, 1, 3.0)
     assert ssl.type == "SSL_GET" and ssl.enable_sni
     assert misc.misc_path.argv == ("/usr/bin/check", "--fast") and misc.misc_dynamic
     assert misc.misc_timeout == 6
@@ -336,18 +342,22 @@ def test_vs_defaults(tmp_path):
                                  "  TCP_CHECK {\n  }\n }\n}\n")
     assert loaded.ok, messages(loaded)
     vs = loaded.config.virtual_servers[0]
+    # keepalived: a virtual server without `protocol` is UDP (with a log line)
     assert (vs.lb_algo, vs.lb_kind, vs.protocol, vs.delay_loop, vs.persistence_timeout) == (
-        "wlc", "NAT", "TCP", 60, 0)
+        "wlc", "NAT", "UDP", 60, 0)
+    assert any("no protocol set; defaulting to UDP" in m for m in messages(loaded, "warning"))
     assert (vs.quorum, vs.hysteresis, vs.alpha, vs.omega, vs.inhibit_on_failure) == (
         1, 0, False, False, False)
     rs = vs.real_servers[0]
     assert rs.weight == 1 and rs.lvs_method == "NAT"
     c = rs.checkers[0]
+    # the checker carries keepalived's effective values; warmup defaults to the delay_loop
     assert (c.connect_ip, c.connect_port, c.connect_timeout, c.retry, c.delay_before_retry,
-            c.delay_loop, c.warmup) == ("10.0.1.1", 80, 5.0, 1, 1.0, 60, 0.0)
+            c.delay_loop, c.warmup) == ("10.0.1.1", 80, 5.0, 1, 1.0, 60, 60)
 
 
-def test_bad_values_are_errors_with_positions(tmp_path):
+def test_bad_values_are_warnings_with_positions(tmp_path):
+    """keepalived logs a bad value and runs on with the default: so do we."""
     loaded = load_text(tmp_path, """
         virtual_server 10.0.0.1 80 {
             lb_algo fastest
@@ -364,13 +374,17 @@ def test_bad_values_are_errors_with_positions(tmp_path):
             }
         }
     """)
-    errs = messages(loaded, "error")
+    assert loaded.ok, messages(loaded)
+    errs = messages(loaded, "warning")
     assert any(m.startswith("3: lb_algo: unknown scheduler 'fastest'") for m in errs), errs
     assert any(m.startswith("4: lb_kind:") for m in errs)
     assert any(m.startswith("5: protocol:") for m in errs)
     assert any(m.startswith("7: lvs_method: 'x' is not an integer") for m in errs), errs
     assert any(m.startswith("10: weight:") for m in errs)
     assert any(m.startswith("12: digest:") for m in errs)
+    vs = loaded.config.virtual_servers[0]
+    assert (vs.lb_algo, vs.lb_kind) == ("wlc", "NAT")
+    assert [rs.weight for rs in vs.real_servers] == [1, 1]
 
 
 def test_unknown_unsupported_obsolete_keywords_warn(tmp_path):

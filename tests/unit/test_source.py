@@ -165,5 +165,7 @@ def test_positions_survive_into_the_model(tmp_path):
     (tmp_path / "inst.inc").write_text(
         "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 300\n}\n")
     loaded = load_text(tmp_path, "! header\ninclude inst.inc\n")
-    (err,) = [d for d in loaded.diags.errors if "300" in d.message]
-    assert err.pos.file.endswith("inst.inc") and err.pos.line == 3
+    (warn,) = [d for d in loaded.diags.items if "300" in d.message]
+    assert warn.pos.file.endswith("inst.inc") and warn.pos.line == 3
+    (err,) = loaded.diags.errors  # the VRID left unset: keepalived refuses the instance
+    assert err.pos.file.endswith("inst.inc") and err.pos.line == 1

@@ -6,20 +6,62 @@ import pytest
 from helpers import VRRP, instance, load_text, messages
 
 
-@pytest.mark.parametrize("body, fragment", [
-    ("virtual_router_id 0", "outside range [1, 255]"),
-    ("virtual_router_id 256", "outside range [1, 255]"),
-    ("priority 0", "outside range [1, 255]"),
-    ("priority 256", "outside range [1, 255]"),
-    ("advert_int 0", "outside range"),
-    ("version 4", "outside range [2, 3]"),
-    ("state SLAVE", "'SLAVE' is not one of MASTER, BACKUP"),
-    ("unicast_ttl 0", "outside range [1, 255]"),
+@pytest.mark.parametrize("body, fragment, field, value", [
+    ("priority 0", "outside range [1, 255]", "priority", 100),
+    ("priority 256", "outside range [1, 255]", "priority", 100),
+    ("priority 100,backup", "is not an integer", "priority", 100),
+    ("advert_int 0", "outside range", "advert_int", 1.0),
+    ("version 4", "outside range [2, 3]", "version", 2),
+    ("state SLAVE", "'SLAVE' is not one of MASTER, BACKUP", "state", None),
+    ("state MASTER;", "is not one of MASTER, BACKUP", "state", None),
+    ("unicast_ttl 0", "outside range [1, 255]", "unicast_ttl", 255),
 ])
-def test_range_errors(tmp_path, body, fragment):
+def test_bad_values_warn_and_keep_the_default(tmp_path, body, fragment, field, value):
+    """keepalived logs a bad value and runs with the default (state: BACKUP)."""
     loaded = load_text(tmp_path, VRRP.format(body=body))
+    assert loaded.ok, messages(loaded)
+    assert any(fragment in m and "ignored" in m for m in messages(loaded, "warning")), \
+        messages(loaded)
+    assert getattr(instance(loaded), field) == value
+
+
+@pytest.mark.parametrize("body", ["virtual_router_id 0", "virtual_router_id 256",
+                                  "virtual_router_id 51;"])
+def test_bad_vrid_leaves_it_unset_which_keepalived_refuses(tmp_path, body):
+    loaded = load_text(tmp_path, VRRP.format(body="").replace("virtual_router_id 51", body))
     assert not loaded.ok
-    assert any(fragment in m for m in messages(loaded, "error")), messages(loaded)
+    assert any("virtual router id must be set" in m for m in messages(loaded, "error"))
+
+
+def test_extra_words_after_a_one_value_keyword(tmp_path):
+    """keepalived reads the first word: `state MASTER priority 200` is state MASTER and
+    the default priority."""
+    loaded = load_text(tmp_path, VRRP.format(body="state MASTER priority 200"))
+    assert loaded.ok, messages(loaded)
+    assert (instance(loaded).state, instance(loaded).priority) == ("MASTER", 100)
+    assert any("state takes one value: 'priority 200' ignored" in m
+               for m in messages(loaded, "warning"))
+
+
+def test_addresses_with_a_prefix_where_keepalived_takes_an_address(tmp_path):
+    body = "mcast_src_ip 10.0.0.5/24\nunicast_peer {\n 10.0.0.7/24\n}"
+    loaded = load_text(tmp_path, VRRP.format(body=body))
+    assert loaded.ok, messages(loaded)
+    inst = instance(loaded)
+    assert inst.mcast_src_ip == "10.0.0.5" and inst.unicast_peer[0].address == "10.0.0.7"
+    assert sum("'/24' after the address ignored" in m for m in messages(loaded)) == 2
+
+
+def test_unresolved_definition_skips_the_item(tmp_path):
+    """A `$NAME` never defined stays as written: not an address, so the item is skipped."""
+    text = VRRP.format(body="unicast_peer {\n $PEER\n 10.0.0.8\n}").replace(
+        "10.0.0.1\n", "$VIP\n        10.0.0.1\n")
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    inst = instance(loaded)
+    assert [v.address for v in inst.virtual_ipaddress] == ["10.0.0.1"]
+    assert [p.address for p in inst.unicast_peer] == ["10.0.0.8"]
+    assert sum("skipped" in m for m in messages(loaded, "warning")) == 2
 
 
 def test_missing_vrid_drops_the_instance(tmp_path):
@@ -72,9 +114,13 @@ def test_nopreempt_needs_state_backup(tmp_path):
 
 
 def test_unknown_tracker_names(tmp_path):
+    """keepalived: 'track script X not found, ignoring...'."""
     body = "track_script {\n nosuch\n}\ntrack_file {\n nofile\n}\ntrack_process {\n noproc\n}"
     loaded = load_text(tmp_path, VRRP.format(body=body))
-    errs = messages(loaded, "error")
+    assert loaded.ok
+    inst = instance(loaded)
+    assert (inst.track_script, inst.track_file, inst.track_process) == ((), (), ())
+    errs = messages(loaded, "warning")
     assert len(errs) == 3
     assert any("track_script 'nosuch' is not defined" in m for m in errs)
     assert any("track_file 'nofile'" in m for m in errs)
@@ -118,9 +164,39 @@ def test_strict_mode_rules(tmp_path):
 
 
 def test_sync_group_members(tmp_path):
-    text = VRRP.format(body="") + "vrrp_sync_group G {\n group {\n VI_1\n VI_9\n }\n}\n"
-    errs = messages(load_text(tmp_path, text), "error")
-    assert any("vrrp_instance VI_9 is not defined" in m for m in errs)
+    two = VRRP.format(body="") + VRRP.format(body="").replace("VI_1", "VI_2").replace(
+        "51", "52")
+    text = two + "vrrp_sync_group G {\n group {\n VI_1\n VI_9\n VI_1\n VI_2\n }\n}\n"
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    assert loaded.config.vrrp_sync_groups[0].group == ("VI_1", "VI_2")
+    warns = messages(loaded, "warning")
+    assert any("vrrp_instance VI_9 is not defined; ignored" in m for m in warns)
+    assert any("VI_1 is already in sync group G; ignored" in m for m in warns)
+
+
+@pytest.mark.parametrize("group", [
+    "VI_1\n VI_2\n",                    # members without a group { } block (1.x style)
+    "group {\n }\n",                     # an empty group
+    "group {\n include nothing-*.conf\n }\n",  # a glob that matched nothing
+])
+def test_sync_group_without_members_is_removed(tmp_path, group):
+    text = VRRP.format(body="") + f"vrrp_sync_group G {{\n {group}}}\n"
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    assert loaded.config.vrrp_sync_groups == ()
+    assert any("G has no members; removed" in m for m in messages(loaded, "warning"))
+
+
+def test_vrrp_script_without_script_is_removed_with_its_trackers(tmp_path):
+    text = ("vrrp_script chk {\n interval 2\n}\n"
+            + VRRP.format(body="track_script {\n chk\n}"))
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    assert loaded.config.vrrp_scripts == () and instance(loaded).track_script == ()
+    warns = messages(loaded, "warning")
+    assert any("vrrp_script chk has no 'script'; removed" in m for m in warns)
+    assert any("track_script 'chk' is not defined; ignored" in m for m in warns)
 
 
 def test_lvs_references(tmp_path):
@@ -128,20 +204,121 @@ def test_lvs_references(tmp_path):
         virtual_server group NOPE {
             real_server 10.0.0.1 80 { }
         }
+    """
+    errs = messages(load_text(tmp_path, text), "error")
+    assert any("group NOPE is not defined" in m for m in errs), errs
+
+
+def test_lvs_repairs_as_keepalived(tmp_path):
+    text = """
         virtual_server 10.0.0.1 80 {
+            protocol TCP
+            quorum 10
+            hysteresis 20
             real_server 10.0.1.1 { }
             real_server fd00::1 80 { }
+            real_server fd00::2 80 { lb_kind TUN }
             real_server 10.0.1.2 80 { }
             real_server 10.0.1.2 80 { }
             real_server 10.0.1.3 80 { FILE_CHECK { track_file nope } }
+            real_server 10.0.1.4 8080 { lb_kind DR }
         }
-        virtual_server 10.0.0.1 80 { }
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            real_server 10.0.1.9 80 { }
+        }
+        virtual_server 10.0.0.2 80 { }
     """
-    errs = messages(load_text(tmp_path, text), "error")
-    for frag in ("group NOPE is not defined", "10.0.1.1 needs a port", "fd00::1 is not of the",
-                 "10.0.1.2 80 is already in", "track_file 'nope' is not defined",
-                 "[10.0.0.1]:tcp:80 is already defined"):
-        assert any(frag in m for m in errs), (frag, errs)
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    (vs,) = loaded.config.virtual_servers
+    assert [(r.address, r.port) for r in vs.real_servers] == [
+        ("10.0.1.1", 80), ("fd00::2", 80), ("10.0.1.2", 80), ("10.0.1.3", 80),
+        ("10.0.1.4", 80), ("10.0.1.9", 80)]
+    assert vs.real_servers[3].checkers == ()
+    assert (vs.quorum, vs.hysteresis) == (5, 4)
+    warns = messages(loaded, "warning")
+    for frag in ("fd00::1 is not of the virtual server's address family; skipped",
+                 "10.0.1.2 port 80 is listed twice", "track_file 'nope' is not defined",
+                 "port 8080 differs from the virtual server's with DR; reset to 80",
+                 "quorum 10 exceeds", "hysteresis 20 >= quorum 5; set to 4",
+                 "[10.0.0.1]:tcp:80 is already defined", "10.0.0.2 80 has no real servers"):
+        assert any(frag in m for m in warns), (frag, warns)
+
+
+def test_persistence_timeout_0_and_port_0(tmp_path):
+    text = """
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            persistence_timeout 0
+            real_server 10.0.1.1 80 { }
+        }
+        virtual_server 10.0.0.2 0 {
+            protocol TCP
+            real_server 10.0.1.1 80 { }
+        }
+    """
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    a, b = loaded.config.virtual_servers
+    assert (a.persistence_timeout, b.persistence_timeout) == (0, 360)
+    assert any("persistence_timeout set to 360" in m for m in messages(loaded, "warning"))
+
+
+def test_checker_timing_resolved_once_zero_stays_zero(tmp_path):
+    """The model carries the effective values (checker, else real server, else virtual
+    server, else the checker kind's default); an explicit 0 stays 0."""
+    text = """
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            delay_loop 10
+            delay_before_retry 0
+            retry 0
+            real_server 10.0.1.1 80 {
+                warmup 0
+                TCP_CHECK { }
+                HTTP_GET {
+                    url { path / }
+                    delay_before_retry 2
+                    connect_timeout 0.5
+                }
+            }
+            real_server 10.0.1.2 80 {
+                DNS_CHECK { name a.example }
+                MISC_CHECK { misc_path /bin/true }
+                HTTP_GET { url { path / } }
+            }
+        }
+    """
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    rs1, rs2 = loaded.config.virtual_servers[0].real_servers
+    t = lambda c: (c.retry, c.delay_before_retry, c.warmup, c.delay_loop, c.connect_timeout)  # noqa: E731
+    assert [t(c) for c in rs1.checkers] == [(0, 0, 0, 10, 5.0), (0, 2, 0, 10, 0.5)]
+    dns, misc, http = rs2.checkers
+    assert t(dns) == (0, 0, 10, 10, 5.0)  # the virtual server's retry 0 / dbr 0 win
+    assert misc.misc_timeout == 10
+
+
+def test_checker_kind_defaults(tmp_path):
+    text = """
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            delay_loop 7
+            real_server 10.0.1.2 80 {
+                DNS_CHECK { name a.example }
+                MISC_CHECK { misc_path /bin/true }
+                HTTP_GET { url { path / } }
+                TCP_CHECK { }
+            }
+        }
+    """
+    loaded = load_text(tmp_path, text)
+    dns, misc, http, tcp = loaded.config.virtual_servers[0].real_servers[0].checkers
+    # keepalived: DNS retry 3 and delay_before_retry = delay_loop; MISC retry 0;
+    # HTTP delay_before_retry 3 s; TCP retry 1, 1 s; warmup = delay_loop
+    assert [(c.retry, c.delay_before_retry, c.warmup) for c in (dns, misc, http, tcp)] == [
+        (3, 7, 7), (0, 1, 7), (1, 3, 7), (1, 1, 7)]
 
 
 def test_lvs_sync_daemon_instance_must_exist(tmp_path):
