@@ -13,8 +13,8 @@ import asyncio
 import collections
 import logging
 import random
-from typing import TypeVar
 from collections.abc import Callable
+from typing import TypeVar
 
 import attrs
 

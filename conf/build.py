@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule, parse_vip
 from .errors import Diagnostics
-from .keywords import OBSOLETE, UNSUPPORTED
+from .keywords import NO_EFFECT, OBSOLETE, UNSUPPORTED
 from .model import (
     Authentication,
     Checker,
@@ -68,7 +68,7 @@ SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq"
 SCHED_FLAGS = ("sh-port", "sh-fallback", "mh-port", "mh-fallback", "flag-1", "flag-2",
                "flag-3", "ops")
 NOTIFY_FIELDS = tuple(f.name for f in Notify.__attrs_attrs__)  # type: ignore[attr-defined]
-DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")
+DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY")
 
 
 def _weight(tokens: list[str], i: int) -> tuple[int | None, bool]:
@@ -98,6 +98,9 @@ class Builder:
         self.vs_spec = self._vs_spec()
         self.rs_spec = self._rs_spec()
         self.checker_spec = self._checker_spec()
+        for spec in (self.global_spec, self.instance_spec, self.vs_spec, self.rs_spec,
+                     self.checker_spec):
+            self._mark_no_effect(spec)
         self.url_spec = {
             "path": leaf("path", v.text),
             "digest": leaf("digest", self._digest),
@@ -108,6 +111,20 @@ class Builder:
         }
 
     # -- generic --------------------------------------------------------------
+    def _mark_no_effect(self, spec: dict[str, K]) -> None:
+        """Keywords parsed but not acted on warn by name (never silent); the wrapper
+        costs nothing to the other keywords."""
+        for name in NO_EFFECT.intersection(spec):
+            k = spec[name]
+
+            def parse(node: Node, inner: v.Parser = k.parse) -> Any:
+                self.diags.warning(node.pos, f"'{node.name}' is not supported yet; "
+                                             f"parsed, without effect")
+                return inner(node)
+
+            parse.single = getattr(k.parse, "single", False)  # type: ignore[attr-defined]
+            spec[name] = k._replace(parse=parse)
+
     def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any], where: str) -> None:
         get = spec.get
         for child in v.block_lines(node):
@@ -204,8 +221,9 @@ class Builder:
             if entry is None:
                 self.unknown(node, "the top level")
                 continue
-            if node.children is None:
-                self.diags.error(node.pos, f"'{node.name}' needs a block {{ ... }}")
+            if node.children is None:  # keepalived: nothing to read; the lines after it
+                self.diags.warning(node.pos, f"'{node.name}' needs a block {{ ... }}; "
+                                             f"ignored")  # are unknown top-level keywords
                 continue
             field, make = entry
             try:
@@ -286,6 +304,7 @@ class Builder:
             "lvs_sync_daemon": leaf("lvs_sync_daemon", self._sync_daemon),
             "lvs_flush": leaf("lvs_flush", v.flag),
             "lvs_flush_on_stop": leaf("lvs_flush_on_stop", self._flush_on_stop),
+            "lvs_flush_onstop": leaf("lvs_flush_on_stop", self._flush_on_stop),
             "lvs_timeouts": leaf(None, self._lvs_timeouts),
             "checker_log_all_failures": leaf("checker_log_all_failures", v.flag),
         }
@@ -844,7 +863,7 @@ class Builder:
             "type": leaf("dns_type", v.choice(*DNS_TYPES)),
             "name": leaf("dns_name", v.one),
             "payload": leaf("payload", self._hex),
-            "require_reply": leaf("require_reply", lambda n: self._hex(n) if n.args else b""),
+            "require_reply": leaf(None, self._reply),
             "min_reply_length": leaf("min_reply_length", v.integer(0, 65535)),
             "max_reply_length": leaf("max_reply_length", v.integer(0, 65535)),
             "track_file": leaf("track_file", v.one),
@@ -855,13 +874,14 @@ class Builder:
         return spec
 
     def _hex(self, node: Node) -> bytes:
-        s = "".join(node.args)
-        if s[:2].lower() == "0x":
-            s = s[2:]
-        try:
-            return bytes.fromhex(s)
-        except ValueError:
-            raise Bad(f"'{s}' is not a hex string") from None
+        data, mask = _hex_str(node.args, wildcard=False)
+        return data
+
+    def _reply(self, node: Node) -> dict[str, Any]:
+        if not node.args:
+            return {"require_reply": b""}
+        data, mask = _hex_str(node.args, wildcard=True)
+        return {"require_reply": data, "require_reply_mask": mask if any(mask) else None}
 
     def checker(self, node: Node) -> dict[str, Any]:
         kw: dict[str, Any] = {}
@@ -1025,6 +1045,34 @@ def _pick(*candidates: Any) -> Any:
         if c is not None:
             return c
     return None
+
+
+def _hex_str(words: list[str], wildcard: bool) -> tuple[bytes, bytes]:
+    """keepalived's hex strings: whitespace-separated groups, two digits to a byte (a
+    lone digit is a byte of its own); in require_reply an X is a wildcard nibble.
+    Returns the bytes and the mask of wildcard bits."""
+    data = bytearray()
+    mask = bytearray()
+    for word in words:
+        i = 0
+        while i < len(word):
+            pair = word[i : i + 2]
+            i += 2
+            byte = m = 0
+            for c in pair:
+                byte <<= 4
+                m <<= 4
+                if wildcard and c in "Xx":
+                    m |= 0xF
+                elif c in "0123456789abcdefABCDEF":
+                    byte |= int(c, 16)
+                else:
+                    raise Bad(f"'{' '.join(words)}' is not a hex string")
+            data.append(byte)
+            mask.append(m)
+    if not data:
+        raise Bad("needs a hex string")
+    return bytes(data), bytes(mask)
 
 
 def _vip(node: Node) -> Any:

@@ -7,7 +7,22 @@ OBSOLETE: dict[str, str] = {
     "lvs_id": "keepalived 1.x, use router_id",
     "global_tracking": "replaced by sync_group_tracking_weight",
     "vrrp_garp_master_refresh_delay": "keepalived 1.x",
+    "lvs_sync_daemon_interface": "use global_defs lvs_sync_daemon",
+    "thread_timer_expired": "use timer_expired_backup",
+    "vmac_garp_intvl": "use garp_extra_if",
+    "vrrp_vmac_garp_intvl": "use vrrp_garp_extra_if",
 }
+
+# parsed into the model, but nothing in director acts on them yet: warned by name
+NO_EFFECT: frozenset[str] = frozenset(
+    """
+    ha_suspend vrrp_priority checker_priority max_auto_priority vrrp_notify_fifo_script
+    lvs_notify_fifo_script notify_fifo_script lower_prio_no_advert vrrp_lower_prio_no_advert
+    garp_lower_prio_delay garp_lower_prio_repeat vrrp_garp_lower_prio_delay
+    vrrp_garp_lower_prio_repeat notify_master_rx_lower_pri higher_prio_send_advert
+    vrrp_higher_prio_send_advert vrrp_min_garp unicast_fault_no_peer
+    """.split()
+)
 
 UNSUPPORTED: frozenset[str] = frozenset(
     """
@@ -33,5 +48,17 @@ UNSUPPORTED: frozenset[str] = frozenset(
     kernel_rx_buf_size debug native_ipv6 track_src_ip track_bfd old_unicast_checksum
     notify_priority_changes unicast_checksum_compat vmac_xmit_base_src use_ipvlan
     evip
+    active_key anti_replay auth_hmac bfd_process_name bfd_rlimit_rtime checker_process_name
+    checker_rlimit_rtime dbus_no_interface_name disable_local_igmp down_timer_adverts
+    garp_extra_if hashed host include_check interface_up_down_delays interfaces
+    iproute_etc_dir iproute_usr_dir json_dump_file lvs_process_name mcast_dst_ip
+    min_auto_priority_delay mode nftables nftables_ipvs nftables_ipvs_priority
+    nftables_ipvs_start_fwmark no_email_faults no_virtual_ipaddress owner_ignore_adverts
+    process_name process_names regex_max_offset regex_min_offset regex_options regex_stack
+    rs_init_notifies set_supplementary_groups snmp_name snmp_rs_stats_update_interval
+    snmp_vs_stats_update_interval state_dump_file stats_dump_file time_window
+    timer_expired_backup tls_compliant track_group use_symlink_paths use_vmac_addr
+    v3_checksum_as_v2 vmac_addr_prefix vmac_prefix vrf vrrp_delay_after_boot
+    vrrp_down_timer_adverts vrrp_owner_ignore_adverts vrrp_process_name vrrp_rlimit_rtime
     """.split()
 )

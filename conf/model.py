@@ -364,6 +364,7 @@ class Checker:
     # UDP_CHECK
     payload: bytes | None = None
     require_reply: bytes | None = None
+    require_reply_mask: bytes | None = None  # bits of X (wildcard) nibbles
     min_reply_length: int | None = None
     max_reply_length: int | None = None
     # FILE_CHECK

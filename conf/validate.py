@@ -10,7 +10,6 @@ error, because the config would not run as written.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import attrs

@@ -30,12 +30,20 @@ def test_one_line_block_with_several_items(tmp_path):
     assert instance(loaded, "V").virtual_ipaddress[0].dev == "eth0"
 
 
-def test_unbalanced_braces(tmp_path):
+def test_unbalanced_braces_are_repaired_as_keepalived(tmp_path):
+    """keepalived closes a block left open at the end of the file and ignores a stray
+    '}' (and a block keyword without its block), with a log line each."""
     loaded = load_text(tmp_path, "global_defs {\n router_id x\n")
-    assert not loaded.ok
-    assert any("not closed" in m for m in messages(loaded, "error"))
+    assert loaded.ok and loaded.config.global_defs.router_id == "x"
+    assert any("not closed" in m and "closed at the end" in m
+               for m in messages(loaded, "warning"))
     loaded = load_text(tmp_path, "global_defs {\n}\n}\n")
-    assert any(m.startswith("3: '}' without") for m in messages(loaded, "error"))
+    assert loaded.ok
+    assert any(m.startswith("3: '}' without") for m in messages(loaded, "warning"))
+    loaded = load_text(tmp_path, "virtual_server 10.0.0.1 80\n delay_loop 6\n}\n")
+    assert loaded.ok and loaded.config.virtual_servers == ()
+    warns = messages(loaded, "warning")
+    assert any(m.startswith("1: 'virtual_server' needs a block") for m in warns), warns
 
 
 def test_global_defs_values_and_defaults(tmp_path):
@@ -281,7 +289,7 @@ virtual_server 192.168.3.253 80 {
         SMTP_CHECK { helo_name lb.example.com }
         DNS_CHECK { type A
             name www.example.com }
-        UDP_CHECK { payload 0x0102ff
+        UDP_CHECK { payload 01 2 ff
             require_reply 0a0b }
         PING_CHECK { }
     }
@@ -330,6 +338,7 @@ def test_lvs_blocks_aliases_and_inheritance(tmp_path):
     assert misc.misc_timeout == 6
     assert smtp.helo_name == "lb.example.com"
     assert (dns.dns_type, dns.dns_name) == ("A", "www.example.com")
+    # keepalived's hex: groups of two digits, a lone digit a byte of its own
     assert (udp.payload, udp.require_reply) == (b"\x01\x02\xff", b"\x0a\x0b")
     assert ping.type == "PING_CHECK"
     assert fw.fwmark == 12 and fw.sched_flags == ("mh-port", "mh-fallback") and fw.key == "FWM 12"
@@ -412,3 +421,30 @@ def test_leaf_given_a_block_and_block_given_a_value(tmp_path):
     errs = messages(loaded, "error")
     assert any("'priority' does not take a block" in m for m in errs)
     assert any("'track_script' needs a block" in m for m in errs)
+
+
+def test_udp_check_hex_and_dns_types_as_keepalived(tmp_path):
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 53 {
+            protocol UDP
+            real_server 10.0.1.1 53 {
+                UDP_CHECK {
+                    payload 0x01
+                    require_reply 1X 0203
+                }
+                DNS_CHECK {
+                    type DNSKEY
+                }
+                DNS_CHECK {
+                    type RRSIG
+                }
+            }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    udp, k, r = loaded.config.virtual_servers[0].real_servers[0].checkers
+    assert udp.payload is None  # '0x' is not keepalived's hex: ignored with a warning
+    assert any("payload: '0x01' is not a hex string; ignored" in m
+               for m in messages(loaded, "warning"))
+    assert (udp.require_reply, udp.require_reply_mask) == (b"\x10\x02\x03", b"\x0f\x00\x00")
+    assert (k.dns_type, r.dns_type) == ("DNSKEY", "RRSIG")
