@@ -564,8 +564,13 @@ class Builder:
             "auth_pass": leaf("auth_pass", v.text),
         }
         self.fill(node, spec, kw, "authentication")
-        if "auth_type" not in kw:
-            self.diags.error(node.pos, "authentication block has no auth_type")
+        if "auth_type" not in kw:  # keepalived: no (valid) type is no authentication
+            self.diags.warning(node.pos, "authentication block has no valid auth_type; "
+                                         "no authentication")
+            return None
+        if not kw.get("auth_pass"):
+            self.diags.warning(node.pos, "authentication specified but no password given; "
+                                         "no authentication")
             return None
         raw = kw.get("auth_pass", "").encode("utf-8", "surrogateescape")  # the file's bytes
         if len(raw) > 8:

@@ -234,6 +234,7 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config
             sg = attrs.evolve(sg, group=tuple(members))
         groups_kept.append(sg)
     cfg = attrs.evolve(cfg, vrrp_sync_groups=tuple(groups_kept))
+    cfg = _unweighted_trackers(cfg, diags)
 
     for sc in cfg.vrrp_scripts:
         if sc.script and check_host:
@@ -248,6 +249,60 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config
                             f"defined")
 
     return _validate_lvs(cfg, diags, files)
+
+
+def _unweighted_trackers(cfg: Config, diags: Diagnostics) -> Config:
+    """keepalived (vrrp_complete_instance): an address owner (priority 255), and a sync
+    group member unless the group has sync_group_tracking_weight, take no priority from
+    trackers. Weighted scripts are dropped; a tracked interface's weight becomes 0 (down
+    is a fault; the owner stops tracking it); a file with the default weight 1 becomes
+    weight 0, one with another weight is dropped."""
+    no_weight = {m for g in cfg.vrrp_sync_groups if not g.sync_group_tracking_weight
+                 for m in g.group}
+    script_w = {s.name: s.weight for s in cfg.vrrp_scripts}
+    file_w = {f.name: f.weight for f in cfg.track_files}
+    out = []
+    changed = False
+    for inst in cfg.vrrp_instances:
+        owner = inst.priority == 255
+        if not owner and inst.name not in no_weight:
+            out.append(inst)
+            continue
+        why = "address owner" if owner else "sync group"
+        tag = f"({inst.name})"
+        ifs, scripts, files = [], [], []
+        for ref in inst.track_interface:
+            if ref.weight:
+                diags.warning(ref.pos, f"{tag} ignoring the weight of tracked interface "
+                                       f"{ref.name} ({why})" if not owner else
+                                       f"{tag} tracked interface {ref.name} ignored ({why})")
+                if owner:
+                    continue
+                ref = attrs.evolve(ref, weight=0)
+            ifs.append(ref)
+        for ref in inst.track_script:
+            w = ref.weight if ref.weight is not None else script_w.get(ref.name, 0)
+            if w:
+                diags.warning(ref.pos, f"{tag} tracked script {ref.name} with a weight is "
+                                       f"ignored ({why})")
+                continue
+            scripts.append(ref)
+        for ref in inst.track_file:
+            w = ref.weight if ref.weight is not None else file_w.get(ref.name, 1)
+            if w == 1:
+                diags.warning(ref.pos, f"{tag} tracked file {ref.name}: weight ignored "
+                                       f"({why}); specify weight 0")
+                ref = attrs.evolve(ref, weight=0)
+            elif w:
+                diags.warning(ref.pos, f"{tag} tracked file {ref.name} with weight {w} is "
+                                       f"ignored ({why})")
+                continue
+            files.append(ref)
+        new = attrs.evolve(inst, track_interface=tuple(ifs), track_script=tuple(scripts),
+                           track_file=tuple(files))
+        changed = changed or new != inst
+        out.append(new)
+    return attrs.evolve(cfg, vrrp_instances=tuple(out)) if changed else cfg
 
 
 def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str]) -> Config:

@@ -333,3 +333,41 @@ def test_nonexistent_interface_is_a_warning(tmp_path):
     assert any("interface nosuchif0 doesn't exist" in m for m in messages(loaded, "warning"))
     loaded = load_text(tmp_path, VRRP.format(body="").replace("eth0", "lo"), check_host=True)
     assert not any("doesn't exist" in m for m in messages(loaded))
+
+
+def test_owner_and_sync_group_members_take_no_tracker_weight(tmp_path):
+    """keepalived: weighted scripts are ignored for an address owner and in a sync group
+    without sync_group_tracking_weight; an interface weight becomes 0 (fault on down); a
+    file of the default weight 1 becomes 0."""
+    text = ("vrrp_script up {\n script /bin/true\n weight 20\n}\n"
+            "vrrp_script flat {\n script /bin/true\n}\n"
+            "track_file f {\n file /tmp/x\n}\n"
+            + VRRP.format(body="track_script {\n up\n flat\n}\ntrack_interface {\n eth1 weight 5\n}"
+                               "\ntrack_file {\n f\n}")
+            + VRRP.format(body="priority 255\ntrack_script {\n up\n}").replace("VI_1", "VI_2")
+            .replace("51", "52")
+            + VRRP.format(body="track_script {\n up\n}").replace("VI_1", "VI_3")
+            .replace("51", "53").replace("10.0.0.1", "10.0.0.3")
+            + VRRP.format(body="track_script {\n up\n}").replace("VI_1", "VI_4")
+            .replace("51", "54").replace("10.0.0.1", "10.0.0.4")
+            + "vrrp_sync_group G {\n group {\n VI_1\n VI_3\n }\n}\n"
+            + "vrrp_sync_group W {\n group {\n VI_4\n }\n sync_group_tracking_weight\n}\n")
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    vi1, vi2, vi3, vi4 = (instance(loaded, n) for n in ("VI_1", "VI_2", "VI_3", "VI_4"))
+    assert [r.name for r in vi1.track_script] == ["flat"]
+    assert [(r.name, r.weight) for r in vi1.track_interface] == [("eth1", 0)]
+    assert [(r.name, r.weight) for r in vi1.track_file] == [("f", 0)]
+    assert vi2.track_script == () and vi3.track_script == ()
+    assert [r.name for r in vi4.track_script] == ["up"]  # the group keeps weights
+    warns = messages(loaded, "warning")
+    assert any("(VI_2) tracked script up with a weight is ignored (address owner)" in m
+               for m in warns)
+
+
+def test_authentication_without_type_or_password_is_none(tmp_path):
+    for auth in ("auth_type PASS;\n auth_pass secret", "auth_type PASS"):
+        loaded = load_text(tmp_path, VRRP.format(body=f"authentication {{\n {auth}\n}}"))
+        assert loaded.ok, messages(loaded)
+        assert instance(loaded).authentication is None
+        assert any("no authentication" in m for m in messages(loaded, "warning"))
