@@ -265,7 +265,7 @@ class Builder:
             "notification_email_from": leaf("notification_email_from", v.one),
             "smtp_server": leaf(None, self._smtp_server),
             "smtp_helo_name": leaf("smtp_helo_name", v.one),
-            "smtp_connect_timeout": leaf("smtp_connect_timeout", v.integer(1, 2**31 - 1)),
+            "smtp_connect_timeout": leaf("smtp_connect_timeout", v.integer(0, 2**31 - 1)),
             "smtp_alert": leaf("smtp_alert", v.flag),
             "smtp_alert_vrrp": leaf("smtp_alert_vrrp", v.flag),
             "smtp_alert_checker": leaf("smtp_alert_checker", v.flag),
@@ -280,11 +280,12 @@ class Builder:
             "vrrp_mcast_group4": leaf("vrrp_mcast_group4", self._mcast(4)),
             "vrrp_mcast_group6": leaf("vrrp_mcast_group6", self._mcast(6)),
             "vrrp_garp_master_delay": garp("vrrp_garp_master_delay"),
-            "vrrp_garp_master_repeat": garp("vrrp_garp_master_repeat"),
+            "vrrp_garp_master_repeat": leaf("vrrp_garp_master_repeat", v.positive(UINT)),
             "vrrp_garp_lower_prio_delay": garp("vrrp_garp_lower_prio_delay"),
             "vrrp_garp_lower_prio_repeat": garp("vrrp_garp_lower_prio_repeat"),
             "vrrp_garp_master_refresh": garp("vrrp_garp_master_refresh"),
-            "vrrp_garp_master_refresh_repeat": garp("vrrp_garp_master_refresh_repeat"),
+            "vrrp_garp_master_refresh_repeat": leaf("vrrp_garp_master_refresh_repeat",
+                                                    v.positive(UINT)),
             "vrrp_garp_interval": leaf("vrrp_garp_interval", self._garp_interval),
             "vrrp_gna_interval": leaf("vrrp_gna_interval", self._garp_interval),
             "vrrp_min_garp": leaf("vrrp_min_garp", v.flag),
@@ -404,8 +405,8 @@ class Builder:
         kw: dict[str, Any] = {}
         spec = {
             "script": leaf("script", v.script),
-            "interval": leaf("interval", v.integer(1, 2**31 - 1)),
-            "timeout": leaf("timeout", v.integer(1, 2**31 - 1)),
+            "interval": leaf("interval", v.positive(v.number(0, 4294967))),
+            "timeout": leaf("timeout", v.positive(v.number(0, 4294967))),
             "weight": leaf(None, _weight_kw),
             "rise": leaf("rise", v.integer(1, 2**31 - 1)),
             "fall": leaf("fall", v.integer(1, 2**31 - 1)),
@@ -451,7 +452,7 @@ class Builder:
             "param_match": leaf("param_match", v.choice("INITIAL", "PARTIAL")),
             "weight": leaf(None, _weight_kw),
             "quorum": leaf("quorum", v.integer(1, 65535)),
-            "quorum_max": leaf("quorum_max", v.integer(1, 65535)),
+            "quorum_max": leaf("quorum_max", v.integer(0, 65535)),
             "delay": leaf("delay", v.number(0, 3600)),
             "terminate_delay": leaf("terminate_delay", v.number(0, 3600)),
             "fork_delay": leaf("fork_delay", v.number(0, 3600)),
@@ -465,12 +466,44 @@ class Builder:
         return TrackProcess(name=node.args[0], pos=node.pos, **kw)
 
     def _track_refs(self, kind: str) -> v.Parser:
-        def parse(node: Node) -> tuple[TrackRef, ...]:
-            def one_ref(n: Node) -> TrackRef:
-                w, rev = _weight(n.args, 0)
-                return TrackRef(name=n.name, weight=w, reverse=rev, pos=n.pos)
+        """A track_* block, read as keepalived's vrrp_track.c does: an unknown option drops
+        the line, a bad weight falls back to the tracker's own, a name twice is ignored."""
 
-            return tuple(self._items(node, one_ref))
+        def one_ref(n: Node) -> TrackRef:
+            a = n.args
+            if not a:
+                return TrackRef(name=n.name, pos=n.pos)
+            if a[0] != "weight":
+                raise Bad(f"unknown option '{a[0]}' for {n.name}")
+            if len(a) == 1:
+                raise Bad(f"weight without a value for {n.name}")
+            reverse = False
+            note = ""
+            if len(a) >= 3:
+                if a[2] in ("reverse", "noreverse"):
+                    reverse = a[2] == "reverse"
+                else:
+                    note = f"unknown weight option '{a[2]}' ignored"
+            try:
+                w: int | None = v.to_int(a[1], -254, 254)
+            except Bad as e:
+                w, note = None, f"{e}: the {kind}'s own weight used"
+            if kind == "script" and w in (-254, 254):
+                w = 253 if w > 0 else -253
+                note = f"weight cannot be +/-254; set to {w}"
+            ref = TrackRef(name=n.name, weight=w, reverse=reverse, pos=n.pos)
+            if note:
+                raise v.Fixed(ref, note)
+            return ref
+
+        def parse(node: Node) -> tuple[TrackRef, ...]:
+            out: list[TrackRef] = []
+            for ref in self._items(node, one_ref):
+                if any(r.name == ref.name for r in out):
+                    self.diags.warning(ref.pos, f"duplicate track_{kind} {ref.name}; ignored")
+                else:
+                    out.append(ref)
+            return tuple(out)
 
         return parse
 
@@ -499,7 +532,7 @@ class Builder:
             "unicast_src_ip": leaf("unicast_src_ip", v.ip),
             "unicast_peer": K("unicast_peer", lambda n: tuple(self._items(n, self._peer)),
                               block=True),
-            "unicast_ttl": leaf("unicast_ttl", v.integer(1, 255)),
+            "unicast_ttl": leaf("unicast_ttl", v.integer(0, 255)),
             "unicast_fault_no_peer": leaf("unicast_fault_no_peer", v.flag),
             "check_unicast_src": leaf("check_unicast_src", v.flag),
             "version": leaf("version", v.integer(2, 3)),
@@ -517,10 +550,10 @@ class Builder:
             "preempt": leaf(None, lambda n: {"nopreempt": not v.flag(n)}),
             "preempt_delay": leaf("preempt_delay", v.number(0, 1000)),
             "garp_master_delay": leaf("garp_master_delay", UINT),
-            "garp_master_repeat": leaf("garp_master_repeat", UINT),
+            "garp_master_repeat": leaf("garp_master_repeat", v.positive(UINT)),
             "garp_master_refresh": leaf("garp_master_refresh", UINT),
             "garp_master_refresh_repeat": leaf("garp_master_refresh_repeat",
-                                               UINT),
+                                               v.positive(UINT)),
             "garp_lower_prio_delay": leaf("garp_lower_prio_delay", UINT),
             "garp_lower_prio_repeat": leaf("garp_lower_prio_repeat", UINT),
             "garp_interval": leaf("garp_interval", self._garp_interval),

@@ -104,8 +104,8 @@ class GlobalDefs:
 class VrrpScript:
     name: str
     script: Script | None = None
-    interval: int = 1
-    timeout: int | None = None  # None: the interval, as keepalived
+    interval: float = 1
+    timeout: float | None = None  # None: the interval, as keepalived
     weight: int = 0
     weight_reverse: bool = False
     rise: int = 1

@@ -100,6 +100,19 @@ def number(lo: float = 0.0, hi: float = 4294967.0) -> Parser:
     return parse
 
 
+def positive(parse: Parser, one_value: float = 1) -> Parser:
+    """keepalived reads 0 for these (older versions allowed it) and sets 1 instead."""
+
+    @single
+    def wrapped(node: Node) -> Any:
+        value = parse(node)
+        if value == 0:
+            raise Fixed(type(value)(one_value), "must be greater than 0; set to 1")
+        return value
+
+    return wrapped
+
+
 @single
 def flag(node: Node) -> bool:
     """A keyword that stands alone; keepalived also takes an explicit on/off."""

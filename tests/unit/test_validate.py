@@ -14,13 +14,14 @@ from helpers import VRRP, instance, load_text, messages
     ("version 4", "outside range [2, 3]", "version", 2),
     ("state SLAVE", "'SLAVE' is not one of MASTER, BACKUP", "state", None),
     ("state MASTER;", "is not one of MASTER, BACKUP", "state", None),
-    ("unicast_ttl 0", "outside range [1, 255]", "unicast_ttl", 255),
+    ("unicast_ttl 256", "outside range [0, 255]", "unicast_ttl", 255),
+    ("garp_master_repeat 0", "must be greater than 0; set to 1", "garp_master_repeat", 1),
 ])
 def test_bad_values_warn_and_keep_the_default(tmp_path, body, fragment, field, value):
     """keepalived logs a bad value and runs with the default (state: BACKUP)."""
     loaded = load_text(tmp_path, VRRP.format(body=body))
     assert loaded.ok, messages(loaded)
-    assert any(fragment in m and "ignored" in m for m in messages(loaded, "warning")), \
+    assert any(fragment in m for m in messages(loaded, "warning")), \
         messages(loaded)
     assert getattr(instance(loaded), field) == value
 
@@ -371,3 +372,22 @@ def test_authentication_without_type_or_password_is_none(tmp_path):
         assert loaded.ok, messages(loaded)
         assert instance(loaded).authentication is None
         assert any("no authentication" in m for m in messages(loaded, "warning"))
+
+
+def test_track_refs_read_as_keepalived(tmp_path):
+    text = ("vrrp_script s {\n script /bin/true\n weight 7\n}\n"
+            "vrrp_script t {\n script /bin/true\n interval 0.5\n timeout 0\n}\n"
+            + VRRP.format(body="track_script {\n s weight x\n t weight 254 noreverse\n"
+                               " s\n t bogus\n}"))
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok, messages(loaded)
+    refs = instance(loaded).track_script
+    assert [(r.name, r.weight, r.reverse) for r in refs] == [("s", None, False),
+                                                              ("t", 253, False)]
+    t = loaded.config.vrrp_scripts[1]
+    assert (t.interval, t.timeout) == (0.5, 1)  # decimals allowed; 0 set to 1
+    warns = messages(loaded, "warning")
+    for frag in ("the script's own weight used", "cannot be +/-254; set to 253",
+                 "duplicate track_script s", "unknown option 'bogus'",
+                 "timeout: must be greater than 0; set to 1"):
+        assert any(frag in m for m in warns), (frag, warns)
