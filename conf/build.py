@@ -686,12 +686,14 @@ class Builder:
         addr, family = parse_ip(text)
         return VsGroupEntry(address=addr, port=port, family=family, pos=node.pos)
 
-    def _common_check_opts(self) -> dict[str, K]:
+    def _common_check_opts(self, checker: bool = False) -> dict[str, K]:
+        # keepalived: a checker's retry may be 0, a real or virtual server's from 1
+        retry = leaf("retry", UINT if checker else v.integer(1, 2**32 - 1))
         return {
-            "retry": leaf("retry", UINT),
-            "nb_get_retry": leaf("retry", UINT),
+            "retry": retry,
+            "nb_get_retry": retry,
             "delay_before_retry": leaf("delay_before_retry", v.number(0, 4294967)),
-            "connect_timeout": leaf("connect_timeout", v.number(0.001, 4294967)),
+            "connect_timeout": leaf("connect_timeout", v.number(1e-6, 4294967)),
             "warmup": leaf("warmup", v.number(0, 4294967)),
             "alpha": leaf("alpha", v.flag),
             "smtp_alert": leaf("smtp_alert", v.flag),
@@ -703,7 +705,7 @@ class Builder:
         spec = {
             "protocol": leaf("protocol", v.choice("TCP", "UDP", "SCTP")),
             "ip_family": leaf("_ip_family", v.choice("INET", "INET6")),
-            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+            "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
             "lb_algo": leaf("lb_algo", self._sched),
             "lvs_sched": leaf("lb_algo", self._sched),
             "lb_kind": leaf(None, self._lb_kind),
@@ -724,7 +726,7 @@ class Builder:
             "inhibit_on_failure": leaf("inhibit_on_failure", v.flag),
             "omega": leaf("omega", v.flag),
             "ha_suspend": leaf("ha_suspend", v.flag),
-            "weight": leaf("weight", v.integer(1, 65535)),
+            "weight": leaf("weight", v.integer(1, 2**31 - 1)),
             "real_server": K("real_servers", self.real_server, block=True, append=True),
         }
         for f in SCHED_FLAGS:
@@ -853,7 +855,7 @@ class Builder:
             "notify_down": leaf("notify_down", v.script),
             "uthreshold": leaf("uthreshold", UINT),
             "lthreshold": leaf("lthreshold", UINT),
-            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+            "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
         }
         spec.update(self._common_check_opts())
         for t in CHECKER_TYPES:
@@ -886,7 +888,7 @@ class Builder:
             "bind_port": leaf("bind_port", v.port),
             "bind_if": leaf("bind_if", v.one),
             "fwmark": leaf("fwmark", v.integer(1, 2**32 - 1)),
-            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+            "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
             "log_all_failures": leaf("log_all_failures", v.flag),
             "url": K("urls", self.url, block=True, append=True),
             "http_protocol": leaf("http_protocol", v.choice("1.0", "1.0C", "1.1", "0.9")),
@@ -894,7 +896,7 @@ class Builder:
             "sni_name": leaf("sni_name", v.one),
             "fast_recovery": leaf("fast_recovery", v.flag),
             "misc_path": leaf("misc_path", v.script),
-            "misc_timeout": leaf("misc_timeout", v.number(0.001, 4294967)),
+            "misc_timeout": leaf("misc_timeout", v.number(0, 4294967)),
             "misc_dynamic": leaf("misc_dynamic", v.flag),
             "user": leaf("user", v.first),
             "helo_name": leaf("helo_name", v.one),
@@ -908,7 +910,7 @@ class Builder:
             "file": leaf("track_file", v.one),
             "weight": leaf(None, _weight_kw),
         }
-        spec.update(self._common_check_opts())
+        spec.update(self._common_check_opts(checker=True))
         return spec
 
     def _hex(self, node: Node) -> bytes:
@@ -1008,7 +1010,7 @@ class Builder:
             for k in ("retry", "delay_before_retry", "warmup"):
                 if rs.get(k) is None and vs.get(k) is not None:
                     rs[k] = vs[k]
-            rs["checkers"] = tuple(self._checker_defaults(c, rs)
+            rs["checkers"] = tuple(self._checker_defaults(c, rs, vs_loop)
                                    for c in rs.get("checkers", ()) if c is not None)
             weight_sum += rs["weight"]
             out.append(RealServer(**rs))
@@ -1048,7 +1050,8 @@ class Builder:
                                           f"{vs.get('port')}")
             rs["port"] = vs.get("port")
 
-    def _checker_defaults(self, c: dict[str, Any], rs: dict[str, Any]) -> Checker:
+    def _checker_defaults(self, c: dict[str, Any], rs: dict[str, Any],
+                          vs_loop: float) -> Checker:
         """A checker's effective timing, as keepalived resolves it: its own value, else
         the real server's (which took the virtual server's), else the checker kind's
         default (retry 1, MISC 0, DNS 3; delay_before_retry 1 s, HTTP/SSL 3 s, DNS the
@@ -1070,7 +1073,7 @@ class Builder:
         if c.get("warmup") is None:
             c["warmup"] = _pick(rs.get("warmup"), c["delay_loop"])
         if kind == "MISC_CHECK" and not c.get("misc_timeout"):
-            c["misc_timeout"] = c["delay_loop"]  # keepalived: the virtual server's delay_loop
+            c["misc_timeout"] = vs_loop  # keepalived: the virtual server's delay_loop
         return Checker(**c)
 
 

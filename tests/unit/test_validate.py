@@ -277,11 +277,14 @@ def test_checker_timing_resolved_once_zero_stays_zero(tmp_path):
             retry 0
             real_server 10.0.1.1 80 {
                 warmup 0
-                TCP_CHECK { }
+                TCP_CHECK {
+                    retry 0
+                }
                 HTTP_GET {
                     url { path / }
                     delay_before_retry 2
                     connect_timeout 0.5
+                    delay_loop 3
                 }
             }
             real_server 10.0.1.2 80 {
@@ -295,10 +298,12 @@ def test_checker_timing_resolved_once_zero_stays_zero(tmp_path):
     assert loaded.ok, messages(loaded)
     rs1, rs2 = loaded.config.virtual_servers[0].real_servers
     t = lambda c: (c.retry, c.delay_before_retry, c.warmup, c.delay_loop, c.connect_timeout)  # noqa: E731
-    assert [t(c) for c in rs1.checkers] == [(0, 0, 0, 10, 5.0), (0, 2, 0, 10, 0.5)]
+    # keepalived: a virtual server's retry must be >= 1 (0 ignored), a checker's may be 0
+    assert [t(c) for c in rs1.checkers] == [(0, 0, 0, 10, 5.0), (1, 2, 0, 3, 0.5)]
     dns, misc, http = rs2.checkers
-    assert t(dns) == (0, 0, 10, 10, 5.0)  # the virtual server's retry 0 / dbr 0 win
+    assert t(dns) == (3, 0, 10, 10, 5.0)  # the virtual server's dbr 0 wins; DNS retry 3
     assert misc.misc_timeout == 10
+    assert any("retry: number '0' outside range" in m for m in messages(loaded, "warning"))
 
 
 def test_checker_kind_defaults(tmp_path):
