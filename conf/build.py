@@ -294,6 +294,16 @@ class Builder:
             "vrrp_startup_delay": leaf("vrrp_startup_delay", v.number(0, 3600)),
             "vrrp_priority": leaf("vrrp_priority", v.integer(-20, 19)),
             "checker_priority": leaf("checker_priority", v.integer(-20, 19)),
+            "vrrp_rt_priority": leaf("vrrp_rt_priority", _rt_priority),
+            "checker_rt_priority": leaf("checker_rt_priority", _rt_priority),
+            "vrrp_rlimit_rttime": leaf("vrrp_rlimit_rttime", _rlimit),
+            "vrrp_rlimit_rtime": leaf("vrrp_rlimit_rttime", _rlimit),
+            "checker_rlimit_rttime": leaf("checker_rlimit_rttime", _rlimit),
+            "checker_rlimit_rtime": leaf("checker_rlimit_rttime", _rlimit),
+            "vrrp_no_swap": leaf("vrrp_no_swap", v.flag),
+            "checker_no_swap": leaf("checker_no_swap", v.flag),
+            "vrrp_cpu_affinity": leaf("vrrp_cpu_affinity", _cpus),
+            "checker_cpu_affinity": leaf("checker_cpu_affinity", _cpus),
             "max_auto_priority": leaf("max_auto_priority", lambda n: v.to_int(
                 n.args[0], -1, 99) if n.args else 99),
             "vrrp_notify_fifo": leaf("vrrp_notify_fifo", v.first),
@@ -1086,6 +1096,37 @@ def _pick(*candidates: Any) -> Any:
         if c is not None:
             return c
     return None
+
+
+@v.single
+def _rt_priority(node: Node) -> int:
+    """keepalived clamps a realtime priority into SCHED_RR's range, with a log line."""
+    import os
+
+    p = v.to_int(v.one(node), -(2**31), 2**31 - 1)
+    lo, hi = os.sched_get_priority_min(os.SCHED_RR), os.sched_get_priority_max(os.SCHED_RR)
+    if not lo <= p <= hi:
+        raise v.Fixed(min(max(p, lo), hi), f"{p} outside [{lo}, {hi}]; clamped")
+    return p
+
+
+@v.single
+def _rlimit(node: Node) -> int:
+    limit = v.to_int(v.one(node), 1, 2**32 - 1)
+    return max(limit, 2)  # keepalived: halved for the soft limit, which must not be 0
+
+
+def _cpus(node: Node) -> tuple[int, ...]:
+    import os
+
+    n = os.cpu_count() or 1
+    cpus = []
+    for a in node.args or [v.one(node)]:
+        try:
+            cpus.append(v.to_int(a, 0, n - 1))
+        except Bad as e:  # keepalived skips an invalid cpu id
+            raise v.Fixed(tuple(cpus), f"{e}; the rest ignored") from None
+    return tuple(cpus)
 
 
 def _hex_str(words: list[str], wildcard: bool) -> tuple[bytes, bytes]:

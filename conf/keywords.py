@@ -16,7 +16,7 @@ OBSOLETE: dict[str, str] = {
 # parsed into the model, but nothing in director acts on them yet: warned by name
 NO_EFFECT: frozenset[str] = frozenset(
     """
-    ha_suspend vrrp_priority checker_priority max_auto_priority vrrp_notify_fifo_script
+    ha_suspend max_auto_priority vrrp_notify_fifo_script
     lvs_notify_fifo_script notify_fifo_script lower_prio_no_advert vrrp_lower_prio_no_advert
     garp_lower_prio_delay garp_lower_prio_repeat vrrp_garp_lower_prio_delay
     vrrp_garp_lower_prio_repeat notify_master_rx_lower_pri higher_prio_send_advert
@@ -33,10 +33,9 @@ UNSUPPORTED: frozenset[str] = frozenset(
     vrrp_netlink_monitor_rcv_bufs vrrp_netlink_monitor_rcv_bufs_force
     lvs_netlink_cmd_rcv_bufs lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
     lvs_netlink_monitor_rcv_bufs_force process_monitor_rcv_bufs
-    process_monitor_rcv_bufs_force vrrp_rx_bufs_policy vrrp_rx_bufs_multiplier vrrp_no_swap
-    checker_no_swap bfd_priority bfd_no_swap vrrp_rt_priority checker_rt_priority
-    bfd_rt_priority vrrp_rlimit_rttime checker_rlimit_rttime bfd_rlimit_rttime vrrp_cpu_affinity
-    checker_cpu_affinity bfd_cpu_affinity snmp_socket enable_traps enable_snmp_vrrp
+    process_monitor_rcv_bufs_force vrrp_rx_bufs_policy vrrp_rx_bufs_multiplier
+    bfd_priority bfd_no_swap bfd_rt_priority bfd_rlimit_rttime bfd_cpu_affinity
+    snmp_socket enable_traps enable_snmp_vrrp
     enable_snmp_keepalived enable_snmp_checker enable_snmp_rfc enable_snmp_rfcv2
     enable_snmp_rfcv3 enable_dbus enable_dbus_instance dbus_service_name random_seed
     reload_check_config reload_time_file reload_repeat reload_file config_save_dir
@@ -49,7 +48,7 @@ UNSUPPORTED: frozenset[str] = frozenset(
     notify_priority_changes unicast_checksum_compat vmac_xmit_base_src use_ipvlan
     evip
     active_key anti_replay auth_hmac bfd_process_name bfd_rlimit_rtime checker_process_name
-    checker_rlimit_rtime dbus_no_interface_name disable_local_igmp down_timer_adverts
+    dbus_no_interface_name disable_local_igmp down_timer_adverts
     garp_extra_if hashed host include_check interface_up_down_delays interfaces
     iproute_etc_dir iproute_usr_dir json_dump_file lvs_process_name mcast_dst_ip
     min_auto_priority_delay mode nftables nftables_ipvs nftables_ipvs_priority
@@ -59,6 +58,6 @@ UNSUPPORTED: frozenset[str] = frozenset(
     snmp_vs_stats_update_interval state_dump_file stats_dump_file time_window
     timer_expired_backup tls_compliant track_group use_symlink_paths use_vmac_addr
     v3_checksum_as_v2 vmac_addr_prefix vmac_prefix vrf vrrp_delay_after_boot
-    vrrp_down_timer_adverts vrrp_owner_ignore_adverts vrrp_process_name vrrp_rlimit_rtime
+    vrrp_down_timer_adverts vrrp_owner_ignore_adverts vrrp_process_name
     """.split()
 )

@@ -80,8 +80,16 @@ class GlobalDefs:
     vrrp_lower_prio_no_advert: bool = False
     vrrp_higher_prio_send_advert: bool = False
     vrrp_startup_delay: float = 0.0
-    vrrp_priority: int | None = None
+    vrrp_priority: int | None = None  # nice value of the VRRP child
     checker_priority: int | None = None
+    vrrp_rt_priority: int | None = None  # SCHED_RR priority
+    checker_rt_priority: int | None = None
+    vrrp_rlimit_rttime: int | None = None  # microseconds; None: keepalived's 10000
+    checker_rlimit_rttime: int | None = None
+    vrrp_no_swap: bool = False
+    checker_no_swap: bool = False
+    vrrp_cpu_affinity: tuple[int, ...] = ()
+    checker_cpu_affinity: tuple[int, ...] = ()
     max_auto_priority: int | None = None
     vrrp_notify_fifo: str | None = None
     vrrp_notify_fifo_script: Script | None = None

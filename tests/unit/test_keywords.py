@@ -63,10 +63,10 @@ def test_no_keepalived_keyword_is_unknown(tmp_path):
 
 
 def test_unsupported_and_no_effect_keywords_are_named(tmp_path):
-    loaded = load_text(tmp_path, "global_defs {\n vrrp_priority -5\n enable_snmp_vrrp\n"
+    loaded = load_text(tmp_path, "global_defs {\n max_auto_priority 5\n enable_snmp_vrrp\n"
                                  " nat_mask 255.0.0.0\n}\n")
     warns = [d.message for d in loaded.diags.warnings]
-    assert any("'vrrp_priority' is not supported yet" in m for m in warns), warns
+    assert any("'max_auto_priority' is not supported yet" in m for m in warns), warns
     assert any("'enable_snmp_vrrp' in global_defs is not supported yet" in m for m in warns)
     assert any("'nat_mask' in global_defs is obsolete" in m for m in warns)
     assert not (NO_EFFECT & UNSUPPORTED) and not (NO_EFFECT & set(OBSOLETE))
