@@ -16,8 +16,7 @@ OBSOLETE: dict[str, str] = {
 # parsed into the model, but nothing in director acts on them yet: warned by name
 NO_EFFECT: frozenset[str] = frozenset(
     """
-    ha_suspend max_auto_priority vrrp_notify_fifo_script
-    lvs_notify_fifo_script notify_fifo_script lower_prio_no_advert vrrp_lower_prio_no_advert
+    ha_suspend max_auto_priority lower_prio_no_advert vrrp_lower_prio_no_advert
     garp_lower_prio_delay garp_lower_prio_repeat vrrp_garp_lower_prio_delay
     vrrp_garp_lower_prio_repeat notify_master_rx_lower_pri higher_prio_send_advert
     vrrp_higher_prio_send_advert vrrp_min_garp unicast_fault_no_peer
