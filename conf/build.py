@@ -93,6 +93,7 @@ def _weight_kw(node: Node) -> dict[str, Any]:
 class Builder:
     def __init__(self, diags: Diagnostics) -> None:
         self.diags = diags
+        self._seen_blocks: dict[tuple[str, str], Any] = {}
         self.global_spec = self._global_spec()
         self.instance_spec = self._instance_spec()
         self.vs_spec = self._vs_spec()
@@ -626,8 +627,20 @@ class Builder:
         if nkw:
             kw["notify"] = Notify(**nkw)
 
+    def _block_name(self, node: Node) -> str:
+        """keepalived skips a vrrp_instance / vrrp_sync_group block whose header is not
+        exactly one name, and a second block of a name already defined."""
+        if len(node.args) != 1:
+            raise Bad("must have exactly one name")
+        name = node.args[0]
+        key = (node.name, name)
+        if key in self._seen_blocks:
+            raise Bad(f"{name} is already defined at {self._seen_blocks[key]}")
+        self._seen_blocks[key] = node.pos
+        return name
+
     def vrrp_instance(self, node: Node) -> VrrpInstance:
-        name = self._named(node)
+        name = self._block_name(node)
         kw: dict[str, Any] = {}
         self.fill(node, self.instance_spec, kw, f"vrrp_instance {name}")
         self._split_notify(kw)
@@ -638,7 +651,7 @@ class Builder:
         return _PendingInstance(name=name, pos=node.pos, kw=kw)  # type: ignore[return-value]
 
     def sync_group(self, node: Node) -> VrrpSyncGroup:
-        name = self._named(node)
+        name = self._block_name(node)
         kw: dict[str, Any] = {}
         spec = {
             "group": K("group", lambda n: tuple(c.name for c in v.block_lines(n)), block=True),

@@ -162,7 +162,6 @@ def _tracked(diags: Diagnostics, obj: Any, owner: str, scripts: set[str], files:
 
 def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config:
     """keepalived's end-of-parse checks and repairs; returns the repaired config."""
-    names: dict[str, Pos] = {}
     interfaces = _host_interfaces() if check_host else None
 
     kept_scripts = []
@@ -177,21 +176,25 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config
     files = {f.name for f in cfg.track_files}
     procs = {p.name for p in cfg.track_processes}
 
-    for kind, objs in (("vrrp_script", cfg.vrrp_scripts), ("track_file", cfg.track_files),
-                       ("vrrp_track_process", cfg.track_processes)):
-        seen: set[str] = set()
-        for o in objs:
+    # keepalived finds a tracker by name: the first definition is the one used
+    firsts: dict[str, tuple[Any, ...]] = {}
+    for kind, field in (("vrrp_script", "vrrp_scripts"), ("track_file", "track_files"),
+                        ("vrrp_track_process", "track_processes")):
+        seen: dict[str, Pos] = {}
+        kept = []
+        for o in getattr(cfg, field):
             if o.name in seen:
-                diags.error(o.pos, f"{kind} '{o.name}' is defined twice")
-            seen.add(o.name)
+                diags.warning(o.pos, f"{kind} '{o.name}' is already defined at "
+                                     f"{seen[o.name]}; this one is not used")
+                continue
+            seen[o.name] = o.pos
+            kept.append(o)
+        firsts[field] = tuple(kept)
+    cfg = attrs.evolve(cfg, **firsts)
 
     vrids: dict[tuple[str, int, int], str] = {}
     instances = []
     for inst in cfg.vrrp_instances:
-        if inst.name in names:
-            diags.error(inst.pos, f"vrrp_instance {inst.name} is already defined at "
-                                  f"{names[inst.name]}")
-        names[inst.name] = inst.pos
         key = (inst.interface or "", inst.family, inst.virtual_router_id or 0)
         if key in vrids and not inst.unicast_peer:
             diags.error(inst.pos, f"({inst.name}) VRID {key[2]} is already used on interface "

@@ -141,9 +141,20 @@ def test_duplicate_vrid_on_an_interface(tmp_path):
     assert load_text(tmp_path, v6).ok  # same VRID, other family
 
 
-def test_duplicate_instance_name(tmp_path):
-    two = VRRP.format(body="") + VRRP.format(body="").replace("51", "52")
-    assert any("already defined" in m for m in messages(load_text(tmp_path, two), "error"))
+def test_duplicate_names_as_keepalived(tmp_path):
+    """A second vrrp_instance / vrrp_sync_group of a name is skipped; a second tracker
+    of a name is not used (keepalived finds the first)."""
+    two = (VRRP.format(body="") + VRRP.format(body="").replace("51", "52")
+           + "vrrp_script s {\n script /bin/true\n}\nvrrp_script s {\n script /bin/false\n}\n"
+           + "vrrp_instance {\n interface eth0\n}\nvrrp_instance A B {\n interface eth0\n}\n")
+    loaded = load_text(tmp_path, two)
+    assert loaded.ok, messages(loaded)
+    assert [i.virtual_router_id for i in loaded.config.vrrp_instances] == [51]
+    assert [s.script.argv for s in loaded.config.vrrp_scripts] == [("/bin/true",)]
+    warns = messages(loaded, "warning")
+    assert any("VI_1 is already defined at" in m and "skipped" in m for m in warns)
+    assert any("vrrp_script 's' is already defined" in m for m in warns)
+    assert sum("must have exactly one name; skipped" in m for m in warns) == 2
 
 
 def test_mixed_family_vips_and_ipv6_forces_v3(tmp_path):
