@@ -71,6 +71,16 @@ NOTIFY_FIELDS = tuple(f.name for f in Notify.__attrs_attrs__)  # type: ignore[at
 DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY")
 
 
+# keywords of the blocks whose tables are built where they are read
+_INLINE_KEYWORDS = frozenset("""
+    global_defs SSL vrrp_script track_file vrrp_track_file vrrp_track_process vrrp_sync_group
+    vrrp_instance virtual_server_group virtual_server script interval timeout rise fall user
+    init_fail file init_file process param_match quorum quorum_max delay terminate_delay
+    fork_delay full_command group sync_group_tracking_weight auth_type auth_pass password ca
+    certificate key
+""".split())
+
+
 def _weight(tokens: list[str], i: int) -> tuple[int | None, bool]:
     """`weight N [reverse]` starting at tokens[i]."""
     if i >= len(tokens):
@@ -94,6 +104,7 @@ class Builder:
     def __init__(self, diags: Diagnostics) -> None:
         self.diags = diags
         self._seen_blocks: dict[tuple[str, str], Any] = {}
+        self._keywords: set[str] | None = None
         self.global_spec = self._global_spec()
         self.instance_spec = self._instance_spec()
         self.vs_spec = self._vs_spec()
@@ -174,8 +185,19 @@ class Builder:
                                          f"({OBSOLETE[name]}); ignored")
         elif name in UNSUPPORTED:
             self.diags.warning(node.pos, f"'{name}' in {where} is not supported yet; ignored")
+        elif name in self._all_keywords():
+            self.diags.warning(node.pos, f"'{name}' does not belong in {where}; ignored")
         else:
             self.diags.warning(node.pos, f"unknown keyword '{name}' in {where}; ignored")
+
+    def _all_keywords(self) -> set[str]:
+        """Every keyword some block takes: one written in the wrong block is named as
+        such (keepalived says 'unknown'; the operator is better served)."""
+        if self._keywords is None:
+            self._keywords = {*self.global_spec, *self.instance_spec, *self.vs_spec,
+                              *self.rs_spec, *self.checker_spec, *self.url_spec,
+                              *_INLINE_KEYWORDS, *NO_EFFECT}
+        return self._keywords
 
     def _items(self, node: Node, parse: v.Parser) -> list[Any]:
         """Each line of a list block ({ item \\n item }) parsed by `parse`; keepalived
