@@ -204,8 +204,9 @@ class Builder:
         skips a bad item with a log line."""
         out = []
         for child in v.block_lines(node):
-            if child.children is not None:
-                self.diags.error(child.pos, f"unexpected block '{child.name}' in {node.name}")
+            if child.children is not None:  # keepalived reads '{' as an invalid item
+                self.diags.warning(child.pos, f"unexpected block '{child.name}' in "
+                                              f"{node.name}; skipped")
                 continue
             try:
                 out.append(parse(child))
@@ -472,8 +473,9 @@ class Builder:
             "init_file": leaf(None, init_file),
         }
         self.fill(node, spec, kw, f"track_file {self._named(node)}")
-        if "file" not in kw:
-            self.diags.error(node.pos, f"track_file {node.args[0]} has no 'file'")
+        if "file" not in kw:  # keepalived: ignored, and so whatever tracks it
+            self.diags.warning(node.pos, f"track_file {node.args[0]} has no 'file'; removed")
+            return None  # type: ignore[return-value]
         return TrackFileDef(name=node.args[0], pos=node.pos, **kw)
 
     def track_process(self, node: Node) -> TrackProcess:
@@ -493,7 +495,9 @@ class Builder:
         }
         self.fill(node, spec, kw, f"vrrp_track_process {self._named(node)}")
         if "process" not in kw:
-            self.diags.error(node.pos, f"vrrp_track_process {node.args[0]} has no 'process'")
+            self.diags.warning(node.pos, f"vrrp_track_process {node.args[0]} has no "
+                                         f"'process'; removed")
+            return None  # type: ignore[return-value]
         if kw.get("param_match"):
             kw["param_match"] = kw["param_match"].lower()
         return TrackProcess(name=node.args[0], pos=node.pos, **kw)
@@ -608,17 +612,18 @@ class Builder:
         addr, _, dropped = v.address(node.name)
         kw: dict[str, Any] = {}
         a = node.args
+        notes = [f"'{dropped}' after the address ignored"] if dropped else []
         for key, val in zip(a[::2], a[1::2], strict=False):
             if key in ("min_ttl", "max_ttl"):
                 kw[key] = v.to_int(val, 0, 255)
-            else:
-                raise Bad(f"unknown unicast_peer option '{key}'")
+            else:  # keepalived reports it and keeps the peer
+                notes.append(f"unknown unicast_peer option '{key}' ignored")
         if len(a) % 2:
-            raise Bad(f"'{a[-1]}' needs a value")
-        if dropped:
-            raise v.Fixed(UnicastPeer(address=addr, pos=node.pos, **kw),
-                          f"'{dropped}' after the address ignored")
-        return UnicastPeer(address=addr, pos=node.pos, **kw)
+            notes.append(f"'{a[-1]}' without a value ignored")
+        peer = UnicastPeer(address=addr, pos=node.pos, **kw)
+        if notes:
+            raise v.Fixed(peer, "; ".join(notes))
+        return peer
 
     def _vips(self, node: Node) -> tuple[Any, ...]:
         return tuple(self._items(node, _vip))

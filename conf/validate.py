@@ -90,9 +90,9 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
             diags.warning(pos, f"{tag} VRRPv3 advertisement interval {advert:g}s must be in "
                                f"units of 10 ms; rounded to {cs / 100:g}")
         if cs > 4095:
-            diags.error(pos, f"{tag} VRRPv3 advertisement interval {advert:g}s is above the "
-                             f"maximum 40.95s")
-            return None
+            diags.warning(pos, f"{tag} VRRPv3 advertisement interval {advert:g}s is above "
+                               f"the maximum; set to 40.95s")
+            cs = 4095
         advert = max(cs, 1) / 100
     kw["advert_int"] = advert
 
@@ -124,9 +124,16 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
         diags.warning(pos, f"{tag} nopreempt is incompatible with priority 255; cleared")
         kw["nopreempt"] = False
     if kw.get("unicast_peer"):
+        peers = []
         for peer in kw["unicast_peer"]:
             if (":" in peer.address) != (family == 6):
-                diags.error(peer.pos, f"{tag} unicast_peer {peer.address} is not IPv{family}")
+                diags.warning(peer.pos, f"{tag} unicast_peer {peer.address} is not IPv{family}; "
+                                        f"skipped")
+            elif any(p.address == peer.address for p in peers):
+                diags.warning(peer.pos, f"{tag} duplicate unicast_peer {peer.address}; skipped")
+            else:
+                peers.append(peer)
+        kw["unicast_peer"] = tuple(peers)
     # keepalived checks a unicast advert's source against the peers only when asked
     # (check_unicast_src here or in global_defs), or when a peer has a TTL range
     kw["check_unicast_src"] = bool(

@@ -94,7 +94,8 @@ def test_v3_advert_in_centiseconds(tmp_path):
     assert loaded.ok and instance(loaded).advert_int == pytest.approx(0.02)
     assert not messages(loaded, "warning")
     loaded = load_text(tmp_path, VRRP.format(body="version 3\nadvert_int 41"))
-    assert not loaded.ok
+    assert loaded.ok and instance(loaded).advert_int == pytest.approx(40.95)
+    assert any("set to 40.95s" in m for m in messages(loaded, "warning"))
 
 
 def test_auth_only_on_v2(tmp_path):
@@ -406,4 +407,15 @@ def test_track_refs_read_as_keepalived(tmp_path):
     for frag in ("the script's own weight used", "cannot be +/-254; set to 253",
                  "duplicate track_script s", "unknown option 'bogus'",
                  "timeout: must be greater than 0; set to 1"):
+        assert any(frag in m for m in warns), (frag, warns)
+
+
+def test_unicast_peers_as_keepalived(tmp_path):
+    body = "unicast_peer {\n 10.0.0.7 bogus 1\n 10.0.0.7\n fd00::7\n 10.0.0.8 min_ttl\n}"
+    loaded = load_text(tmp_path, VRRP.format(body=body))
+    assert loaded.ok, messages(loaded)
+    assert [p.address for p in instance(loaded).unicast_peer] == ["10.0.0.7", "10.0.0.8"]
+    warns = messages(loaded, "warning")
+    for frag in ("unknown unicast_peer option 'bogus' ignored", "duplicate unicast_peer",
+                 "fd00::7 is not IPv4; skipped", "'min_ttl' without a value ignored"):
         assert any(frag in m for m in warns), (frag, warns)
