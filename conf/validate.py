@@ -321,7 +321,9 @@ def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str]) -> Config:
     servers: list[VirtualServer] = []
     for vs in cfg.virtual_servers:
         if vs.group is not None and vs.group not in groups:
-            diags.error(vs.pos, f"virtual_server group {vs.group} is not defined")
+            diags.warning(vs.pos, f"virtual_server group {vs.group} is not defined; the "
+                                  f"virtual server is ignored (as keepalived)")
+            continue
         rss = []
         for rs in vs.real_servers:
             cks = []

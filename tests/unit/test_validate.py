@@ -218,8 +218,10 @@ def test_lvs_references(tmp_path):
             real_server 10.0.0.1 80 { }
         }
     """
-    errs = messages(load_text(tmp_path, text), "error")
-    assert any("group NOPE is not defined" in m for m in errs), errs
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok and loaded.config.virtual_servers == ()
+    assert any("group NOPE is not defined; the virtual server is ignored" in m
+               for m in messages(loaded, "warning"))
 
 
 def test_lvs_repairs_as_keepalived(tmp_path):
