@@ -343,7 +343,10 @@ def test_checker_kind_defaults(tmp_path):
 
 def test_lvs_sync_daemon_instance_must_exist(tmp_path):
     text = "global_defs {\n lvs_sync_daemon eth0 VI_X\n}\n" + VRRP.format(body="")
-    assert any("VI_X is not defined" in m for m in messages(load_text(tmp_path, text), "error"))
+    loaded = load_text(tmp_path, text)
+    assert loaded.ok and loaded.config.global_defs.lvs_sync_daemon is None
+    assert any("VI_X is not defined; lvs_sync_daemon cleared" in m
+               for m in messages(loaded, "warning"))
 
 
 def test_nonexistent_interface_is_a_warning(tmp_path):
