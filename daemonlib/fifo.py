@@ -1,117 +1,78 @@
-"""The notify FIFO: one line per event, never blocking the writer."""
+"""The notify FIFO: one line per event, never blocking the writer; its optional
+`*notify_fifo_script` reads it (started with the FIFO's path as its last argument)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import errno
 import logging
 import os
-import pwd
-import signal
-import subprocess
 
-from conf.model import GlobalDefs, Script
+from conf.model import Script
+
+from . import safefile
+from .scripts import run_as_of, run_script
 
 log = logging.getLogger("director.fifo")
 
 
 class Fifo:
-    """A notify FIFO: one line per event; a missing reader drops the line, not us."""
+    """A notify FIFO, opened at the first line: made 0644 if missing (as keepalived),
+    never through a link, refused when it is not a FIFO of ours (or the script's user's).
+    A full pipe drops the line, not us."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, script: Script | None = None) -> None:
         self.path = path
+        self.script = script
         self.fd: int | None = None
+        self.made = False
+        self.failed = False
+        self.full = False
+        self._task: asyncio.Task[int | None] | None = None
+
+    def open(self) -> bool:
+        if self.fd is not None or self.failed:
+            return self.fd is not None
+        run_as = run_as_of(self.script) if self.script else None
+        owner = (run_as.uid, run_as.gid) if run_as else None
+        try:
+            self.fd, self.made = safefile.make_fifo(self.path, 0o644, owner)
+        except OSError as e:
+            log.error("notify FIFO %s: %s", self.path, e.strerror or e)
+            self.failed = True  # once: not one error per event
+            return False
+        if self.script is not None:
+            self._task = asyncio.get_running_loop().create_task(run_script(
+                self.script, (self.path,), timeout=None, what="notify_fifo"))
+        return True
 
     def write(self, line: str) -> None:
-        if self.fd is None:
-            try:
-                if not os.path.exists(self.path):
-                    os.mkfifo(self.path, 0o600)
-                self.fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
-            except OSError as e:
-                if e.errno != errno.ENXIO:  # ENXIO: nobody reads the FIFO yet
-                    log.error("notify fifo %s: %s", self.path, e.strerror)
-                return
+        if not self.open():
+            return
+        assert self.fd is not None
         try:
             os.write(self.fd, (line + "\n").encode())
+            self.full = False
+        except BlockingIOError:
+            if not self.full:  # once per run of drops
+                log.warning("notify FIFO %s is full (nobody reading?); dropping lines",
+                            self.path)
+            self.full = True
         except OSError as e:
-            log.warning("notify fifo %s: %s; reopening", self.path, e.strerror)
+            log.warning("notify FIFO %s: %s; reopening", self.path, e.strerror)
             self.close()
 
     def close(self) -> None:
+        """Unlink first what we made (a script looping on reopen cannot come back), then
+        close: the script sees end of file; it is stopped if still running."""
+        if self.made:
+            with contextlib.suppress(OSError):
+                safefile.remove(self.path)
+            self.made = False
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
-
-
-class FifoScripts:
-    """`*notify_fifo_script`: keepalived starts the script once, with the FIFO's name as
-    its last argument, so that it reads the events; it creates the FIFO first (and
-    removes at exit one it created). Kept across reloads while unchanged."""
-
-    def __init__(self) -> None:
-        self.running: dict[tuple[str, str], subprocess.Popen[bytes]] = {}
-        self.created: set[str] = set()
-
-    def ensure(self, path: str, script: Script, user: str | None,
-               group: str | None = None) -> None:
-        key = (path, script.cmd)
-        proc = self.running.get(key)
-        if proc is not None and proc.poll() is None:
-            return
-        try:
-            if not os.path.exists(path):
-                os.mkfifo(path, 0o600)
-                self.created.add(path)
-        except OSError as e:
-            log.error("notify fifo %s: cannot create it: %s", path, e.strerror)
-            return
-        ids: dict[str, object] = {}
-        if user is not None and os.geteuid() == 0:
-            try:
-                ids = {"user": user, "group": group or pwd.getpwnam(user).pw_gid,
-                       "extra_groups": []}
-                if path in self.created:
-                    os.chown(path, pwd.getpwnam(user).pw_uid, -1)
-            except (KeyError, OSError) as e:
-                log.error("notify fifo script %s: user %s: %s", script.cmd, user, e)
-                return
-        try:
-            self.running[key] = subprocess.Popen(
-                [*script.argv, path], stdin=subprocess.DEVNULL, start_new_session=True,
-                **ids)  # type: ignore[call-overload]
-        except OSError as e:
-            log.error("notify fifo script %s (%s) failed to start: %s", script.argv[0],
-                      script.pos, e.strerror)
-            return
-        log.info("notify fifo script %s started for %s", script.argv[0], path)
-
-    def stop(self) -> None:
-        for proc in self.running.values():
-            if proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
-        self.running.clear()
-        for path in self.created:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-        self.created.clear()
-
-
-def fifo_script_jobs(g: GlobalDefs, side: str, other_side_runs: bool) -> list[tuple[str, Script]]:
-    """Which (fifo, script) pairs this child runs, as keepalived shares them out: each side
-    its own, and the global notify_fifo_script the checker side's when it runs."""
-    jobs = []
-    own = (g.vrrp_notify_fifo, g.vrrp_notify_fifo_script) if side == "vrrp" else (
-        g.lvs_notify_fifo, g.lvs_notify_fifo_script)
-    if own[0] and own[1]:
-        jobs.append((own[0], own[1]))
-    if g.notify_fifo and g.notify_fifo_script and (side == "lvs" or not other_side_runs):
-        jobs.append((g.notify_fifo, g.notify_fifo_script))
-    return jobs
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.failed = False

@@ -11,9 +11,7 @@ import collections
 import logging
 
 from conf.load import reload as reload_config
-from daemonlib.fifo import FifoScripts, fifo_script_jobs
 from daemonlib.runtime import Signals, publish
-from daemonlib.scripts import default_script_user
 
 from .dataplane import choose_plane
 from .health import Health
@@ -26,16 +24,6 @@ log = logging.getLogger("director")
 
 async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped-def]
     plane = await choose_plane(args.dry_run)
-    fifo_scripts = FifoScripts()
-
-    def start_fifo_scripts(c) -> None:  # type: ignore[no-untyped-def]
-        g = c.global_defs
-        for path, script in fifo_script_jobs(g, "lvs", bool(c.vrrp_instances) and
-                                             not args.check):
-            fifo_scripts.ensure(path, script, default_script_user(g.script_user),
-                                g.script_group)
-
-    start_fifo_scripts(cfg)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     health = Health(lvs)
     signals = Signals()
@@ -49,7 +37,6 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
         log.info("Reloading")
         new = reload_config(args.config, args.config_id, args.all_config, log)
         if new is not None:
-            start_fifo_scripts(new)
             await health.stop()
             await lvs.reload(new)
             health.start()
@@ -60,7 +47,6 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
     await health.stop()
     await lvs.stop()
     plane.close()
-    fifo_scripts.stop()
     return 0
 
 

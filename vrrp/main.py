@@ -7,9 +7,7 @@ import logging
 import signal
 
 from conf.load import reload
-from daemonlib.fifo import FifoScripts, fifo_script_jobs
 from daemonlib.runtime import Signals, publish
-from daemonlib.scripts import default_script_user
 
 from . import dumps
 from .daemon import VrrpDaemon
@@ -38,16 +36,6 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
     loop.add_signal_handler(signal.SIGUSR1, dump, "data")
     loop.add_signal_handler(signal.SIGUSR2, dump, "stats")
     loop.add_signal_handler(signal.SIGRTMIN + 2, dump, "json")
-    fifo_scripts = FifoScripts()
-
-    def start_fifo_scripts(c) -> None:  # type: ignore[no-untyped-def]
-        g = c.global_defs
-        for path, script in fifo_script_jobs(g, "vrrp", bool(c.virtual_servers) and
-                                             not args.vrrp):
-            fifo_scripts.ensure(path, script, default_script_user(g.script_user),
-                                g.script_group)
-
-    start_fifo_scripts(cfg)
     await daemon.start(adopt=adopt)
     log.info("VRRP started: %d instances", len(daemon.routers))
 
@@ -61,17 +49,17 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
         new = reload(args.config, args.config_id, args.all_config, log)
         if new is not None:
             log.info("Reloading VRRP configuration")
-            start_fifo_scripts(new)
             previous = await daemon.handover()
-            fresh = VrrpDaemon(new, keep_on_stop=args.dont_release_vrrp, addrs=daemon.addrs)
+            fresh = VrrpDaemon(new, keep_on_stop=args.dont_release_vrrp, addrs=daemon.addrs,
+                               fifos=daemon.fifos)
             await fresh.start(previous=previous)
             for fifo in daemon.fifos:  # the dropped instances have said STOP in them
-                fifo.close()
+                if fifo not in fresh.fifos:
+                    fifo.close()
             daemon = fresh
 
     await signals.serve(reload_vrrp)
     log.info("Stopping")
     publisher.cancel()
     await daemon.stop()
-    fifo_scripts.stop()
     return 0
