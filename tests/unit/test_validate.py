@@ -424,3 +424,18 @@ def test_unicast_peers_as_keepalived(tmp_path):
     for frag in ("unknown unicast_peer option 'bogus' ignored", "duplicate unicast_peer",
                  "fd00::7 is not IPv4; skipped", "'min_ttl' without a value ignored"):
         assert any(frag in m for m in warns), (frag, warns)
+
+
+def test_check_unicast_src_as_keepalived(tmp_path):
+    """Off unless asked for in the instance or global_defs, or implied by a peer's TTL
+    range (keepalived's unicast_peer min_ttl/max_ttl set it)."""
+    peers = "unicast_peer {{\n 10.0.0.7{ttl}\n}}"
+    cases = [("", "", False), ("check_unicast_src", "", True),
+             ("", " min_ttl 250", True)]
+    for extra, ttl, want in cases:
+        body = peers.format(ttl=ttl) + "\n" + extra
+        loaded = load_text(tmp_path, VRRP.format(body=body))
+        assert loaded.ok and instance(loaded).check_unicast_src is want, (extra, ttl)
+    loaded = load_text(tmp_path, "global_defs {\n vrrp_check_unicast_src\n}\n"
+                       + VRRP.format(body=peers.format(ttl="")))
+    assert instance(loaded).check_unicast_src is True
