@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule, parse_vip
 from .errors import Diagnostics
-from .keywords import NO_EFFECT, OBSOLETE, UNSUPPORTED
+from .keywords import GRACEFUL_MISSING, NO_EFFECT, OBSOLETE, UNSUPPORTED
 from .model import (
     Authentication,
     Checker,
@@ -175,7 +175,7 @@ class Builder:
     def bad(self, node: Node, e: Bad, what: str = "ignored") -> None:
         """keepalived logs a bad value and runs on without it; a missing parameter
         makes it exit."""
-        if isinstance(e, v.Missing):
+        if isinstance(e, v.Missing) and node.name not in GRACEFUL_MISSING:
             self.diags.error(node.pos, f"{node.name}: {e}")
         else:
             self.diags.warning(node.pos, f"{node.name}: {e}; {what}")

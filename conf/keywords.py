@@ -60,3 +60,13 @@ UNSUPPORTED: frozenset[str] = frozenset(
     vrrp_down_timer_adverts vrrp_owner_ignore_adverts vrrp_process_name
     """.split()
 )
+
+# keywords whose handler checks for a missing value itself (logs and ignores the line)
+# rather than making keepalived's parser exit
+GRACEFUL_MISSING: frozenset[str] = frozenset(
+    """
+    default_interface helo_name http_protocol lvs_flush_on_stop lvs_flush_onstop
+    lvs_sync_daemon max_auto_priority name notification_email_from param_match payload
+    persistence_timeout require_reply router_id script_user user virtualhost weight
+    """.split()
+)

@@ -448,3 +448,13 @@ def test_udp_check_hex_and_dns_types_as_keepalived(tmp_path):
                for m in messages(loaded, "warning"))
     assert (udp.require_reply, udp.require_reply_mask) == (b"\x10\x02\x03", b"\x0f\x00\x00")
     assert (k.dns_type, r.dns_type) == ("DNSKEY", "RRSIG")
+
+
+def test_missing_value_error_or_warning_as_keepalived(tmp_path):
+    """keepalived's parser exits on most keywords without their value; a few handlers
+    check for it and ignore the line (router_id, virtualhost ...)."""
+    loaded = load_text(tmp_path, "global_defs {\n router_id\n}\n")
+    assert loaded.ok and any(m.startswith("2: router_id: needs a value; ignored")
+                             for m in messages(loaded, "warning")), messages(loaded)
+    loaded = load_text(tmp_path, VRRP.format(body="priority"))
+    assert any(m.startswith("5: priority: needs a value") for m in messages(loaded, "error"))
