@@ -79,7 +79,7 @@ _INLINE_KEYWORDS = frozenset("""
     vrrp_instance virtual_server_group virtual_server script interval timeout rise fall user
     init_fail file init_file process param_match quorum quorum_max delay terminate_delay
     fork_delay full_command group sync_group_tracking_weight auth_type auth_pass password ca
-    certificate key
+    certificate key host
 """.split())
 
 
@@ -112,6 +112,7 @@ class Builder:
         self.vs_spec = self._vs_spec()
         self.rs_spec = self._rs_spec()
         self.checker_spec = self._checker_spec()
+        self.conn_spec = self._conn_spec()
         for spec in (self.global_spec, self.instance_spec, self.vs_spec, self.rs_spec,
                      self.checker_spec):
             self._mark_no_effect(spec)
@@ -944,6 +945,18 @@ class Builder:
         kw["pos"] = node.pos
         return kw  # built by _inherit once the virtual server is complete
 
+    def _conn_spec(self) -> dict[str, K]:
+        """The connection options every checker (and an SMTP host block) takes."""
+        return {
+            "connect_ip": leaf("connect_ip", v.ip),
+            "connect_port": leaf("connect_port", v.port),
+            "bindto": leaf("bindto", v.ip),
+            "bind_port": leaf("bind_port", v.port),
+            "bind_if": leaf("bind_if", v.one),
+            "fwmark": leaf("fwmark", v.integer(0, 2**32 - 1)),
+            "connect_timeout": leaf("connect_timeout", v.number(1e-6, 4294967)),
+        }
+
     def _checker_spec(self) -> dict[str, K]:
         spec = {
             "connect_ip": leaf("connect_ip", v.ip),
@@ -987,8 +1000,14 @@ class Builder:
         data, mask = _hex_str(node.args, wildcard=True)
         return {"require_reply": data, "require_reply_mask": mask if any(mask) else None}
 
-    def checker(self, node: Node) -> dict[str, Any]:
+    def checker(self, node: Node) -> dict[str, Any] | list[dict[str, Any]]:
         kw: dict[str, Any] = {}
+        hosts: list[dict[str, Any]] = []
+        if node.name == "SMTP_CHECK" and any(c.name == "host" for c in node.children or ()):
+            hosts = self._smtp_hosts(node)
+            own = Node(node.name, node.args, node.pos)
+            own.children = [c for c in v.block_lines(node) if c.name != "host"]
+            node = own
         self.fill(node, self.checker_spec, kw, node.name)
         kw.pop("smtp_alert", None)
         kw["urls"] = tuple(kw.get("urls", ()))
@@ -1005,7 +1024,39 @@ class Builder:
             return None  # type: ignore[return-value]
         kw["type"] = node.name
         kw["pos"] = node.pos
+        if hosts:
+            return self._smtp_host_checkers(kw, hosts)
         return kw  # built by _inherit
+
+    def _smtp_hosts(self, node: Node) -> list[dict[str, Any]]:
+        """SMTP_CHECK's (deprecated, still accepted) `host { }` blocks: their connection
+        options, each a checker of its own."""
+        out: list[dict[str, Any]] = []
+        for c in v.block_lines(node):
+            if c.name != "host":
+                continue
+            if c.children is None:
+                self.diags.error(c.pos, "'host' needs a block { ... }")
+                continue
+            kw: dict[str, Any] = {"pos": c.pos}
+            self.fill(c, self.conn_spec, kw, "SMTP_CHECK host")
+            out.append(kw)
+        return out
+
+    def _smtp_host_checkers(self, kw: dict[str, Any],
+                            hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """keepalived: one checker per host block; the main checker keeps its own
+        connection options if it has any, else takes the first host's."""
+        self.diags.warning(hosts[0]["pos"] if hosts else kw["pos"],
+                           "SMTP_CHECK host blocks are deprecated: each is a checker")
+        conn = {k.field for k in self.conn_spec.values()}
+        own = any(k in kw for k in conn)
+        out = [kw] if own else []
+        for h in hosts:
+            c = {k: val for k, val in kw.items() if k not in conn}
+            c.update(h)
+            out.append(c)
+        return out
 
     def url(self, node: Node) -> Url:
         kw: dict[str, Any] = {}
@@ -1074,8 +1125,9 @@ class Builder:
             for k in ("retry", "delay_before_retry", "warmup"):
                 if rs.get(k) is None and vs.get(k) is not None:
                     rs[k] = vs[k]
-            rs["checkers"] = tuple(self._checker_defaults(c, rs, vs_loop)
-                                   for c in rs.get("checkers", ()) if c is not None)
+            flat = [x for c in rs.get("checkers", ()) if c is not None
+                    for x in (c if isinstance(c, list) else [c])]
+            rs["checkers"] = tuple(self._checker_defaults(c, rs, vs_loop) for c in flat)
             weight_sum += rs["weight"]
             out.append(RealServer(**rs))
         if vs_family is not None:

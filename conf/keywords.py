@@ -48,7 +48,7 @@ UNSUPPORTED: frozenset[str] = frozenset(
     evip
     active_key anti_replay auth_hmac bfd_process_name bfd_rlimit_rtime checker_process_name
     dbus_no_interface_name disable_local_igmp down_timer_adverts
-    garp_extra_if hashed host include_check interface_up_down_delays interfaces
+    garp_extra_if hashed include_check interface_up_down_delays interfaces
     iproute_etc_dir iproute_usr_dir json_dump_file lvs_process_name mcast_dst_ip
     min_auto_priority_delay mode nftables nftables_ipvs nftables_ipvs_priority
     nftables_ipvs_start_fwmark no_email_faults no_virtual_ipaddress owner_ignore_adverts

@@ -458,3 +458,37 @@ def test_missing_value_error_or_warning_as_keepalived(tmp_path):
                              for m in messages(loaded, "warning")), messages(loaded)
     loaded = load_text(tmp_path, VRRP.format(body="priority"))
     assert any(m.startswith("5: priority: needs a value") for m in messages(loaded, "error"))
+
+
+def test_smtp_check_host_blocks_are_checkers(tmp_path):
+    """keepalived (deprecated, accepted): each SMTP_CHECK host block is a checker of its
+    own (timeout from the real/virtual server); the main one keeps its connection options
+    if it has any, else takes the first host's."""
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 25 {
+            protocol TCP
+            real_server 10.0.1.1 25 {
+                SMTP_CHECK {
+                    connect_timeout 10
+                    helo_name a.example
+                    host {
+                        connect_ip 10.0.2.1
+                        connect_port 587
+                    }
+                }
+            }
+            real_server 10.0.1.2 25 {
+                SMTP_CHECK {
+                    host {
+                        connect_ip 10.0.2.2
+                    }
+                }
+            }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    rs1, rs2 = loaded.config.virtual_servers[0].real_servers
+    got = [(c.connect_ip, c.connect_port, c.connect_timeout, c.helo_name) for c in rs1.checkers]
+    assert got == [("10.0.1.1", 25, 10, "a.example"), ("10.0.2.1", 587, 5.0, "a.example")]
+    assert [(c.connect_ip, c.connect_port) for c in rs2.checkers] == [("10.0.2.2", 25)]
+    assert any("host blocks are deprecated" in m for m in messages(loaded, "warning"))
