@@ -589,7 +589,7 @@ class Builder:
             "check_unicast_src": leaf("check_unicast_src", v.flag),
             "version": leaf("version", v.integer(2, 3)),
             "virtual_router_id": leaf("virtual_router_id", v.integer(1, 255)),
-            "priority": leaf("priority", v.integer(1, 255)),
+            "priority": leaf("priority", _priority),
             "advert_int": leaf("advert_int", v.number(0.01, 255)),
             "authentication": K("authentication", self._auth, block=True),
             "virtual_ipaddress": K("virtual_ipaddress", self._vips, block=True),
@@ -1202,6 +1202,18 @@ def _pick(*candidates: Any) -> Any:
         if c is not None:
             return c
     return None
+
+
+@v.single
+def _priority(node: Node) -> int:
+    """keepalived sets a bad priority to the default 100 (not unset: an unset priority
+    with state MASTER would mean 255)."""
+    try:
+        return v.to_int(v.one(node), 1, 255)
+    except v.Missing:
+        raise
+    except Bad as e:
+        raise v.Fixed(100, f"{e}; using the default 100") from None
 
 
 @v.single

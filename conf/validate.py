@@ -51,6 +51,8 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
             kw[field] = getattr(g, gfield)
     strict = kw.get("strict_mode", False) or g.vrrp_strict
     kw["strict_mode"] = strict
+    if "priority" not in kw:  # keepalived: no priority given, state MASTER is the owner's
+        kw["priority"] = 255 if kw.get("state") == "MASTER" else 100
 
     # address family, from the VIPs (keepalived: the first one decides)
     vips: list[VirtualIp] = list(kw.get("virtual_ipaddress", ()))

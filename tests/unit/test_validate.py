@@ -35,11 +35,11 @@ def test_bad_vrid_leaves_it_unset_which_keepalived_refuses(tmp_path, body):
 
 
 def test_extra_words_after_a_one_value_keyword(tmp_path):
-    """keepalived reads the first word: `state MASTER priority 200` is state MASTER and
-    the default priority."""
+    """keepalived reads the first word: `state MASTER priority 200` is state MASTER with
+    no priority given, which keepalived makes the address owner's 255."""
     loaded = load_text(tmp_path, VRRP.format(body="state MASTER priority 200"))
     assert loaded.ok, messages(loaded)
-    assert (instance(loaded).state, instance(loaded).priority) == ("MASTER", 100)
+    assert (instance(loaded).state, instance(loaded).priority) == ("MASTER", 255)
     assert any("state takes one value: 'priority 200' ignored" in m
                for m in messages(loaded, "warning"))
 
@@ -169,7 +169,7 @@ def test_mixed_family_vips_and_ipv6_forces_v3(tmp_path):
 
 def test_strict_mode_rules(tmp_path):
     text = "global_defs {\n vrrp_strict\n}\n" + VRRP.format(
-        body="state MASTER\nunicast_peer {\n 10.0.0.7\n}")
+        body="state MASTER\npriority 100\nunicast_peer {\n 10.0.0.7\n}")
     loaded = load_text(tmp_path, text)
     assert any("not allowed in strict mode" in m for m in messages(loaded, "error"))
     inst = instance(loaded)
@@ -439,3 +439,12 @@ def test_check_unicast_src_as_keepalived(tmp_path):
     loaded = load_text(tmp_path, "global_defs {\n vrrp_check_unicast_src\n}\n"
                        + VRRP.format(body=peers.format(ttl="")))
     assert instance(loaded).check_unicast_src is True
+
+
+def test_priority_derived_from_state_as_keepalived(tmp_path):
+    """No priority: state MASTER means 255 (address owner), else 100; a bad priority is
+    100 (keepalived sets the default rather than leaving it unset)."""
+    for body, want in (("state MASTER", 255), ("state BACKUP", 100), ("", 100),
+                       ("state MASTER\npriority 0", 100), ("state MASTER\npriority 90", 90)):
+        loaded = load_text(tmp_path, VRRP.format(body=body))
+        assert loaded.ok and instance(loaded).priority == want, (body, messages(loaded))
