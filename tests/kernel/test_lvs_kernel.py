@@ -266,6 +266,7 @@ def topology():
 
 NAT = f"""
 virtual_server {VIP} 80 {{
+    protocol TCP
     lb_algo rr
     lb_kind %(kind)s
     quorum 2
