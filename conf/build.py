@@ -318,7 +318,7 @@ class Builder:
             "vrrp_min_garp": leaf("vrrp_min_garp", v.flag),
             "vrrp_lower_prio_no_advert": leaf("vrrp_lower_prio_no_advert", v.flag),
             "vrrp_higher_prio_send_advert": leaf("vrrp_higher_prio_send_advert", v.flag),
-            "vrrp_startup_delay": leaf("vrrp_startup_delay", v.number(0, 3600)),
+            "vrrp_startup_delay": leaf("vrrp_startup_delay", v.number(0.001, 4294967)),
             "vrrp_priority": leaf("vrrp_priority", v.integer(-20, 19)),
             "checker_priority": leaf("checker_priority", v.integer(-20, 19)),
             "vrrp_rt_priority": leaf("vrrp_rt_priority", _rt_priority),
@@ -403,7 +403,7 @@ class Builder:
             if key == "id":
                 kw["syncid"] = v.to_int(val, 0, 255)
             elif key == "maxlen":
-                kw["maxlen"] = v.to_int(val, 1, 65535 - 50)
+                kw["maxlen"] = v.to_int(val, 1, 65535 - 20 - 8)
             elif key == "port":
                 kw["port"] = v.to_int(val, 1, 65535)
             elif key == "ttl":
