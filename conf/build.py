@@ -905,6 +905,11 @@ class Builder:
             self.diags.warning(node.pos, f"{name}: port 0 is only valid for a persistent "
                                          f"service; persistence_timeout set to 360")
             kw["persistence_timeout"] = 360
+        gran = kw.get("persistence_granularity")
+        if gran is not None and not _granularity_ok(gran, kw.get("family", 4)):
+            self.diags.warning(node.pos, f"{name}: invalid persistence_granularity '{gran}'; "
+                                         f"ignored")
+            del kw["persistence_granularity"]
         if kw.get("ha_suspend") and "fwmark" in kw:
             self.diags.warning(node.pos, f"{name}: ha_suspend cannot be used with a fwmark; "
                                          f"cleared")
@@ -1202,6 +1207,18 @@ def _pick(*candidates: Any) -> Any:
         if c is not None:
             return c
     return None
+
+
+def _granularity_ok(text: str, family: int) -> bool:
+    """IPv6: a prefix length 1..128; IPv4: a netmask (or, director's reading, a length)."""
+    if family == 6 or ("." not in text and ":" in text):
+        return text.isdigit() and 1 <= int(text) <= 128
+    if text.isdigit():
+        return 0 <= int(text) <= 32
+    try:
+        return parse_ip(text)[1] == 4
+    except SyntaxProblem:
+        return False
 
 
 @v.single

@@ -492,3 +492,25 @@ def test_smtp_check_host_blocks_are_checkers(tmp_path):
     assert got == [("10.0.1.1", 25, 10, "a.example"), ("10.0.2.1", 587, 5.0, "a.example")]
     assert [(c.connect_ip, c.connect_port) for c in rs2.checkers] == [("10.0.2.2", 25)]
     assert any("host blocks are deprecated" in m for m in messages(loaded, "warning"))
+
+
+def test_invalid_persistence_granularity_is_ignored(tmp_path):
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            persistence_timeout 30
+            persistence_granularity 255.255.x.0
+            real_server 10.0.1.1 80 { }
+        }
+        virtual_server fd00::1 80 {
+            protocol TCP
+            persistence_timeout 30
+            persistence_granularity 64
+            real_server fd00::2 80 { }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    v4, v6 = loaded.config.virtual_servers
+    assert (v4.persistence_granularity, v6.persistence_granularity) == (None, "64")
+    assert any("invalid persistence_granularity '255.255.x.0'; ignored" in m
+               for m in messages(loaded, "warning"))
