@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+import attrs
+
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule, parse_vip
 from .errors import Diagnostics
@@ -881,11 +883,36 @@ class Builder:
             kw["ops"] = True
         self._vs_defaults(node, kw)
         kw["real_servers"] = tuple(self._inherit(node, kw, kw.get("real_servers", [])))
+        self._sorry_defaults(node, kw)
         if not kw["real_servers"]:
             self.diags.warning(node.pos, f"virtual_server {' '.join(a)} has no real servers; "
                                          f"ignored (as keepalived)")
             return None
         return VirtualServer(pos=node.pos, **kw)
+
+    def _sorry_defaults(self, node: Node, kw: dict[str, Any]) -> None:
+        """keepalived (vs_end_handler, validate_check_config): a sorry server of the other
+        family is dropped unless tunnelled; with DR/TUN its port follows the virtual
+        server's (cleared with a fwmark)."""
+        sorry = kw.get("sorry_server")
+        if sorry is None:
+            return
+        name = f"virtual_server {' '.join(node.args)}"
+        method = kw.get("sorry_server_lvs_method") or kw.get("lb_kind", "NAT")
+        if method != "TUN" and sorry.family != kw.get("family", sorry.family):
+            self.diags.warning(sorry.pos, f"{name}: sorry_server {sorry.address} is not of "
+                                          f"the virtual server's family; skipped")
+            kw["sorry_server"] = None
+            return
+        if method == "NAT" or "group" in kw:
+            return
+        want = None if "fwmark" in kw else kw.get("port")
+        if sorry.port is not None and sorry.port != want:
+            self.diags.warning(sorry.pos, f"{name}: sorry_server port {sorry.port} "
+                                          f"{'cleared' if want is None else f'reset to {want}'}"
+                                          f" ({method})")
+        if sorry.port != want:
+            kw["sorry_server"] = attrs.evolve(sorry, port=want)
 
     def _vs_defaults(self, node: Node, kw: dict[str, Any]) -> None:
         """keepalived's validate_check_config() repairs, those of one virtual server."""

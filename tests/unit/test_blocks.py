@@ -320,7 +320,8 @@ def test_lvs_blocks_aliases_and_inheritance(tmp_path):
     assert (vs.lb_algo, vs.lb_kind, vs.persistence_timeout, vs.quorum, vs.hysteresis) == (
         "wrr", "DR", 360, 2, 1)
     assert vs.sched_flags == ("sh-port",) and vs.key == "[192.168.3.253]:tcp:80"
-    assert (vs.sorry_server.address, vs.sorry_server.port) == ("192.168.3.100", 8080)
+    # DR: keepalived resets the sorry server's port to the virtual server's
+    assert (vs.sorry_server.address, vs.sorry_server.port) == ("192.168.3.100", 80)
     rs1, rs2 = vs.real_servers
     assert rs1.lvs_method == "DR" and rs1.inhibit_on_failure is True and rs1.weight == 3
     tcp = rs1.checkers[0]
@@ -514,3 +515,26 @@ def test_invalid_persistence_granularity_is_ignored(tmp_path):
     assert (v4.persistence_granularity, v6.persistence_granularity) == (None, "64")
     assert any("invalid persistence_granularity '255.255.x.0'; ignored" in m
                for m in messages(loaded, "warning"))
+
+
+def test_sorry_server_repairs(tmp_path):
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            lb_kind DR
+            sorry_server 10.0.9.9 8080
+            real_server 10.0.1.1 80 { }
+        }
+        virtual_server 10.0.0.2 80 {
+            protocol TCP
+            sorry_server fd00::9 80
+            real_server 10.0.1.1 80 { }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    dr, nat = loaded.config.virtual_servers
+    assert dr.sorry_server.port == 80 and nat.sorry_server is None
+    warns = messages(loaded, "warning")
+    assert any("sorry_server port 8080 reset to 80 (DR)" in m for m in warns), warns
+    assert any("sorry_server fd00::9 is not of the virtual server's family" in m
+               for m in warns)
