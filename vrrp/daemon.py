@@ -11,7 +11,7 @@ from conf.model import Config, Script, VrrpSyncGroup
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import default_script_user, script_insecure
 
-from . import fsm
+from . import firewall, fsm
 from .addresses import Worker, link_up
 from .receive import Received
 from .router import Router
@@ -67,11 +67,14 @@ class SyncGroup:
 
 class VrrpDaemon:
     def __init__(self, cfg: Config, keep_on_stop: bool = False,
-                 addrs: Worker | None = None) -> None:
+                 addrs: Worker | None = None,
+                 fw: firewall.Firewall | None = None) -> None:
         self.cfg = cfg
         self.keep_on_stop = keep_on_stop
         g = cfg.global_defs
         self.addrs = addrs or Worker()  # a reload keeps the rtnetlink worker
+        self.fw_reused = fw is not None  # and the firewall table
+        self.firewall = fw or firewall.Firewall(firewall.plan(cfg))
         self.fifos = [Fifo(p) for p in dict.fromkeys(
             x for x in (g.vrrp_notify_fifo, g.notify_fifo) if x)]
         self.user = default_script_user(g.script_user)
@@ -94,6 +97,7 @@ class VrrpDaemon:
             for m in members:
                 self._track(m, sg)
         for r in self.routers:
+            r.firewall = self.firewall
             self._track(r, r.cfg)
             if not r.cfg.dont_track_primary:
                 r.track(self.trackers.interface(r.ifname), 0, False)
@@ -167,6 +171,12 @@ class VrrpDaemon:
                 continue
             self.demux[(rx.ifname, r.family, r.vrid)] = r
         self.trackers.start()
+        fw = self.firewall
+        if self.fw_reused:
+            new = firewall.plan(self.cfg)
+            self.addrs.submit(lambda _a: fw.reconfigure(new)).result()
+        else:  # a leftover table of a crashed run is replaced
+            self.addrs.submit(lambda _a: fw.start()).result()
         loop = asyncio.get_running_loop()
         for r in self.routers:  # a sync group may move members not started yet
             r.loop = loop
@@ -209,6 +219,8 @@ class VrrpDaemon:
             for r in self.routers:
                 if r.vmac:
                     self.addrs.wait("remove_link", r.vmac)
+        fw = self.firewall
+        self.addrs.submit(lambda _a: fw.stop()).result()  # keepalived: also with -X
         for fifo in self.fifos:
             fifo.close()
         self.addrs.close()

@@ -20,7 +20,7 @@ from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import file_contribution
 
-from . import fsm
+from . import firewall, fsm
 from .announce import Announcer, link_local
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
 from .receive import COUNTERS, Policy, Received, check
@@ -28,7 +28,7 @@ from .trackers import Tracker, contribution
 from .transport import VrrpSocket
 
 if TYPE_CHECKING:
-    from .addresses import Worker
+    from .addresses import Addresses, Worker
 
 log = logging.getLogger("director.vrrp")
 
@@ -106,6 +106,7 @@ class Router:
         self._garp: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[object]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.firewall: firewall.Firewall | None = None  # the daemon's VIP drop rules
 
     # -- set-up ------------------------------------------------------------------
     def attach(self, rx: VrrpSocket, tx: VrrpSocket) -> None:
@@ -305,6 +306,7 @@ class Router:
     # -- addresses and announcements ---------------------------------------------------------
     def _add_addresses(self) -> None:
         log.info("(%s) setting VIPs.", self.name)
+        self._firewall(True)  # keepalived blocks before the addresses appear
         for vip in self.all_vips:
             self.addrs.call("set_vip", "add", vip, self.dev)
         for route in self.cfg.virtual_routes:
@@ -326,6 +328,19 @@ class Router:
             self.addrs.call("set_route", "delete", route, self.dev)
         for vip in vips:
             self.addrs.call("set_vip", "delete", vip, self.dev)
+        self._firewall(False)
+
+    def _firewall(self, master: bool) -> None:
+        """The VIPs of a MASTER without accept mode in the drop sets; else none."""
+        fw = self.firewall
+        if fw is None:
+            return
+        vips = self.all_vips if master and firewall.drops(self.cfg) else ()
+        name, dev = self.name, self.dev
+
+        def update(a: Addresses) -> None:
+            fw.set(name, firewall.elements(vips, lambda v: a.index(v.dev or dev)))
+        self.addrs.submit(update)
 
     def _start_garp(self) -> None:
         self._stop_garp()

@@ -1,0 +1,128 @@
+"""vrrp_strict without accept: the VIP drop rules in nftables, director beside the real
+keepalived under the same config; static_ipaddress/routes/rules read back with `ip`.
+
+Host a runs the VRRP daemon and nginx, c is the client. VI_1 has no accept mode (strict
+mode's default), VI_2 has `accept`: while MASTER, the first VIP must drop the client's
+ping and HTTP, the second must serve them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import pytest
+from lan import vrrp_conf, wait_for
+
+DROPPED, SERVED = "10.9.0.100", "10.9.0.101"
+
+
+def strict_conf(glob: str = "") -> str:
+    glob = "    vrrp_strict\n" + glob
+    return (vrrp_conf(vips=(f"{DROPPED}/24",), glob=glob)
+            + vrrp_conf(vips=(f"{SERVED}/24",), vrid=52, name="VI_2",
+                        extra="    accept\n").split("}\n", 1)[1])
+
+
+def ping(lan, host: str, addr: str) -> bool:
+    return lan.run(host, "ping", "-c1", "-W1", "-n", addr, check=False).returncode == 0
+
+
+def ruleset(lan, host: str) -> list[dict]:
+    out = lan.run(host, "nft", "-j", "list", "ruleset").stdout
+    return [x for x in json.loads(out)["nftables"] if "metainfo" not in x]
+
+
+def tables(lan, host: str) -> set[tuple[str, str]]:
+    return {(x["table"]["family"], x["table"]["name"]) for x in ruleset(lan, host)
+            if "table" in x}
+
+
+def set_elements(lan, host: str, table: str) -> list[str]:
+    for x in ruleset(lan, host):
+        s = x.get("set")
+        if s and s["table"] == table and s["family"] == "ip" and s["name"] == "vips":
+            return list(s.get("elem", []))
+    return []
+
+
+@pytest.fixture(params=["director", "keepalived"])
+def kind(request):
+    return request.param
+
+
+def start_strict(lan, kind: str, glob: str = ""):
+    lan.nginx("a", "node-a")
+    d = lan.start("a", kind, strict_conf(glob), "-P")
+    for vip in (DROPPED, SERVED):
+        lan.wait_holder(vip, "a", hosts=("a",))
+    return d
+
+
+def test_strict_without_accept_drops_ping_and_http(lan, kind):
+    d = start_strict(lan, kind)
+    # the served VIP answers first: the path works, so the other one's silence is the rule
+    wait_for(lambda: ping(lan, "c", SERVED), 10, what=f"{SERVED} to answer ping")
+    assert lan.http_get("c", f"http://{SERVED}/") == "node-a"
+    wait_for(lambda: set_elements(lan, "a", "keepalived") == [DROPPED], 10,
+             what=f"{DROPPED} in the table's vips set")
+    assert not ping(lan, "c", DROPPED)
+    assert lan.http_get("c", f"http://{DROPPED}/", timeout=1.0) is None
+    assert ping(lan, "c", "10.9.0.1")  # the node's own address is not touched
+    assert ("ip", "keepalived") in tables(lan, "a")
+
+    d.kill(signal.SIGTERM)
+    assert d.proc.returncode == 0, d.output()[-3000:]
+    assert ("ip", "keepalived") not in tables(lan, "a")
+    assert not lan.addrs("a") & {DROPPED, SERVED}
+
+
+def test_nftables_name_priority_and_counters(lan, kind):
+    start_strict(lan, kind, "    nftables vrrp_fw\n    nftables_priority -7\n"
+                            "    nftables_counters\n")
+    wait_for(lambda: set_elements(lan, "a", "vrrp_fw") == [DROPPED], 10,
+             what=f"{DROPPED} in vrrp_fw's vips set")
+    assert ("ip", "keepalived") not in tables(lan, "a")
+    rules = ruleset(lan, "a")
+    chains = {c["chain"]["name"]: c["chain"] for c in rules
+              if "chain" in c and c["chain"]["family"] == "ip"}
+    assert chains["in"]["hook"] == "input" and chains["in"]["prio"] == -7
+    assert chains["out"]["hook"] == "output" and chains["out"]["prio"] == -7
+    assert not ping(lan, "c", DROPPED)
+    drops = [r["rule"] for r in ruleset(lan, "a") if "rule" in r
+             and r["rule"]["family"] == "ip" and r["rule"]["chain"] == "in"]
+    counted = [e["counter"] for r in drops for e in r["expr"] if "counter" in e]
+    assert counted and counted[0]["packets"] >= 1, drops  # the ping above, counted
+
+
+def test_vrrp_iptables_maps_to_nftables_with_a_warning(lan, tmp_path):
+    conf = tmp_path / "k.conf"
+    conf.write_text(strict_conf("    vrrp_iptables\n"))
+    out = lan.run("a", os.path.join(os.path.dirname(__file__), "..", "..", ".venv", "bin",
+                                    "director"), "-t", "-f", str(conf), check=False)
+    assert out.returncode == 0, out.stderr
+    assert "using nftables" in out.stderr and ":4: warning:" in out.stderr
+
+
+def test_killed_child_adopts_the_table(lan):
+    d = start_strict(lan, "director")
+    d.kill(signal.SIGTERM)
+    # a crash leaves the table behind: the next run replaces it and fills it again
+    lan.run("a", "nft", "add", "table", "ip", "keepalived")
+    lan.run("a", "nft", "add", "chain", "ip", "keepalived", "stale")
+    d = lan.start("a", "director", strict_conf(), "-P")
+    wait_for(lambda: set_elements(lan, "a", "keepalived") == [DROPPED], 15,
+             what=f"{DROPPED} in the new table's set")
+    names = {x["chain"]["name"] for x in ruleset(lan, "a") if "chain" in x}
+    assert "stale" not in names
+    assert not ping(lan, "c", DROPPED)
+
+    child = d.child_pid()
+    os.kill(child, signal.SIGKILL)
+    wait_for(lambda: d.child_pid() != child, 10, what="a new VRRP child")
+    wait_for(lambda: "Resuming MASTER STATE" in d.output(), 10, what="resumed")
+    wait_for(lambda: set_elements(lan, "a", "keepalived") == [DROPPED], 10,
+             what=f"{DROPPED} back in the set after the restart")
+    assert not ping(lan, "c", DROPPED)
+    assert ping(lan, "c", SERVED)
