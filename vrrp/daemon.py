@@ -11,7 +11,7 @@ from conf.model import Config, Script, VrrpSyncGroup
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import default_script_user, script_insecure
 
-from . import firewall, fsm
+from . import firewall, fsm, static
 from .addresses import Worker, link_up
 from .receive import Received
 from .router import Router
@@ -68,8 +68,9 @@ class SyncGroup:
 class VrrpDaemon:
     def __init__(self, cfg: Config, keep_on_stop: bool = False,
                  addrs: Worker | None = None,
-                 fw: firewall.Firewall | None = None) -> None:
+                 fw: firewall.Firewall | None = None, before: Config | None = None) -> None:
         self.cfg = cfg
+        self.before = before  # at a reload: the previous config (its static entries)
         self.keep_on_stop = keep_on_stop
         g = cfg.global_defs
         self.addrs = addrs or Worker()  # a reload keeps the rtnetlink worker
@@ -151,6 +152,8 @@ class VrrpDaemon:
         if g.vrrp_startup_delay and not adopt and previous is None:
             log.info("Delaying startup for %g seconds", g.vrrp_startup_delay)
             await asyncio.sleep(g.vrrp_startup_delay)
+        todo = static.ops(self.cfg, self.before, fresh=not adopt)
+        self.addrs.submit(lambda a: static.apply(a, todo)).result()
         for r in self.routers:
             try:
                 if r.vmac and r.family == 4:
@@ -221,6 +224,8 @@ class VrrpDaemon:
                     self.addrs.wait("remove_link", r.vmac)
         fw = self.firewall
         self.addrs.submit(lambda _a: fw.stop()).result()  # keepalived: also with -X
+        todo = static.ops(None, self.cfg)
+        self.addrs.submit(lambda a: static.apply(a, todo)).result()
         for fifo in self.fifos:
             fifo.close()
         self.addrs.close()

@@ -96,6 +96,21 @@ def test_nftables_name_priority_and_counters(lan, kind):
     assert counted and counted[0]["packets"] >= 1, drops  # the ping above, counted
 
 
+def test_reload_with_accept_lifts_the_drop(lan):
+    # keepalived's source (2.4, clear_diff_vrrp_vip) lifts the drop when a reload turns
+    # accept on; the installed 2.2.7 was seen keeping it until a restart: director only
+    d = start_strict(lan, "director")
+    wait_for(lambda: set_elements(lan, "a", "keepalived") == [DROPPED], 10,
+             what=f"{DROPPED} in the vips set")
+    d.write_conf(strict_conf().replace("    virtual_router_id 51\n",
+                                       "    virtual_router_id 51\n    accept\n"))
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: set_elements(lan, "a", "keepalived") == [], 15,
+             what=f"{DROPPED} out of the set after the reload")
+    wait_for(lambda: ping(lan, "c", DROPPED), 10, what=f"{DROPPED} to answer ping")
+    assert lan.holders(DROPPED, ("a",)) == ["a"]
+
+
 def test_vrrp_iptables_maps_to_nftables_with_a_warning(lan, tmp_path):
     conf = tmp_path / "k.conf"
     conf.write_text(strict_conf("    vrrp_iptables\n"))
@@ -126,3 +141,54 @@ def test_killed_child_adopts_the_table(lan):
              what=f"{DROPPED} back in the set after the restart")
     assert not ping(lan, "c", DROPPED)
     assert ping(lan, "c", SERVED)
+
+
+# ---- static_ipaddress, static_routes, static_rules ----
+
+def static_conf(routes: tuple[str, ...]) -> str:
+    return vrrp_conf() + (
+        "static_ipaddress {\n    192.0.2.1/24 dev eth0\n    192.0.2.2/32\n"
+        "    fd00:77::1/64 dev eth0\n}\n"
+        "static_routes {\n" + "".join(f"    {r}\n" for r in routes) + "}\n"
+        "static_rules {\n    from 192.0.2.1 table 100 priority 1000\n}\n")
+
+
+def routes(lan, host: str) -> set[str]:
+    out = lan.run(host, "ip", "-j", "route", "show", "table", "all").stdout
+    return {f"{r['dst']} via {r.get('gateway', '-')} table {r.get('table', 'main')}"
+            for r in json.loads(out) if r.get("dst", "").startswith(("198.51.100", "203.0"))}
+
+
+def rules(lan, host: str) -> set[str]:
+    out = lan.run(host, "ip", "-j", "rule", "show").stdout
+    return {f"{r['priority']} from {r.get('src')} table {r['table']}"
+            for r in json.loads(out) if r.get("src") == "192.0.2.1"}
+
+
+ROUTE_A = "198.51.100.0/24 via 10.9.0.3"
+ROUTE_B = "203.0.113.0/24 via 10.9.0.3 table 100"
+
+
+def test_static_entries_installed_reloaded_and_removed(lan, kind):
+    d = lan.start("a", kind, static_conf((ROUTE_A, ROUTE_B)), "-P")
+    statics = {"192.0.2.1", "192.0.2.2", "fd00:77::1"}
+    wait_for(lambda: statics <= lan.addrs("a", "eth0"), 15, what="the static addresses")
+    wait_for(lambda: routes(lan, "a") == {"198.51.100.0/24 via 10.9.0.3 table main",
+                                          "203.0.113.0/24 via 10.9.0.3 table 100"}, 10,
+             what="the static routes")
+    wait_for(lambda: rules(lan, "a") == {"1000 from 192.0.2.1 table 100"}, 10,
+             what="the static rule")
+    assert lan.run("a", "ping", "-c1", "-W1", "192.0.2.1", check=False).returncode == 0
+
+    # a reload that drops one route removes it and keeps the rest
+    d.write_conf(static_conf((ROUTE_A,)))
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: routes(lan, "a") == {"198.51.100.0/24 via 10.9.0.3 table main"}, 15,
+             what="route B removed by the reload")
+    assert statics <= lan.addrs("a", "eth0")
+    assert rules(lan, "a") == {"1000 from 192.0.2.1 table 100"}
+
+    d.kill(signal.SIGTERM)
+    assert not statics & lan.addrs("a"), lan.addrs("a")
+    assert routes(lan, "a") == set()
+    assert rules(lan, "a") == set()
