@@ -20,7 +20,7 @@ from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import file_contribution
 
-from . import firewall, fsm
+from . import firewall, fsm, garp
 from .announce import Announcer, link_local
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
 from .receive import COUNTERS, Policy, Received, check
@@ -369,14 +369,20 @@ class Router:
                     await asyncio.sleep(gap)
 
     async def _garp_rounds(self) -> None:
+        """The rounds at the times garp.next_round gives, counted from now (the
+        transition), whatever each round took."""
         cfg = self.cfg
-        await self._garp_round(cfg.garp_master_repeat)
-        if cfg.garp_master_delay:
-            await asyncio.sleep(cfg.garp_master_delay)
-            await self._garp_round(cfg.garp_master_repeat)
-        while cfg.garp_master_refresh:
-            await asyncio.sleep(cfg.garp_master_refresh)
-            await self._garp_round(cfg.garp_master_refresh_repeat)
+        timing = garp.Timing(delay=cfg.garp_master_delay, repeat=cfg.garp_master_repeat,
+                             refresh=cfg.garp_master_refresh,
+                             refresh_repeat=cfg.garp_master_refresh_repeat)
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        rnd = garp.next_round(timing, since, None, since)
+        while rnd is not None:
+            if rnd.at > loop.time():
+                await asyncio.sleep(rnd.at - loop.time())
+            await self._garp_round(rnd.repeat)
+            rnd = garp.next_round(timing, since, rnd, loop.time())
 
     # -- notifications -------------------------------------------------------------------
     def _notify(self, state: str) -> None:
@@ -410,6 +416,7 @@ class Router:
                 "priority": self.fsm.priority, "base_priority": self.base_priority,
                 "master_ip": self.src if self.fsm.state == fsm.MASTER else self.master_ip,
                 "vips": [f"{v.address}/{v.prefixlen}" for v in self.vips],
+                "last_transition": self.last_transition,
                 "stats": self.stats()}
 
     def stats(self) -> dict[str, int]:
