@@ -78,6 +78,27 @@ def test_strict_without_accept_drops_ping_and_http(lan, kind):
     assert not lan.addrs("a") & {DROPPED, SERVED}
 
 
+DROPPED6, SERVED6 = "fd00:9::100", "fd00:9::101"
+
+
+def test_strict_without_accept_drops_ipv6_but_lets_neighbour_discovery_through(lan, kind):
+    conf = (vrrp_conf(vips=(f"{DROPPED6}/64",), glob="    vrrp_strict\n")
+            + vrrp_conf(vips=(f"{SERVED6}/64",), vrid=52, name="VI_2",
+                        extra="    accept\n").split("}\n", 1)[1])
+    d = lan.start("a", kind, conf, "-P")
+    for vip in (DROPPED6, SERVED6):
+        lan.wait_holder(vip, "a", hosts=("a",))
+    wait_for(lambda: ping(lan, "c", SERVED6), 10, what=f"{SERVED6} to answer ping")
+    ip6 = [x["set"] for x in ruleset(lan, "a") if "set" in x and x["set"]["family"] == "ip6"
+           and x["set"]["name"] == "vips"]
+    assert ip6 and ip6[0].get("elem") == [DROPPED6], ip6
+    assert not ping(lan, "c", DROPPED6)
+    # neighbour discovery still answers for the dropped VIP: a's MAC is learnt
+    assert lan.neigh_mac("c", DROPPED6) == lan.neigh_mac("c", SERVED6) is not None
+    d.kill(signal.SIGTERM)
+    assert ("ip6", "keepalived") not in tables(lan, "a")
+
+
 def test_nftables_name_priority_and_counters(lan, kind):
     start_strict(lan, kind, "    nftables vrrp_fw\n    nftables_priority -7\n"
                             "    nftables_counters\n")
