@@ -117,6 +117,23 @@ def test_nftables_name_priority_and_counters(lan, kind):
     assert counted and counted[0]["packets"] >= 1, drops  # the ping above, counted
 
 
+def test_the_set_follows_mastership(lan, kind):
+    glob = "    vrrp_strict\n"
+    a = lan.start("a", kind, vrrp_conf(priority=150, vips=(f"{DROPPED}/24",), glob=glob))
+    lan.wait_holder(DROPPED, "a", hosts=("a",))
+    b = lan.start("b", kind, vrrp_conf(priority=100, vips=(f"{DROPPED}/24",), glob=glob))
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b backup")
+    wait_for(lambda: set_elements(lan, "a", "keepalived") == [DROPPED], 10,
+             what=f"{DROPPED} in a's set")
+    assert set_elements(lan, "b", "keepalived") == []  # a BACKUP holds nothing
+    a.kill(signal.SIGTERM)
+    lan.wait_holder(DROPPED, "b")
+    wait_for(lambda: set_elements(lan, "b", "keepalived") == [DROPPED], 10,
+             what=f"{DROPPED} in b's set once b is MASTER")
+    assert not ping(lan, "c", DROPPED)
+    assert ping(lan, "c", "10.9.0.2")
+
+
 def test_reload_with_accept_lifts_the_drop(lan):
     # keepalived's source (2.4, clear_diff_vrrp_vip) lifts the drop when a reload turns
     # accept on; the installed 2.2.7 was seen keeping it until a restart: director only
