@@ -186,21 +186,40 @@ def rounds(t: garp.Timing, since: float, clock: list[float], count: int) -> list
     return out
 
 
-def test_garp_rounds_follow_keepalived_timers():
-    t = garp.Timing(delay=5, repeat=5, refresh=1, refresh_repeat=1)
-    got = rounds(t, 100.0, [100.0, 100.0, 105.0, 106.0, 107.0], 5)
+def test_refresh_runs_from_the_transition_beside_the_delay_round():
+    # as the installed keepalived 2.2.7 sends them (delay 2, repeat 3, refresh 1)
+    t = garp.Timing(delay=2, repeat=3, refresh=1, refresh_repeat=1)
+    got = rounds(t, 100.0, [100.0, 101.0, 102.0, 102.0, 103.0], 5)
     assert [(r.kind, r.at, r.repeat) for r in got] == [
-        ("master", 100.0, 5), ("delay", 105.0, 5), ("refresh", 106.0, 1),
-        ("refresh", 107.0, 1), ("refresh", 108.0, 1)]
+        ("master", 100.0, 3), ("refresh", 101.0, 1), ("delay", 102.0, 3),
+        ("refresh", 102.0, 1), ("refresh", 103.0, 1)]
 
 
-def test_refresh_runs_from_the_transition_not_from_the_end_of_a_round():
-    t = garp.Timing(delay=2, repeat=5, refresh=3)
-    # the delay round took 1.5 s (garp_interval) and the loop was late: no drift
-    last = garp.Round(garp.DELAY, 12.0, 5)
-    assert garp.next_round(t, 10.0, last, now=13.5).at == 15.0
-    nxt = garp.Round(garp.REFRESH, 15.0, 1, 1)
-    assert garp.next_round(t, 10.0, nxt, now=15.9).at == 18.0
+def test_keepalived_2_4_timing_starts_refreshing_after_the_delay():
+    t = garp.Timing(delay=5, repeat=5, refresh=1, refresh_after_delay=True)
+    got = rounds(t, 100.0, [100.0, 100.0, 105.0, 106.0, 107.0], 5)
+    assert [(r.kind, r.at) for r in got] == [
+        ("master", 100.0), ("delay", 105.0), ("refresh", 106.0), ("refresh", 107.0),
+        ("refresh", 108.0)]
+
+
+def test_rounds_do_not_drift_with_their_own_duration():
+    t = garp.Timing(delay=0, refresh=3)
+    # the previous refresh took 1.5 s (garp_interval) and the loop was late: no drift
+    last = garp.Round(garp.REFRESH, 13.0, 1, 1)
+    assert garp.next_round(t, 10.0, last, now=14.5).at == 16.0
+
+
+def test_a_late_delay_round_still_comes_once():
+    t = garp.Timing(delay=2, refresh=1)
+    first = garp.next_round(t, 0.0, None, 0.0)
+    r1 = garp.next_round(t, 0.0, first, now=0.0)
+    assert (r1.kind, r1.at) == (garp.REFRESH, 1.0)
+    d = garp.next_round(t, 0.0, r1, now=4.3)  # busy: the delay round was due at 2
+    assert (d.kind, d.at) == (garp.DELAY, 2.0)
+    r = garp.next_round(t, 0.0, d, now=4.4)  # then the latest refresh slot, not 2, 3, 4
+    assert (r.kind, r.at, r.n) == (garp.REFRESH, 4.0, 4)
+    assert garp.next_round(t, 0.0, r, now=4.5).kind == garp.REFRESH
 
 
 def test_a_busy_loop_gets_one_refresh_round_not_a_burst():
