@@ -416,7 +416,6 @@ class Router:
                 "priority": self.fsm.priority, "base_priority": self.base_priority,
                 "master_ip": self.src if self.fsm.state == fsm.MASTER else self.master_ip,
                 "vips": [f"{v.address}/{v.prefixlen}" for v in self.vips],
-                "last_transition": self.last_transition,
                 "stats": self.stats()}
 
     def stats(self) -> dict[str, int]:
