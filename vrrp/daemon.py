@@ -76,6 +76,7 @@ class VrrpDaemon:
         g = cfg.global_defs
         self.addrs = addrs or Worker()  # a reload keeps the rtnetlink worker
         self.fw_reused = fw is not None  # and the firewall table
+        self.static_watch = static.Watch(cfg, self.addrs)
         self.firewall = fw or firewall.Firewall(firewall.plan(cfg))
         notify_fifos = ((g.notify_fifo, g.notify_fifo_script),
                  (g.vrrp_notify_fifo, g.vrrp_notify_fifo_script))
@@ -143,6 +144,7 @@ class VrrpDaemon:
             await asyncio.sleep(g.vrrp_startup_delay)
         todo = static.ops(self.cfg, self.before, fresh=not adopt)
         self.addrs.submit(lambda a: static.apply(a, todo)).result()
+        self.static_watch.start()
         for r in self.routers:
             try:
                 if r.vmac and r.family == 4:
@@ -194,6 +196,7 @@ class VrrpDaemon:
         for r in self.routers:
             r.detach()
         self.trackers.stop()
+        self.static_watch.stop()
         for s in self.sockets.values():
             s.close()
         self.sockets.clear()
@@ -201,6 +204,7 @@ class VrrpDaemon:
         return {r.key: r for r in self.routers}
 
     async def stop(self) -> None:
+        self.static_watch.stop()  # before the entries go
         for r in self.routers:
             r.stop(keep_addresses=self.keep_on_stop)
         self.trackers.stop()

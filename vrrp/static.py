@@ -7,12 +7,20 @@ removes them all at stop (also with --dont-release-vrrp). A static address witho
 `dev` goes on the default interface (`default_interface`, else eth0). A restarted child
 (after a crash) keeps what is in place and adds what is missing.
 
-`ops` is the pure decision; `apply` runs it on the rtnetlink worker's `Addresses`.
+An entry deleted from outside is put back (keepalived's netlink monitor does so too),
+unless it is marked `no_track`.
+
+`ops` is the pure decision; `apply` runs it on the rtnetlink worker's `Addresses`;
+`Watch` hears rtnetlink's address, route and rule events and re-applies the tracked ones.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -21,7 +29,7 @@ from conf.errors import NOWHERE
 from conf.model import Config, VirtualIp, VirtualRoute, VirtualRule
 
 if TYPE_CHECKING:
-    from .addresses import Addresses
+    from .addresses import Addresses, Worker
 
 log = logging.getLogger("director.vrrp")
 
@@ -62,3 +70,68 @@ def apply(a: Addresses, todo: list[Op]) -> None:
             a.set_route(op, item, "")
         else:
             a.set_rule(op, item)
+
+
+def reinstate(a: Addresses, cfg: Config) -> None:
+    """Add back what is missing (adding what is there is a no-op for the kernel)."""
+    for x in entries(cfg):
+        if x.no_track:
+            continue
+        if isinstance(x, VirtualIp):
+            if not a.has(x, x.dev or ""):
+                log.info("Restoring deleted static address %s/%d on %s", x.address,
+                         x.prefixlen, x.dev)
+                a.set_vip("add", x, x.dev or "")
+        else:
+            apply(a, [("add", x)])
+
+
+# rtnetlink multicast groups: IPv4/IPv6 addresses, routes, IPv4 rules; IPv6 rules by id
+GROUPS = 0x10 | 0x40 | 0x80 | 0x100 | 0x400
+RTNLGRP_IPV6_RULE = 19
+SOL_NETLINK, NETLINK_ADD_MEMBERSHIP = 270, 1
+
+
+class Watch:
+    """Re-applies the tracked static entries after address/route/rule events, at most
+    one pass queued at a time."""
+
+    def __init__(self, cfg: Config, worker: Worker) -> None:
+        self.cfg = cfg
+        self.worker = worker
+        self._sock: socket.socket | None = None
+        self._queued = False
+
+    def start(self) -> None:
+        if not any(not x.no_track for x in entries(self.cfg)):
+            return
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
+        s.bind((0, GROUPS))
+        with contextlib.suppress(OSError):
+            s.setsockopt(SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV6_RULE)
+        s.setblocking(False)
+        self._sock = s
+        asyncio.get_running_loop().add_reader(s.fileno(), self._event)
+
+    def _event(self) -> None:
+        assert self._sock is not None
+        with contextlib.suppress(BlockingIOError):
+            while self._sock.recv(65536):
+                pass
+        if not self._queued:
+            self._queued = True
+            cfg = self.cfg
+            self.worker.submit(self._pass(cfg))
+
+    def _pass(self, cfg: Config) -> Callable[[Addresses], None]:
+        def run(a: Addresses) -> None:
+            self._queued = False  # events from here on queue another pass
+            reinstate(a, cfg)
+        return run
+
+    def stop(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(RuntimeError):
+                asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None

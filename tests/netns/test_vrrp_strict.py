@@ -218,6 +218,18 @@ def test_static_entries_installed_reloaded_and_removed(lan, kind):
              what="the static rule")
     assert lan.run("a", "ping", "-c1", "-W1", "192.0.2.1", check=False).returncode == 0
 
+    # deleted from outside: put back, as keepalived's netlink monitor does
+    lan.run("a", "ip", "addr", "del", "192.0.2.2/32", "dev", "eth0")
+    wait_for(lambda: statics <= lan.addrs("a", "eth0"), 10, what="192.0.2.2 restored")
+    if kind == "director":  # keepalived 2.4's source restores routes and rules too; the
+        # installed 2.2.7 was seen restoring addresses only (and not at a reload either)
+        lan.run("a", "ip", "route", "del", "198.51.100.0/24")
+        lan.run("a", "ip", "rule", "del", "priority", "1000")
+        wait_for(lambda: "198.51.100.0/24 via 10.9.0.3 table main" in routes(lan, "a"), 10,
+                 what="route A restored")
+        wait_for(lambda: rules(lan, "a") == {"1000 from 192.0.2.1 table 100"}, 10,
+                 what="the rule restored")
+
     # a reload that drops one route removes it and keeps the rest
     d.write_conf(static_conf((ROUTE_A,)))
     d.proc.send_signal(signal.SIGHUP)

@@ -239,3 +239,27 @@ def test_no_refresh_means_no_more_rounds(delay, refresh):
     t = garp.Timing(delay=delay, refresh=refresh)
     got = rounds(t, 0.0, [0.0] * 4, 4)
     assert [r.kind for r in got] == (["master", "delay"] if delay else ["master"])
+
+
+def test_reinstate_adds_back_what_is_tracked_and_missing(tmp_path):
+    cfg = load_text(tmp_path, "static_ipaddress {\n 192.0.2.1/24 dev eth1\n"
+                    " 192.0.2.2/24 dev eth1 no_track\n 192.0.2.3/24 dev eth1\n}\n"
+                    "static_routes {\n 198.51.100.0/24 via 192.0.2.254\n"
+                    " 203.0.113.0/24 via 192.0.2.254 no_track\n}\n").config
+
+    class Fake:  # the kernel holds 192.0.2.1 only
+        def __init__(self):
+            self.calls = []
+
+        def has(self, vip, dev):
+            return vip.address == "192.0.2.1"
+
+        def set_vip(self, op, vip, dev):
+            self.calls.append((op, vip.address))
+
+        def set_route(self, op, route, dev):
+            self.calls.append((op, route.dst))
+
+    fake = Fake()
+    static.reinstate(fake, cfg)
+    assert fake.calls == [("add", "192.0.2.3"), ("add", "198.51.100.0/24")]
