@@ -216,7 +216,7 @@ class VrrpDaemon:
                 if r.vmac:
                     self.addrs.wait("remove_link", r.vmac)
         fw = self.firewall
-        self.addrs.submit(lambda _a: fw.stop()).result()  # keepalived: also with -X
+        self.addrs.submit(lambda _a: fw.stop()).result()  # keepalived: also with --dont-release-vrrp
         todo = static.ops(None, self.cfg)
         self.addrs.submit(lambda a: static.apply(a, todo)).result()
         for fifo in self.fifos:
