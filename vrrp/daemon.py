@@ -215,8 +215,8 @@ class VrrpDaemon:
             for r in self.routers:
                 if r.vmac:
                     self.addrs.wait("remove_link", r.vmac)
-        fw = self.firewall
-        self.addrs.submit(lambda _a: fw.stop()).result()  # keepalived: also with --dont-release-vrrp
+        fw = self.firewall  # keepalived drops its table also with --dont-release-vrrp
+        self.addrs.submit(lambda _a: fw.stop()).result()
         todo = static.ops(None, self.cfg)
         self.addrs.submit(lambda a: static.apply(a, todo)).result()
         for fifo in self.fifos:
