@@ -33,9 +33,9 @@ log = logging.getLogger("director.vrrp")
 DEFAULT_TABLE = "keepalived"  # keepalived's DEFAULT_NFTABLES_TABLE
 FAMILIES = {4: "ip", 6: "ip6"}
 
-# one address in a set: (family, address, ifindex or None); the ifindex only for IPv6
-# link-local addresses, which are only unique per interface
-Element = tuple[int, str, int | None]
+# one address in a set: (family, address, interface or None); the interface (its index,
+# or its name) only for IPv6 link-local addresses, which are only unique per interface
+Element = tuple[int, str, int | str | None]
 
 
 @attrs.frozen
@@ -44,6 +44,7 @@ class Plan:
     priority: int = -1
     counters: bool = False
     families: frozenset[int] = frozenset()
+    ifindex: bool = False  # nftables_ifindex
 
 
 def drops(inst: VrrpInstance) -> bool:
@@ -68,15 +69,23 @@ def plan(cfg: Config) -> Plan | None:
         log.info("no_accept or strict mode specified, but no firewall configured - "
                  "using nftables table '%s'", DEFAULT_TABLE)
     return Plan(table=g.nftables or DEFAULT_TABLE, priority=g.nftables_priority,
-                counters=g.nftables_counters, families=families)
+                counters=g.nftables_counters, families=families, ifindex=g.nftables_ifindex)
 
 
-def elements(vips: Iterable[VirtualIp], index_of) -> set[Element]:  # type: ignore[no-untyped-def]
-    """The set elements of `vips`; `index_of(vip)` gives a link-local VIP's ifindex."""
+def by_name(inst: VrrpInstance, ifindex: bool) -> bool:
+    """keepalived keys an instance's link-local VIPs by interface name when it does not
+    track its interface (which may then come and go with another index), unless
+    `nftables_ifindex` asks for indexes anyway; else by index."""
+    return inst.dont_track_primary and not ifindex
+
+
+def elements(vips: Iterable[VirtualIp], index_of, name_of=None) -> set[Element]:  # type: ignore[no-untyped-def]
+    """The set elements of `vips`; a link-local VIP's interface is `name_of(vip)` when
+    given (keyed by name), else `index_of(vip)`."""
     out: set[Element] = set()
     for v in vips:
         if v.family == 6 and ipaddress.ip_address(v.address).is_link_local:
-            out.add((6, v.address, index_of(v)))
+            out.add((6, v.address, name_of(v) if name_of else index_of(v)))
         else:
             out.add((v.family, v.address, None))
     return out
@@ -131,8 +140,10 @@ def setup_commands(p: Plan) -> list[dict[str, Any]]:
         if family == 6:
             ll = {"family": fam, "table": p.table, "name": "vips_link_local",
                   "type": ["ipv6_addr", "iface_index"]}
+            ll_name = {"family": fam, "table": p.table, "name": "vips_link_local_name",
+                       "type": ["ipv6_addr", "ifname"]}
             icmp = {"payload": {"protocol": "icmpv6", "field": "type"}}
-            cmds += [{"add": {"set": ll}},
+            cmds += [{"add": {"set": ll}}, {"add": {"set": ll_name}},
                      _chain(p, fam, "in_link_local", None),
                      _chain(p, fam, "out_link_local", None),
                      _rule(p, fam, "in", _match(icmp, ND), ACCEPT),
@@ -146,7 +157,13 @@ def setup_commands(p: Plan) -> list[dict[str, Any]]:
                          "@vips_link_local"), DROP),
                      _rule(p, fam, "out_link_local", _match(
                          {"concat": [_addr(fam, "saddr"), {"meta": {"key": "oif"}}]},
-                         "@vips_link_local"), DROP)]
+                         "@vips_link_local"), DROP),
+                     _rule(p, fam, "in_link_local", _match(
+                         {"concat": [_addr(fam, "daddr"), {"meta": {"key": "iifname"}}]},
+                         "@vips_link_local_name"), DROP),
+                     _rule(p, fam, "out_link_local", _match(
+                         {"concat": [_addr(fam, "saddr"), {"meta": {"key": "oifname"}}]},
+                         "@vips_link_local_name"), DROP)]
         cmds += [_rule(p, fam, "in", _match(_addr(fam, "daddr"), "@vips"), DROP),
                  _rule(p, fam, "out", _match(_addr(fam, "saddr"), "@vips"), DROP)]
     return cmds
@@ -163,14 +180,14 @@ def teardown_commands(p: Plan) -> list[dict[str, Any]]:
 def element_commands(p: Plan, op: str, elems: Iterable[Element]) -> list[dict[str, Any]]:
     """`op` ("add" or "delete") of `elems`, one command per set touched."""
     by_set: dict[tuple[int, str], list[Any]] = {}
-    for family, addr, idx in sorted(elems, key=lambda e: (e[0], e[1], e[2] or 0)):
+    for family, addr, idx in sorted(elems, key=lambda e: (e[0], e[1], str(e[2]))):
         if family not in p.families:
             continue
         if idx is None:
             by_set.setdefault((family, "vips"), []).append(addr)
         else:
-            by_set.setdefault((family, "vips_link_local"), []).append(
-                {"concat": [addr, idx]})
+            name = "vips_link_local_name" if isinstance(idx, str) else "vips_link_local"
+            by_set.setdefault((family, name), []).append({"concat": [addr, idx]})
     return [{op: {"element": {"family": FAMILIES[f], "table": p.table, "name": name,
                               "elem": elem}}}
             for (f, name), elem in by_set.items()]

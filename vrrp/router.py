@@ -334,9 +334,11 @@ class Router:
             return
         vips = self.all_vips if master and firewall.drops(self.cfg) else ()
         name, dev = self.name, self.dev
+        names = fw.plan is not None and firewall.by_name(self.cfg, fw.plan.ifindex)
 
         def update(a: Addresses) -> None:
-            fw.set(name, firewall.elements(vips, lambda v: a.index(v.dev or dev)))
+            fw.set(name, firewall.elements(vips, lambda v: a.index(v.dev or dev),
+                                           (lambda v: v.dev or dev) if names else None))
         self.addrs.submit(update)
 
     def _start_garp(self) -> None:

@@ -263,3 +263,18 @@ def test_reinstate_adds_back_what_is_tracked_and_missing(tmp_path):
     fake = Fake()
     static.reinstate(fake, cfg)
     assert fake.calls == [("add", "192.0.2.3"), ("add", "198.51.100.0/24")]
+
+
+def test_link_local_vips_keyed_by_name_without_primary_tracking(tmp_path):
+    from conf.model import VirtualIp
+    ll = [VirtualIp(address="fe80::1", prefixlen=64, family=6, dev="eth1")]
+    inst = strict(tmp_path, body="    dont_track_primary\n").config.vrrp_instances[0]
+    assert firewall.by_name(inst, ifindex=False)
+    assert not firewall.by_name(inst, ifindex=True)  # nftables_ifindex
+    assert not firewall.by_name(strict(tmp_path).config.vrrp_instances[0], ifindex=False)
+    named = firewall.elements(ll, lambda v: 7, lambda v: v.dev)
+    assert named == {(6, "fe80::1", "eth1")}
+    p = firewall.Plan(table="t", families=frozenset({6}))
+    (cmd,) = firewall.element_commands(p, "add", named)
+    assert cmd["add"]["element"]["name"] == "vips_link_local_name"
+    assert cmd["add"]["element"]["elem"] == [{"concat": ["fe80::1", "eth1"]}]
