@@ -49,7 +49,7 @@ UNSUPPORTED: frozenset[str] = frozenset(
     dbus_no_interface_name disable_local_igmp down_timer_adverts
     garp_extra_if hashed include_check interface_up_down_delays interfaces
     iproute_etc_dir iproute_usr_dir json_dump_file lvs_process_name mcast_dst_ip
-    min_auto_priority_delay mode nftables nftables_ipvs nftables_ipvs_priority
+    min_auto_priority_delay mode nftables_ipvs nftables_ipvs_priority
     nftables_ipvs_start_fwmark no_email_faults no_virtual_ipaddress owner_ignore_adverts
     process_name process_names regex_max_offset regex_min_offset regex_options regex_stack
     rs_init_notifies set_supplementary_groups snmp_name snmp_rs_stats_update_interval
