@@ -115,9 +115,10 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
         kw["nopreempt"] = False
     if kw.get("nopreempt") and kw.get("preempt_delay"):
         diags.warning(pos, f"{tag} preempt_delay has no effect with nopreempt")
+    owner = kw.get("priority") == 255
     if kw.get("accept") is None:
-        kw["accept"] = not strict
-    elif kw["accept"] and strict and version == 2:
+        kw["accept"] = owner or not strict  # the address owner always accepts
+    elif kw["accept"] and strict and version == 2 and not owner:
         # RFC 3768 has no accept mode; VRRPv3 (RFC 5798) allows it in strict mode too
         diags.warning(pos, f"{tag} accept mode for VRRP version 2 does not comply with "
                            f"RFC 3768; ignored in strict mode")

@@ -448,3 +448,18 @@ def test_priority_derived_from_state_as_keepalived(tmp_path):
                        ("state MASTER\npriority 0", 100), ("state MASTER\npriority 90", 90)):
         loaded = load_text(tmp_path, VRRP.format(body=body))
         assert loaded.ok and instance(loaded).priority == want, (body, messages(loaded))
+
+
+@pytest.mark.parametrize("version, priority, accept_line, expected", [
+    (3, 255, "", True),         # the address owner accepts by default, strict or not
+    (3, 100, "", False),        # strict mode: accept off unless asked
+    (3, 100, "accept", True),   # VRRPv3 allows accept in strict mode
+    (2, 100, "accept", False),  # VRRPv2 strict: reset with a warning (RFC 3768)
+    (2, 255, "accept", True),   # ... but never for the owner
+])
+def test_strict_accept_default_as_keepalived(tmp_path, version, priority, accept_line,
+                                             expected):
+    text = "global_defs {\n vrrp_strict\n}\n" + VRRP.format(
+        body=f"version {version}\npriority {priority}\n{accept_line}")
+    inst = instance(load_text(tmp_path, text))
+    assert inst.accept is expected
