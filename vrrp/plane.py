@@ -9,7 +9,9 @@ counterpart of the LVS side's DryRunPlane).
 
 from __future__ import annotations
 
-from typing import Literal, Protocol
+import concurrent.futures
+from collections.abc import Callable
+from typing import Any, Literal, Protocol
 
 import attrs
 
@@ -50,6 +52,9 @@ class VrrpPlane(Protocol):
     def remove_link(self, name: str) -> None: ...
     def source_address(self, ifname: str, family: int) -> str | None: ...
     def announcer(self, ifname: str) -> Announce: ...
+    # anything else that must run in order with the changes (the firewall's sets, static
+    # addresses): fn gets the synchronous rtnetlink side (addresses.Addresses)
+    def submit(self, fn: Callable[[Any], object]) -> concurrent.futures.Future[object]: ...
     def close(self) -> None: ...
 
 
@@ -133,6 +138,13 @@ class RecordingPlane:
 
     def announcer(self, ifname: str) -> RecordingAnnouncer:
         return RecordingAnnouncer(ifname, self.calls)
+
+    def submit(self, fn: Callable[[Any], object]) -> concurrent.futures.Future[object]:
+        """Runs `fn` at once with this plane standing for the rtnetlink side."""
+        self._rec("submit", getattr(fn, "__name__", "fn"))
+        done: concurrent.futures.Future[object] = concurrent.futures.Future()
+        done.set_result(fn(self))
+        return done
 
     def close(self) -> None:
         self._rec("close")
