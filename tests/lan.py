@@ -217,7 +217,8 @@ class Lan:
 
 def vrrp_conf(*, version: int = 3, priority: int = 100, vrid: int = 51, advert: str = "0.1",
               vips: tuple[str, ...] = ("10.9.0.100/24",), peers: tuple[str, ...] = (),
-              src: str | None = None, auth: str | None = None, nopreempt: bool = False,
+              src: str | None = None, auth: str | None = None, auth_type: str = "PASS",
+              nopreempt: bool = False,
               state: str = "BACKUP", name: str = "VI_1", extra: str = "",
               glob: str = "", head: str = "") -> str:
     lines = [f"    state {state}", "    interface eth0", f"    virtual_router_id {vrid}",
@@ -229,7 +230,7 @@ def vrrp_conf(*, version: int = 3, priority: int = 100, vrid: int = 51, advert: 
     elif src:
         lines.append(f"    mcast_src_ip {src}")
     if auth:
-        lines.append("    authentication {\n        auth_type PASS\n"
+        lines.append(f"    authentication {{\n        auth_type {auth_type}\n"
                      f"        auth_pass {auth}\n    }}")
     if nopreempt:
         lines.append("    nopreempt")

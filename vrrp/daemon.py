@@ -13,6 +13,8 @@ from daemonlib.scripts import default_script_user, script_insecure
 
 from . import fsm
 from .addresses import Worker, link_up
+from .ah import IPPROTO_AH
+from .packet import VRRP_PROTO
 from .receive import Received
 from .router import Router
 from .trackers import FileTracker, ProcessTracker, ScriptTracker, Trackers
@@ -84,7 +86,7 @@ class VrrpDaemon:
         self.routers = [Router(i, g, self.addrs, self.fifos, self.user, self.allowed)
                         for i in cfg.vrrp_instances]
         self.by_name = {r.name: r for r in self.routers}
-        self.sockets: dict[tuple[str, int, bool], VrrpSocket] = {}
+        self.sockets: dict[tuple[str, int, bool, int], VrrpSocket] = {}
         self.demux: dict[tuple[str, int, int], Router] = {}
         self.unknown_vrid = 0
         self.groups: list[SyncGroup] = []
@@ -123,10 +125,11 @@ class VrrpDaemon:
         for ref in owner.track_interface:
             r.track(t.interface(ref.name), ref.weight or 0, ref.reverse)
 
-    def _socket(self, ifname: str, family: int, listen: bool) -> VrrpSocket:
-        key = (ifname, family, listen)
+    def _socket(self, ifname: str, family: int, listen: bool,
+                proto: int = VRRP_PROTO) -> VrrpSocket:
+        key = (ifname, family, listen, proto)
         if key not in self.sockets:
-            s = VrrpSocket(ifname, family, listen)
+            s = VrrpSocket(ifname, family, listen, proto)
             s.start(asyncio.get_running_loop(), self._received)
             self.sockets[key] = s
         return self.sockets[key]
@@ -157,9 +160,10 @@ class VrrpDaemon:
                 # (the peer's adverts from the shared VMAC) away from the base interface:
                 # listen on the VMAC. Unicast adverts still arrive at the base's MAC.
                 rx_dev = r.vmac if on_vmac and not r.cfg.unicast_peer else r.ifname
-                rx = self._socket(rx_dev, r.family, True)
-                tx = self._socket(r.vmac, r.family, False) if on_vmac and rx_dev != r.vmac \
-                    else rx
+                proto = IPPROTO_AH if r.ah is not None else VRRP_PROTO
+                rx = self._socket(rx_dev, r.family, True, proto)
+                tx = self._socket(r.vmac, r.family, False, proto) \
+                    if on_vmac and rx_dev != r.vmac else rx
                 r.attach(rx, tx)
             except OSError as e:
                 log.error("(%s) cannot open VRRP socket on %s: %s", r.name, r.ifname,

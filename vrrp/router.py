@@ -20,7 +20,7 @@ from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import file_contribution
 
-from . import fsm
+from . import ah, fsm
 from .announce import Announcer, link_local
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
 from .receive import COUNTERS, Policy, Received, check
@@ -83,6 +83,7 @@ class Router:
         if auth is not None:
             self.auth_type = AUTH_PASS if auth.auth_type == "PASS" else AUTH_AH
             self.auth_pass = auth.auth_pass.encode()[:8]
+        self.ah = ah.SeqCounter() if self.auth_type == AUTH_AH else None
         self.policy = Policy(
             version=cfg.version, vrid=self.vrid, interval_cs=self.interval_cs,
             auth_type=self.auth_type, auth_pass=self.auth_pass,
@@ -195,8 +196,10 @@ class Router:
 
     # -- events ------------------------------------------------------------------------
     def receive(self, rx: Received) -> None:
-        verdict = check(self.policy, rx)
+        verdict = check(self.policy, rx, self.ah.seq if self.ah else 0)
         self.counters.update(verdict.counters)
+        if self.ah is not None and verdict.ah_seq is not None:
+            self.ah.accept(verdict.ah_seq)
         if verdict.advert is None:
             log.debug("(%s) dropped advert from %s: %s", self.name, rx.src, verdict.message)
             return
@@ -211,6 +214,8 @@ class Router:
             log.info("(%s) Received advert from %s with lower priority %d, ours %d, "
                      "forcing new election", self.name, rx.src, adv.priority,
                      self.fsm.priority)
+            if self.ah is not None and verdict.ah_seq is not None:
+                self.ah.lower_priority_seen(verdict.ah_seq)
             self._send(self.fsm.priority)
         self._do(self.fsm.advert(self._now(), adv.priority, rx.src, adv.interval_cs / 100))
 
@@ -263,12 +268,20 @@ class Router:
             return
         adv = Advert(version=self.cfg.version, vrid=self.vrid, priority=priority,
                      addrs=self.adv_addrs, interval_cs=self.interval_cs,
-                     auth_type=self.auth_type, auth_data=self.auth_pass)
+                     auth_type=self.auth_type,
+                     auth_data=self.auth_pass if self.auth_type == AUTH_PASS else b"")
+        ttl = 255 if not self.cfg.unicast_peer else self.cfg.unicast_ttl
+        if self.ah is not None:  # one sequence number and IP id per advert, as keepalived
+            seq, ip_id = self.ah.next_send(), self.ah.next_ip_id()
         for dst in self.dsts:
             try:
                 payload = encode(adv, self.family, self.src, dst)
-                ttl = 255 if not self.cfg.unicast_peer else self.cfg.unicast_ttl
-                self.tx_sock.send(payload, self.src, dst, ttl)
+                if self.ah is not None:
+                    self.tx_sock.send_packet(ah.build(
+                        payload, self.src, dst, ttl, ip_id, seq, ah.key_of(self.auth_pass),
+                        bool(self.cfg.unicast_peer)), dst)
+                else:
+                    self.tx_sock.send(payload, self.src, dst, ttl)
             except OSError as e:
                 log.warning("(%s) sending advert to %s failed: %s", self.name, dst,
                             e.strerror or e)
@@ -290,6 +303,8 @@ class Router:
         elif state == fsm.FAULT:
             log.info("(%s) Entering FAULT STATE", self.name)
         if state == fsm.MASTER:
+            if self.ah is not None:
+                self.ah.becoming_master()
             self.counters["become_master"] += 1
             self._add_addresses()
             self._start_garp()
