@@ -53,6 +53,8 @@ def test_failover_and_preempt(lan, mode, master, backup):
     lan.wait_holder(vip, "a", 20)
     assert "Entering MASTER STATE" in a.output()
     assert b.proc.poll() is None
+    for d in lan.daemons:  # keepalived's AH checks passed on every advert of ours
+        assert "invalid IPSEC" not in d.output() and "already processed" not in d.output()
 
 
 @pytest.mark.parametrize("master,backup", PAIRS, ids=["director-first", "keepalived-first"])
