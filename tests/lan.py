@@ -6,6 +6,7 @@ Everything made here is removed by `close`, also when a test fails.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -91,6 +92,7 @@ class Lan:
                  show_logs: bool = True, net: str = "10.9.0", net6: str = "fd00:9::") -> None:
         self.show_logs, self.net, self.net6 = show_logs, net, net6
         self.nginx_hosts: list[str] = []
+        self.procs: list[subprocess.Popen[str]] = []  # helpers (SMTP sinks), killed at close
         self.tag = uuid.uuid4().hex[:6]
         self.dir = tempfile.mkdtemp(prefix="lan-")
         self.ns: dict[str, str] = {}
@@ -200,7 +202,38 @@ class Lan:
             return [(float(t), ip, mac) for t, ip, mac in (x.split() for x in out.splitlines())]
         return result
 
+    def smtp_sink(self, host: str, port: int = 25) -> Callable[[], list[dict[str, object]]]:
+        """An SMTP server (aiosmtpd) on `host`'s addresses; the returned call gives the
+        mails received so far: helo, mail_from, rcpt_tos, data (the message text)."""
+        path = os.path.join(self.dir, f"smtp-{host}-{port}.jsonl")
+        code = ("import asyncio, json, sys\nfrom aiosmtpd.smtp import SMTP\n"
+                "class Sink:\n    async def handle_DATA(self, server, session, envelope):\n"
+                "        with open(sys.argv[1], 'a') as f:\n"
+                "            f.write(json.dumps({'helo': session.host_name, 'mail_from': "
+                "envelope.mail_from, 'rcpt_tos': envelope.rcpt_tos, 'data': "
+                "envelope.content.decode(errors='replace')}) + '\\n')\n"
+                "        return '250 OK'\n"
+                "async def main():\n    loop = asyncio.get_running_loop()\n"
+                "    srv = await loop.create_server(lambda: SMTP(Sink()), None, "
+                "int(sys.argv[2]))\n    print('ready', flush=True)\n"
+                "    await srv.serve_forever()\nasyncio.run(main())\n")
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[host], sys.executable, "-c",
+                                 code, path, str(port)], stdout=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", \
+            "the SMTP sink did not start"
+
+        def mails() -> list[dict[str, object]]:
+            if not os.path.exists(path):
+                return []
+            with open(path) as f:
+                return [json.loads(line) for line in f]
+        return mails
+
     def close(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(10)
         for d in self.daemons:
             d.kill()
             if self.show_logs:  # pytest shows it for a failing test only

@@ -10,6 +10,7 @@ import logging
 from conf.model import Config, Script, VrrpSyncGroup
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import default_script_user, script_insecure
+from daemonlib.smtp import Mailer, MailSettings, vrrp_enabled
 
 from . import fsm
 from .addresses import Worker, link_up
@@ -31,6 +32,7 @@ class SyncGroup:
         self.members = members
         self.fifos = fifos
         self.state = fsm.INIT
+        self.mailer: Mailer | None = None  # set when the group has smtp_alert
         self._busy = False
         for m in members:
             m.on_state = self.member_changed
@@ -63,6 +65,8 @@ class SyncGroup:
         log.info("VRRP_Group(%s) Syncing instances to %s state", self.cfg.name, new)
         for fifo in self.fifos:
             fifo.write(f'GROUP "{self.cfg.name}" {new}')
+        if self.mailer is not None:
+            self.mailer.vrrp_state("group", self.cfg.name, new)
         # run through a member: same script user, security verdicts and stop-time drain
         self.members[0].run_notify(self.cfg.notify, new, ("GROUP", self.cfg.name, new))
 
@@ -86,6 +90,11 @@ class VrrpDaemon:
         self.routers = [Router(i, g, self.addrs, self.fifos, self.user, self.allowed)
                         for i in cfg.vrrp_instances]
         self.by_name = {r.name: r for r in self.routers}
+        settings = MailSettings.from_global(g)
+        self.mailer = Mailer(settings) if settings is not None else None
+        for r in self.routers:
+            if vrrp_enabled(r.cfg.smtp_alert, g):
+                r.mailer = self.mailer
         self.sockets: dict[tuple[str, int, bool, int], VrrpSocket] = {}
         self.demux: dict[tuple[str, int, int], Router] = {}
         self.unknown_vrid = 0
@@ -95,6 +104,8 @@ class VrrpDaemon:
             self.groups.append(SyncGroup(sg, members, self.fifos))
             for m in members:
                 self._track(m, sg)
+            if vrrp_enabled(sg.smtp_alert, g):
+                self.groups[-1].mailer = self.mailer
         for r in self.routers:
             self._track(r, r.cfg)
             if not r.cfg.dont_track_primary:
@@ -175,6 +186,7 @@ class VrrpDaemon:
         for r in self.routers:  # a sync group may move members not started yet
             r.loop = loop
         previous = previous or {}
+        old_mailers = {r.mailer for r in previous.values() if r.mailer is not None}
         for r in self.routers:
             old = previous.pop(r.key, None)
             if old is not None and old.fsm.state == fsm.MASTER:
@@ -189,6 +201,8 @@ class VrrpDaemon:
                 r.start()
         for old in previous.values():  # instances the new config dropped (loop kept)
             old.stop()
+        for mailer in old_mailers:  # their last alerts still go out, then the thread ends
+            mailer.close()
 
     async def handover(self) -> dict[tuple[str, int, int], Router]:
         """For a reload: stop this daemon's loops and sockets, leave addresses as they
@@ -207,6 +221,9 @@ class VrrpDaemon:
             r.stop(keep_addresses=self.keep_on_stop)
         self.trackers.stop()
         await asyncio.gather(*(r.drain() for r in self.routers))
+        if self.mailer is not None:
+            await self.mailer.drain()
+            self.mailer.close()
         for s in self.sockets.values():
             s.close()
         if not self.keep_on_stop:

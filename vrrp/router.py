@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from conf.model import GlobalDefs, Notify, Script, VrrpInstance
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
+from daemonlib.smtp import Mailer
 from daemonlib.trackfile import file_contribution
 
 from . import ah, fsm
@@ -100,6 +101,7 @@ class Router:
         self.own_fault = False
         self.group_fault = False
         self.on_state: Callable[[Router, str], None] | None = None  # the sync group's hook
+        self.mailer: Mailer | None = None  # set when this instance has smtp_alert
         self.master_ip = ""
         self._shown = fsm.INIT  # the state last entered, as logged and notified
         self.last_transition = 0.0  # wall clock, for the dumps
@@ -383,6 +385,8 @@ class Router:
         prio = self.fsm.priority
         for fifo in self.fifos:
             fifo.write(f'INSTANCE "{self.name}" {state} {prio}')
+        if self.mailer is not None:
+            self.mailer.vrrp_state("instance", self.name, state)
         self.run_notify(self.cfg.notify, state, ("INSTANCE", self.name, state, str(prio)))
 
     def run_notify(self, n: Notify, state: str, args: tuple[str, ...]) -> None:
