@@ -163,9 +163,13 @@ class VrrpDaemon:
             await asyncio.sleep(g.vrrp_startup_delay)
         for r in self.routers:
             try:
-                if r.vmac and r.family == 4:
-                    self.addrs.wait("ensure_vmac", r.vmac, r.ifname, r.vrid, r.family)
-                on_vmac = bool(r.vmac and r.family == 4 and not r.cfg.vmac_xmit_base
+                if r.vmac:
+                    # IPv6: the VMAC gets our advert source (keepalived: not with
+                    # vmac_xmit_base, where adverts leave from the base)
+                    src = "" if r.cfg.vmac_xmit_base else (
+                        r.cfg.unicast_src_ip if r.cfg.unicast_peer else r.cfg.mcast_src_ip)
+                    self.addrs.wait("ensure_vmac", r.vmac, r.ifname, r.vrid, r.family, src)
+                on_vmac = bool(r.vmac and not r.cfg.vmac_xmit_base
                                and self.addrs.wait("index", r.vmac) is not None)
                 # A private macvlan takes multicast frames whose source MAC is its own
                 # (the peer's adverts from the shared VMAC) away from the base interface:

@@ -1,0 +1,87 @@
+"""`use_vmac` on an IPv6 instance, as keepalived does it: the VMAC has the MAC
+00:00:5e:00:02:VRID, no address generated from that shared MAC, our link-local address
+(the base interface's) for the adverts, which leave from the VMAC; the client's
+neighbour entry for the VIP stays the VMAC across failover, with a director pair and
+with keepalived as the peer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sys
+import time
+
+import pytest
+from lan import vrrp_conf, wait_for
+
+VIP6 = "fd00:9::100"
+VMAC6 = "00:00:5e:00:02:33"
+CONF = dict(vips=(f"{VIP6}/64",), extra="    use_vmac\n")
+
+
+def link_local(lan, host: str, dev: str) -> set[str]:
+    out = lan.run(host, "ip", "-6", "-o", "addr", "show", "dev", dev, "scope", "link").stdout
+    return {line.split()[3].split("/")[0] for line in out.splitlines()}
+
+
+def sniff_advert(lan, host: str) -> tuple[str, str]:
+    """(source MAC, source address) of the next VRRP advert `host` sees on eth0."""
+    code = ("from scapy.all import sniff, Ether, IPv6\n"
+            "p = sniff(iface='eth0', count=1, timeout=10, lfilter=lambda p: IPv6 in p and "
+            "p[IPv6].nh == 112)\n"
+            "print(p[0][Ether].src, p[0][IPv6].src)\n")
+    mac, src = lan.run(host, sys.executable, "-c", code).stdout.split()
+    return mac, src
+
+
+def ping6(lan, host: str) -> None:
+    lan.run(host, "ping", "-6", "-c", "1", "-W", "2", VIP6)
+
+
+def check_master(lan, host: str) -> None:
+    assert VIP6 in lan.addrs(host, "vrrp.51")
+    assert lan.run(host, "cat", "/sys/class/net/vrrp.51/address").stdout.strip() == VMAC6
+    # the VMAC carries the base's link-local address, not one made from the shared MAC
+    assert link_local(lan, host, "vrrp.51") == link_local(lan, host, "eth0")
+    assert sniff_advert(lan, "c") == (VMAC6, next(iter(link_local(lan, host, "eth0"))))
+
+
+def test_director_pair_ipv6_vmac(lan):
+    a = lan.start("a", "director", vrrp_conf(priority=150, **CONF))
+    lan.wait_holder(VIP6, "a", hosts=("a",))
+    b = lan.start("b", "director", vrrp_conf(priority=100, **CONF))
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b in BACKUP")
+    time.sleep(1)  # b hears a's adverts through its own VMAC: no second master
+    assert lan.holders(VIP6) == ["a"]
+    check_master(lan, "a")
+    ping6(lan, "c")
+    assert lan.neigh_mac("c", VIP6) == VMAC6
+    a.kill(signal.SIGTERM)
+    lan.wait_holder(VIP6, "b", 10)
+    check_master(lan, "b")
+    ping6(lan, "c")
+    assert lan.neigh_mac("c", VIP6) == VMAC6
+    assert "vrrp.51" not in lan.run("a", "ip", "link").stdout  # removed on stop
+
+
+@pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
+@pytest.mark.parametrize("master", ["director", "keepalived"])
+def test_ipv6_vmac_against_keepalived(lan, master):
+    backup = "keepalived" if master == "director" else "director"
+    a = lan.start("a", master, vrrp_conf(priority=150, **CONF))
+    lan.wait_holder(VIP6, "a", hosts=("a",))
+    b = lan.start("b", backup, vrrp_conf(priority=100, **CONF))
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 15, what="b in BACKUP")
+    time.sleep(1.5)
+    assert lan.holders(VIP6) == ["a"], "a second master appeared"
+    check_master(lan, "a")
+    ping6(lan, "c")
+    assert lan.neigh_mac("c", VIP6) == VMAC6
+    a.kill()  # SIGKILL: the VIP and VMAC stay behind on a, which has stopped advertising
+    lan.wait_holder(VIP6, "b", 15, hosts=("b",))
+    check_master(lan, "b")
+    lan.run("a", "ip", "link", "del", "vrrp.51")  # a is gone from the LAN's point of view
+    ping6(lan, "c")
+    assert lan.neigh_mac("c", VIP6) == VMAC6
+    assert b.proc.poll() is None
