@@ -193,6 +193,8 @@ class VrrpDaemon:
         old_mailers = {r.mailer for r in previous.values() if r.mailer is not None}
         for r in self.routers:
             old = previous.pop(r.key, None)
+            if old is not None and old.ah is not None and r.ah is not None:
+                r.ah = old.ah  # keepalived keeps the AH sequence number across a reload
             if old is not None and old.fsm.state == fsm.MASTER:
                 keep = {(v.address, v.prefixlen, v.dev) for v in r.all_vips}
                 for v in old.all_vips:

@@ -5,8 +5,12 @@ moves the VIP. (Interop with keepalived: tests/netns/test_vrrp_interop.py, modes
 
 from __future__ import annotations
 
+import shutil
+import signal
 import sys
+import time
 
+import pytest
 from lan import vrrp_conf, wait_for
 from test_vrrp_features import VIP, dump_json
 
@@ -73,3 +77,24 @@ def test_bad_ah_adverts_are_dropped_and_counted(lan):
     # the truncated one (sent last): logged, no instance's counter
     wait_for(lambda: "too short" in a.output(), 10, what="the truncated packet logged")
     assert a.proc.poll() is None
+
+
+@pytest.mark.skipif(shutil.which("keepalived") is None, reason="keepalived is not installed")
+def test_reload_keeps_the_sequence_number(lan):
+    """After a HUP the master continues its AH sequence: keepalived (backup) would drop
+    adverts numbered from 1 again as replays and take over."""
+    conf = vrrp_conf(version=2, advert="1", auth="s3cret42", auth_type="AH")
+    a = lan.start("a", "director", conf.replace("priority 100", "priority 150"), "-P",
+                  "--dump-dir", "{dir}")
+    lan.wait_holder(VIP, "a", hosts=("a",))
+    b = lan.start("b", "keepalived", conf)
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 15, what="keepalived in BACKUP")
+    sent = dump_json(lan, a)[0]["stats"]["advert_sent"]
+    wait_for(lambda: dump_json(lan, a)[0]["stats"]["advert_sent"] >= sent + 3, 10,
+             what="keepalived hearing a few numbered adverts")
+    a.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "Resuming MASTER STATE (reload)" in a.output(), 10, what="reload")
+    time.sleep(4)  # above keepalived's Master_Down interval (3 s + skew) at advert_int 1
+    assert "already processed" not in b.output()
+    assert "Entering MASTER STATE" not in b.output()
+    assert lan.holders(VIP) == ["a"]
