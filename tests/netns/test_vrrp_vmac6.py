@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import subprocess
 import sys
 import time
 
@@ -35,6 +36,26 @@ def sniff_advert(lan, host: str) -> tuple[str, str]:
     return mac, src
 
 
+def sniff_na(lan, host: str):
+    """Starts listening on `host`'s eth0; the returned call waits for the first
+    unsolicited NA for the VIP: (Ether src, IPv6 src, target, its link-layer option,
+    override flag)."""
+    code = ("from scapy.all import sniff, Ether, IPv6, ICMPv6ND_NA, ICMPv6NDOptDstLLAddr\n"
+            "import sys\nprint('ready', flush=True)\n"
+            "p = sniff(iface='eth0', count=1, timeout=20, lfilter=lambda p: ICMPv6ND_NA in p "
+            f"and p[ICMPv6ND_NA].tgt == '{VIP6}')[0]\n"
+            "print(p[Ether].src, p[IPv6].src, p[ICMPv6ND_NA].tgt, "
+            "p[ICMPv6NDOptDstLLAddr].lladdr, p[ICMPv6ND_NA].O)\n")
+    proc = subprocess.Popen(["ip", "netns", "exec", lan.ns[host], sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, text=True)
+    lan.procs.append(proc)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+
+    def result() -> tuple[str, ...]:
+        return tuple(proc.communicate(timeout=40)[0].split())
+    return result
+
+
 def ping6(lan, host: str) -> None:
     lan.run(host, "ping", "-6", "-c", "1", "-W", "2", VIP6)
 
@@ -57,8 +78,11 @@ def test_director_pair_ipv6_vmac(lan):
     check_master(lan, "a")
     ping6(lan, "c")
     assert lan.neigh_mac("c", VIP6) == VMAC6
+    na = sniff_na(lan, "c")
     a.kill(signal.SIGTERM)
     lan.wait_holder(VIP6, "b", 10)
+    # keepalived's unsolicited NA: from the VIP on the VMAC, override, the VMAC's MAC
+    assert na() == (VMAC6, VIP6, VIP6, VMAC6, "1")
     check_master(lan, "b")
     ping6(lan, "c")
     assert lan.neigh_mac("c", VIP6) == VMAC6
@@ -85,3 +109,24 @@ def test_ipv6_vmac_against_keepalived(lan, master):
     ping6(lan, "c")
     assert lan.neigh_mac("c", VIP6) == VMAC6
     assert b.proc.poll() is None
+
+
+def test_director_pair_ipv6_vmac_xmit_base(lan):
+    """vmac_xmit_base: adverts leave from the base interface (its MAC), the VIP lives on
+    the VMAC and the client still learns the VMAC's MAC from the NA."""
+    conf = dict(CONF, extra="    use_vmac\n    vmac_xmit_base\n")
+    a = lan.start("a", "director", vrrp_conf(priority=150, **conf))
+    lan.wait_holder(VIP6, "a", hosts=("a",))
+    b = lan.start("b", "director", vrrp_conf(priority=100, **conf))
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b in BACKUP")
+    time.sleep(1)
+    assert lan.holders(VIP6) == ["a"]
+    assert VIP6 in lan.addrs("a", "vrrp.51")
+    base_mac = lan.run("a", "cat", "/sys/class/net/eth0/address").stdout.strip()
+    assert sniff_advert(lan, "c") == (base_mac, next(iter(link_local(lan, "a", "eth0"))))
+    na = sniff_na(lan, "c")
+    a.kill(signal.SIGTERM)
+    lan.wait_holder(VIP6, "b", 10)
+    assert na() == (VMAC6, VIP6, VIP6, VMAC6, "1")
+    ping6(lan, "c")
+    assert lan.neigh_mac("c", VIP6) == VMAC6
