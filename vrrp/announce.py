@@ -18,6 +18,7 @@ log = logging.getLogger("director.vrrp")
 ETH_P_ARP = 0x0806
 BROADCAST = b"\xff" * 6
 ALL_NODES = "ff02::1"
+IPV6_FREEBIND = 78  # Linux >= 4.15; not exported by Python
 
 
 def mac_of(ifname: str) -> bytes:
@@ -87,6 +88,9 @@ class Announcer:
         if self._icmp6 is None:
             s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            # the VIP is the source; its address add may still be in flight (netlink
+            # worker) when the first NA of a MASTER transition leaves
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
             self._icmp6 = s
         idx = socket.if_nametoindex(self.ifname)
         info = socket.inet_pton(socket.AF_INET6, vip) + struct.pack("@I", idx)

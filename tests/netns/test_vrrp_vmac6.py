@@ -83,6 +83,7 @@ def test_director_pair_ipv6_vmac(lan):
     lan.wait_holder(VIP6, "b", 10)
     # keepalived's unsolicited NA: from the VIP on the VMAC, override, the VMAC's MAC
     assert na() == (VMAC6, VIP6, VIP6, VMAC6, "1")
+    assert not [x for x in b.output().splitlines() if "NA" in x and "failed" in x]
     check_master(lan, "b")
     ping6(lan, "c")
     assert lan.neigh_mac("c", VIP6) == VMAC6
@@ -128,5 +129,6 @@ def test_director_pair_ipv6_vmac_xmit_base(lan):
     a.kill(signal.SIGTERM)
     lan.wait_holder(VIP6, "b", 10)
     assert na() == (VMAC6, VIP6, VIP6, VMAC6, "1")
+    assert not [x for x in b.output().splitlines() if "NA" in x and "failed" in x]
     ping6(lan, "c")
     assert lan.neigh_mac("c", VIP6) == VMAC6
