@@ -140,14 +140,18 @@ class Mailer:
         self.sent = 0
         self.failed = 0
 
-    def vrrp_state(self, kind: str, name: str, state: str) -> None:
-        """`kind` "instance" | "group": mail a state change, once per state entered."""
-        if self._last.get((kind, name)) == state:
-            return
-        make = instance_alert if kind == "instance" else group_alert
-        alert = make(self.settings.router_id, name, state)
-        if alert is not None:
-            self._last[(kind, name)] = state
+    def instance_state(self, name: str, state: str) -> None:
+        """A VRRP instance entered `state`: mailed once per state entered."""
+        self._state_alert(("instance", name), state,
+                          instance_alert(self.settings.router_id, name, state))
+
+    def group_state(self, name: str, state: str) -> None:
+        self._state_alert(("group", name), state,
+                          group_alert(self.settings.router_id, name, state))
+
+    def _state_alert(self, key: tuple[str, str], state: str, alert: Alert | None) -> None:
+        if alert is not None and self._last.get(key) != state:
+            self._last[key] = state
             self.send(alert)
 
     def send(self, alert: Alert) -> None:

@@ -66,7 +66,7 @@ class SyncGroup:
         for fifo in self.fifos:
             fifo.write(f'GROUP "{self.cfg.name}" {new}')
         if self.mailer is not None:
-            self.mailer.vrrp_state("group", self.cfg.name, new)
+            self.mailer.group_state(self.cfg.name, new)
         # run through a member: same script user, security verdicts and stop-time drain
         self.members[0].run_notify(self.cfg.notify, new, ("GROUP", self.cfg.name, new))
 

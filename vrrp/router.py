@@ -386,7 +386,7 @@ class Router:
         for fifo in self.fifos:
             fifo.write(f'INSTANCE "{self.name}" {state} {prio}')
         if self.mailer is not None:
-            self.mailer.vrrp_state("instance", self.name, state)
+            self.mailer.instance_state(self.name, state)
         self.run_notify(self.cfg.notify, state, ("INSTANCE", self.name, state, str(prio)))
 
     def run_notify(self, n: Notify, state: str, args: tuple[str, ...]) -> None:

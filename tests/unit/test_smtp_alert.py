@@ -105,8 +105,8 @@ def test_mailer_delivers_in_order_and_once_per_state(sink):
     async def run() -> smtp.Mailer:
         m = smtp.Mailer(s)
         for state in ("BACKUP", "BACKUP", "MASTER", "INIT"):
-            m.vrrp_state("instance", "VI_1", state)
-        m.vrrp_state("group", "G1", "MASTER")
+            m.instance_state("VI_1", state)
+        m.group_state("G1", "MASTER")
         await m.drain(10)
         m.close()
         return m
