@@ -11,12 +11,16 @@ def auth(kind: str, password: str) -> str:
 
 
 def test_ah_with_initial_state_master_starts_backup(tmp_path):
-    loaded = load_text(tmp_path, VRRP.format(body="state MASTER\n    " + auth("AH", "pw")))
+    body = "state MASTER\n    priority 100\n    " + auth("AH", "pw")
+    loaded = load_text(tmp_path, VRRP.format(body=body))
     assert loaded.ok and instance(loaded).state == "BACKUP"
     assert instance(loaded).authentication.auth_type == "AH"
     assert any("incompatible with AH" in m for m in messages(loaded, "warning"))
     owner = VRRP.format(body="state MASTER\n    priority 255\n    " + auth("AH", "pw"))
     assert instance(load_text(tmp_path, owner)).state == "MASTER"  # the address owner may
+    # without a priority, keepalived makes a MASTER the owner (255): no repair
+    bare = VRRP.format(body="state MASTER\n    " + auth("AH", "pw"))
+    assert instance(load_text(tmp_path, bare)).state == "MASTER"
 
 
 def test_authentication_without_password_is_ignored(tmp_path):
