@@ -163,15 +163,17 @@ def daemon(args: argparse.Namespace) -> int:
 
     from .watchdog import main as watchdog
 
-    def validate() -> bool:  # the children's reload, run first in the parent
-        log = logging.getLogger("director")
-        return reload(args.config, args.config_id, args.all_config, log) is not None
+    def load_again():  # type: ignore[no-untyped-def]  # a respawned child's config
+        return reload(args.config, args.config_id, args.all_config,
+                      logging.getLogger("director"))
 
     if not args.dont_fork:
         if os.fork():  # keepalived's default: the parent returns, the daemon carries on
             return EXIT_OK
         os.setsid()
-    return watchdog(args, cfg, validate)
+    holder = [cfg]
+    del cfg  # the watchdog lets go of the model once the children have it
+    return watchdog(args, holder, load_again)
 
 
 def run() -> None:
