@@ -267,6 +267,9 @@ class FastIpvs:
         self.sock = sock
         self.seq = 1
         self.buf = bytearray(1 << 20)
+        # one exchange at a time: a table read (the status publisher's, every second) and
+        # a checker's update must not take each other's answers off the socket
+        self.lock = asyncio.Lock()
 
     @classmethod
     def open(cls) -> FastIpvs | None:
@@ -313,19 +316,24 @@ class FastIpvs:
             chunk = ops[start:start + BATCH]
             seqs = {self._next_seq(): start + i for i in range(len(chunk))}
             msg = b"".join(self.enc.op(op, s) for s, op in zip(seqs, chunk, strict=True))
-            await loop.sock_sendall(self.sock, msg)
-            pending = set(seqs)
-            while pending:
-                data = await self._recv()
-                for kind, _flags, seq, off, _end in messages(data):
-                    if kind == NLMSG_ERROR and seq in pending:
-                        pending.discard(seq)
-                        (code,) = struct.unpack_from("=i", data, off + 16)
-                        result[seqs[seq]] = -code
+            async with self.lock:
+                await loop.sock_sendall(self.sock, msg)
+                pending = set(seqs)
+                while pending:
+                    data = await self._recv()
+                    for kind, _flags, seq, off, _end in messages(data):
+                        if kind == NLMSG_ERROR and seq in pending:
+                            pending.discard(seq)
+                            (code,) = struct.unpack_from("=i", data, off + 16)
+                            result[seqs[seq]] = -code
         return result
 
     async def _dump(self, cmd: int, body: bytes = b"") -> list[dict[int, memoryview]]:
         """The IPVS_CMD_ATTR_* sets of each answer to a dump request."""
+        async with self.lock:
+            return await self._dump_locked(cmd, body)
+
+    async def _dump_locked(self, cmd: int, body: bytes) -> list[dict[int, memoryview]]:
         seq = self._next_seq()
         await asyncio.get_running_loop().sock_sendall(self.sock, self.enc.get(cmd, seq, body))
         out = []

@@ -212,3 +212,37 @@ def test_dump_stops_at_done_and_decodes_every_part():
     assert len(parts) == 2
     raw = parts[0][CMD_ATTR_SERVICE]
     assert decode_service(attrs(raw, 0, len(raw)))[0] == V4
+
+
+def test_a_table_read_and_an_update_at_once_each_get_their_answers():
+    """The status publisher reads the table while a checker's update is in flight: neither
+    may take the other's answers off the socket."""
+    kern = FakeKernel(lambda i: 0)
+    fast = FastIpvs(FAMILY, kern.ours)
+
+    def answer():
+        data = kern.theirs.recv(65536)
+        length, kind, flags, seq = struct.unpack_from("=IHHI", data, 0)
+        if flags & 0x300:  # a dump: one empty answer, then DONE
+            kern.theirs.send(struct.pack("=IHHIIi", 20, NLMSG_DONE, 2, seq, 0, 0))
+        else:
+            off = 0
+            while off < len(data):
+                length, _k, _f, seq = struct.unpack_from("=IHHI", data, off)
+                kern.theirs.send(struct.pack("=IHHIIi", 36, NLMSG_ERROR, 0, seq, 0, 0)
+                                 + data[off:off + 16])
+                off += length
+
+    ops = [Op("add", V4, dest=DestKey(f"10.1.1.{i}", 80), dspec=DestSpec()) for i in range(5)]
+
+    async def go():
+        loop = asyncio.get_running_loop()
+        loop.add_reader(kern.theirs.fileno(), answer)
+        try:
+            return await asyncio.wait_for(asyncio.gather(fast.read(), fast.apply(ops),
+                                                         fast.read()), 5)
+        finally:
+            loop.remove_reader(kern.theirs.fileno())
+
+    t1, codes, t2 = asyncio.run(go())
+    assert codes == [0] * 5 and t1 == t2 == ({}, {})
