@@ -97,7 +97,6 @@ class Encoder:
     def __init__(self, family_id: int) -> None:
         self.family_id = family_id
         self._keys: dict[SvcKey, bytes] = {}
-        self._addrs: dict[str, bytes] = {}
 
     def svc_key(self, key: SvcKey) -> bytes:
         got = self._keys.get(key)
@@ -109,7 +108,7 @@ class Encoder:
                 got = (_U16.pack(6, SVC_AF, af) + _U16.pack(6, SVC_PROTOCOL, PROTO[key.protocol])
                        + _attr(SVC_ADDR, socket.inet_pton(af, key.address))
                        + _be16(SVC_PORT, key.port))
-            if len(self._keys) < 65536:
+            if len(self._keys) < 65536:  # a bound: keys of services long gone stay
                 self._keys[key] = got
         return got
 
@@ -125,14 +124,10 @@ class Encoder:
         return out
 
     def dest(self, dest: DestKey, spec: DestSpec | None) -> bytes:
-        addr = self._addrs.get(dest.address)
-        if addr is None:
-            fam = socket.AF_INET6 if ":" in dest.address else socket.AF_INET
-            addr = (_U16.pack(6, DEST_ADDR_FAMILY, fam)
-                    + _attr(DEST_ADDR, socket.inet_pton(fam, dest.address)))
-            if len(self._addrs) < 65536:
-                self._addrs[dest.address] = addr
-        out = addr + _be16(DEST_PORT, dest.port)
+        fam = socket.AF_INET6 if ":" in dest.address else socket.AF_INET
+        out = (_U16.pack(6, DEST_ADDR_FAMILY, fam)
+               + _attr(DEST_ADDR, socket.inet_pton(fam, dest.address))
+               + _be16(DEST_PORT, dest.port))
         if spec is not None:
             out += _DEST_SPEC.pack(8, DEST_FWD_METHOD, FWD[spec.forward], 8, DEST_WEIGHT,
                                    spec.weight, 8, DEST_U_THRESH, spec.u_threshold,
