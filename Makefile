@@ -50,6 +50,7 @@ bench: install
 	   $(PY) bench/checkers.py; echo; \
 	   tools/run-in-vm python bench/ipvs_sync.py --sizes $(BENCH_IPVS); echo; \
 	   $(PY) bench/reload.py; echo; \
+	   $(PY) bench/ipvs_read.py; echo; \
 	   tools/run-in-vm python bench/checkers.py --compare 200; echo; \
 	   tools/run-in-vm python bench/memory.py --vs 1000 --rs 10 --seconds $(BENCH_MEM_S); \
 	 } | grep -v '^booting' | tee bench/RESULTS.md

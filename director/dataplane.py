@@ -128,7 +128,7 @@ class KernelPlane(Plane):
         return self._slow
 
     async def read(self) -> Table:
-        return (await self.fast.read())[0]
+        return (await self.fast.read(stats=False))[0]
 
     async def read_with_stats(self) -> tuple[Table, dict[Any, dict[str, int]]]:
         return await self.fast.read()

@@ -178,8 +178,15 @@ def _u(raw: memoryview | None, default: int = 0) -> int:
     return int.from_bytes(raw, "little") if raw is not None and len(raw) else default
 
 
+_STATS64 = struct.Struct("=" + "HHQ" * len(STATS_NAMES))  # the kernel's usual layout
+
+
 def _stats(a: dict[int, memoryview], kind64: int, kind32: int) -> dict[str, int]:
     raw = a.get(kind64)
+    if raw is not None and len(raw) == _STATS64.size:
+        v = _STATS64.unpack(raw)  # (len, type, value) x 10, in type order
+        if v[1::3] == _STATS_TYPES:
+            return dict(zip(STATS_NAMES, v[2::3], strict=True))
     if raw is None:
         raw = a.get(kind32)
     if raw is None:
@@ -188,7 +195,11 @@ def _stats(a: dict[int, memoryview], kind64: int, kind32: int) -> dict[str, int]
             if 1 <= k <= len(STATS_NAMES)}
 
 
-def decode_service(a: dict[int, memoryview]) -> tuple[SvcKey, SvcSpec, dict[str, int]]:
+_STATS_TYPES = tuple(range(1, len(STATS_NAMES) + 1))
+
+
+def decode_service(a: dict[int, memoryview], stats: bool = True
+                   ) -> tuple[SvcKey, SvcSpec, dict[str, int]]:
     family = 6 if _u(a.get(SVC_AF)) == socket.AF_INET6 else 4
     fwmark = _u(a.get(SVC_FWMARK))
     if fwmark:
@@ -212,10 +223,10 @@ def decode_service(a: dict[int, memoryview]) -> tuple[SvcKey, SvcSpec, dict[str,
         netmask=netmask,
         pe_name=(bytes(pe).split(b"\0", 1)[0].decode() or None) if pe is not None else None,
     )
-    return key, spec, _stats(a, SVC_STATS64, SVC_STATS)
+    return key, spec, _stats(a, SVC_STATS64, SVC_STATS) if stats else {}
 
 
-def decode_dest(a: dict[int, memoryview], svc_family: int
+def decode_dest(a: dict[int, memoryview], svc_family: int, stats: bool = True
                 ) -> tuple[DestKey, DestSpec, dict[str, int]]:
     fam = _u(a.get(DEST_ADDR_FAMILY), AF[svc_family])
     raw = bytes(a.get(DEST_ADDR) or b"\0" * 16)
@@ -234,7 +245,7 @@ def decode_dest(a: dict[int, memoryview], svc_family: int
         tun_port=int.from_bytes(tport, "big") if tun and tport is not None else 0,
         tun_flags=_u(a.get(DEST_TUN_FLAGS)) if tun else 0,
     )
-    st = _stats(a, DEST_STATS64, DEST_STATS)
+    st = _stats(a, DEST_STATS64, DEST_STATS) if stats else {}
     st["activeconns"] = _u(a.get(DEST_ACTIVE_CONNS))
     st["inactconns"] = _u(a.get(DEST_INACT_CONNS))
     return dkey, spec, st
@@ -346,15 +357,16 @@ class FastIpvs:
                     return out
                 out.append(attrs(data, off + 20, end))
 
-    async def read(self) -> tuple[Table, dict[Any, dict[str, int]]]:
-        """The whole table, and the kernel's counters per service and destination."""
+    async def read(self, stats: bool = True) -> tuple[Table, dict[Any, dict[str, int]]]:
+        """The whole table, and the kernel's counters per service and destination
+        (without `stats`: only the connection counts of each destination)."""
         table: Table = {}
         stats: dict[Any, dict[str, int]] = {}
         for top in await self._dump(CMD_GET_SERVICE):
             raw = top.get(CMD_ATTR_SERVICE)
             if raw is None:
                 continue
-            key, spec, st = decode_service(attrs(raw, 0, len(raw)))
+            key, spec, st = decode_service(attrs(raw, 0, len(raw)), stats)
             stats[key] = st
             svc = self.enc.svc_key(key)
             dests = {}
@@ -363,7 +375,7 @@ class FastIpvs:
                 draw = dtop.get(CMD_ATTR_DEST)
                 if draw is None:
                     continue
-                dkey, dspec, dst = decode_dest(attrs(draw, 0, len(draw)), key.family)
+                dkey, dspec, dst = decode_dest(attrs(draw, 0, len(draw)), key.family, stats)
                 dests[dkey] = dspec
                 stats[(key, dkey)] = dst
             table[key] = (spec, dests)

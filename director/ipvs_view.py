@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
         if sock is None:
             return None
         try:
-            return await sock.read()
+            return await sock.read(stats=a.stats or a.rate)
         finally:
             sock.close()
 
