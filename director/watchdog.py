@@ -203,6 +203,10 @@ class _Model:
         self.cfg = None
         gc.unfreeze()
         gc.collect()
+        try:  # the parse's big blocks went to malloc's heap: give its free pages back
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
 
 
 def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore[no-untyped-def]
