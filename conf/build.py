@@ -178,6 +178,12 @@ class Builder:
             "vrrp_instance": ("vrrp_instances", self.vrrp_instance),
             "virtual_server_group": ("virtual_server_groups", self.vs_group),
             "virtual_server": ("virtual_servers", self.virtual_server),
+            # the VRRP daemon's own addresses, routes and rules (any number of blocks)
+            "static_ipaddress": ("static_ipaddress", self._vips),
+            "static_routes": ("static_routes", lambda n: tuple(self._items(
+                n, lambda c: parse_route([c.name, *c.args], c.pos)))),
+            "static_rules": ("static_rules", lambda n: tuple(self._items(
+                n, lambda c: parse_rule([c.name, *c.args], c.pos)))),
         }
         for node in roots:
             entry = top.get(node.name)
@@ -196,6 +202,9 @@ class Builder:
             if obj is not None:
                 kw.setdefault(field, []).append(obj)
         out: dict[str, Any] = {k: tuple(vals) for k, vals in kw.items()}
+        for static in ("static_ipaddress", "static_routes", "static_rules"):
+            if static in out:
+                out[static] = tuple(x for block in out[static] for x in block)
         for single in ("global_defs", "ssl"):
             if single in out:
                 many = out[single]
@@ -268,11 +277,33 @@ class Builder:
             "lvs_flush_on_stop": leaf("lvs_flush_on_stop", self._flush_on_stop),
             "lvs_timeouts": leaf(None, self._lvs_timeouts),
             "checker_log_all_failures": leaf("checker_log_all_failures", v.flag),
+            "nftables": leaf(None, self._nftables),
+            "vrrp_iptables": leaf(None, self._vrrp_iptables),
+            "nftables_priority": leaf("nftables_priority", v.integer(-2**31, 2**31 - 1)),
+            "nftables_ifindex": leaf("nftables_ifindex", lambda n: True),
+            "nftables_counters": leaf("nftables_counters", lambda n: True),
         }
         return spec
 
+    def _nftables(self, node: Node) -> dict[str, Any]:
+        # keepalived: the first of nftables / vrrp_iptables names the table
+        if self._nft_table_set:
+            self.diags.warning(node.pos, "nftables already specified; ignored")
+            return {}
+        self._nft_table_set = True
+        return {"nftables": node.args[0] if node.args else "keepalived"}
+
+    def _vrrp_iptables(self, node: Node) -> dict[str, Any]:
+        # keepalived built without iptables (Debian's 2.2.7 among them) does the same
+        self.diags.warning(node.pos, "vrrp_iptables: iptables is not supported, using nftables "
+                                     "(table 'keepalived') instead; replace vrrp_iptables and "
+                                     "vrrp_ipsets with nftables")
+        self._nft_table_set = True
+        return {"nftables": "keepalived"}
+
     def global_defs(self, node: Node) -> GlobalDefs:
         kw: dict[str, Any] = {}
+        self._nft_table_set = False
         self.fill(node, self.global_spec, kw, "global_defs")
         return GlobalDefs(pos=node.pos, **kw)
 

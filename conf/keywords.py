@@ -11,10 +11,9 @@ OBSOLETE: dict[str, str] = {
 
 UNSUPPORTED: frozenset[str] = frozenset(
     """
-    static_ipaddress static_routes static_rules linkbeat_interfaces garp_group net_namespace
+    linkbeat_interfaces garp_group net_namespace
     net_namespace_ipvs namespace_with_ipsets instance use_pid_dir bfd_instance BFD_CHECK
-    vrrp_iptables vrrp_ipsets vrrp_nftables nftables_priority nftables_ifindex
-    nftables_counters vrrp_netlink_cmd_rcv_bufs vrrp_netlink_cmd_rcv_bufs_force
+    vrrp_ipsets vrrp_nftables vrrp_netlink_cmd_rcv_bufs vrrp_netlink_cmd_rcv_bufs_force
     vrrp_netlink_monitor_rcv_bufs vrrp_netlink_monitor_rcv_bufs_force
     lvs_netlink_cmd_rcv_bufs lvs_netlink_cmd_rcv_bufs_force lvs_netlink_monitor_rcv_bufs
     lvs_netlink_monitor_rcv_bufs_force process_monitor_rcv_bufs

@@ -99,6 +99,13 @@ class GlobalDefs:
     lvs_timeout_tcpfin: int | None = None
     lvs_timeout_udp: int | None = None
     checker_log_all_failures: bool = False
+    # the VIP drop rules' nftables table (None: only when an instance needs it, then
+    # keepalived's default name); vrrp_iptables maps here, as keepalived built without
+    # iptables does
+    nftables: str | None = None
+    nftables_priority: int = -1
+    nftables_ifindex: bool = False
+    nftables_counters: bool = False
     pos: Pos = NOWHERE
 
 
@@ -477,4 +484,7 @@ class Config:
     vrrp_instances: tuple[VrrpInstance, ...] = ()
     virtual_server_groups: tuple[VirtualServerGroup, ...] = ()
     virtual_servers: tuple[VirtualServer, ...] = ()
+    static_ipaddress: tuple[VirtualIp, ...] = ()
+    static_routes: tuple[VirtualRoute, ...] = ()
+    static_rules: tuple[VirtualRule, ...] = ()
     files: tuple[str, ...] = ()

@@ -11,6 +11,7 @@ import concurrent.futures
 import errno
 import logging
 import socket
+from collections.abc import Callable
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -227,6 +228,11 @@ class Worker:
 
     def wait(self, method: str, *args: object) -> object:
         return self.call(method, *args).result()
+
+    def submit(self, fn: Callable[[Addresses], object]) -> concurrent.futures.Future[object]:
+        """`fn(addresses)` on the worker's thread, in order with the calls (the
+        firewall's sets change in step with the addresses)."""
+        return self.pool.submit(fn, self.addrs)
 
     def close(self) -> None:
         self.pool.submit(self.addrs.close).result()

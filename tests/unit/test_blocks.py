@@ -383,14 +383,14 @@ def test_unknown_unsupported_obsolete_keywords_warn(tmp_path):
             nat_mask 255.255.255.0
             real_server 10.0.1.1 80 { }
         }
-        static_ipaddress { 1.2.3.4 }
+        linkbeat_interfaces { eth0 }
     """)
     assert loaded.ok, messages(loaded)
     warns = messages(loaded, "warning")
     assert any(m.startswith("3: unknown keyword 'frobnicate'") for m in warns), warns
     assert any(m.startswith("4: 'enable_snmp_vrrp'") and "not supported" in m for m in warns)
     assert any(m.startswith("7: 'nat_mask'") and "obsolete" in m for m in warns)
-    assert any(m.startswith("10: 'static_ipaddress'") for m in warns)
+    assert any(m.startswith("10: 'linkbeat_interfaces'") for m in warns)
 
 
 def test_leaf_given_a_block_and_block_given_a_value(tmp_path):
