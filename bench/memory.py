@@ -74,7 +74,7 @@ def measure(name: str, cmd: list[str], seconds: float, procs: int = 2,
             if time.monotonic() > ready:
                 raise RuntimeError(f"{name}: fewer than {procs} processes after {startup:g} s")
             time.sleep(0.5)
-        peak = {"sum": 0, "max": 0, "rss": 0, "procs": 0}
+        peak = {"sum": 0, "max": 0, "rss": 0, "procs": 0, "last": 0}
         end = time.monotonic() + seconds
         while time.monotonic() < end and proc.poll() is None:
             total, largest, rss, count = session_memory(proc.pid)
