@@ -215,15 +215,19 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     the config again (None if it has errors, which it logs), for a child started later."""
     import asyncio
 
+    from daemonlib import sched
+
     model = _Model(holder.pop(), load)
     cfg = model.cfg
 
-    def side(run_side: Callable[..., object]) -> Callable[[bool], int]:
+    def side(run_side: Callable[..., object], tune: Callable[[object], None]
+             ) -> Callable[[bool], int]:
         def run(adopt: bool) -> int:
             box = [model.take()]
             if box[0] is None:
                 log.error("the configuration has errors: the child does not start")
                 return 4
+            tune(box[0].global_defs)  # type: ignore[attr-defined]
             return asyncio.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
 
         return run
@@ -231,12 +235,20 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     def vrrp(adopt: bool) -> int:
         from vrrp.main import run
 
-        return side(run)(adopt)
+        def tune(g) -> None:  # type: ignore[no-untyped-def]
+            sched.apply("VRRP", g.vrrp_priority, g.vrrp_rt_priority, g.vrrp_rlimit_rttime,
+                        g.vrrp_no_swap, g.vrrp_cpu_affinity)
+
+        return side(run, tune)(adopt)
 
     def checker(adopt: bool) -> int:
         from .lvs_main import run
 
-        return side(run)(adopt)
+        def tune(g) -> None:  # type: ignore[no-untyped-def]
+            sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
+                        g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
+
+        return side(run, tune)(adopt)
 
     children = []
     if cfg.vrrp_instances and not args.check:

@@ -113,9 +113,16 @@ class Addresses:
             kw["dst"] = "0.0.0.0/0"
         if route.via:
             kw["gateway"] = route.via
+        if route.nexthops:  # RTA_MULTIPATH; keepalived's weight N is hops N-1
+            kw["multipath"] = [
+                {k: val for k, val in (("gateway", h.via), ("hops", h.weight - 1),
+                                       ("oif", self.index(h.dev) if h.dev else None))
+                 if val is not None}
+                for h in route.nexthops]
         if route.src:
             kw["prefsrc"] = route.src
-        dev = route.dev or (None if route.via or route.blackhole else ifname)
+        dev = route.dev or (None if route.via or route.blackhole or route.nexthops
+                            else ifname)
         if dev:
             idx = self.index(dev)
             if idx is not None:

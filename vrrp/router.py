@@ -85,7 +85,8 @@ class Router:
             auth_type=self.auth_type, auth_pass=self.auth_pass,
             addrs=frozenset(self.adv_addrs),
             peers={p.address: (p.min_ttl, p.max_ttl) for p in cfg.unicast_peer},
-            strict=cfg.strict_mode, skip_check_adv_addr=cfg.skip_check_adv_addr)
+            strict=cfg.strict_mode, skip_check_adv_addr=cfg.skip_check_adv_addr,
+            check_unicast_src=cfg.check_unicast_src)
         self.rx_sock: VrrpSocket | None = None
         self.tx_sock: VrrpSocket | None = None
         self.src = ""
