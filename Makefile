@@ -44,17 +44,20 @@ lint: venv
 # host benchmarks, then those needing IPVS inside the VM; one report in bench/RESULTS.md
 # (director beside keepalived, ratio, target, pass/FAIL per row; a verdict on top)
 bench: install
+	@$(PY) -m compileall -q conf daemonlib vrrp checkers director  # the VM reads these .pyc
 	@{ echo "# director benchmarks ($$(date -u +%F), $$(nproc) CPUs)"; echo; \
 	   $(PY) bench/parse.py; echo; \
 	   $(PY) bench/failover.py --stable $(BENCH_STABLE); echo; \
 	   $(PY) bench/checkers.py; echo; \
-	   tools/run-in-vm python bench/ipvs_sync.py --vs $(BENCH_VS) --rs 10; echo; \
+	   tools/run-in-vm python bench/ipvs_sync.py --sizes $(BENCH_IPVS); echo; \
+	   $(PY) bench/reload.py; echo; \
+	   $(PY) bench/ipvs_read.py; echo; \
 	   tools/run-in-vm python bench/checkers.py --compare 200; echo; \
 	   tools/run-in-vm python bench/memory.py --vs 1000 --rs 10 --seconds $(BENCH_MEM_S); \
 	 } | grep -v '^booting' | tee bench/RESULTS.md
 	$(PY) bench/summary.py bench/RESULTS.md
 
-BENCH_VS ?= 200
+BENCH_IPVS ?= 200x10,1000x10
 BENCH_STABLE ?= 120
 BENCH_MEM_S ?= 60
 

@@ -1,10 +1,13 @@
 """Programming IPVS from a config, director -C against keepalived -C, in the same VM
 (run by `make bench` through tools/run-in-vm; IPVS needs the Debian kernel).
 
-- start: time from process start to all N x M destinations in the kernel
-  (polled in /proc/net/ip_vs), and to all removed after SIGTERM;
-- reload: one real server's weight changed, SIGHUP: the netlink operations
-  director reports sending (target 1).
+- the start-up floor: a 1 x 1 config, process start to its one destination in the
+  kernel (target <= 3x keepalived's);
+- programming beyond start-up: for each --sizes VSxRS config, the time to all its
+  destinations (polled in /proc/net/ip_vs) minus that floor (target <= 2x keepalived's);
+  and the time to an empty table after SIGTERM (reported);
+- reload: in the largest config, one real server's weight changed, SIGHUP: the netlink
+  operations director reports sending (target 1).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import DIRECTOR, HEADER, row  # noqa: E402
-from gen_config import generate, size_args  # noqa: E402
+from gen_config import generate  # noqa: E402
 
 
 def dest_count() -> int:
@@ -57,7 +60,15 @@ def measure(cmd: list[str], want: int, timeout: float) -> tuple[float, float]:
     return up, down
 
 
-def reload_ops(conf: str, changed: str, tmp: str) -> int | None:
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def reload_ops(conf: str, changed: str, tmp: str, views: dict[str, float]) -> int | None:
+    """The ops of a one-weight reload; `views` gets the time of `director ipvs` and of
+    `ipvsadm -Ln` on the full table meanwhile."""
     log = os.path.join(tmp, "director.log")
     subprocess.run(["ipvsadm", "-C"], check=True)
     with open(log, "w") as out:
@@ -65,6 +76,8 @@ def reload_ops(conf: str, changed: str, tmp: str) -> int | None:
     try:
         if wait_for(lambda: "Startup complete" in open(log).read(), 600) is None:
             return None
+        views["director"] = timed([DIRECTOR, "ipvs"])
+        views["ipvsadm"] = timed(["ipvsadm", "-Ln"])
         with open(changed) as src, open(conf, "w") as dst:
             dst.write(src.read())
         proc.send_signal(signal.SIGHUP)
@@ -79,35 +92,51 @@ def reload_ops(conf: str, changed: str, tmp: str) -> int | None:
 
 def main() -> int:
     p = argparse.ArgumentParser()
-    size_args(p)
+    p.add_argument("--sizes", default="200x10,1000x10",
+                   help="comma-separated VSxRS configs measured beyond the 1x1 floor")
     p.add_argument("--timeout", type=float, default=900)
     a = p.parse_args()
+    sizes = [tuple(int(x) for x in s.split("x")) for s in a.sizes.split(",") if s]
     if not os.path.exists("/proc/net/ip_vs"):
         subprocess.run(["modprobe", "ip_vs"], check=False)
     if not os.path.exists("/proc/net/ip_vs"):
         print("bench/ipvs_sync.py: no IPVS in this kernel (run it through tools/run-in-vm)",
               file=sys.stderr)
         return 1
-    text = generate(a.vs, a.rs, checks=False)
-    want = a.vs * a.rs
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         conf = os.path.join(tmp, "keepalived.conf")
-        with open(conf, "w") as f:
-            f.write(text)
-        ours = measure([DIRECTOR, "-C", "-n", "-f", conf], want, a.timeout)
-        theirs = measure(["keepalived", "-C", "-n", "-f", conf, "-p", f"{tmp}/k.pid",
-                          "-c", f"{tmp}/kc.pid"], want, a.timeout)
+        for vs, rs in [(1, 1), *sizes]:
+            text = generate(vs, rs, checks=False)
+            with open(conf, "w") as f:
+                f.write(text)
+            want = vs * rs
+            results[(vs, rs)] = (
+                measure([DIRECTOR, "-C", "-n", "-f", conf], want, a.timeout),
+                measure(["keepalived", "-C", "-n", "-f", conf, "-p", f"{tmp}/k.pid",
+                         "-c", f"{tmp}/kc.pid"], want, a.timeout))
         changed = os.path.join(tmp, "changed.conf")
         with open(changed, "w") as f:
             f.write(text.replace("        weight 1\n", "        weight 9\n", 1))
-        ops = reload_ops(conf, changed, tmp)
-    print(f"IPVS programming in a VM (Debian kernel, software emulation): {a.vs} virtual "
-          f"servers x {a.rs} real servers = {want} destinations")
+        views: dict[str, float] = {}
+        ops = reload_ops(conf, changed, tmp, views)
+    print("## IPVS programming in a VM (Debian kernel, software emulation)\n")
     print(HEADER)
-    print(row("ipvs: start to all destinations", ours[0], theirs[0], "s", 1.0))
-    print(row("ipvs: SIGTERM to table empty", ours[1], theirs[1], "s", None))
-    print(f"| ipvs: netlink ops for a one-weight reload | {ops} | - | - | 1 | "
-          f"{'pass' if ops == 1 else 'FAIL'} |")
+    (d_floor, _), (k_floor, _) = results[(1, 1)]
+    print(row("ipvs: start-up floor, 1 x 1 config to its destination", d_floor, k_floor, "s",
+              3.0))
+    for vs, rs in sizes:
+        (d_up, d_down), (k_up, k_down) = results[(vs, rs)]
+        print(row(f"ipvs: {vs * rs} destinations ({vs} x {rs}), start beyond the floor",
+                  d_up - d_floor, k_up - k_floor, "s", 2.0))
+        print(row(f"ipvs: {vs * rs} destinations, SIGTERM to table empty", d_down, k_down,
+                  "s", None))
+    vs, rs = sizes[-1]
+    if views:
+        print(row(f"ipvs: `director ipvs` vs `ipvsadm -Ln`, {vs * rs} destinations",
+                  views["director"], views["ipvsadm"], "s", None))
+    print(f"| ipvs: netlink ops for a one-weight reload ({vs * rs} destinations) | {ops} | - "
+          f"| - | 1 | {'pass' if ops == 1 else 'FAIL'} |")
     return 0
 
 

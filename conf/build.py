@@ -10,7 +10,7 @@ drop; an unknown keyword is a warning too, as keepalived logs and ignores it.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import attrs
@@ -232,7 +232,7 @@ class Builder(LvsRepairs):
         return node.args[0]
 
     # -- top level ------------------------------------------------------------
-    def build(self, roots: list[Node], files: list[str]) -> Config:
+    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
         kw: dict[str, list[Any]] = {}
         top: dict[str, tuple[str, Any]] = {
             "global_defs": ("global_defs", self.global_defs),

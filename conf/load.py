@@ -12,7 +12,7 @@ from .build import Builder
 from .errors import ConfigError, Diagnostics
 from .model import Config
 from .source import Source
-from .tree import build_tree
+from .tree import iter_tree
 from .validate import finish, validate
 
 
@@ -49,13 +49,12 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     diags = Diagnostics()
     source = Source(diags, config_id if config_id is not None else default_config_id(),
                     all_config=all_config)
+    builder = Builder(diags)
     try:
-        roots = build_tree(source.read(path), diags)
+        cfg = builder.build(iter_tree(source.read(path), diags), source.files)
     except ConfigError as e:
         diags.error(e.pos, e.message)
         return Loaded(None, diags)
-    builder = Builder(diags)
-    cfg = builder.build(roots, source.files)
     pending = list(cfg.vrrp_instances)
     cfg = finish(attrs.evolve(cfg, vrrp_instances=()), pending, diags)
     cfg = validate(cfg, diags, check_host=check_host)

@@ -59,7 +59,7 @@ class GlobalDefs:
     smtp_port: int = 25
     smtp_helo_name: str | None = None
     smtp_connect_timeout: int = 30
-    smtp_alert: bool = False
+    smtp_alert: bool | None = None  # None: unset (real servers then default to on)
     smtp_alert_vrrp: bool | None = None
     smtp_alert_checker: bool | None = None
     enable_script_security: bool = False
@@ -314,7 +314,7 @@ class VrrpInstance:
     strict_mode: bool = False
     skip_check_adv_addr: bool = False
     promote_secondaries: bool = False
-    smtp_alert: bool = False
+    smtp_alert: bool | None = None  # None: global smtp_alert_vrrp / smtp_alert
     notify: Notify = Notify()
     family: int = 4  # of the VIPs (and so of the adverts)
     pos: Pos = NOWHERE
@@ -329,7 +329,7 @@ class VrrpSyncGroup:
     track_file: tuple[TrackRef, ...] = ()
     track_process: tuple[TrackRef, ...] = ()
     notify: Notify = Notify()
-    smtp_alert: bool = False
+    smtp_alert: bool | None = None
     sync_group_tracking_weight: bool = False
     pos: Pos = NOWHERE
 

@@ -13,6 +13,7 @@ with no quote, no `$`, no `~`) stays on plain `str` methods.
 from __future__ import annotations
 
 import glob
+import io
 import os
 import re
 from collections.abc import Iterator
@@ -224,7 +225,8 @@ class Source:
 
     # -- lines ----------------------------------------------------------------
     def _lines(self, text: str, path: str) -> Iterator[Line]:
-        lines = enumerate(text.split("\n"), 1)
+        # one line at a time: a list of every line would live as long as the parse
+        lines = enumerate(io.StringIO(text, newline="\n"), 1)
         make_pos = tuple.__new__  # Pos(path, i) without NamedTuple's Python-level __new__
         for i, s in lines:
             if "#" in s or "!" in s:

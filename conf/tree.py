@@ -8,7 +8,7 @@ close a block anywhere on a line (`virtual_ipaddress { 10.0.0.1 }`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from .errors import Diagnostics, Pos
 from .source import Line
@@ -29,11 +29,21 @@ class Node:
 
 
 def build_tree(lines: Iterable[Line], diags: Diagnostics) -> list[Node]:
+    return list(iter_tree(lines, diags))
+
+
+def iter_tree(lines: Iterable[Line], diags: Diagnostics) -> Iterator[Node]:
+    """The top-level statements and blocks, each as soon as it is complete: the caller
+    builds one block while the next is read, so a big file's tree never exists whole
+    (its temporaries are reused block after block instead of piling up)."""
     root: list[Node] = []
     stack: list[tuple[Node, list[Node]]] = []
     body = root
     last: Node | None = None  # the statement a `{` on the next line would open
     for tokens, pos in lines:
+        if not stack and len(root) > 1:  # all but the last: it may still take a `{`
+            yield from root[:-1]
+            del root[:-1]
         # fast paths for the three shapes nearly every line has
         n_open = tokens.count("{")
         n_close = tokens.count("}")
@@ -84,4 +94,4 @@ def build_tree(lines: Iterable[Line], diags: Diagnostics) -> list[Node]:
     for node, _ in stack:  # keepalived closes what the end of the file leaves open
         diags.warning(node.pos, f"block '{node.name}' is not closed (missing '}}'); "
                                 f"closed at the end of the file")
-    return root
+    yield from root

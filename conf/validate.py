@@ -103,6 +103,16 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
         why = "VRRP version 3" if version == 3 else "strict mode"
         diags.warning(auth.pos, f"{tag} {why} does not support authentication; ignored")
         kw["authentication"] = None
+    elif auth is not None and not auth.auth_pass:
+        diags.warning(auth.pos, f"{tag} authentication specified but no password given; "
+                                f"ignored")
+        kw["authentication"] = None
+    elif auth is not None and auth.auth_type == "AH" and kw.get("state") == "MASTER" \
+            and kw.get("priority", 100) != 255:
+        # keepalived: an AH master needs the peers' sequence number before taking over
+        diags.warning(pos, f"{tag} initial state MASTER is incompatible with AH "
+                           f"authentication; starting as BACKUP")
+        kw["state"] = "BACKUP"
     if strict and kw.get("unicast_peer"):
         diags.error(pos, f"{tag} unicast_peer is not allowed in strict mode (vrrp_strict)")
     if kw.get("state") == "MASTER" and kw.get("priority", 100) != 255 and strict:

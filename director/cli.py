@@ -29,6 +29,22 @@ DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 SIGNUMS = {"STOP": 15, "RELOAD": 1, "DATA": 10, "STATS": 12, "STATS_CLEAR": 63, "JSON": 36}
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse builds a formatter per add_argument, and its default asks shutil for the
+    terminal width: shutil pulls in bz2 and lzma, a cost on every start for --help's sake."""
+
+    def __init__(self, prog: str) -> None:
+        cols = os.environ.get("COLUMNS", "")
+        if cols.isdigit():
+            width = int(cols)
+        else:
+            try:
+                width = os.get_terminal_size(sys.stdout.fileno()).columns
+            except (OSError, ValueError):
+                width = 80
+        super().__init__(prog, width=max(width - 2, 40))
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -37,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
 
 def make_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="director", description="keepalived-compatible LVS/IPVS director "
-                "with VRRP failover")
+                "with VRRP failover", formatter_class=_Formatter)
     a = p.add_argument
     a("-f", "--use-file", dest="config", default=DEFAULT_CONFIG, metavar="FILE",
       help=f"configuration file (default {DEFAULT_CONFIG})")
@@ -195,15 +211,17 @@ def daemon(args: argparse.Namespace) -> int:
 
     from .watchdog import main as watchdog
 
-    def validate() -> bool:  # the children's reload, run first in the parent
-        log = logging.getLogger("director")
-        return reload(args.config, args.config_id, args.all_config, log) is not None
+    def load_again():  # type: ignore[no-untyped-def]  # a respawned child's config
+        return reload(args.config, args.config_id, args.all_config,
+                      logging.getLogger("director"))
 
     if not args.dont_fork:
         if os.fork():  # keepalived's default: the parent returns, the daemon carries on
             return EXIT_OK
         os.setsid()
-    return watchdog(args, cfg, validate)
+    holder = [cfg]
+    del cfg  # the watchdog lets go of the model once the children have it
+    return watchdog(args, holder, load_again)
 
 
 def run() -> None:

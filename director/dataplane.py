@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .ipvs_table import Op, SvcKey, Table, apply_in_place
 
 if TYPE_CHECKING:
+    from .ipvs_fast import FastIpvs
     from .ipvs_netlink import IpvsSocket
 
 log = logging.getLogger("director.ipvs")
@@ -34,12 +35,22 @@ class Plane:
     async def send(self, op: Op) -> None:
         raise NotImplementedError
 
+    async def send_many(self, ops: list[Op]) -> list[BaseException | None]:
+        """Send `ops` in order, up to `pipeline` in flight; the error of each, or None."""
+        out: list[BaseException | None] = []
+        for i in range(0, len(ops), self.pipeline):
+            chunk = ops[i : i + self.pipeline]
+            results = await asyncio.gather(*(self.send(op) for op in chunk),
+                                           return_exceptions=True)
+            out += [r if isinstance(r, BaseException) else None for r in results]
+        return out
+
     async def apply(self, ops: Iterable[Op]) -> list[tuple[Op, str]]:
         """Send `ops`; return the ones not applied, with the reason.
 
-        Ops that cannot depend on each other go out together, up to `pipeline` in
-        flight (netlink matches answers by sequence number), in three phases: service
-        deletions, service additions and changes, then real servers.
+        Ops that cannot depend on each other go out together (netlink matches answers
+        by sequence number), in three phases: service deletions, service additions and
+        changes, then real servers (skipped for a service the kernel refused).
         """
         ops = list(ops)
         phases = [
@@ -56,20 +67,19 @@ class Plane:
                     failed.append((op, "its service was refused"))
                 else:
                     todo.append(op)
-            for i in range(0, len(todo), self.pipeline):
-                chunk = todo[i : i + self.pipeline]
-                results = await asyncio.gather(*(self.send(op) for op in chunk),
-                                               return_exceptions=True)
-                for op, res in zip(chunk, results, strict=True):
-                    if not isinstance(res, Exception):
-                        self.ops_sent += 1
-                        continue
-                    reason = _reason(res)
-                    log.error("IPVS: cannot %s: %s", op, reason)
-                    failed.append((op, reason))
-                    if op.dest is None and op.what == "add":
-                        refused.add(op.svc)
-                        log.error("IPVS: skipping the real servers of %s", op.svc)
+            results = await self.send_many(todo) if todo else []
+            for op, res in zip(todo, results, strict=True):
+                if res is None:
+                    self.ops_sent += 1
+                    continue
+                if not isinstance(res, Exception):
+                    raise res  # cancellation, interrupt: not a refusal
+                reason = _reason(res)
+                log.error("IPVS: cannot %s: %s", op, reason)
+                failed.append((op, reason))
+                if op.dest is None and op.what == "add":
+                    refused.add(op.svc)
+                    log.error("IPVS: skipping the real servers of %s", op.svc)
         return failed
 
     async def set_timeouts(self, tcp: int | None, tcpfin: int | None, udp: int | None) -> None:
@@ -95,23 +105,43 @@ def _reason(e: Exception) -> str:
 
 
 class KernelPlane(Plane):
-    pipeline = 128
+    """The hot requests (services, real servers, table dumps) go over ipvs_fast; the rare
+    ones (timeouts, the sync daemon) over pyroute2, imported on first use."""
 
-    def __init__(self, sock: IpvsSocket | None = None) -> None:
-        if sock is None:
+    def __init__(self, fast: FastIpvs | None = None) -> None:
+        if fast is None:
+            from .ipvs_fast import FastIpvs
+
+            fast = FastIpvs.open()
+            if fast is None:
+                raise RuntimeError("the kernel has no IPVS")
+        self.fast = fast
+        self._slow: IpvsSocket | None = None
+
+    @property
+    def sock(self) -> IpvsSocket:
+        """pyroute2's socket, for the rare messages."""
+        if self._slow is None:
             from .ipvs_netlink import IpvsSocket
 
-            sock = IpvsSocket()
-        self.sock = sock
+            self._slow = IpvsSocket()
+        return self._slow
 
     async def read(self) -> Table:
-        return (await self.sock.read())[0]
+        return (await self.fast.read(stats=False))[0]
 
     async def read_with_stats(self) -> tuple[Table, dict[Any, dict[str, int]]]:
-        return await self.sock.read()
+        return await self.fast.read()
+
+    async def send_many(self, ops: list[Op]) -> list[BaseException | None]:
+        from .ipvs_fast import IpvsError
+
+        return [IpvsError(code) if code else None for code in await self.fast.apply(ops)]
 
     async def send(self, op: Op) -> None:
-        await self.sock.apply(op)
+        (res,) = await self.send_many([op])
+        if res is not None:
+            raise res
 
     async def set_timeouts(self, tcp: int | None, tcpfin: int | None, udp: int | None) -> None:
         try:
@@ -142,7 +172,9 @@ class KernelPlane(Plane):
                 log.debug("IPVS: stopping sync daemon %s: %s", state, _reason(e))
 
     def close(self) -> None:
-        self.sock.close()
+        self.fast.close()
+        if self._slow is not None:
+            self._slow.close()
 
 
 class DryRunPlane(Plane):
@@ -169,11 +201,11 @@ async def choose_plane(force_dry_run: bool = False) -> Plane:
     if force_dry_run:
         log.warning("IPVS: dry run requested: nothing is sent to the kernel")
         return DryRunPlane()
-    from .ipvs_netlink import open_ipvs
+    from .ipvs_fast import FastIpvs
 
-    sock = await open_ipvs()
-    if sock is not None:
-        return KernelPlane(sock)
+    fast = FastIpvs.open()
+    if fast is not None:
+        return KernelPlane(fast)
     log.warning("IPVS: the kernel has no IPVS (generic netlink family 'IPVS' absent; "
                 "modprobe ip_vs?): DRY RUN, operations are logged and kept in memory only")
     return DryRunPlane()

@@ -1,4 +1,8 @@
-"""The IPVS generic netlink family over pyroute2's asyncio sockets.
+"""The IPVS generic netlink family over pyroute2's asyncio sockets: the rare messages.
+
+The hot path (services, real servers, table dumps) is ipvs_fast.py; this module serves
+the timeouts and the sync daemon, and is the reference the fast encoder is checked
+against (its `apply` and `read` are used by the tests only).
 
 pyroute2 ships the message layout but leaves the sync-daemon and timeout
 attributes as raw bytes, decodes a destination's tunnel port in host order, and
@@ -16,15 +20,10 @@ from pyroute2.netlink import nla
 from pyroute2.netlink.generic import AsyncGenericNetlinkSocket
 from pyroute2.netlink.generic import ipvs as pr_ipvs
 
+from .ipvs_fast import AF, FWD, FWD_NAME, PROTO, PROTO_NAME, TUN_NAME, TUN_TYPE
+from .ipvs_fast import ipvs_available as ipvs_available
 from .ipvs_table import FLAG_MASK, DestKey, DestSpec, Op, SvcKey, SvcSpec, Table
 
-FWD = {"NAT": 0, "LOCAL": 1, "TUN": 2, "DR": 3}
-FWD_NAME = {v: k for k, v in FWD.items()}
-TUN_TYPE = {"ipip": 0, "gue": 1, "gre": 2}
-TUN_NAME = {v: k for k, v in TUN_TYPE.items()}
-PROTO = {"TCP": socket.IPPROTO_TCP, "UDP": socket.IPPROTO_UDP, "SCTP": 132}
-PROTO_NAME = {v: k for k, v in PROTO.items()}
-AF = {4: socket.AF_INET, 6: socket.AF_INET6}
 DAEMON_MASTER, DAEMON_BACKUP = 1, 2
 
 
@@ -123,6 +122,16 @@ _CMDS = {
 }
 
 
+def op_request(op: Op) -> tuple[int, list[tuple[str, Any]]]:
+    """The command and attributes of one op, as pyroute2 takes them."""
+    svc = _svc_attrs(op.svc, op.spec if op.dest is None else None)
+    attrs: list[tuple[str, Any]] = [("IPVS_CMD_ATTR_SERVICE", svc)]
+    if op.dest is not None:
+        attrs.append(("IPVS_CMD_ATTR_DEST", _dest_attrs(
+            op.svc.family, op.dest, op.dspec if op.what != "del" else None)))
+    return _CMDS[(op.what, op.dest is not None)], attrs
+
+
 def _attrs(msg: Any) -> dict[str, Any]:
     return dict(msg["attrs"]) if msg else {}
 
@@ -158,12 +167,7 @@ class IpvsSocket(AsyncGenericNetlinkSocket):
 
     async def apply(self, op: Op) -> None:
         """Send one op; a refusal raises pyroute2's NetlinkError (errno, message)."""
-        svc = _svc_attrs(op.svc, op.spec if op.dest is None else None)
-        attrs: list[tuple[str, Any]] = [("IPVS_CMD_ATTR_SERVICE", svc)]
-        if op.dest is not None:
-            attrs.append(("IPVS_CMD_ATTR_DEST", _dest_attrs(
-                op.svc.family, op.dest, op.dspec if op.what != "del" else None)))
-        await self.request(_CMDS[(op.what, op.dest is not None)], attrs)
+        await self.request(*op_request(op))
 
     async def read(self) -> tuple[Table, dict[Any, dict[str, int]]]:
         """The whole table, and the kernel's counters per service and destination."""
@@ -271,17 +275,3 @@ async def open_ipvs() -> IpvsSocket | None:
     except NetlinkError:
         sock.close()
         return None
-
-
-def ipvs_available() -> bool:
-    """For code outside an event loop: does the kernel answer for IPVS?"""
-    import asyncio
-
-    async def probe() -> bool:
-        sock = await open_ipvs()
-        if sock is None:
-            return False
-        sock.close()
-        return True
-
-    return asyncio.run(probe())

@@ -8,6 +8,7 @@ desired, touching no service that is not ours.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 
 import attrs
@@ -69,6 +70,11 @@ class DestSpec:
     tun_flags: int = 0
 
 
+# the keys' order (attrs' order=True) as C-level sort keys: attrs' generated __lt__ builds
+# two tuples in Python per comparison, most of a 10,000-server diff's time
+svc_order = operator.attrgetter("family", "protocol", "address", "port", "fwmark")
+dest_order = operator.attrgetter("address", "port")
+
 Dests = dict[DestKey, DestSpec]
 Table = dict[SvcKey, tuple[SvcSpec, Dests]]
 
@@ -99,23 +105,28 @@ def diff(desired: Table, current: Table, owned: Iterable[SvcKey] = (),
     """
     ops: list[Op] = []
     owned = set(owned)
-    for key in sorted(current):
+    for key in sorted(current, key=svc_order):
         if key not in desired and (flush or key in owned):
             ops.append(Op("del", key))
-    for key in sorted(desired):
+    for key in sorted(desired, key=svc_order):
         spec, dests = desired[key]
         have = current.get(key)
         if have is None:
             ops.append(Op("add", key, spec))
-            ops.extend(Op("add", key, dest=d, dspec=dests[d]) for d in sorted(dests))
+            ops.extend(Op("add", key, dest=d, dspec=dests[d])
+                       for d in sorted(dests, key=dest_order))
             continue
         cur_spec, cur_dests = have
+        if cur_dests == dests:  # the common case in a big table: nothing to do here
+            if cur_spec != spec:
+                ops.append(Op("edit", key, spec))
+            continue
         if cur_spec != spec:
             ops.append(Op("edit", key, spec))
-        for d in sorted(cur_dests):
+        for d in sorted(cur_dests, key=dest_order):
             if d not in dests:
                 ops.append(Op("del", key, dest=d))
-        for d in sorted(dests):
+        for d in sorted(dests, key=dest_order):
             want = dests[d]
             got = cur_dests.get(d)
             if got is None:

@@ -71,14 +71,14 @@ def main(argv: list[str]) -> int:
     g.add_argument("--stats", action="store_true", help="packet and byte counters")
     g.add_argument("--rate", action="store_true", help="rates (per second)")
     a = p.parse_args(argv)
-    from .ipvs_netlink import open_ipvs
+    from .ipvs_fast import FastIpvs
 
     async def read() -> tuple[Table, dict[Any, dict[str, int]]] | None:
-        sock = await open_ipvs()
+        sock = FastIpvs.open()
         if sock is None:
             return None
         try:
-            return await sock.read()
+            return await sock.read(stats=a.stats or a.rate)
         finally:
             sock.close()
 

@@ -15,11 +15,18 @@ import logging
 from conf.model import Config
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import enforce, run_script
+from daemonlib.smtp import (
+    Mailer,
+    MailSettings,
+    checker_enabled,
+    real_server_alert,
+    virtual_server_alert,
+)
 
 from .dataplane import Plane
 from .desired import desired_table, service_keys
 from .ipvs_table import DestKey, Op, SvcKey, Table, apply_ops, diff
-from .pool import Event, Pool, RsEvent
+from .pool import Event, Pool, QuorumEvent, RsEvent, rs_name
 
 log = logging.getLogger("director.lvs")
 
@@ -31,6 +38,7 @@ class Lvs:
         self.current: Table = {}
         self.owned: set[SvcKey] = set()
         self._tasks: set[asyncio.Task[object]] = set()
+        self.mailer: Mailer | None = None
         self.fifo: Fifo | None = None
         cfg = enforce(cfg, "checker")  # the script policy, once per load: refused scripts out
         self._set_config(cfg, [Pool(vs) for vs in cfg.virtual_servers])
@@ -40,6 +48,10 @@ class Lvs:
         self.pools = pools
         self.keys = [service_keys(vs, cfg) for vs in cfg.virtual_servers]
         g = cfg.global_defs
+        if self.mailer is not None:  # a reload: queued alerts still go out
+            self.mailer.close()
+        settings = MailSettings.from_global(g)
+        self.mailer = Mailer(settings) if settings is not None else None
         path, script = ((g.lvs_notify_fifo, g.lvs_notify_fifo_script) if g.lvs_notify_fifo
                         else (g.notify_fifo, g.notify_fifo_script))
         if self.fifo and (self.fifo.path, self.fifo.script) == (path, script):
@@ -114,7 +126,7 @@ class Lvs:
 
     async def stop(self) -> list[Op]:
         for pool in self.pools:
-            self._events(pool.stop_events())
+            self._events(pool.stop_events(), pool)
         ops: list[Op] = []
         g = self.cfg.global_defs
         if g.lvs_flush_on_stop == "ON":
@@ -128,12 +140,19 @@ class Lvs:
             await asyncio.wait(self._tasks, timeout=5)
         if self.fifo:
             self.fifo.close()
+        if self.mailer is not None:
+            await self.mailer.drain()
+            self.mailer.close()
         return ops
 
     # -- events ------------------------------------------------------------------
     async def set_checker(self, vs_index: int, rs_index: int, checker_index: int,
                           up: bool) -> list[Op]:
-        events = self.pools[vs_index].set_checker(rs_index, checker_index, up)
+        pool = self.pools[vs_index]
+        was = pool.servers[rs_index].checkers_up[checker_index]
+        events = pool.set_checker(rs_index, checker_index, up)
+        if was != up:
+            self._mail_checker(pool, rs_index, checker_index, up)
         return await self._after(vs_index, events)
 
     async def set_weight(self, vs_index: int, rs_index: int, weight: int) -> list[Op]:
@@ -141,7 +160,7 @@ class Lvs:
         return await self._after(vs_index, events)
 
     async def _after(self, vs_index: int, events: list[Event]) -> list[Op]:
-        self._events(events)
+        self._events(events, self.pools[vs_index])
         keys = self.keys[vs_index]
         dests = self.pools[vs_index].dests()
         desired = {k: (self.current[k][0], dict(dests)) for k in keys if k in self.current}
@@ -151,11 +170,27 @@ class Lvs:
         self.current = apply_ops(self.current, [op for op in ops if id(op) not in failed])
         return ops
 
-    def _events(self, events: list[Event]) -> None:
+    def _mail_checker(self, pool: Pool, rs_index: int, checker_index: int, up: bool) -> None:
+        """keepalived mails every checker transition of a real server with smtp_alert."""
+        state = pool.servers[rs_index]
+        if self.mailer is None or not checker_enabled(state.rs.smtp_alert,
+                                                      self.cfg.global_defs, True):
+            return
+        kind = state.rs.checkers[checker_index].type.replace("_", " ")
+        body = f"=> {kind} {'succeed' if up else 'failed'} on service <="
+        self.mailer.send(real_server_alert(self.mailer.settings.router_id,
+                                           rs_name(pool.vs, state.rs), pool.vs.key,
+                                           state.alive, body))
+
+    def _events(self, events: list[Event], pool: Pool) -> None:
         for e in events:
             log.info("%s", e.log)
             if self.fifo:
                 self.fifo.write(e.fifo)
+            if isinstance(e, QuorumEvent) and self.mailer is not None and checker_enabled(
+                    pool.vs.smtp_alert, self.cfg.global_defs, False):
+                self.mailer.send(virtual_server_alert(self.mailer.settings.router_id,
+                                                      pool.vs.key, e.up, f"=> {e.log} <="))
             if e.script is not None:
                 what = ("notify_up" if e.up else "notify_down") if isinstance(e, RsEvent) else (
                     "quorum_up" if e.up else "quorum_down")

@@ -28,6 +28,7 @@ log = logging.getLogger("director")
 async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int:
     plane = await choose_plane(args.dry_run)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
+    del cfg  # lvs.cfg from now on: a reload frees the old model
     health = Health(lvs)
     signals = Signals()
     await lvs.start(adopt=adopt)

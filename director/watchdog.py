@@ -1,9 +1,12 @@
 """The parent process of `director -f FILE`: a VRRP child and a checker child, restarted
 when they die, with keepalived's backoff.
 
-The parent reads and validates the config once, then forks; each child runs its own
-asyncio loop on the same parsed config. Signals: TERM/INT stop the children and wait
-for them; HUP validates the file again and, only if it is good, passes the reload on;
+The parent reads and validates the config once, forks the children (each runs its own
+asyncio loop on the parsed config it inherits), then lets go of the model: a parent that
+only waits for signals keeps no copy of 100k lines' worth of objects. A child started
+later (a respawn) reads the file itself. Signals: TERM/INT stop the children and wait
+for them; HUP is passed on at once (each child validates the file and keeps its running
+config if it has errors, so a reload costs one parse, not two in a row);
 USR1/USR2/the JSON signal are passed on (the children write the dumps). A restarted
 child is told so (`adopt`): it takes over the kernel's state instead of resetting it.
 The parent has no event loop: it waits for signals with sigtimedwait, so nothing it
@@ -12,8 +15,8 @@ does can delay a child.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
+import gc
 import logging
 import os
 import signal
@@ -23,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from conf.model import Config
+    pass
 
 from daemonlib import safefile
 
@@ -105,12 +108,14 @@ def sd_notify(message: str) -> None:
         log.warning("sd_notify: %s", e.strerror)
 
 
-def supervise(children: list[Child], respawn: bool, validate: Callable[[], bool],
-              pidfile: str | None) -> int:
+def supervise(children: list[Child], respawn: bool, pidfile: str | None,
+              started: Callable[[], None] = lambda: None) -> int:
+    """`started` runs once every child has been forked the first time."""
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     _write_pid(pidfile, os.getpid())
     for c in children:
         c.spawn()
+    started()
     sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=running {len(children)} children")
     stopping = False
     while True:
@@ -134,8 +139,7 @@ def supervise(children: list[Child], respawn: bool, validate: Callable[[], bool]
             log.info("Reloading")
             usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
             sd_notify(f"RELOADING=1\nMONOTONIC_USEC={usec}")
-            if validate():  # a bad file is logged there and never reaches the children
-                _signal_all(children, signal.SIGHUP)
+            _signal_all(children, signal.SIGHUP)  # each validates before it changes anything
             sd_notify("READY=1")
         elif sig in FORWARDED:
             _signal_all(children, sig)
@@ -186,27 +190,69 @@ def _reap(children: list[Child], respawn: bool, now: float) -> None:
                       how, ran, c.delay)
 
 
-def main(args: argparse.Namespace, cfg: Config, validate: Callable[[], bool]) -> int:
-    """Both sides (or the one -P / -C asks for) under the watchdog."""
+class _Model:
+    """The parsed config, held until the first children have it."""
+
+    def __init__(self, cfg, load: Callable[[], object]) -> None:  # type: ignore[no-untyped-def]
+        self.cfg = cfg
+        self.load = load
+
+    def take(self):  # type: ignore[no-untyped-def]
+        """In a child: the inherited model, or (a respawn) the file read again; the
+        holder lets go of it, so that the child's next reload frees it."""
+        cfg, self.cfg = self.cfg, None
+        return cfg if cfg is not None else self.load()
+
+    def release(self) -> None:
+        self.cfg = None
+        gc.unfreeze()
+        gc.collect()
+        try:  # the parse's big blocks went to malloc's heap: give its free pages back
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
+def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore[no-untyped-def]
+    """Both sides (or the one -P / -C asks for) under the watchdog. `holder` is a list
+    with the parsed config, taken out so that no caller's frame keeps it; `load` reads
+    the config again (None if it has errors, which it logs), for a child started later."""
     import asyncio
 
     from daemonlib import sched
 
-    g = cfg.global_defs
+    model = _Model(holder.pop(), load)
+    cfg = model.cfg
+
+    def side(run_side: Callable[..., object], tune: Callable[[object], None]
+             ) -> Callable[[bool], int]:
+        def run(adopt: bool) -> int:
+            box = [model.take()]
+            if box[0] is None:
+                log.error("the configuration has errors: the child does not start")
+                return 4
+            tune(box[0].global_defs)
+            return asyncio.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
+
+        return run
 
     def vrrp(adopt: bool) -> int:
         from vrrp.main import run
 
-        sched.apply("VRRP", g.vrrp_priority, g.vrrp_rt_priority, g.vrrp_rlimit_rttime,
-                    g.vrrp_no_swap, g.vrrp_cpu_affinity)
-        return asyncio.run(run(args, cfg, adopt=adopt))
+        def tune(g) -> None:  # type: ignore[no-untyped-def]
+            sched.apply("VRRP", g.vrrp_priority, g.vrrp_rt_priority, g.vrrp_rlimit_rttime,
+                        g.vrrp_no_swap, g.vrrp_cpu_affinity)
+
+        return side(run, tune)(adopt)
 
     def checker(adopt: bool) -> int:
         from .lvs_main import run
 
-        sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
-                    g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
-        return asyncio.run(run(args, cfg, adopt=adopt))
+        def tune(g) -> None:  # type: ignore[no-untyped-def]
+            sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
+                        g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
+
+        return side(run, tune)(adopt)
 
     children = []
     if cfg.vrrp_instances and not args.check:
@@ -229,6 +275,7 @@ def main(args: argparse.Namespace, cfg: Config, validate: Callable[[], bool]) ->
             return asyncio.run(serve(args.metrics, args.runtime_dir))
 
         children.append(Child("Status", status, None))
+    del cfg  # only `model` holds it now
     if not children:
         log.warning("nothing to run: the configuration has no vrrp_instance and no "
                     "virtual_server")
@@ -238,4 +285,7 @@ def main(args: argparse.Namespace, cfg: Config, validate: Callable[[], bool]) ->
     pidfile = args.pid or "/run/keepalived.pid"
     os.makedirs(os.path.dirname(pidfile) or ".", exist_ok=True)
     sys.stdout.flush()
-    return supervise(children, not args.dont_respawn, validate, pidfile)
+    # The model's objects go to the collector's permanent generation before the forks: a
+    # child's collections then never write to the pages it shares with the others.
+    gc.freeze()
+    return supervise(children, not args.dont_respawn, pidfile, started=model.release)

@@ -146,6 +146,7 @@ class Lan(Hosts):
                  show_logs: bool = True, net: str = "10.9.0", net6: str = "fd00:9::") -> None:
         super().__init__()
         self.show_logs, self.net, self.net6 = show_logs, net, net6
+        self.procs: list[subprocess.Popen[str]] = []  # helpers (SMTP sinks), killed at close
         self.daemons: list[Daemon] = []
         self.sw = self.add_ns("sw")
         self.bridge("sw", "br0", "mcast_snooping", "0")
@@ -221,7 +222,38 @@ class Lan(Hosts):
             return [(float(t), ip, mac) for t, ip, mac in (x.split() for x in out.splitlines())]
         return result
 
+    def smtp_sink(self, host: str, port: int = 25) -> Callable[[], list[dict[str, object]]]:
+        """An SMTP server (aiosmtpd) on `host`'s addresses; the returned call gives the
+        mails received so far: helo, mail_from, rcpt_tos, data (the message text)."""
+        path = os.path.join(self.dir, f"smtp-{host}-{port}.jsonl")
+        code = ("import asyncio, json, sys\nfrom aiosmtpd.smtp import SMTP\n"
+                "class Sink:\n    async def handle_DATA(self, server, session, envelope):\n"
+                "        with open(sys.argv[1], 'a') as f:\n"
+                "            f.write(json.dumps({'helo': session.host_name, 'mail_from': "
+                "envelope.mail_from, 'rcpt_tos': envelope.rcpt_tos, 'data': "
+                "envelope.content.decode(errors='replace')}) + '\\n')\n"
+                "        return '250 OK'\n"
+                "async def main():\n    loop = asyncio.get_running_loop()\n"
+                "    srv = await loop.create_server(lambda: SMTP(Sink()), None, "
+                "int(sys.argv[2]))\n    print('ready', flush=True)\n"
+                "    await srv.serve_forever()\nasyncio.run(main())\n")
+        proc = subprocess.Popen(["ip", "netns", "exec", self.ns[host], sys.executable, "-c",
+                                 code, path, str(port)], stdout=subprocess.PIPE, text=True)
+        self.procs.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", \
+            "the SMTP sink did not start"
+
+        def mails() -> list[dict[str, object]]:
+            if not os.path.exists(path):
+                return []
+            with open(path) as f:
+                return [json.loads(line) for line in f]
+        return mails
+
     def close(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(10)
         for d in self.daemons:
             d.kill()
             if self.show_logs:  # pytest shows it for a failing test only
@@ -231,7 +263,8 @@ class Lan(Hosts):
 
 def vrrp_conf(*, version: int = 3, priority: int = 100, vrid: int = 51, advert: str = "0.1",
               vips: tuple[str, ...] = ("10.9.0.100/24",), peers: tuple[str, ...] = (),
-              src: str | None = None, auth: str | None = None, nopreempt: bool = False,
+              src: str | None = None, auth: str | None = None, auth_type: str = "PASS",
+              nopreempt: bool = False,
               state: str = "BACKUP", name: str = "VI_1", extra: str = "",
               glob: str = "", head: str = "") -> str:
     lines = [f"    state {state}", "    interface eth0", f"    virtual_router_id {vrid}",
@@ -243,7 +276,7 @@ def vrrp_conf(*, version: int = 3, priority: int = 100, vrid: int = 51, advert: 
     elif src:
         lines.append(f"    mcast_src_ip {src}")
     if auth:
-        lines.append("    authentication {\n        auth_type PASS\n"
+        lines.append(f"    authentication {{\n        auth_type {auth_type}\n"
                      f"        auth_pass {auth}\n    }}")
     if nopreempt:
         lines.append("    nopreempt")

@@ -43,6 +43,27 @@ def vmac_address(vrid: int, family: int) -> str:
     return f"00:00:5e:00:{2 if family == 6 else 1:02x}:{vrid:02x}"
 
 
+def eui64_link_local(mac: str) -> str:
+    """fe80::/64 with the modified EUI-64 interface id of `mac` (RFC 4291 appendix A)."""
+    b = bytes.fromhex(mac.replace(":", ""))
+    iid = bytes([b[0] ^ 0x02, b[1], b[2], 0xFF, 0xFE, b[3], b[4], b[5]])
+    return socket.inet_ntop(socket.AF_INET6, b"\xfe\x80" + b"\0" * 6 + iid)
+
+
+def _base_link_local(base: str) -> str:
+    """The base interface's link-local address, else one made from its MAC."""
+    try:
+        with open("/proc/net/if_inet6") as f:
+            for line in f:
+                hexaddr, _idx, _plen, scope, _flags, name = line.split()
+                if name == base and int(scope, 16) == 0x20:
+                    return socket.inet_ntop(socket.AF_INET6, bytes.fromhex(hexaddr))
+        with open(f"/sys/class/net/{base}/address") as f:
+            return eui64_link_local(f.read().strip())
+    except (OSError, ValueError):
+        return ""
+
+
 class Addresses:
     """Synchronous rtnetlink calls. pyroute2's IPRoute runs its own event loop, so it
     lives in a worker thread (`Worker`) when called from the daemon's loop."""
@@ -176,9 +197,13 @@ class Addresses:
                           else (errno.ENOENT,), **kw)
 
     # -- VMAC --------------------------------------------------------------------------
-    def ensure_vmac(self, name: str, base: str, vrid: int, family: int) -> bool:
-        """A macvlan `name` on `base` with the VRRP virtual MAC, up, no IPv6 of its own
-        on an IPv4 instance (its link-local traffic would show the shared MAC)."""
+    def ensure_vmac(self, name: str, base: str, vrid: int, family: int,
+                    link_local: str | None = None) -> bool:
+        """A macvlan `name` on `base` with the VRRP virtual MAC, up. IPv4 instance: no
+        IPv6 on it (its link-local traffic would show the shared MAC). IPv6 instance, as
+        keepalived: no address generated from the shared MAC (RFC 5798 7.4: the adverts
+        come from a link-local address of our own), but `link_local` (the configured
+        source), else the base interface's link-local address, added to the VMAC."""
         mac = vmac_address(vrid, family)
         base_idx = self.index(base)
         if base_idx is None:
@@ -189,16 +214,30 @@ class Addresses:
                               ifname=name, kind="macvlan", link=base_idx,
                               macvlan_mode="private", address=mac):
                 return False
-        # only the VMAC answers ARP for the VIP, and the base never announces the VIP
-        # as the sender of its own ARP requests (that would teach hosts the base's MAC)
-        for key, value in (("arp_ignore", "1"), ("arp_announce", "2"), ("arp_filter", "1")):
-            _sysctl(f"net/ipv4/conf/{base}/{key}", value)
         _sysctl(f"net/ipv4/conf/{name}/arp_ignore", "1")
         if family == 4:
+            # only the VMAC answers ARP for the VIP, and the base never announces the VIP
+            # as the sender of its own ARP requests (that would teach hosts the base's MAC)
+            for key, value in (("arp_ignore", "1"), ("arp_announce", "2"),
+                               ("arp_filter", "1")):
+                _sysctl(f"net/ipv4/conf/{base}/{key}", value)
             _sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "1")
+        else:
+            _sysctl(f"net/ipv6/conf/{name}/disable_ipv6", "0")
+            _sysctl(f"net/ipv6/conf/{name}/addr_gen_mode", "1")  # none; before it is up
         idx = self.index(name)
-        return idx is not None and self._call(f"bringing VMAC {name} up", self.ipr.link,
-                                              "set", index=idx, state="up")
+        if idx is None or not self._call(f"bringing VMAC {name} up", self.ipr.link, "set",
+                                         index=idx, state="up"):
+            return False
+        if family == 6 and link_local != "":
+            addr = link_local or _base_link_local(base)
+            if not addr:
+                log.error("VMAC %s: no link-local address for %s", name, base)
+                return False
+            return self._call(f"adding link-local address {addr} to VMAC {name}",
+                              self.ipr.addr, "add", index=idx, address=addr, prefixlen=64,
+                              flags=IFA_F_NODAD, ok=(errno.EEXIST,))
+        return True
 
     def remove_link(self, name: str) -> None:
         idx = self.index(name)
@@ -256,8 +295,9 @@ class Worker:
     def index(self, ifname: str) -> int | None:
         return self._wait(self.addrs.index, ifname)
 
-    def ensure_vmac(self, name: str, base: str, vrid: int, family: int) -> bool:
-        return self._wait(self.addrs.ensure_vmac, name, base, vrid, family)
+    def ensure_vmac(self, name: str, base: str, vrid: int, family: int,
+                    link_local: str | None = None) -> bool:
+        return self._wait(self.addrs.ensure_vmac, name, base, vrid, family, link_local)
 
     def remove_link(self, name: str) -> None:
         self._wait(self.addrs.remove_link, name)

@@ -2,7 +2,9 @@
 
 Frames are built here (a few bytes each; no scapy in the daemon). A GARP is an ARP
 request for the VIP from the VIP, broadcast, as keepalived sends it; an unsolicited NA
-goes to ff02::1 with the Override flag and our link-layer address, hop limit 255.
+goes from the VIP to ff02::1 with the Override flag (and Router when the interface
+forwards IPv6), our link-layer address, hop limit 255, also as keepalived sends it: no
+link-local address is needed on the interface (a VMAC with vmac_xmit_base has none).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ log = logging.getLogger("director.vrrp")
 ETH_P_ARP = 0x0806
 BROADCAST = b"\xff" * 6
 ALL_NODES = "ff02::1"
+IPV6_FREEBIND = 78  # Linux >= 4.15; not exported by Python
 
 
 def mac_of(ifname: str) -> bytes:
@@ -56,10 +59,19 @@ def garp_frame(mac: bytes, vip: str) -> bytes:
     return eth + arp
 
 
-def na_message(mac: bytes, vip: str) -> bytes:
-    # type 136, code 0, checksum (the kernel fills it for ICMPv6 raw sockets), flags O
-    return (struct.pack("!BBHI", 136, 0, 0, 0x20000000) + socket.inet_pton(socket.AF_INET6, vip)
+def na_message(mac: bytes, vip: str, router: bool = False) -> bytes:
+    # type 136, code 0, checksum (the kernel fills it for ICMPv6 raw sockets), flags R, O
+    flags = 0x20000000 | (0x80000000 if router else 0)
+    return (struct.pack("!BBHI", 136, 0, 0, flags) + socket.inet_pton(socket.AF_INET6, vip)
             + struct.pack("!BB", 2, 1) + mac)
+
+
+def forwards_ipv6(ifname: str) -> bool:
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/forwarding") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
 
 
 class Announcer:
@@ -86,16 +98,16 @@ class Announcer:
                       e.strerror or e)
 
     def _send_na(self, mac: bytes, vip: str) -> None:
-        src = link_local(self.ifname)
-        if src is None:
-            raise OSError(0, "no link-local address")
         if self._icmp6 is None:
             s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+            # the VIP is the source; its address add may still be in flight (netlink
+            # worker) when the first NA of a MASTER transition leaves
+            s.setsockopt(socket.IPPROTO_IPV6, IPV6_FREEBIND, 1)
             self._icmp6 = s
         idx = socket.if_nametoindex(self.ifname)
-        info = socket.inet_pton(socket.AF_INET6, src) + struct.pack("@I", idx)
-        self._icmp6.sendmsg([na_message(mac, vip)],
+        info = socket.inet_pton(socket.AF_INET6, vip) + struct.pack("@I", idx)
+        self._icmp6.sendmsg([na_message(mac, vip, forwards_ipv6(self.ifname))],
                             [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0,
                             (ALL_NODES, 0, 0, idx))
 

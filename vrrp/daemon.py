@@ -11,9 +11,12 @@ from collections.abc import Callable
 from conf.model import Config, VrrpInstance, VrrpSyncGroup
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import enforce
+from daemonlib.smtp import Mailer, MailSettings, vrrp_enabled
 
 from . import firewall, fsm, static
 from .addresses import Worker, link_up
+from .ah import IPPROTO_AH
+from .packet import VRRP_PROTO
 from .plane import VrrpPlane
 from .receive import Received
 from .router import Router
@@ -33,6 +36,7 @@ class SyncGroup:
         self.by_name = {m.name: m for m in members}
         self.fifos = fifos
         self.core = SyncCore(cfg.name, tuple(m.name for m in members))
+        self.mailer: Mailer | None = None  # set when the group has smtp_alert
         self._busy = False
         for m in members:
             m.group = self
@@ -79,6 +83,8 @@ class SyncGroup:
                 log.info("VRRP_Group(%s) Syncing instances to %s state", name, state)
                 for fifo in self.fifos:
                     fifo.write(f'GROUP "{name}" {state}')
+                if self.mailer is not None:
+                    self.mailer.group_state(name, state)
                 # run through a member: the same stop-time drain
                 self.members[0].run_notify(self.cfg.notify, state, ("GROUP", name, state))
 
@@ -107,7 +113,12 @@ class VrrpDaemon:
         self.trackers.processes = {p.name: ProcessTracker(p) for p in cfg.track_processes}
         self.routers = [Router(i, g, self.addrs, self.fifos) for i in cfg.vrrp_instances]
         self.by_name = {r.name: r for r in self.routers}
-        self.sockets: dict[tuple[str, int, bool], VrrpSocket] = {}
+        settings = MailSettings.from_global(g)
+        self.mailer = Mailer(settings) if settings is not None else None
+        for r in self.routers:
+            if vrrp_enabled(r.cfg.smtp_alert, g):
+                r.mailer = self.mailer
+        self.sockets: dict[tuple[str, int, bool, int], VrrpSocket] = {}
         self.demux: dict[tuple[str, int, int], Router] = {}
         self.unknown_vrid = 0
         self.groups: list[SyncGroup] = []
@@ -116,6 +127,8 @@ class VrrpDaemon:
             self.groups.append(SyncGroup(sg, members, self.fifos))
             for m in members:
                 self._track(m, sg)
+            if vrrp_enabled(sg.smtp_alert, g):
+                self.groups[-1].mailer = self.mailer
         for r in self.routers:
             r.firewall = self.firewall
             self._track(r, r.cfg)
@@ -149,10 +162,11 @@ class VrrpDaemon:
         for ref in owner.track_interface:
             add(t.interface(ref.name), "interface", ref.name, ref.weight or 0, ref.reverse)
 
-    def _socket(self, ifname: str, family: int, listen: bool) -> VrrpSocket:
-        key = (ifname, family, listen)
+    def _socket(self, ifname: str, family: int, listen: bool,
+                proto: int = VRRP_PROTO) -> VrrpSocket:
+        key = (ifname, family, listen, proto)
         if key not in self.sockets:
-            s = VrrpSocket(ifname, family, listen)
+            s = VrrpSocket(ifname, family, listen, proto)
             s.start(asyncio.get_running_loop(), self._received)
             self.sockets[key] = s
         return self.sockets[key]
@@ -178,17 +192,23 @@ class VrrpDaemon:
         self.static_watch.start()
         for r in self.routers:
             try:
-                if r.vmac and r.family == 4:
-                    self.addrs.ensure_vmac(r.vmac, r.ifname, r.vrid, r.family)
-                on_vmac = bool(r.vmac and r.family == 4 and not r.cfg.vmac_xmit_base
-                               and self.addrs.index(r.vmac) is not None)
+                vmac: str | None = None
+                if r.vmac:
+                    # IPv6: the VMAC gets our advert source (keepalived: not with
+                    # vmac_xmit_base, where adverts leave from the base)
+                    src = "" if r.cfg.vmac_xmit_base else (
+                        r.cfg.unicast_src_ip if r.cfg.unicast_peer else r.cfg.mcast_src_ip)
+                    self.addrs.ensure_vmac(r.vmac, r.ifname, r.vrid, r.family, src)
+                    if not r.cfg.vmac_xmit_base and self.addrs.index(r.vmac) is not None:
+                        vmac = r.vmac
                 # A private macvlan takes multicast frames whose source MAC is its own
                 # (the peer's adverts from the shared VMAC) away from the base interface:
                 # listen on the VMAC. Unicast adverts still arrive at the base's MAC.
-                vmac = r.vmac if on_vmac else None
                 rx_dev = vmac if vmac and not r.cfg.unicast_peer else r.ifname
-                rx = self._socket(rx_dev, r.family, True)
-                tx = self._socket(vmac, r.family, False) if vmac and rx_dev != vmac else rx
+                proto = IPPROTO_AH if r.ah is not None else VRRP_PROTO
+                rx = self._socket(rx_dev, r.family, True, proto)
+                tx = self._socket(vmac, r.family, False, proto) if vmac and rx_dev != vmac \
+                    else rx
                 r.attach(rx, tx)
             except OSError as e:
                 log.error("(%s) cannot open VRRP socket on %s: %s", r.name, r.ifname,
@@ -206,8 +226,11 @@ class VrrpDaemon:
         for r in self.routers:  # a sync group may move members not started yet
             r.loop = loop
         previous = previous or {}
+        old_mailers = {r.mailer for r in previous.values() if r.mailer is not None}
         for r in self.routers:
             old = previous.pop(r.key, None)
+            if old is not None and old.ah is not None and r.ah is not None:
+                r.ah = old.ah  # keepalived keeps the AH sequence number across a reload
             if old is not None and old.fsm.state == fsm.MASTER:
                 keep = {(v.address, v.prefixlen, v.dev) for v in r.all_vips}
                 for v in old.all_vips:
@@ -220,6 +243,8 @@ class VrrpDaemon:
                 r.start()
         for old in previous.values():  # instances the new config dropped (loop kept)
             old.stop()
+        for mailer in old_mailers:  # their last alerts still go out, then the thread ends
+            mailer.close()
 
     async def handover(self) -> dict[tuple[str, int, int], Router]:
         """For a reload: stop this daemon's loops and sockets, leave addresses as they
@@ -240,6 +265,9 @@ class VrrpDaemon:
             r.stop(keep_addresses=self.keep_on_stop)
         self.trackers.stop()
         await asyncio.gather(*(r.drain() for r in self.routers))
+        if self.mailer is not None:
+            await self.mailer.drain()
+            self.mailer.close()
         for s in self.sockets.values():
             s.close()
         if not self.keep_on_stop:

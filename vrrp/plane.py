@@ -33,6 +33,7 @@ class AdvertTx(Protocol):
     """Where an instance's adverts leave (transport.VrrpSocket)."""
 
     def send(self, payload: bytes, src: str, dst: str, ttl: int) -> None: ...
+    def send_packet(self, packet: bytes, dst: str) -> None: ...  # with its IP header (AH)
 
 
 class AdvertRx(Protocol):
@@ -48,7 +49,8 @@ class VrrpPlane(Protocol):
     def set_route(self, op: Op, route: VirtualRoute, dev: str) -> None: ...
     def set_rule(self, op: Op, rule: VirtualRule) -> None: ...
     def index(self, ifname: str) -> int | None: ...
-    def ensure_vmac(self, name: str, base: str, vrid: int, family: int) -> bool: ...
+    def ensure_vmac(self, name: str, base: str, vrid: int, family: int,
+                    link_local: str | None = None) -> bool: ...
     def remove_link(self, name: str) -> None: ...
     def source_address(self, ifname: str, family: int) -> str | None: ...
     def announcer(self, ifname: str) -> Announce: ...
@@ -88,6 +90,9 @@ class RecordingSocket:
     def send(self, payload: bytes, src: str, dst: str, ttl: int) -> None:
         self.sent.append((src, dst, ttl, payload))
 
+    def send_packet(self, packet: bytes, dst: str) -> None:
+        self.sent.append(("", dst, 0, packet))
+
     def join(self, group: str) -> None:
         self.groups.append(group)
 
@@ -124,7 +129,8 @@ class RecordingPlane:
     def index(self, ifname: str) -> int | None:
         return 1 if ifname in self.links else None
 
-    def ensure_vmac(self, name: str, base: str, vrid: int, family: int) -> bool:
+    def ensure_vmac(self, name: str, base: str, vrid: int, family: int,
+                    link_local: str | None = None) -> bool:
         self._rec("ensure_vmac", name, base, vrid, family)
         self.links.add(name)
         return True

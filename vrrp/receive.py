@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import attrs
 
-from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, Drop, decode
+from . import ah
+from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, VRRP_PROTO, Advert, Drop, decode
 
 # keepalived's per-instance counters (`keepalived.stats`, SNMP vrrpStatistics*)
 COUNTERS = ("advert_rcvd", "advert_sent", "become_master", "release_master", "packet_len_err",
@@ -25,8 +26,9 @@ class Received:
     src: str
     dst: str
     ttl: int
-    payload: bytes
+    payload: bytes  # the VRRP message (after the AH header, if any)
     multicast: bool
+    ah: bytes = b""  # IPv4 with IPsec AH: the IP header and the AH header, as received
 
 
 @attrs.frozen
@@ -50,13 +52,34 @@ class Verdict:
     advert: Advert | None
     counters: tuple[str, ...] = ()
     message: str = ""
+    ah_seq: int | None = None  # an authenticated AH sequence number: the new counter
 
 
-def _drop(counter: str, message: str) -> Verdict:
-    return Verdict(None, (counter,), message)
+def _drop(counter: str, message: str, ah_seq: int | None = None) -> Verdict:
+    return Verdict(None, (counter,), message, ah_seq)
 
 
-def check(policy: Policy, rx: Received) -> Verdict:
+def _check_ah(policy: Policy, rx: Received, floor: int) -> Verdict | None:
+    """keepalived's AH checks, in its order: next header, ICV, SPI, anti-replay."""
+    head_len = len(rx.ah) - ah.AH_LEN
+    header = ah.parse(rx.ah[head_len:])
+    if header.next_header != VRRP_PROTO:  # AH for another protocol: not ours, not counted
+        return Verdict(None, (), f"AH header for protocol {header.next_header}")
+    why = ah.verify(ah.key_of(policy.auth_pass), rx.ah[:head_len], rx.ah[head_len:],
+                    rx.payload, bool(policy.peers))
+    if why:
+        return _drop("auth_failure", f"IPSEC-AH: {why}")
+    if header.seq <= floor:
+        return _drop("auth_failure", f"IPSEC-AH: sequence number {header.seq} already "
+                     f"processed (local {floor})")
+    return None
+
+
+def check(policy: Policy, rx: Received, ah_seq: int = 0) -> Verdict:
+    """`ah_seq`: the instance's AH sequence counter (anti-replay floor)."""
+    if rx.family == 4 and (policy.auth_type == AUTH_AH) != bool(rx.ah):
+        return _drop("authtype_mismatch", "received AH header but auth type not AH"
+                     if rx.ah else "no AH header but auth type is AH")
     if rx.multicast and rx.ttl != 255:
         return _drop("ip_ttl_err", f"invalid TTL/HL {rx.ttl}, expected 255")
     if policy.peers and policy.check_unicast_src:  # keepalived checks TTLs only here too
@@ -74,6 +97,7 @@ def check(policy: Policy, rx: Received) -> Verdict:
     if adv.version != policy.version:
         return _drop("invalid_type_rcvd",
                      f"VRRPv{adv.version} advert for a VRRPv{policy.version} instance")
+    accepted: int | None = None
     if adv.version == 2:
         if adv.auth_type not in (AUTH_NONE, AUTH_PASS, AUTH_AH):
             return _drop("invalid_authtype", f"unknown auth type {adv.auth_type}")
@@ -82,10 +106,15 @@ def check(policy: Policy, rx: Received) -> Verdict:
                          f"auth type {adv.auth_type}, expecting {policy.auth_type}")
         if policy.auth_type == AUTH_PASS and adv.auth_data != policy.auth_pass[:8]:
             return _drop("auth_failure", "wrong password")
+        if policy.auth_type == AUTH_AH:
+            verdict = _check_ah(policy, rx, ah_seq)
+            if verdict is not None:
+                return verdict
+            accepted = ah.parse(rx.ah[-ah.AH_LEN:]).seq
         if adv.interval_cs != policy.interval_cs:
             return _drop("advert_interval_err",
                          f"advertisement interval mismatch mine={policy.interval_cs // 100} "
-                         f"sec rcv'd={adv.interval_cs // 100} sec")
+                         f"sec rcv'd={adv.interval_cs // 100} sec", accepted)
     elif adv.interval_cs == 0:
         return _drop("advert_interval_err", "advertisement interval 0")
     counters: list[str] = ["advert_rcvd"]
@@ -96,5 +125,5 @@ def check(policy: Policy, rx: Received) -> Verdict:
         counters.append("addr_list_err")
         message = "ip address list in advert differs from ours"
         if policy.strict:
-            return Verdict(None, tuple(counters), message)
-    return Verdict(adv, tuple(counters), message)
+            return Verdict(None, tuple(counters), message, accepted)
+    return Verdict(adv, tuple(counters), message, accepted)

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Protocol
 from conf.model import GlobalDefs, Notify, VrrpInstance
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
+from daemonlib.smtp import Mailer
 
-from . import firewall, fsm, garp
+from . import ah, firewall, fsm, garp
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
 from .plane import AdvertRx, AdvertTx, Announce, VrrpPlane
 from .receive import COUNTERS, Policy, Received, check
@@ -71,6 +72,7 @@ class Router:
         if auth is not None:
             self.auth_type = AUTH_PASS if auth.auth_type == "PASS" else AUTH_AH
             self.auth_pass = auth.auth_pass.encode()[:8]
+        self.ah = ah.SeqCounter() if self.auth_type == AUTH_AH else None
         self.policy = Policy(
             version=cfg.version, vrid=self.vrid, interval_cs=self.interval_cs,
             auth_type=self.auth_type, auth_pass=self.auth_pass,
@@ -88,6 +90,8 @@ class Router:
         self.own_fault = False
         self.group_fault = False
         self.group: GroupLink | None = None  # the sync group, if a member
+        self.mailer: Mailer | None = None  # set when this instance has smtp_alert
+        self._rx_ah_seq: int | None = None
         self.master_ip = ""
         self._shown = fsm.INIT  # the state last entered, as logged and notified
         self.last_transition = 0.0  # wall clock, for the dumps
@@ -182,8 +186,10 @@ class Router:
 
     # -- events ------------------------------------------------------------------------
     def receive(self, rx: Received) -> None:
-        verdict = check(self.policy, rx)
+        verdict = check(self.policy, rx, self.ah.seq if self.ah else 0)
         self.counters.update(verdict.counters)
+        if self.ah is not None and verdict.ah_seq is not None:
+            self.ah.accept(verdict.ah_seq)
         if verdict.advert is None:
             log.debug("(%s) dropped advert from %s: %s", self.name, rx.src, verdict.message)
             return
@@ -194,6 +200,7 @@ class Router:
             return
         if self.fsm.state == fsm.BACKUP and adv.priority:
             self.master_ip = rx.src
+        self._rx_ah_seq = verdict.ah_seq  # for an answer to a lower priority (LowerAdvert)
         self._do(self.fsm.advert(self._now(), adv.priority, rx.src, adv.interval_cs / 100))
 
     def trackers_changed(self) -> None:
@@ -238,7 +245,10 @@ class Router:
                     if self.group is not None:
                         self.group.wants_master(self)
                 case fsm.LowerAdvert():
-                    pass  # notify_master_rx_lower_pri, garp_lower_prio_*: not yet
+                    # keepalived syncs its AH sequence number from the lower master's;
+                    # notify_master_rx_lower_pri, garp_lower_prio_*: not yet
+                    if self.ah is not None and self._rx_ah_seq is not None:
+                        self.ah.lower_priority_seen(self._rx_ah_seq)
         self._arm()
 
     def _arm(self) -> None:
@@ -253,12 +263,20 @@ class Router:
             return
         adv = Advert(version=self.cfg.version, vrid=self.vrid, priority=priority,
                      addrs=self.adv_addrs, interval_cs=self.interval_cs,
-                     auth_type=self.auth_type, auth_data=self.auth_pass)
+                     auth_type=self.auth_type,
+                     auth_data=self.auth_pass if self.auth_type == AUTH_PASS else b"")
+        ttl = 255 if not self.cfg.unicast_peer else self.cfg.unicast_ttl
+        if self.ah is not None:  # one sequence number and IP id per advert, as keepalived
+            seq, ip_id = self.ah.next_send(), self.ah.next_ip_id()
         for dst in self.dsts:
             try:
                 payload = encode(adv, self.family, self.src, dst)
-                ttl = 255 if not self.cfg.unicast_peer else self.cfg.unicast_ttl
-                self.tx_sock.send(payload, self.src, dst, ttl)
+                if self.ah is not None:
+                    self.tx_sock.send_packet(ah.build(
+                        payload, self.src, dst, ttl, ip_id, seq, ah.key_of(self.auth_pass),
+                        bool(self.cfg.unicast_peer)), dst)
+                else:
+                    self.tx_sock.send(payload, self.src, dst, ttl)
             except OSError as e:
                 log.warning("(%s) sending advert to %s failed: %s", self.name, dst,
                             e.strerror or e)
@@ -280,6 +298,8 @@ class Router:
         elif state == fsm.FAULT:
             log.info("(%s) Entering FAULT STATE", self.name)
         if state == fsm.MASTER:
+            if self.ah is not None:
+                self.ah.becoming_master()
             self.counters["become_master"] += 1
             self._add_addresses()
             self._start_garp()
@@ -380,6 +400,8 @@ class Router:
         prio = self.fsm.priority
         for fifo in self.fifos:
             fifo.write(f'INSTANCE "{self.name}" {state} {prio}')
+        if self.mailer is not None:
+            self.mailer.instance_state(self.name, state)
         self.run_notify(self.cfg.notify, state, ("INSTANCE", self.name, state, str(prio)))
 
     def run_notify(self, n: Notify, state: str, args: tuple[str, ...]) -> None:

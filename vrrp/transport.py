@@ -4,6 +4,8 @@ Received packets are handed up as `receive.Received` (addresses, TTL / hop limit
 payload) with the interface they came in on; sending takes the source address per
 packet (IP_PKTINFO / IPV6_PKTINFO), so instances with different `mcast_src_ip` or
 `unicast_src_ip` share one socket. Multicast loopback is off: we never hear ourselves.
+VRRPv2 with AH authentication uses its own socket (IP protocol 51, IP_HDRINCL): the AH
+ICV covers the IP header, so we build that header ourselves.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import struct
 from collections.abc import Callable
 
+from .ah import AH_LEN, IPPROTO_AH
 from .packet import VRRP_PROTO
 from .receive import Received
 
@@ -31,15 +34,19 @@ def is_multicast(address: str) -> bool:
 
 
 class VrrpSocket:
-    def __init__(self, ifname: str, family: int, listen: bool = True) -> None:
+    def __init__(self, ifname: str, family: int, listen: bool = True,
+                 proto: int = VRRP_PROTO) -> None:
         self.ifname = ifname
         self.family = family
+        self.proto = proto
         self.ifindex = socket.if_nametoindex(ifname)
         self.groups: set[str] = set()
         af = socket.AF_INET6 if family == 6 else socket.AF_INET
-        self.sock = socket.socket(af, socket.SOCK_RAW, VRRP_PROTO)
+        self.sock = socket.socket(af, socket.SOCK_RAW, proto)
         s = self.sock
         s.setblocking(False)
+        if proto == IPPROTO_AH:
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
         s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, ifname.encode())
         if family == 6:
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
@@ -96,9 +103,15 @@ class VrrpSocket:
             if len(data) < 20:
                 return None
             ihl = (data[0] & 0x0F) * 4
-            dst = socket.inet_ntoa(data[16:20])
-            return Received(4, socket.inet_ntoa(data[12:16]), dst, data[8], data[ihl:],
-                            is_multicast(dst))
+            src, dst = socket.inet_ntoa(data[12:16]), socket.inet_ntoa(data[16:20])
+            if data[9] == IPPROTO_AH:
+                if len(data) < ihl + AH_LEN + 8:
+                    log.info("IPv4 VRRP packet with AH from %s too short - %d bytes", src,
+                             len(data))
+                    return None
+                return Received(4, src, dst, data[8], data[ihl + AH_LEN:], is_multicast(dst),
+                                ah=data[:ihl + AH_LEN])
+            return Received(4, src, dst, data[8], data[ihl:], is_multicast(dst))
         space = socket.CMSG_SPACE(20) + socket.CMSG_SPACE(4)
         data, anc, _flags, addr = self.sock.recvmsg(65535, space)
         ttl, dst = -1, ""
@@ -126,6 +139,10 @@ class VrrpSocket:
             if not is_multicast(dst):
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
             self.sock.sendmsg([payload], anc, 0, (dst, 0))
+
+    def send_packet(self, packet: bytes, dst: str) -> None:
+        """A whole IPv4 packet, header included (an IP_HDRINCL socket)."""
+        self.sock.sendto(packet, (dst, 0))
 
     def close(self) -> None:
         try:

@@ -15,6 +15,8 @@ MODES = {
     "v2-multicast": dict(version=2, advert="1"),
     "v2-unicast": dict(version=2, advert="1", unicast=True),
     "v2-auth": dict(version=2, advert="1", auth="s3cret42"),
+    "v2-ah": dict(version=2, advert="1", auth="s3cret42", auth_type="AH"),
+    "v2-ah-unicast": dict(version=2, advert="1", auth="pw", auth_type="AH", unicast=True),
     "v3-multicast": dict(version=3, advert="0.1"),
     "v3-unicast": dict(version=3, advert="0.1", unicast=True),
     "v3-ipv6": dict(version=3, advert="0.1", vips=("fd00:9::100/64",)),
@@ -68,6 +70,8 @@ def test_failover_and_preempt(lan, mode, master, backup):
     lan.wait_holder(vip, "a", 20)
     assert "Entering MASTER STATE" in a.output()
     assert b.proc.poll() is None
+    for d in lan.daemons:  # keepalived's AH checks passed on every advert of ours
+        assert "invalid IPSEC" not in d.output() and "already processed" not in d.output()
 
 
 @pytest.mark.parametrize("master,backup", PAIRS, ids=["director-first", "keepalived-first"])

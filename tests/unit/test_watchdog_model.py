@@ -1,0 +1,33 @@
+"""The watchdog's hold on the parsed config: the first children take the parent's model,
+the parent lets go of it, and a child started later reads the file again."""
+
+from __future__ import annotations
+
+import gc
+
+from director.watchdog import _Model
+
+
+def test_first_child_takes_the_model_later_ones_read_the_file():
+    reads = []
+    model = _Model("parsed", lambda: reads.append(1) or "read again")
+    assert model.take() == "parsed"
+    assert model.cfg is None  # the child's own reference is the only one left
+    assert model.take() == "read again" and reads == [1]
+
+
+def test_release_drops_the_parent_reference_and_unfreezes():
+    class Cfg:
+        pass
+
+    import weakref
+
+    cfg = Cfg()
+    ref = weakref.ref(cfg)
+    model = _Model(cfg, lambda: None)
+    del cfg
+    gc.freeze()
+    model.release()
+    assert gc.get_freeze_count() == 0
+    assert ref() is None  # nothing in the parent keeps the model alive
+    assert model.take() is None  # a respawn with a broken file gets nothing
