@@ -12,7 +12,7 @@ import time
 
 import pytest
 from lan import vrrp_conf, wait_for
-from test_vrrp_features import VIP, dump_json
+from test_vrrp_features import VIP
 
 from vrrp import ah
 from vrrp.packet import AUTH_AH, AUTH_PASS, Advert, encode
@@ -56,7 +56,7 @@ def test_bad_ah_adverts_are_dropped_and_counted(lan):
     conf = vrrp_conf(version=2, advert="1", priority=150, auth="s3cret42", auth_type="AH")
     a = lan.start("a", "director", conf, "-P", "--dump-dir", "{dir}")
     lan.wait_holder(VIP, "a")
-    before = dump_json(lan, a)[0]["stats"]
+    before = a.dump_json()[0]["stats"]
     assert before["advert_sent"] >= 1  # so sequence number 1 is a replay
     bad = bad_packets()
     lines = "\n".join(f"send(pkt(bytes.fromhex('{p.hex()}')), iface='eth0', count=3, "
@@ -67,10 +67,10 @@ def test_bad_ah_adverts_are_dropped_and_counted(lan):
     want = {"auth_failure": 9, "authtype_mismatch": 3}
 
     def counted() -> bool:
-        stats = dump_json(lan, a)[0]["stats"]
+        stats = a.dump_json()[0]["stats"]
         return all(stats[k] - before[k] == n for k, n in want.items())
     wait_for(counted, 10, what=f"counters {want}")
-    stats = dump_json(lan, a)[0]["stats"]
+    stats = a.dump_json()[0]["stats"]
     assert stats["advert_rcvd"] == before["advert_rcvd"] == 0
     assert stats["become_master"] == 1 and stats["release_master"] == 0
     assert lan.holders(VIP) == ["a"]  # priority 200 forgeries moved nothing
@@ -89,8 +89,8 @@ def test_reload_keeps_the_sequence_number(lan):
     lan.wait_holder(VIP, "a", hosts=("a",))
     b = lan.start("b", "keepalived", conf)
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 15, what="keepalived in BACKUP")
-    sent = dump_json(lan, a)[0]["stats"]["advert_sent"]
-    wait_for(lambda: dump_json(lan, a)[0]["stats"]["advert_sent"] >= sent + 3, 10,
+    sent = a.dump_json()[0]["stats"]["advert_sent"]
+    wait_for(lambda: a.dump_json()[0]["stats"]["advert_sent"] >= sent + 3, 10,
              what="keepalived hearing a few numbered adverts")
     a.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "Resuming MASTER STATE (reload)" in a.output(), 10, what="reload")
