@@ -25,6 +25,7 @@ from .state import RetryState
 log = logging.getLogger("director.checkers")
 
 Key = tuple[int, int, int]  # virtual server, real server, checker
+HISTORY_TOP = 1 << 30  # results kept for the status page's sparkline: 30
 
 
 @attrs.define(eq=False)
@@ -41,6 +42,7 @@ class Job:
     running: asyncio.Future[Outcome] | None = None
     last_reason: str = ""
     checks: int = 0
+    history: int = 1  # recent results as bits after a leading 1 (one int: 10k jobs)
 
 
 class Engine:
@@ -111,6 +113,8 @@ class Engine:
         assert self.loop is not None
         ck = job.checker
         step = job.state.result(outcome.ok)
+        h = (job.history << 1) | outcome.ok
+        job.history = h if h < HISTORY_TOP << 1 else (h & (HISTORY_TOP - 1)) | HISTORY_TOP
         if not outcome.ok:
             job.last_reason = outcome.reason
             if self.log_all_failures or ck.log_all_failures:
@@ -134,7 +138,8 @@ class Engine:
 
     def status(self) -> list[dict[str, object]]:
         return [{"key": list(j.key), "type": j.checker.type, "service": j.service,
-                 "up": j.state.up, "checks": j.checks, "last_failure": j.last_reason}
+                 "up": j.state.up, "checks": j.checks, "last_failure": j.last_reason,
+                 "history": bin(j.history)[3:]}
                 for j in self.jobs]
 
 

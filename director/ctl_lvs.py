@@ -1,0 +1,159 @@
+"""The checker child's side of the control socket: status, drain/enable/weight/clear of
+real servers, and reload. The decisions are `overrides`' (pure); this module resolves
+names, applies them through the LVS core, watches drains and logs who asked."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from daemonlib.control import (
+    LVS_COMMANDS,
+    Peer,
+    Reply,
+    Request,
+    logged,
+    reload_request,
+)
+
+from .desired import service_keys
+from .ipvs_table import DestKey
+from .lvs import Lvs
+from .overrides import DRAINING, command, drain_step, find_rs, find_vs
+from .pool import rs_name
+
+log = logging.getLogger("director.ctl")
+
+DRAIN_POLL = 0.5  # seconds between two reads of a draining server's connections
+RsId = tuple[str, str, int]  # VS key, RS address, RS port: survives a reload
+
+
+class LvsControl:
+    def __init__(self, lvs: Lvs, status: Callable[[], Awaitable[dict[str, Any]]],
+                 args: Any) -> None:
+        self.lvs = lvs
+        self.status = status
+        self.args = args
+        self.waiters: dict[RsId, list[asyncio.Future[str]]] = {}
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def handle(self, req: Request, peer: Peer) -> Reply:
+        if req.cmd == "status":
+            return Reply(True, "", await self.status())
+        if req.cmd == "reload":
+            a = self.args
+            return await reload_request(a.config, a.config_id, a.all_config, peer)
+        if req.cmd in LVS_COMMANDS:
+            return await self._rs_command(req, logged(req, peer))
+        return Reply(False, f"{req.cmd}: not a command of the checker child")
+
+    async def _rs_command(self, req: Request, who: str) -> Reply:
+        lvs = self.lvs
+        try:
+            vi = find_vs(lvs.cfg.virtual_servers, req.vs or "")
+            vs = lvs.cfg.virtual_servers[vi]
+            ri = find_rs(vs, req.rs or "")
+        except ValueError as e:
+            return Reply(False, str(e))
+        state = lvs.pools[vi].servers[ri]
+        name = f"real server {rs_name(vs, state.rs)} of VS {vs.key}"
+        loop = asyncio.get_running_loop()
+        out = command(state.override, req.cmd, weight=req.weight, timeout=req.timeout,
+                      now=loop.time(), wall=time.time(), who=who, name=name)
+        rid: RsId = (vs.key, state.rs.address, state.rs.port or 0)
+        if out.changed:
+            log.info("control: %s %s asked by %s: %s", req.cmd, name, who, out.message)
+            await lvs.set_override(vi, ri, out.override)
+            if out.override is None or out.override.drain != DRAINING:
+                self._resolve(rid, f"drain of {name} ended by {req.cmd} ({who})")
+            self._watch()
+        if not self._in_effect(vi, ri):
+            return Reply(False, f"{out.message}; but IPVS refused the change (see the log)")
+        if req.cmd == "drain" and req.wait and out.override is not None \
+                and out.override.drain == DRAINING:
+            fut: asyncio.Future[str] = loop.create_future()
+            self.waiters.setdefault(rid, []).append(fut)
+            return Reply(True, await fut)
+        return Reply(True, out.message)
+
+    def _in_effect(self, vi: int, ri: int) -> bool:
+        """The table holds what the pool wants for this real server (IPVS accepted it)."""
+        lvs = self.lvs
+        vs = lvs.cfg.virtual_servers[vi]
+        rs = vs.real_servers[ri]
+        dk = DestKey(rs.address, rs.port or 0)
+        want = lvs.pools[vi].dests().get(dk)
+        for key in lvs.keys[vi]:
+            entry = lvs.current.get(key)
+            if entry is not None and entry[1].get(dk) != want:
+                return False
+        return True
+
+    def _resolve(self, rid: RsId, message: str) -> None:
+        for fut in self.waiters.pop(rid, []):
+            if not fut.done():
+                fut.set_result(message)
+
+    def _watch(self) -> None:
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.ensure_future(self._drains())
+
+    def _draining(self) -> list[tuple[int, int]]:
+        return [(vi, ri) for vi, pool in enumerate(self.lvs.pools)
+                for ri, s in enumerate(pool.servers)
+                if s.override is not None and s.override.drain == DRAINING]
+
+    async def _drains(self) -> None:
+        """While a real server drains: its active connections, summed over the services
+        of its virtual server, read every DRAIN_POLL s; out of the table at 0 or timeout."""
+        loop = asyncio.get_running_loop()
+        while True:
+            todo = self._draining()
+            if not todo:
+                return
+            try:
+                _table, stats = await self.lvs.plane.read_with_stats()
+            except Exception as e:  # the kernel said no: try again next round
+                log.error("control: reading IPVS connection counts for drains: %s", e)
+                stats = None
+            for vi, ri in todo if stats is not None else ():
+                if vi >= len(self.lvs.pools) or ri >= len(self.lvs.pools[vi].servers):
+                    continue  # a reload changed the pools meanwhile
+                lvs = self.lvs
+                vs = lvs.cfg.virtual_servers[vi]
+                s = lvs.pools[vi].servers[ri]
+                if s.override is None:
+                    continue
+                dk = DestKey(s.rs.address, s.rs.port or 0)
+                active = sum(stats.get((k, dk), {}).get("activeconns", 0)
+                             for k in service_keys(vs, lvs.cfg))
+                new, why = drain_step(s.override, active, loop.time())
+                if why is None:
+                    continue
+                name = f"real server {rs_name(vs, s.rs)} of VS {vs.key}"
+                await lvs.set_override(vi, ri, new)
+                removed = self._in_effect(vi, ri)
+                msg = (f"{name} drained ({why}): removed from IPVS" if removed else
+                       f"{name} drained ({why}), but IPVS refused its removal (see the log)")
+                log.info("control: %s (drain asked by %s)", msg, s.override.who)
+                self._resolve((vs.key, s.rs.address, s.rs.port or 0), msg)
+            await asyncio.sleep(DRAIN_POLL)
+
+    def after_reload(self) -> None:
+        """Drains carry on under the new config; a waiter for a server gone ends now."""
+        live = {(vs.key, s.rs.address, s.rs.port or 0)
+                for vs, pool in zip(self.lvs.cfg.virtual_servers, self.lvs.pools, strict=True)
+                for s in pool.servers}
+        for rid in [r for r in self.waiters if r not in live]:
+            self._resolve(rid, f"{rid[0]} {rid[1]}:{rid[2]}: gone from the configuration "
+                               "by a reload; drain abandoned")
+        self._watch()
+
+    def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+        for rid in list(self.waiters):
+            self._resolve(rid, "director is stopping; drain abandoned")
