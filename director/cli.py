@@ -25,6 +25,13 @@ DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 SIGNUMS = {"STOP": 15, "RELOAD": 1, "DATA": 10, "STATS": 12, "STATS_CLEAR": 63, "JSON": 36}
 
 
+SUBCOMMANDS = """subcommands (each has its own --help):
+  director ctl COMMAND    control a running director: status, drain, enable, weight,
+                          clear, handover, takeover, reload (--runtime-dir, --json)
+  director ipvs           the kernel's IPVS table, like ipvsadm -Ln
+  director genhash        digest of a URL for HTTP_GET/SSL_GET (keepalived's genhash)"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -33,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
 
 def make_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="director", description="keepalived-compatible LVS/IPVS director "
-                "with VRRP failover")
+                "with VRRP failover", epilog=SUBCOMMANDS,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("-f", "--use-file", dest="config", default=DEFAULT_CONFIG, metavar="FILE",
       help=f"configuration file (default {DEFAULT_CONFIG})")
@@ -103,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         from checkers.genhash import main as genhash_main
 
         return genhash_main(argv[1:])
+    if argv[:1] == ["ctl"]:
+        from .ctl import main as ctl_main
+
+        return ctl_main(argv[1:])
     if argv[:1] == ["ipvs"]:
         from .ipvs_view import main as ipvs_main
 

@@ -65,7 +65,7 @@ class LvsControl:
                       now=loop.time(), wall=time.time(), who=who, name=name)
         rid: RsId = (vs.key, state.rs.address, state.rs.port or 0)
         if out.changed:
-            log.info("control: %s %s asked by %s: %s", req.cmd, name, who, out.message)
+            log.info("control: %s (%s asked by %s)", out.message, req.cmd, who)
             await lvs.set_override(vi, ri, out.override)
             if out.override is None or out.override.drain != DRAINING:
                 self._resolve(rid, f"drain of {name} ended by {req.cmd} ({who})")
