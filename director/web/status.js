@@ -51,14 +51,19 @@ function sparkline(history) {
   return svg;
 }
 
-function overrideText(ov) {
-  if (!ov) return "";
+// an override's kind in the cell; who asked (uid, pid, via the page) on hover
+function overrideCell(ov) {
+  const td = el("td", { class: "override" });
+  if (!ov) return td;
   const parts = [];
   if (ov.drain) parts.push(ov.drain);
   if (ov.weight !== null && ov.weight !== undefined) parts.push("weight " + ov.weight);
   if ("handover" in ov) parts.push("handover");
+  td.textContent = parts.join(", ");
   const who = ov.who || ov.handover || "";
-  return parts.join(", ") + (who ? " (" + who + ")" : "");
+  const since = ov.since ? " at " + new Date(ov.since * 1000).toLocaleTimeString() : "";
+  if (who) td.setAttribute("title", "asked by " + who + since);
+  return td;
 }
 
 function say(text, error) {
@@ -131,7 +136,7 @@ function drawVrrp(vrrp) {
       el("td", {}, (i.vips || []).join(" ")),
       el("td", {}, i.interface + " / " + i.vrid),
       num(i.stats ? i.stats.advert_sent : "-"),
-      el("td", { class: "override" }, overrideText(i.override))));
+      overrideCell(i.override)));
   }
 }
 
@@ -167,7 +172,7 @@ function drawLvs(lvs) {
         el("td", {}, ...checks.map((c) => sparkline(c.history))),
         num(rs.configured_weight + (rs.weight !== rs.configured_weight ? " (dyn " + rs.weight + ")" : "")),
         el("td", { class: "num effective" }, rs.effective_weight === null ? "out" : rs.effective_weight),
-        el("td", { class: "override" }, overrideText(rs.override)),
+        overrideCell(rs.override),
         num(rs.activeconns), num(rs.inactconns), num(s.cps || 0),
         num(human(s.inbps || 0)), num(human(s.outbps || 0)));
       if (controls) row.append(actions(vs, rs));

@@ -13,6 +13,7 @@ import sys
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 
@@ -20,7 +21,7 @@ def main() -> None:
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1400,900", "--no-first-run", "--disable-extensions"):
+              "--window-size=1240,440", "--no-first-run", "--disable-extensions"):
         opts.add_argument(a)
     # Debian's driver: never Selenium Manager's download (nothing is reachable here)
     driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
@@ -45,14 +46,23 @@ def run(driver, cmd):  # type: ignore[no-untyped-def]
     if op == "open":
         driver.get(cmd["url"])
         return driver.title
+    # the page redraws itself every 2 s: read in one script, so nothing goes stale midway
     if op == "texts":
-        return [e.text for e in driver.find_elements(By.CSS_SELECTOR, cmd["css"])]
+        return driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)",
+            cmd["css"])
     if op == "attr":
-        return [e.get_attribute(cmd["name"])
-                for e in driver.find_elements(By.CSS_SELECTOR, cmd["css"])]
-    if op == "click":
-        driver.find_element(By.CSS_SELECTOR, cmd["css"]).click()
-        return None
+        return driver.execute_script(
+            "return Array.from(document.querySelectorAll(arguments[0]), "
+            "e => e.getAttribute(arguments[1]))", cmd["css"], cmd["name"])
+    if op == "click":  # a real click; again if a redraw replaced the button meanwhile
+        for attempt in range(5):
+            try:
+                driver.find_element(By.CSS_SELECTOR, cmd["css"]).click()
+                return attempt
+            except StaleElementReferenceException:
+                continue
+        raise RuntimeError(f"{cmd['css']} kept being redrawn")
     if op == "screenshot":
         return driver.save_screenshot(cmd["path"])
     if op == "script":

@@ -66,13 +66,23 @@ def rs_of(st: dict, address: str) -> dict:
                 if r["address"] == address)
 
 
-def pair(make_lan):
+DOWN_RS = """    real_server 10.9.0.6 80 {
+        TCP_CHECK {
+            connect_timeout 0.5
+            retry 0
+        }
+    }
+}
+"""
+
+
+def pair(make_lan, lvs: str = LVS):
     lan = make_lan(HOSTS)
     for h in ("d", "e"):
         lan.nginx(h, f"hello from {h}")
-    a = lan.start("a", "director", vrrp_conf(priority=150) + LVS, "--dry-run",
+    a = lan.start("a", "director", vrrp_conf(priority=150) + lvs, "--dry-run",
                   "--metrics", f"127.0.0.1:{PORT}")
-    b = lan.start("b", "director", vrrp_conf(priority=100) + LVS, "--dry-run")
+    b = lan.start("b", "director", vrrp_conf(priority=100) + lvs, "--dry-run")
 
     def settled() -> bool:
         try:
@@ -83,7 +93,7 @@ def pair(make_lan):
             return False  # a child not serving its socket yet
         return (st["vrrp"]["instances"][0]["state"] == "MASTER"
                 and all(r["effective_weight"] for r in
-                        st["lvs"]["virtual_servers"][0]["real_servers"]))
+                        st["lvs"]["virtual_servers"][0]["real_servers"][:2]))
     wait_for(settled, 40, step=0.2, what="a MASTER with both real servers in its table")
     lan.wait_holder("10.9.0.100", "a")
     return lan, a, b
@@ -224,7 +234,8 @@ def test_status_page_in_headless_chromium(make_lan):
     if not (shutil.which("chromium") and shutil.which("chromedriver")):
         pytest.skip("Debian's chromium and chromium-driver are not installed")
     pytest.importorskip("selenium")
-    lan, a, _b = pair(make_lan)
+    # a third real server nobody answers for: DOWN, red, with the checker's reason
+    lan, a, _b = pair(make_lan, LVS.rstrip().removesuffix("}") + DOWN_RS)
     br = Browser(lan, "a")
     try:
         assert br.do("open", url=f"http://127.0.0.1:{PORT}/") == "director status"
@@ -232,8 +243,10 @@ def test_status_page_in_headless_chromium(make_lan):
 
         def rows() -> list[str]:
             return br.do("texts", css="table.vs tbody tr")
-        wait_for(lambda: len(rows()) == 2 and all("UP" in r for r in rows()), 20, step=0.2,
-                 what="both real servers UP on the page")
+        wait_for(lambda: len(rows()) == 3 and all("UP" in r for r in rows()[:2])
+                 and "DOWN" in rows()[2], 20, step=0.2,
+                 what="two real servers UP and 10.9.0.6 DOWN on the page")
+        assert "TCP_CHECK: " in rows()[2]  # the checker's last reason
         inst = br.do("texts", css="#vrrp tbody tr")
         assert len(inst) == 1 and "VI_1" in inst[0] and "MASTER" in inst[0]
         assert "10.9.0.100/24" in inst[0]
@@ -254,6 +267,7 @@ def test_status_page_in_headless_chromium(make_lan):
         rs = rs_of(status(a), "10.9.0.5")
         assert rs["effective_weight"] is None and rs["override"]["drain"] == "drained"
         assert "via status page, client 127.0.0.1" in rs["override"]["who"]
+        assert "via status page" in br.do("attr", css=f"{row} td.override", name="title")[0]
         log = a.output()
         edit = log.index("IPVS dry-run: edit real server [10.9.0.5]:80")
         assert log.index("IPVS dry-run: del real server [10.9.0.5]:80", edit) > edit
