@@ -21,7 +21,7 @@ def main() -> None:
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--window-size=1240,440", "--no-first-run", "--disable-extensions"):
+              "--window-size=1240,560", "--no-first-run", "--disable-extensions"):
         opts.add_argument(a)
     # Debian's driver: never Selenium Manager's download (nothing is reachable here)
     driver = webdriver.Chrome(options=opts, service=Service("/usr/bin/chromedriver"))
