@@ -5,6 +5,7 @@ names, applies them through the LVS core, watches drains and logs who asked."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,11 +19,12 @@ from daemonlib.control import (
     logged,
     reload_request,
 )
+from daemonlib.runtime import write_json
 
 from .desired import service_keys
 from .ipvs_table import DestKey
 from .lvs import Lvs
-from .overrides import DRAINING, command, drain_step, find_rs, find_vs
+from .overrides import DRAINED, DRAINING, Override, command, drain_step, find_rs, find_vs
 from .pool import rs_name
 
 log = logging.getLogger("director.ctl")
@@ -33,8 +35,9 @@ RsId = tuple[str, str, int]  # VS key, RS address, RS port: survives a reload
 
 class LvsControl:
     def __init__(self, lvs: Lvs, status: Callable[[], Awaitable[dict[str, Any]]],
-                 args: Any) -> None:
+                 args: Any, state_file: str | None = None) -> None:
         self.lvs = lvs
+        self.state_file = state_file
         self.status = status
         self.args = args
         self.waiters: dict[RsId, list[asyncio.Future[str]]] = {}
@@ -67,6 +70,7 @@ class LvsControl:
         if out.changed:
             log.info("control: %s (%s asked by %s)", out.message, req.cmd, who)
             await lvs.set_override(vi, ri, out.override)
+            self.save()
             if out.override is None or out.override.drain != DRAINING:
                 self._resolve(rid, f"drain of {name} ended by {req.cmd} ({who})")
             self._watch()
@@ -91,6 +95,54 @@ class LvsControl:
             if entry is not None and entry[1].get(dk) != want:
                 return False
         return True
+
+    # -- kept for a restarted checker child (a crash is not a reload: same promise) --------
+    def save(self) -> None:
+        if not self.state_file:
+            return
+        rows = [{"vs": vs.key, "address": s.rs.address, "port": s.rs.port or 0,
+                 "weight": s.override.weight, "drain": s.override.drain,
+                 "who": s.override.who, "since": s.override.since}
+                for vs, pool in zip(self.lvs.cfg.virtual_servers, self.lvs.pools, strict=True)
+                for s in pool.servers if s.override is not None]
+        try:
+            write_json(self.state_file, rows)
+        except OSError as e:
+            log.error("control: saving overrides in %s: %s", self.state_file, e.strerror)
+
+    async def restore(self) -> None:
+        """A restarted child takes its predecessor's overrides (a drain resumes without its
+        timeout: the deadline was the dead process's clock)."""
+        if not self.state_file:
+            return
+        try:
+            with open(self.state_file) as f:
+                rows = json.load(f)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            log.error("control: reading overrides from %s: %s", self.state_file, e)
+            return
+        where = {(vs.key, s.rs.address, s.rs.port or 0): (vi, ri)
+                 for vi, (vs, pool) in enumerate(zip(self.lvs.cfg.virtual_servers,
+                                                     self.lvs.pools, strict=True))
+                 for ri, s in enumerate(pool.servers)}
+        for row in rows if isinstance(rows, list) else []:
+            try:
+                at = where.get((row["vs"], row["address"], row["port"]))
+                ov = Override(weight=row["weight"], drain=row["drain"], who=row["who"],
+                              since=row["since"])
+                if ov.drain not in (None, DRAINING, DRAINED) or not (
+                        ov.weight is None or isinstance(ov.weight, int)):
+                    raise TypeError
+            except (KeyError, TypeError):
+                log.error("control: %s: a malformed entry skipped", self.state_file)
+                continue
+            if at is not None:
+                log.info("control: override of %s %s:%s kept from the previous process",
+                         row["vs"], row["address"], row["port"])
+                await self.lvs.set_override(*at, ov)
+        self._watch()
 
     def _resolve(self, rid: RsId, message: str) -> None:
         for fut in self.waiters.pop(rid, []):
@@ -135,6 +187,7 @@ class LvsControl:
                     continue
                 name = f"real server {rs_name(vs, s.rs)} of VS {vs.key}"
                 await lvs.set_override(vi, ri, new)
+                self.save()
                 removed = self._in_effect(vi, ri)
                 msg = (f"{name} drained ({why}): removed from IPVS" if removed else
                        f"{name} drained ({why}), but IPVS refused its removal (see the log)")

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
+import os
 
 from conf.load import reload as reload_config
 from daemonlib.control import Server
@@ -38,7 +40,13 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
         return {**await lvs_status(lvs, health), "reloads": reloads}
 
     publisher = asyncio.ensure_future(publish(args.runtime_dir, "lvs.json", status))
-    control = LvsControl(lvs, status, args)
+    state_file = os.path.join(args.runtime_dir, "overrides.json")
+    control = LvsControl(lvs, status, args, state_file)
+    if adopt:
+        await control.restore()
+    else:  # a fresh daemon starts from the config alone
+        with contextlib.suppress(OSError):
+            os.unlink(state_file)
     server = Server(args.runtime_dir, "lvs", control.handle)
     await server.start()
 

@@ -237,7 +237,7 @@ def test_lvs_control_drain_weight_reload_and_bad_input(tmp_path):
         async def status():
             return {}
 
-        ctl = LvsControl(lvs, status, Args())
+        ctl = LvsControl(lvs, status, Args(), str(tmp_path / "overrides.json"))
         before = await plane.read()
         for req, why in ((Request("weight", vs="10.0.0.1:80", rs="10.0.1.1", weight=4),
                           "ambiguous"),
@@ -274,8 +274,20 @@ def test_lvs_control_drain_weight_reload_and_bad_input(tmp_path):
             "drain", vs="10.0.0.1:80/tcp", rs="10.0.1.1", timeout=0.3, wait=True), peer), 5)
         assert "timeout with 1 active connection" in r.message
         assert rs1 not in plane.table[key][1]
+        # a restarted checker child takes the overrides over from the state file
+        await ctl.handle(Request("weight", vs="10.0.0.1:80/tcp", rs="10.0.1.2", weight=6),
+                         peer)
         ctl.stop()
         await lvs.stop()
+        plane2 = CountingPlane()
+        lvs2 = Lvs(cfg, plane2)
+        await lvs2.start()
+        ctl2 = LvsControl(lvs2, status, Args(), str(tmp_path / "overrides.json"))
+        await ctl2.restore()
+        assert rs1 not in plane2.table[key][1]  # still drained
+        assert plane2.table[key][1][DestKey("10.0.1.2", 8080)].weight == 6
+        ctl2.stop()
+        await lvs2.stop()
 
     asyncio.run(body())
 
