@@ -103,7 +103,14 @@ function actions(vs, rs) {
                           value: String(rs.weight) });
   cell.append(w, el("button", {
     class: "weight",
-    onclick: () => act({ ...base, cmd: "weight", weight: Number(w.value) }),
+    onclick: () => {
+      const n = Number(w.value);
+      if (w.value.trim() === "" || !Number.isInteger(n) || n < 0 || n > 65535) {
+        say("weight must be a whole number 0..65535", true);
+        return;
+      }
+      act({ ...base, cmd: "weight", weight: n });
+    },
   }, "set weight"));
   if (rs.override) {
     cell.append(el("button", { class: "clear", onclick: () => act({ ...base, cmd: "clear" }) },
