@@ -13,6 +13,7 @@ browser sends them. A non-loopback listener has no buttons and no endpoint at al
 from __future__ import annotations
 
 import hmac
+import logging
 import pathlib
 import secrets
 
@@ -20,6 +21,7 @@ from aiohttp import web
 
 from daemonlib.control import BadRequest, Request, call
 
+log = logging.getLogger("director")
 WEB = pathlib.Path(__file__).with_name("web")
 PAGE_COMMANDS = ("drain", "enable", "weight", "clear")
 STATIC = {"status.css": "text/css", "status.js": "text/javascript"}
@@ -64,6 +66,8 @@ def add_page(app: web.Application, directory: str, controls: bool) -> None:
     async def ctl(req: web.Request) -> web.Response:
         why = cross_site(req.headers, req.host, token)
         if why:
+            log.warning("status page: refused a control request from %s: %s",
+                        req.remote or "unix socket", why)
             return web.json_response({"ok": False, "message": f"refused: {why}"}, status=403)
         try:
             body = await req.json()

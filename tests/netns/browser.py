@@ -3,7 +3,7 @@ stdin/stdout, one JSON command per line. Run inside a test host's namespace with
 `ip netns exec`, so that the browser reaches what listens on that host's loopback.
 
 Commands: open URL; texts CSS (the text of each match); attr CSS NAME; click CSS;
-fill CSS VALUE; screenshot PATH; quit. Each answer is {"ok": ..., "value"|"error": ...}.
+fill CSS VALUE; script JS; screenshot PATH; quit. Each answer is {"ok": ..., "value"|"error": ...}.
 """
 
 from __future__ import annotations
@@ -63,6 +63,11 @@ def run(driver, cmd):  # type: ignore[no-untyped-def]
             except StaleElementReferenceException:
                 continue
         raise RuntimeError(f"{cmd['css']} kept being redrawn")
+    if op == "fill":  # the page keeps a focused input while it redraws
+        e = driver.find_element(By.CSS_SELECTOR, cmd["css"])
+        e.clear()
+        e.send_keys(cmd["value"])
+        return None
     if op == "screenshot":
         return driver.save_screenshot(cmd["path"])
     if op == "script":

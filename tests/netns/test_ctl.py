@@ -277,12 +277,29 @@ def test_status_page_in_headless_chromium(make_lan):
         wait_for(lambda: br.do("texts", css=f"{row} td.effective") == ["3"], 20, step=0.2,
                  what="the page to show 10.9.0.5 back at weight 3")
 
+        # a weight typed in the page; a bad one refused there, changing nothing
+        row4 = 'table.vs tr[data-rs="10.9.0.4:80"]'
+        br.do("fill", css=f"{row4} input.w", value="-1")
+        br.do("click", css=f"{row4} button.weight")
+        assert "whole number" in br.do("texts", css="#message")[0]
+        assert rs_of(status(a), "10.9.0.4")["override"] is None
+        br.do("fill", css=f"{row4} input.w", value="5")
+        br.do("click", css=f"{row4} button.weight")
+        wait_for(lambda: br.do("texts", css=f"{row4} td.effective") == ["5"], 20, step=0.2,
+                 what="the page to show 10.9.0.4 at weight 5")
+        assert rs_of(status(a), "10.9.0.4")["override"]["weight"] == 5
+        br.do("click", css=f"{row4} button.clear")
+        wait_for(lambda: br.do("texts", css=f"{row4} td.effective") == ["2"], 20, step=0.2,
+                 what="the page to show 10.9.0.4 back at its configured weight 2")
+
         # the endpoint refuses what a page elsewhere could send
         forged = br.do("script", js=(
             "return fetch('/api/ctl', {method: 'POST', headers: {'Content-Type': "
             "'application/json', 'X-Director-Token': 'forged'}, body: JSON.stringify("
             "{cmd: 'drain', vs: '10.9.0.100:80', rs: '10.9.0.4:80'})}).then(r => r.status)"))
         assert forged == 403
+        assert "refused a control request from 127.0.0.1: missing or wrong page token" \
+            in a.output()
         assert rs_of(status(a), "10.9.0.4")["override"] is None
     finally:
         br.close()
