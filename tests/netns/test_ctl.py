@@ -11,6 +11,7 @@ dry-run plane: this kernel has no IPVS; tests/kernel drains under live traffic).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -21,6 +22,8 @@ import sys
 import pytest
 from lan import DIRECTOR, vrrp_conf, wait_for
 from testlib import ROOT
+
+from daemonlib.control import Request, call
 
 PORT = 19653
 LVS = """
@@ -108,6 +111,22 @@ def test_ctl_against_a_running_pair(make_lan):
     lan, a, b = pair(make_lan)
     text = ctl(a, "status").stdout
     assert "VI_1" in text and "MASTER" in text and "10.9.0.4:80" in text and "2/2" in text
+
+    # requests never hold up the adverts: stalled clients and a burst of status calls to
+    # the VRRP child while b (at advert_int 0.1) would take over on three missed adverts
+    flips = status(b)["vrrp"]["instances"][0]["stats"]["become_master"]
+
+    async def hammer() -> int:
+        stalled = [await asyncio.open_unix_connection(f"{a.dir}/vrrp.sock") for _ in range(20)]
+        answered = 0
+        for _ in range(300):
+            answered += (await call(a.dir, "vrrp", Request("status"))).ok
+        for _r, w in stalled:
+            w.close()
+        return answered
+    assert asyncio.run(hammer()) == 300
+    assert status(b)["vrrp"]["instances"][0]["stats"]["become_master"] == flips
+    assert status(a)["vrrp"]["instances"][0]["state"] == "MASTER"
 
     # handover: a gives up MASTER (priority 0 advert) and stays BACKUP while b runs
     r = ctl(a, "handover", "VI_1")
