@@ -75,8 +75,9 @@ def make_parser() -> argparse.ArgumentParser:
     a("--runtime-dir", default="/run/director", metavar="DIR",
       help="where the children publish their live state (default /run/director)")
     a("--metrics", metavar="[ADDR:]PORT",
-      help="serve /metrics (Prometheus) and /status (JSON) over HTTP; ADDR defaults to "
-      "127.0.0.1; off unless given")
+      help="serve the status page (/), /metrics (Prometheus) and /status (JSON) over "
+      "HTTP; ADDR defaults to 127.0.0.1, or unix:PATH; the page's drain/weight buttons "
+      "only on loopback or unix:; off unless given")
     a("--signum", metavar="SIGFUNC", help="print the signal number for STOP, RELOAD, DATA, "
       "STATS, STATS_CLEAR or JSON and exit")
     a("-v", "--version", action="version", version=f"director {__version__}")

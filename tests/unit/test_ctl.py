@@ -347,3 +347,42 @@ def test_render_status_shows_overrides():
     text = render_status(st)
     assert "handover (uid 0 pid 7)" in text
     assert "draining (uid 0 pid 9)" in text and "2/0" in text and "dry run" in text
+
+
+# -- the page's server side ---------------------------------------------------------------------
+def test_page_controls_only_on_local_listeners_and_behind_the_token(tmp_path):
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from director.metrics import is_local, make_app, parse_listen
+
+    assert parse_listen("unix:/run/d.sock") == ("unix:/run/d.sock", 0)
+    assert parse_listen("9100") == ("127.0.0.1", 9100)
+    assert is_local("127.0.0.1") and is_local("::1") and is_local("unix:/x")
+    assert not is_local("0.0.0.0") and not is_local("10.0.0.1")
+
+    async def body():
+        async with TestClient(TestServer(make_app(str(tmp_path), controls=False))) as c:
+            page = await (await c.get("/")).text()
+            assert 'content="0"' in page and "director status" in page
+            assert (await c.post("/api/ctl", json={"cmd": "drain"})).status in (404, 405)
+            assert (await c.get("/static/status.js")).status == 200
+            assert (await c.get("/static/..%2fctl.py")).status == 404
+        async with TestClient(TestServer(make_app(str(tmp_path), controls=True))) as c:
+            page = await (await c.get("/")).text()
+            token = page.split('name="director-token" content="')[1].split('"')[0]
+            assert len(token) >= 32
+            body = {"cmd": "drain", "vs": "10.0.0.1:80", "rs": "10.0.1.1:80"}
+            r = await c.post("/api/ctl", json=body, headers={"X-Director-Token": "x"})
+            assert r.status == 403
+            r = await c.post("/api/ctl", json=body, headers={
+                "X-Director-Token": token, "Origin": "http://evil.example"})
+            assert r.status == 403
+            r = await c.post("/api/ctl", json={**body, "cmd": "reload"},
+                             headers={"X-Director-Token": token})
+            assert r.status == 400 and "drain, enable, weight, clear only" in \
+                (await r.json())["message"]
+            # the right token, no daemon behind it: the socket's absence is reported
+            r = await c.post("/api/ctl", json=body, headers={"X-Director-Token": token})
+            assert r.status == 409 and "no such socket" in (await r.json())["message"]
+
+    asyncio.run(body())
