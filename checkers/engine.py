@@ -47,11 +47,10 @@ class Job:
 
 class Engine:
     def __init__(self, on_change: Callable[[Key, bool], None],
-                 on_weight: Callable[[Key, int], None], user: str | None = None,
+                 on_weight: Callable[[Key, int], None],
                  log_all_failures: bool = False) -> None:
         self.on_change = on_change
         self.on_weight = on_weight
-        self.user = user
         self.log_all_failures = log_all_failures
         self.jobs: list[Job] = []
         self.lateness: collections.deque[float] = collections.deque(maxlen=200_000)
@@ -91,7 +90,7 @@ class Engine:
             self._done(job, file_probe(job.checker, *job.file))
             return
         try:
-            fut = asyncio.ensure_future(probe(job.checker, job.timeout, self.user))
+            fut = asyncio.ensure_future(probe(job.checker, job.timeout))
         except (OSError, ValueError) as e:
             self._done(job, Outcome(False, str(e)))
             return

@@ -265,12 +265,13 @@ async def ping_probe(ck: Checker, timeout: float) -> Outcome:
         s.close()
 
 
-async def misc_probe(ck: Checker, timeout: float, user: str | None) -> Outcome:
+async def misc_probe(ck: Checker, timeout: float) -> Outcome:
     """misc_path's exit code: 0 up, 1 down; with misc_dynamic 2..255 up at weight code-2."""
     if ck.misc_path is None:
         return Outcome(False, "no misc_path")
+    # as whom, and whether at all: the script policy decided at config load
     rc = await run_script(ck.misc_path, timeout=ck.misc_timeout or timeout, what="MISC_CHECK",
-                          user=ck.user or user, quiet=True)
+                          quiet=True)
     if rc is None:
         return Outcome(False, "script failed to run or timed out")
     if rc == 0:
@@ -291,7 +292,7 @@ def file_probe(ck: Checker, path: str | None, weight: int, reverse: bool,
     return Outcome(True, weight=None if weight == 0 else max(0, base_weight + delta))
 
 
-def probe(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:
+def probe(ck: Checker, timeout: float) -> Awaitable[Outcome]:
     if ck.type == "TCP_CHECK":
         return tcp_probe(ck, timeout)
     if ck.type in ("HTTP_GET", "SSL_GET"):
@@ -307,5 +308,5 @@ def probe(ck: Checker, timeout: float, user: str | None) -> Awaitable[Outcome]:
     if ck.type == "PING_CHECK":
         return ping_probe(ck, timeout)
     if ck.type == "MISC_CHECK":
-        return misc_probe(ck, timeout, user)
+        return misc_probe(ck, timeout)
     raise ValueError(f"no probe for {ck.type}")

@@ -24,6 +24,7 @@ from .model import (
     LvsSyncDaemon,
     Notify,
     RealServer,
+    Script,
     SorryServer,
     SslConfig,
     TrackFileDef,
@@ -38,6 +39,7 @@ from .model import (
     VrrpSyncGroup,
     VsGroupEntry,
 )
+from .source import Quoted
 from .tree import Node
 from .values import Bad
 
@@ -255,11 +257,11 @@ class Builder:
             "max_auto_priority": leaf("max_auto_priority", lambda n: v.to_int(
                 n.args[0], -1, 99) if n.args else 99),
             "vrrp_notify_fifo": leaf("vrrp_notify_fifo", v.first),
-            "vrrp_notify_fifo_script": leaf("vrrp_notify_fifo_script", v.script),
+            "vrrp_notify_fifo_script": leaf("vrrp_notify_fifo_script", self._notify_script),
             "lvs_notify_fifo": leaf("lvs_notify_fifo", v.first),
-            "lvs_notify_fifo_script": leaf("lvs_notify_fifo_script", v.script),
+            "lvs_notify_fifo_script": leaf("lvs_notify_fifo_script", self._notify_script),
             "notify_fifo": leaf("notify_fifo", v.first),
-            "notify_fifo_script": leaf("notify_fifo_script", v.script),
+            "notify_fifo_script": leaf("notify_fifo_script", self._notify_script),
             "lvs_sync_daemon": leaf("lvs_sync_daemon", self._sync_daemon),
             "lvs_flush": leaf("lvs_flush", v.flag),
             "lvs_flush_on_stop": leaf("lvs_flush_on_stop", self._flush_on_stop),
@@ -375,6 +377,17 @@ class Builder:
             self.diags.error(node.pos, f"vrrp_script {node.args[0]} has no 'script'")
         return VrrpScript(name=node.args[0], pos=node.pos, **kw)
 
+    def _notify_script(self, node: Node) -> Script:
+        script = v.notify_script(node)
+        if len(node.args) > 1 and not isinstance(node.args[0], Quoted):
+            self.diags.warning(node.pos, f"{node.name}: '{node.args[1]}' is read as the user "
+                               "to run the script as (keepalived's reading); quote the "
+                               "command to give it arguments")
+        if len(node.args) > 3:
+            self.diags.warning(node.pos, f"{node.name}: words after the user and group "
+                               "are ignored")
+        return script
+
     def _user(self, node: Node) -> dict[str, Any]:
         if not 1 <= len(node.args) <= 2:
             raise Bad("takes a user name and an optional group")
@@ -436,7 +449,8 @@ class Builder:
 
     # -- VRRP ---------------------------------------------------------------------
     def _notify_spec(self) -> dict[str, K]:
-        spec = {name: leaf(name, v.script) for name in NOTIFY_FIELDS if name != "notify_fifo"}
+        spec = {name: leaf(name, self._notify_script) for name in NOTIFY_FIELDS
+                if name != "notify_fifo"}
         spec["notify_fifo"] = leaf("notify_fifo", v.first)
         return spec
 
@@ -635,8 +649,8 @@ class Builder:
             "ops": leaf("ops", v.flag),
             "quorum": leaf("quorum", v.integer(1, 2**31 - 1)),
             "hysteresis": leaf("hysteresis", UINT),
-            "quorum_up": leaf("quorum_up", v.script),
-            "quorum_down": leaf("quorum_down", v.script),
+            "quorum_up": leaf("quorum_up", self._notify_script),
+            "quorum_down": leaf("quorum_down", self._notify_script),
             "sorry_server": leaf("sorry_server", self._sorry),
             "sorry_server_inhibit": leaf("sorry_server_inhibit", v.flag),
             "sorry_server_lvs_method": leaf("sorry_server_lvs_method", lb_kind),
@@ -735,8 +749,8 @@ class Builder:
             "lvs_method": leaf(None, self._lb_kind),
             "lb_kind": leaf(None, self._lb_kind),
             "inhibit_on_failure": leaf("inhibit_on_failure", v.flag),
-            "notify_up": leaf("notify_up", v.script),
-            "notify_down": leaf("notify_down", v.script),
+            "notify_up": leaf("notify_up", self._notify_script),
+            "notify_down": leaf("notify_down", self._notify_script),
             "uthreshold": leaf("uthreshold", UINT),
             "lthreshold": leaf("lthreshold", UINT),
             "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
@@ -778,7 +792,7 @@ class Builder:
             "misc_path": leaf("misc_path", v.script),
             "misc_timeout": leaf("misc_timeout", v.number(0.001, 4294967)),
             "misc_dynamic": leaf("misc_dynamic", v.flag),
-            "user": leaf("user", v.first),
+            "user": leaf(None, self._user),
             "helo_name": leaf("helo_name", v.one),
             "type": leaf("dns_type", v.choice(*DNS_TYPES)),
             "name": leaf("dns_name", v.one),

@@ -16,10 +16,13 @@ frozen = attrs.frozen(kw_only=True)
 
 @frozen
 class Script:
-    """A command line as written, and its argv split as keepalived splits it."""
+    """A command line as written, and its argv split as keepalived splits it; `user` and
+    `group`: who runs it when the line or its block says (else `script_user`)."""
 
     cmd: str
     argv: tuple[str, ...]
+    user: str | None = None
+    group: str | None = None
     pos: Pos = NOWHERE
 
 
@@ -345,6 +348,7 @@ class Checker:
     misc_timeout: float | None = None
     misc_dynamic: bool = False
     user: str | None = None
+    group: str | None = None
     # SMTP_CHECK
     helo_name: str = "smtpchecker.keepalived.org"
     # DNS_CHECK

@@ -133,6 +133,20 @@ def script(node: Node) -> Script:
     return Script(cmd=cmd, argv=argv, pos=node.pos)
 
 
+def notify_script(node: Node) -> Script:
+    """`notify* COMMAND [USER [GROUP]]` as keepalived reads it: the first word (quoted to
+    hold arguments) is the command, the next two who runs it (more are ignored)."""
+    if not node.args:
+        raise Bad("needs a value")
+    cmd = str(node.args[0])
+    argv = split_argv(cmd)
+    if not argv:
+        raise Bad("empty script")
+    return Script(cmd=cmd, argv=argv, pos=node.pos,
+                  user=node.args[1] if len(node.args) > 1 else None,
+                  group=node.args[2] if len(node.args) > 2 else None)
+
+
 def block_lines(node: Node) -> list[Node]:
     if node.children is None:
         raise Bad("needs a block { ... }")

@@ -11,23 +11,22 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from . import safefile
+
 log = logging.getLogger("director")
 
 
 def write_json(path: str, data: Any) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-    os.replace(tmp, path)
+    safefile.write_atomic(path, json.dumps(data), 0o600)
 
 
 async def publish(directory: str, name: str,
                   producer: Callable[[], Awaitable[Any]], interval: float = 1.0) -> None:
     path = os.path.join(directory, name)
-    try:
-        os.makedirs(directory, exist_ok=True)
+    try:  # private when we make it; an existing one is checked at each write
+        os.close(safefile.open_dir(directory, create=True, mode=0o700))
     except OSError as e:
-        log.error("runtime directory %s: %s; no live status", directory, e.strerror)
+        log.error("runtime directory %s: %s; no live status", directory, e.strerror or e)
         return
     warned = False
     while True:
@@ -36,7 +35,7 @@ async def publish(directory: str, name: str,
             warned = False
         except OSError as e:
             if not warned:
-                log.error("writing %s: %s", path, e.strerror)
+                log.error("writing %s: %s", path, e.strerror or e)
                 warned = True
         await asyncio.sleep(interval)
 

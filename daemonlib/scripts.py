@@ -1,81 +1,376 @@
-"""Running scripts without blocking the loop: keepalived's user rules and
-`enable_script_security` checks, timeouts, process groups."""
+"""Every script director runs, under one policy: keepalived's rules for who runs it
+(`script_user`, the `keepalived_script` user, per-script users), its checks at config load
+(found, executable by that user, and with `enable_script_security` nothing on its path
+writable by another user when it runs as root) and running it without blocking the loop
+(timeouts, process groups).
+
+The policy is applied once per config load (`enforce`): a script that fails its checks is
+taken out of the config each daemon runs, as keepalived removes it (a notify script is not
+run, a vrrp_script no longer counts for its instances, a MISC_CHECK no longer holds its real
+server down), with one log line saying why. `run_script` then only looks the script up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import grp
 import logging
 import os
 import pwd
-import shutil
 import signal
 import stat
+from typing import Any
 
-from conf.model import Script
+import attrs
+
+from conf.model import Config, GlobalDefs, Notify, Script
 
 log = logging.getLogger("director.scripts")
 
+DEFAULT_USER = "keepalived_script"
 
-def script_insecure(path: str) -> str | None:
-    """With `enable_script_security`: why a non-root user could change what `path` runs
-    (the file or a directory above it writable by someone other than root), or None."""
-    found = path if "/" in path else shutil.which(path)
-    if found is None:
-        return f"{path} not found"
-    real = os.path.realpath(found)
-    node = real
+
+@attrs.frozen
+class RunAs:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]  # supplementary groups (only with a ":GROUP" in the config)
+    name: str
+
+
+@attrs.frozen
+class Runnable:
+    """A script that passed the policy: what to exec and as whom (None: as ourselves)."""
+
+    argv: tuple[str, ...]
+    run_as: RunAs | None
+
+
+# -- the checks (reads the file system, decides nothing else) --------------------------
+def lookup_user(user: str, group: str | None) -> RunAs:
+    """keepalived's user[:group] rule: the user's own group unless one is named; a group
+    written ":NAME" (or ":") also sets the user's supplementary groups."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise LookupError(f"script user '{user}' does not exist") from None
+    gid, sup = pw.pw_gid, False
+    if group and group.startswith(":"):
+        sup, group = True, group[1:] or None
+    if group:
+        try:
+            gid = grp.getgrnam(group).gr_gid
+        except KeyError:
+            raise LookupError(f"script group '{group}' does not exist") from None
+    groups = tuple(os.getgrouplist(user, pw.pw_gid)) if sup else ()
+    return RunAs(pw.pw_uid, gid, groups, user)
+
+
+def is_executable(st: os.stat_result, uid: int, gid: int) -> bool:
+    if uid == 0:
+        return bool(st.st_mode & 0o111)
+    if uid == st.st_uid:
+        return bool(st.st_mode & stat.S_IXUSR)
+    return bool(st.st_mode & (stat.S_IXGRP if gid == st.st_gid else stat.S_IXOTH))
+
+
+def _reachable(path: str, uid: int, gid: int) -> bool:
+    """Can `uid:gid` walk down to `path` (search permission on every directory)?"""
+    if uid == 0:
+        return True
+    node = os.path.dirname(path)
     while True:
         try:
-            st = os.stat(node)
-        except OSError as e:
-            return f"{node}: {e.strerror}"
-        if st.st_uid != 0:
-            return f"{node} is owned by uid {st.st_uid}"
-        sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not sticky_dir:
-            return f"{node} is writable by group or others"
+            if not is_executable(os.stat(node), uid, gid):
+                return False
+        except OSError:
+            return False
         if node == "/":
-            return None
+            return True
         node = os.path.dirname(node)
 
 
-def default_script_user(configured: str | None) -> str | None:
-    """keepalived's rule: `script_user`, else the user keepalived_script if it exists,
-    else root (None: no switch)."""
-    if configured:
-        return configured
+def unsafe_path(path: str) -> str | None:
+    """Why a user other than root could change what `path` runs, or None: every
+    component must be owned by root, and no directory (unless sticky) nor the file be
+    writable by a non-root group or by others. A link along the way (/bin -> usr/bin) is
+    fine when root owns it: its target is checked by the walk of the real path."""
+    parts = [p for p in path.split("/") if p]
+    node = "/"
+    for i, part in enumerate([""] + parts):
+        node = os.path.join(node, part) if part else "/"
+        last = i == len(parts)
+        try:
+            st = os.lstat(node)
+        except OSError as e:
+            return f"{node}: {e.strerror}"
+        link = stat.S_ISLNK(st.st_mode)
+        if not link and not (stat.S_ISREG(st.st_mode) if last else stat.S_ISDIR(st.st_mode)):
+            return f"{node} is not a {'file' if last else 'directory'}"
+        if st.st_uid != 0:
+            return f"{node} is owned by uid {st.st_uid}, not root"
+        checked = stat.S_ISREG(st.st_mode) or (stat.S_ISDIR(st.st_mode)
+                                               and not st.st_mode & stat.S_ISVTX)
+        if checked and ((st.st_gid != 0 and st.st_mode & stat.S_IWGRP)
+                        or st.st_mode & stat.S_IWOTH):
+            return f"{node} is writable by {'others' if st.st_mode & stat.S_IWOTH else 'its group'}"
+    return None
+
+
+@attrs.frozen
+class Verdict:
+    """The outcome of the checks: `runnable` or `refused` (why, for the log)."""
+
+    runnable: Runnable | None
+    refused: str = ""
+    insecure: bool = False  # found unsafe (refused only with enable_script_security)
+    notes: tuple[str, ...] = ()  # warnings worth a log line even when it runs
+
+
+def check(script: Script, run_as: RunAs | None, security: bool) -> Verdict:
+    """keepalived's check_script_secure, as a verdict."""
+    uid, gid = (run_as.uid, run_as.gid) if run_as else (os.geteuid(), os.getegid())
+    name = script.argv[0]
+    notes: list[str] = []
+    path = name
+    if "/" not in name:
+        for d in os.environ.get("PATH", os.defpath).split(":"):
+            cand = os.path.join(d or ".", name)
+            try:
+                st = os.stat(cand)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and is_executable(st, uid, gid):
+                path = cand
+                notes.append(f"found by PATH search at {cand}; better give the full path")
+                break
+        else:
+            return Verdict(None, f"{name} not found in PATH (as uid {uid})")
+    if not _reachable(os.path.abspath(path), uid, gid):
+        return Verdict(None, f"{path} cannot be reached by uid {uid}")
+    real = os.path.realpath(path)
     try:
-        pwd.getpwnam("keepalived_script")
-        return "keepalived_script"
-    except KeyError:
+        st = os.stat(real)
+    except OSError as e:
+        return Verdict(None, f"{path}: {e.strerror}")
+    if not stat.S_ISREG(st.st_mode) or not is_executable(st, uid, gid):
+        return Verdict(None, f"{path} is not executable by uid:gid {uid}:{gid}")
+    # as keepalived: the path is checked when the script would run with root's power
+    root_power = uid == 0 or gid == 0 or (st.st_uid == 0 and st.st_mode & stat.S_ISUID) or (
+        st.st_gid == 0 and st.st_mode & stat.S_ISGID)
+    runnable = Runnable((path, *script.argv[1:]), run_as)
+    if root_power:
+        why = unsafe_path(os.path.abspath(path)) or (
+            unsafe_path(real) if real != os.path.abspath(path) else None)
+        if why:
+            if security:
+                return Verdict(None, f"unsafe permissions: {why}", insecure=True)
+            notes.append(f"unsafe permissions: {why}")
+            return Verdict(runnable, insecure=True, notes=tuple(notes))
+    return Verdict(runnable, notes=tuple(notes))
+
+
+# -- the policy ---------------------------------------------------------------------
+class ScriptPolicy:
+    """One config's verdicts on its scripts (per process: the VRRP side or the checkers)."""
+
+    def __init__(self, g: GlobalDefs) -> None:
+        self.security = g.enable_script_security
+        self.table: dict[Script, Runnable | None] = {}
+        self.any_runs = False
+        self.any_insecure = False
+        # keepalived: script_user, else keepalived_script if it exists, else root; with
+        # enable_script_security and neither, scripts without their own user are refused
+        self.default_error = ""
+        self.default: RunAs | None = None
+        if g.script_user:
+            try:
+                self.default = lookup_user(g.script_user, g.script_group)
+            except LookupError as e:
+                self.default_error = f"script_user ({g.pos}): {e}"
+        else:
+            try:
+                self.default = lookup_user(DEFAULT_USER, None)
+            except LookupError:
+                if self.security:
+                    self.default_error = (f"no script_user and no user {DEFAULT_USER}: "
+                                          "enable_script_security will not run scripts as root")
+
+    def resolve(self, script: Script, what: str) -> Runnable | None:
+        """The verdict on `script` (its own user/group if it has them), logged once."""
+        if script in self.table:
+            return self.table[script]
+        run_as, refused, verdict = self.default, self.default_error, None
+        if script.user:
+            refused = ""
+            try:
+                run_as = lookup_user(script.user, script.group)
+            except LookupError as e:
+                refused = str(e)
+        if not refused:
+            verdict = check(script, run_as, self.security)
+            refused = verdict.refused
+            self.any_insecure |= verdict.insecure
+            for note in verdict.notes:
+                log.warning("%s script %s (%s): %s", what, script.argv[0], script.pos, note)
+        runnable = verdict.runnable if verdict else None
+        if runnable is None:
+            log.error("%s%s script %s (%s) disabled: %s",
+                      "SECURITY: " if verdict and verdict.insecure else "", what, script.cmd,
+                      script.pos, refused)
+        else:
+            self.any_runs = True
+        self.table[script] = runnable
+        return runnable
+
+    def allowed(self, script: Script | None, what: str) -> Script | None:
+        """`script` if the policy lets it run, else None."""
+        return script if script is not None and self.resolve(script, what) else None
+
+    def report(self, side: str) -> None:
+        """keepalived's summary warning when scripts run without enable_script_security."""
+        if self.any_runs and not self.security:
+            log.warning("SECURITY VIOLATION: %s scripts will run without "
+                        "enable_script_security%s", side,
+                        "; some are insecure" if self.any_insecure else "")
+
+
+_current: ScriptPolicy | None = None
+
+
+def _with_user(script: Script | None, user: str | None, group: str | None) -> Script | None:
+    """A block-level `user` (vrrp_script, MISC_CHECK) carried by the script itself."""
+    if script is None or not user or script.user:
+        return script
+    return attrs.evolve(script, user=user, group=group)
+
+
+@functools.cache
+def _script_fields(cls: type) -> tuple[str, ...]:
+    """The fields of a model class that hold a script or a Notify block."""
+    return tuple(f.name for f in attrs.fields(cls)
+                 if str(f.type).replace(" ", "") in ("Script|None", "Notify"))
+
+
+def enforce(cfg: Config, side: str) -> Config:
+    """Apply the script policy to the scripts `side` ("vrrp" or "checker") runs, once per
+    config load; return the config this side runs: refused scripts taken out as keepalived
+    removes them. The policy becomes the one `run_script` consults."""
+    global _current
+    policy = _current = ScriptPolicy(cfg.global_defs)
+    g = cfg.global_defs
+
+    def notifies(obj: Any, label: str) -> Any:
+        """`obj` with its notify scripts (also those in a Notify block) vetted; the same
+        object when nothing changes (evolving 10,000 real servers costs seconds)."""
+        changes = {}
+        for name in _script_fields(type(obj)):
+            value = getattr(obj, name)
+            if value is None:
+                continue
+            new = notifies(value, label) if isinstance(value, Notify) else (
+                policy.allowed(value, f"{label} {name}"))
+            if new is not value:
+                changes[name] = new
+        return attrs.evolve(obj, **changes) if changes else obj
+
+    fifo_fields = ("vrrp_notify_fifo_script", "notify_fifo_script") if side == "vrrp" else (
+        "lvs_notify_fifo_script", "notify_fifo_script")
+    g = attrs.evolve(g, **{f: policy.allowed(getattr(g, f), f) for f in fifo_fields})
+    if side == "vrrp":
+        scripts, gone = [], set()
+        for s in cfg.vrrp_scripts:
+            script = _with_user(s.script, s.user, s.group)
+            if script is not None and policy.resolve(script, f"vrrp_script {s.name}"):
+                scripts.append(attrs.evolve(s, script=script))
+            else:
+                gone.add(s.name)
+                log.error("Disabling track script %s: its script may not run", s.name)
+
+        def untrack(obj: Any) -> Any:
+            refs = tuple(r for r in obj.track_script if r.name not in gone)
+            return attrs.evolve(obj, track_script=refs) if len(refs) != len(
+                obj.track_script) else obj
+
+        new = attrs.evolve(
+            cfg, global_defs=g, vrrp_scripts=tuple(scripts),
+            vrrp_instances=tuple(untrack(notifies(i, f"VRRP_Instance({i.name})"))
+                                 for i in cfg.vrrp_instances),
+            vrrp_sync_groups=tuple(untrack(notifies(s, f"VRRP_Group({s.name})"))
+                                   for s in cfg.vrrp_sync_groups))
+    else:
+        vss = []
+        for vs in cfg.virtual_servers:
+            rss = []
+            for rs in vs.real_servers:
+                checkers = []
+                for ck in rs.checkers:
+                    if ck.type == "MISC_CHECK":
+                        script = _with_user(ck.misc_path, ck.user, ck.group)
+                        if script is None or not policy.resolve(script, "MISC_CHECK"):
+                            log.error("Disabling MISC_CHECK %s of real server %s: its "
+                                      "script may not run", ck.pos, rs.address)
+                            continue
+                        if script is not ck.misc_path:
+                            ck = attrs.evolve(ck, misc_path=script)
+                    checkers.append(ck)
+                new_rs = notifies(rs, f"real_server {rs.address}")
+                if any(a is not b for a, b in zip(checkers, rs.checkers, strict=False)) or len(
+                        checkers) != len(rs.checkers):
+                    new_rs = attrs.evolve(new_rs, checkers=tuple(checkers))
+                rss.append(new_rs)
+            new_vs = notifies(vs, f"virtual_server {vs.pos}")
+            if any(a is not b for a, b in zip(rss, vs.real_servers, strict=True)):
+                new_vs = attrs.evolve(new_vs, real_servers=tuple(rss))
+            vss.append(new_vs)
+        new = attrs.evolve(cfg, global_defs=g, virtual_servers=tuple(vss))
+    policy.report("VRRP" if side == "vrrp" else "checker")
+    return new
+
+
+def _policy() -> ScriptPolicy:
+    global _current
+    if _current is None:  # no config loaded (a test, a tool): keepalived's defaults
+        _current = ScriptPolicy(GlobalDefs())
+    return _current
+
+
+def run_as_of(script: Script) -> RunAs | None:
+    """Who the policy runs `script` as (None: ourselves, or it may not run)."""
+    runnable = _policy().resolve(script, "notify_fifo")
+    return runnable.run_as if runnable else None
+
+
+async def run_script(script: Script, extra: tuple[str, ...] = (),
+                     timeout: float | None = 30.0, what: str = "notify",
+                     quiet: bool = False) -> int | None:
+    """Run `script` (plus `extra` arguments) as the policy says; return its exit code, or
+    None when it may not run, could not start or timed out."""
+    runnable = _policy().resolve(script, what)
+    if runnable is None:
         return None
-
-
-async def run_script(script: Script, extra: tuple[str, ...] = (), timeout: float = 30.0,
-                     what: str = "notify", user: str | None = None,
-                     group: str | None = None, quiet: bool = False) -> int | None:
-    """Run `script` (argv as keepalived splits it, plus `extra`) as `user`; return its
-    exit code, or None when it could not run or timed out."""
-    argv = list(script.argv) + list(extra)
+    argv = [*runnable.argv, *extra]
     ids: dict[str, object] = {}
-    if user is not None and os.geteuid() == 0:
-        ids["user"] = user
-        ids["group"] = group or pwd.getpwnam(user).pw_gid
-        ids["extra_groups"] = []
+    if runnable.run_as is not None and os.geteuid() == 0:
+        ids = {"user": runnable.run_as.uid, "group": runnable.run_as.gid,
+               "extra_groups": list(runnable.run_as.groups)}
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL, start_new_session=True, **ids)
-    except (OSError, KeyError) as e:
+    except OSError as e:
         log.error("%s script %s (%s) failed to start: %s", what, argv[0], script.pos,
-                  getattr(e, "strerror", None) or e)
+                  e.strerror or e)
         return None
     try:
         rc = await asyncio.wait_for(proc.wait(), timeout)
-    except TimeoutError:
+    except (TimeoutError, asyncio.CancelledError) as e:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # its own session: the children too
+        if isinstance(e, asyncio.CancelledError):
+            raise
         await proc.wait()
         log.error("%s script %s timed out after %gs; killed", what, argv[0], timeout)
         return None

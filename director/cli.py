@@ -141,7 +141,15 @@ def setup_logging(args: argparse.Namespace) -> None:
     if args.log_console or args.dont_fork:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
     elif args.log_file:
-        handler = logging.FileHandler(args.log_file)
+        from daemonlib import safefile
+
+        try:  # keepalived's -g default is in /tmp: never through a planted link
+            handler = logging.StreamHandler(os.fdopen(safefile.create(args.log_file), "a"))
+        except OSError as e:
+            why = str(e) if isinstance(e, safefile.Refused) else (
+                f"log file {args.log_file}: {e.strerror}")
+            print(f"director: {why}; logging to stderr", file=sys.stderr)
+            handler = logging.StreamHandler(sys.stderr)
     else:
         import logging.handlers
 

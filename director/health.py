@@ -6,7 +6,6 @@ import asyncio
 import logging
 
 from checkers.engine import Engine, Key, build
-from daemonlib.scripts import default_script_user
 
 from .lvs import Lvs
 from .pool import rs_name
@@ -31,7 +30,6 @@ class Health:
             http.configure(cfg.ssl)
         self.engine = Engine(lambda k, up: self.queue.put_nowait(("up", k, up)),
                              lambda k, w: self.queue.put_nowait(("weight", k, w)),
-                             user=default_script_user(g.script_user),
                              log_all_failures=g.checker_log_all_failures)
         pools = self.lvs.pools
         build(cfg, self.engine, lambda k: pools[k[0]].servers[k[1]].checkers_up[k[2]], rs_name)

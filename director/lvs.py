@@ -14,7 +14,7 @@ import logging
 
 from conf.model import Config
 from daemonlib.fifo import Fifo
-from daemonlib.scripts import run_script
+from daemonlib.scripts import enforce, run_script
 
 from .dataplane import Plane
 from .desired import desired_table, service_keys
@@ -32,6 +32,8 @@ class Lvs:
         self.current: Table = {}
         self.owned: set[SvcKey] = set()
         self._tasks: set[asyncio.Task[object]] = set()
+        self.fifo: Fifo | None = None
+        cfg = enforce(cfg, "checker")  # the script policy, once per load: refused scripts out
         self._set_config(cfg, [Pool(vs) for vs in cfg.virtual_servers])
 
     def _set_config(self, cfg: Config, pools: list[Pool]) -> None:
@@ -39,8 +41,13 @@ class Lvs:
         self.pools = pools
         self.keys = [service_keys(vs, cfg) for vs in cfg.virtual_servers]
         g = cfg.global_defs
-        path = g.lvs_notify_fifo or g.notify_fifo
-        self.fifo = Fifo(path) if path else None
+        path, script = ((g.lvs_notify_fifo, g.lvs_notify_fifo_script) if g.lvs_notify_fifo
+                        else (g.notify_fifo, g.notify_fifo_script))
+        if self.fifo and (self.fifo.path, self.fifo.script) == (path, script):
+            return  # a reload that keeps the FIFO keeps it open (and its reader)
+        if self.fifo:
+            self.fifo.close()
+        self.fifo = Fifo(path, script) if path else None
 
     # -- whole-table operations ------------------------------------------------
     async def _sync_all(self, owned: set[SvcKey], flush: bool) -> list[Op]:
@@ -85,6 +92,7 @@ class Lvs:
 
     async def reload(self, cfg: Config) -> list[Op]:
         """Adopt a new config; real servers that stay keep their health."""
+        cfg = enforce(cfg, "checker")
         old = {}
         for keys, pool in zip(self.keys, self.pools, strict=True):
             for s in pool.servers:

@@ -20,6 +20,8 @@ import sys
 import time
 from collections.abc import Callable
 
+from daemonlib import safefile
+
 log = logging.getLogger("director")
 
 PR_SET_PDEATHSIG = 1
@@ -76,11 +78,10 @@ class Child:
 
 def _write_pid(path: str | None, pid: int) -> None:
     if path:
-        try:
-            with open(path, "w") as f:
-                f.write(f"{pid}\n")
+        try:  # a planted link or someone else's file there is refused, never followed
+            safefile.write_atomic(path, f"{pid}\n", 0o644)
         except OSError as e:
-            log.warning("pid file %s: %s", path, e.strerror)
+            log.error("pid file %s not written: %s", path, e.strerror or e)
 
 
 def sd_notify(message: str) -> None:
@@ -141,8 +142,8 @@ def supervise(children: list[Child], respawn: bool, validate: Callable[[], bool]
                 _signal_all(children, signal.SIGTERM)
         if stopping and all(c.pid == 0 for c in children):
             for path in (pidfile, *(c.pidfile for c in children)):
-                if path and os.path.exists(path):
-                    os.unlink(path)
+                if path:
+                    safefile.remove(path)
             log.info("Stopped")
             return 0
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from conf.model import Config, Script, VrrpSyncGroup
+from conf.model import Config, VrrpSyncGroup
 from daemonlib.fifo import Fifo
-from daemonlib.scripts import default_script_user, script_insecure
+from daemonlib.scripts import enforce
 
 from . import fsm
 from .addresses import Worker, link_up
@@ -61,28 +61,28 @@ class SyncGroup:
         log.info("VRRP_Group(%s) Syncing instances to %s state", self.cfg.name, new)
         for fifo in self.fifos:
             fifo.write(f'GROUP "{self.cfg.name}" {new}')
-        # run through a member: same script user, security verdicts and stop-time drain
+        # run through a member: the same stop-time drain
         self.members[0].run_notify(self.cfg.notify, new, ("GROUP", self.cfg.name, new))
 
 
 class VrrpDaemon:
     def __init__(self, cfg: Config, keep_on_stop: bool = False,
-                 addrs: Worker | None = None) -> None:
+                 addrs: Worker | None = None, fifos: list[Fifo] | None = None) -> None:
+        cfg = enforce(cfg, "vrrp")  # the script policy, once per load: refused scripts out
         self.cfg = cfg
         self.keep_on_stop = keep_on_stop
         g = cfg.global_defs
         self.addrs = addrs or Worker()  # a reload keeps the rtnetlink worker
-        self.fifos = [Fifo(p) for p in dict.fromkeys(
-            x for x in (g.vrrp_notify_fifo, g.notify_fifo) if x)]
-        self.user = default_script_user(g.script_user)
-        self._verdicts: dict[str, bool] = {}
+        notify_fifos = ((g.notify_fifo, g.notify_fifo_script),
+                 (g.vrrp_notify_fifo, g.vrrp_notify_fifo_script))
+        kept = {(f.path, f.script): f for f in fifos or ()}  # a reload keeps them open
+        self.fifos = [kept.get((p, s)) or Fifo(p, s) for p, s in dict(
+            f for f in notify_fifos if f[0]).items()]
         self.trackers = Trackers(link_up)
-        self.trackers.scripts = {s.name: ScriptTracker(s, self.user, self.allowed)
-                                 for s in cfg.vrrp_scripts}
+        self.trackers.scripts = {s.name: ScriptTracker(s) for s in cfg.vrrp_scripts}
         self.trackers.files = {f.name: FileTracker(f) for f in cfg.track_files}
         self.trackers.processes = {p.name: ProcessTracker(p) for p in cfg.track_processes}
-        self.routers = [Router(i, g, self.addrs, self.fifos, self.user, self.allowed)
-                        for i in cfg.vrrp_instances]
+        self.routers = [Router(i, g, self.addrs, self.fifos) for i in cfg.vrrp_instances]
         self.by_name = {r.name: r for r in self.routers}
         self.sockets: dict[tuple[str, int, bool], VrrpSocket] = {}
         self.demux: dict[tuple[str, int, int], Router] = {}
@@ -97,17 +97,6 @@ class VrrpDaemon:
             self._track(r, r.cfg)
             if not r.cfg.dont_track_primary:
                 r.track(self.trackers.interface(r.ifname), 0, False)
-
-    def allowed(self, script: Script) -> bool:
-        """enable_script_security: refuse, once and loudly, what non-root users could edit."""
-        if not self.cfg.global_defs.enable_script_security:
-            return True
-        if script.cmd not in self._verdicts:
-            why = script_insecure(script.argv[0])
-            if why:
-                log.error("Refusing to run script %s (%s): %s", script.cmd, script.pos, why)
-            self._verdicts[script.cmd] = why is None
-        return self._verdicts[script.cmd]
 
     def _track(self, r: Router, owner) -> None:  # type: ignore[no-untyped-def]
         t = self.trackers

@@ -9,6 +9,8 @@ import json
 import os
 from typing import TYPE_CHECKING
 
+from daemonlib import safefile
+
 if TYPE_CHECKING:
     from .daemon import VrrpDaemon
     from .router import Router
@@ -92,13 +94,9 @@ def json_data(daemon: VrrpDaemon) -> list[dict[str, object]]:
 
 
 def write(directory: str, name: str, text: str) -> str:
-    """Write atomically (an exporter reading mid-write sees the old file, not half)."""
-    path = os.path.join(directory, name)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    """Write atomically (an exporter reading mid-write sees the old file, not half), mode
+    0600 as keepalived's since CVE-2018-19045, never through a link planted in /tmp."""
+    return safefile.write_atomic(os.path.join(directory, name), text, 0o600)
 
 
 def write_json(directory: str, daemon: VrrpDaemon) -> str:

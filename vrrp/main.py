@@ -57,10 +57,12 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
         if new is not None:
             log.info("Reloading VRRP configuration")
             previous = await daemon.handover()
-            fresh = VrrpDaemon(new, keep_on_stop=args.dont_release_vrrp, addrs=daemon.addrs)
+            fresh = VrrpDaemon(new, keep_on_stop=args.dont_release_vrrp, addrs=daemon.addrs,
+                               fifos=daemon.fifos)
             await fresh.start(previous=previous)
             for fifo in daemon.fifos:  # the dropped instances have said STOP in them
-                fifo.close()
+                if fifo not in fresh.fifos:
+                    fifo.close()
             daemon = fresh
             reloads += 1
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from conf.model import GlobalDefs, Notify, Script, VrrpInstance
+from conf.model import GlobalDefs, Notify, VrrpInstance
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import file_contribution
@@ -50,14 +50,11 @@ def first_ipv4(ifname: str) -> str | None:
 
 class Router:
     def __init__(self, cfg: VrrpInstance, g: GlobalDefs, addrs: Worker,
-                 fifos: list[Fifo], script_user: str | None,
-                 allowed: Callable[[Script], bool] = lambda s: True) -> None:
+                 fifos: list[Fifo]) -> None:
         self.cfg = cfg
         self.g = g
         self.addrs = addrs
         self.fifos = fifos
-        self.script_user = script_user
-        self.allowed = allowed  # enable_script_security's verdict on a script
         self.name = cfg.name
         self.family = cfg.family
         self.vrid = cfg.virtual_router_id or 0
@@ -385,8 +382,8 @@ class Router:
         specific = {"MASTER": n.notify_master, "BACKUP": n.notify_backup,
                     "FAULT": n.notify_fault, "STOP": n.notify_stop}.get(state)
         for script, extra in ((specific, ()), (n.notify, args)):
-            if script is not None and self.allowed(script):
-                self._spawn(run_script(script, extra, user=self.script_user))
+            if script is not None:  # the script policy took out those that may not run
+                self._spawn(run_script(script, extra))
 
     def _spawn(self, coro) -> None:  # type: ignore[no-untyped-def]
         task = asyncio.ensure_future(coro)

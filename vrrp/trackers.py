@@ -14,7 +14,8 @@ import os
 import socket
 from collections.abc import Callable
 
-from conf.model import Script, TrackFileDef, TrackProcess, VrrpScript
+from conf.model import TrackFileDef, TrackProcess, VrrpScript
+from daemonlib import safefile
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import read_file_value
 
@@ -60,22 +61,15 @@ class Tracker:
 class ScriptTracker(Tracker):
     kind = "script"
 
-    def __init__(self, spec: VrrpScript, user: str | None,
-                 allowed: Callable[[Script], bool]) -> None:
+    def __init__(self, spec: VrrpScript) -> None:
         super().__init__(spec.name)
         self.spec = spec
-        self.user = spec.user or user
-        self.group = spec.group
-        self.allowed = allowed
         self.up = not spec.init_fail
         self._streak = 0  # consecutive results against the current state
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         if self.spec.script is None:
-            return
-        if not self.allowed(self.spec.script):
-            self._set(False)  # keepalived: a refused script counts as failing
             return
         self._task = asyncio.ensure_future(self._loop())
 
@@ -84,8 +78,8 @@ class ScriptTracker(Tracker):
         interval = self.spec.interval
         timeout = self.spec.timeout or interval
         while True:
-            rc = await run_script(self.spec.script, timeout=timeout, what="VRRP_Script",
-                                  user=self.user, group=self.group, quiet=True)
+            rc = await run_script(self.spec.script, timeout=timeout,
+                                  what=f"VRRP_Script({self.name})", quiet=True)
             self.result(rc == 0)
             await asyncio.sleep(interval)
 
@@ -128,12 +122,11 @@ class FileTracker(Tracker):
         self.spec = spec
         if spec.file and spec.init_file and (spec.init_overwrite
                                              or not os.path.exists(spec.file)):
-            try:
-                with open(spec.file, "w") as f:
-                    f.write(f"{spec.init_value}\n")
+            try:  # as keepalived: 0600, never through a link
+                safefile.write_atomic(spec.file, f"{spec.init_value}\n", 0o600)
             except OSError as e:
                 log.error("track_file %s: cannot create %s: %s", self.name, spec.file,
-                          e.strerror)
+                          e.strerror or e)
         self.value = self.read()
 
     def read(self) -> int:

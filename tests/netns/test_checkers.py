@@ -18,6 +18,7 @@ import time
 import urllib.request
 
 import pytest
+from lan import wait_for
 from testlib import ROOT, nginx_conf, sh
 
 from checkers import http
@@ -113,7 +114,7 @@ def nginx(tmp_path_factory):
 def run(ck: Checker, timeout: float = 3.0):
     async def go():
         try:
-            return await probe(ck, timeout, None)
+            return await probe(ck, timeout)
         finally:
             await http.close()
     return asyncio.run(go())
@@ -179,7 +180,7 @@ def test_hanging_server_fails_at_connect_timeout():
         port = server.sockets[0].getsockname()[1]
         t0 = time.monotonic()
         try:
-            r = await probe(http_ck(port, Url(path="/")), 0.5, None)
+            r = await probe(http_ck(port, Url(path="/")), 0.5)
         finally:
             server.close()
             await http.close()
@@ -268,7 +269,7 @@ def test_smtp_check():
         port = server.sockets[0].getsockname()[1]
         try:
             return await probe(Checker(type="SMTP_CHECK", connect_ip="127.0.0.1",
-                                       connect_port=port), 2, None)
+                                       connect_port=port), 2)
         finally:
             server.close()
     assert asyncio.run(go(b"220 smtp.test ESMTP\r\n")).ok
@@ -286,7 +287,11 @@ def test_dns_check(tmp_path):
                              f"--pid-file={tmp_path}/dnsmasq.pid"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
+        def bound() -> bool:  # dnsmasq listening on the port (a UDP socket in /proc)
+            with open("/proc/net/udp") as f:
+                return f":{port:04X} " in f.read()
+
+        wait_for(bound, 10, what=f"dnsmasq bound to udp port {port}")
 
         def ck(name: str, kind: str) -> Checker:
             return Checker(type="DNS_CHECK", connect_ip="127.0.0.1", connect_port=port,
@@ -313,7 +318,7 @@ def test_udp_check():
         port = t.get_extra_info("sockname")[1]
         try:
             return await probe(Checker(type="UDP_CHECK", connect_ip="127.0.0.1",
-                                       connect_port=port, payload=b"ping", **kw), 1, None)
+                                       connect_port=port, payload=b"ping", **kw), 1)
         finally:
             t.close()
     assert asyncio.run(go(require_reply=b"pong:ping")).ok
@@ -328,7 +333,7 @@ def test_udp_check():
 def test_ping_check_in_namespaces(lan):
     code = (f"import asyncio, sys\nsys.path[:0] = [{ROOT!r}]\n"
             "from checkers.probes import probe\nfrom conf.model import Checker\n"
-            "r = asyncio.run(probe(Checker(type='PING_CHECK', connect_ip=sys.argv[1]), 1, None))\n"
+            "r = asyncio.run(probe(Checker(type='PING_CHECK', connect_ip=sys.argv[1]), 1))\n"
             "print('UP' if r.ok else 'DOWN ' + r.reason)\n")
     for target, want in (("10.9.0.2", "UP"), ("10.9.0.77", "DOWN"), ("fd00:9::2", "UP"),
                          ("fd00:9::77", "DOWN")):

@@ -111,7 +111,7 @@ def test_notify_scripts_and_fifo(lan, tmp_path):
     threading.Thread(target=reader, daemon=True).start()
     glob = f"    vrrp_notify_fifo {fifo}\n"
     extra = (f"    notify_master \"{script} master-arg 'two words'\"\n"
-             f"    notify_backup {script} backup-arg\n    notify {script}\n")
+             f"    notify_backup \"{script} backup-arg\"\n    notify {script}\n")
     a = lan.start("a", "director", vrrp_conf(priority=150, glob=glob, extra=extra))
     lan.wait_holder(VIP, "a")
     wait_for(lambda: 'INSTANCE "VI_1" MASTER 150' in lines, 10, what="FIFO MASTER line")
