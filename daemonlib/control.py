@@ -27,6 +27,8 @@ from typing import Any
 
 import attrs
 
+from . import safefile
+
 log = logging.getLogger("director.ctl")
 
 MAX_REQUEST = 64 * 1024
@@ -161,18 +163,12 @@ def socket_path(directory: str, child: str) -> str:
 
 
 def _safe_dir(directory: str) -> str | None:
-    """Why the directory is unfit for a root-only socket, or None."""
+    """Why the directory is unfit for a root-only socket, or None (safefile's rules: not
+    a link, ours, nobody else may write in it; made private when missing)."""
     try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        st = os.lstat(directory)
+        os.close(safefile.open_dir(directory, create=True, mode=0o700))
     except OSError as e:
-        return e.strerror or str(e)
-    if not stat.S_ISDIR(st.st_mode):
-        return "not a directory (a link?)"
-    if st.st_uid != os.geteuid():
-        return f"owned by uid {st.st_uid}, not by us"
-    if st.st_mode & 0o022:
-        return "writable by others"
+        return str(e) if isinstance(e, safefile.Refused) else (e.strerror or str(e))
     return None
 
 
