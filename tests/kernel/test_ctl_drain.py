@@ -72,7 +72,7 @@ def nginx_slow(topo: Topology, i: int) -> None:
               f"        location = /big {{ limit_rate {RATE}; }}\n"
               f"        location = / {{ return 200 \"rs{i}\\n\"; }} }}")
     with open(os.path.join(d, "nginx.conf"), "w") as f:
-        f.write(nginx_conf(d, server, connections=64))
+        f.write(nginx_conf(d, server, connections=64, head="user root;"))  # reads big
     nsx(f"{PREFIX}rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
 
 
