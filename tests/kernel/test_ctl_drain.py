@@ -16,8 +16,8 @@ from testlib import nginx_conf, sh
 from topo import PREFIX, VIP, Topology, nsx, rs_ip
 
 DIRECTOR = os.path.join(os.path.dirname(sys.executable), "director")
-SIZE = 1_500_000  # bytes per download: about 15 s at the rate below, long enough for
-RATE = "100k"  # the emulated VM to start `director ctl` and look while they run
+SIZE = 2_500_000  # bytes per download: about 50 s at the rate below, long enough for the
+RATE = "50k"  # emulated VM (seen: 44 s to start the checker child) to run `director ctl`
 CONF = f"""
 virtual_server {VIP} 80 {{
     delay_loop 1
@@ -90,7 +90,8 @@ def wait(cond, timeout: float, what: str, step: float = 0.1):  # type: ignore[no
         if value:
             return value
         if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
+                                 f"IPVS: {dests()}")
         time.sleep(step)
 
 
@@ -119,6 +120,9 @@ def test_drain_under_live_traffic(topo, tmp_path):
         # slow: the checker child imports and starts under software emulation
         wait(lambda: set(dests()) == {rs1, rs2}, 240, "both real servers in IPVS")
         wait(lambda: os.path.exists(run / "lvs.sock"), 60, "the control socket")
+        # once before the downloads: Python's start-up files come into the page cache
+        subprocess.run([DIRECTOR, "ctl", "--runtime-dir", str(run), "status"], check=True,
+                       capture_output=True, timeout=120)
         client = subprocess.Popen(["ip", "netns", "exec", topo.client_ns, sys.executable, "-c",
                                    CLIENT], stdout=subprocess.PIPE, text=True)
         assert client.stdout is not None and client.stdout.readline().strip() == "started"
@@ -143,12 +147,12 @@ def test_drain_under_live_traffic(topo, tmp_path):
         assert rs["override"]["drain"] == "draining" and rs["effective_weight"] == 0
         assert rs1 in dests()  # still there: the downloads have not ended
 
-        out, err = drain.communicate(timeout=180)
+        out, err = drain.communicate(timeout=240)
         assert drain.returncode == 0, err
         assert "drained (its active connections ended): removed from IPVS" in out, out
         assert rs1 not in dests() and rs2 in dests()
 
-        summary = json.loads(client.communicate(timeout=180)[0].splitlines()[-1])
+        summary = json.loads(client.communicate(timeout=240)[0].splitlines()[-1])
         print(f"drain: {summary['short_ok']} short requests, downloads {summary['downloads']}")
         assert summary["downloads"] == [SIZE] * 4, summary["downloads"]
         assert summary["short_failed"] == [], summary["short_failed"]
@@ -159,7 +163,7 @@ def test_drain_under_live_traffic(topo, tmp_path):
     finally:
         if client is not None and client.poll() is None:
             client.kill()
-            client.wait()
+            print("client:", client.communicate()[0][-2000:])
         os.killpg(d.pid, 15)
         try:
             d.wait(30)
