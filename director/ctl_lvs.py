@@ -166,6 +166,7 @@ class LvsControl:
             todo = self._draining()
             if not todo:
                 return
+            started = loop.time()
             try:
                 _table, stats = await self.lvs.plane.read_with_stats()
             except Exception as e:  # the kernel said no: try again next round
@@ -193,7 +194,8 @@ class LvsControl:
                        f"{name} drained ({why}), but IPVS refused its removal (see the log)")
                 log.info("control: %s (drain asked by %s)", msg, s.override.who)
                 self._resolve((vs.key, s.rs.address, s.rs.port or 0), msg)
-            await asyncio.sleep(DRAIN_POLL)
+            # a big table takes long to read: poll it at most a fifth of the time
+            await asyncio.sleep(max(DRAIN_POLL, 4 * (loop.time() - started)))
 
     def after_reload(self) -> None:
         """Drains carry on under the new config; a waiter for a server gone ends now."""
