@@ -162,6 +162,7 @@ class LvsControl:
         """While a real server drains: its active connections, summed over the services
         of its virtual server, read every DRAIN_POLL s; out of the table at 0 or timeout."""
         loop = asyncio.get_running_loop()
+        failures = 0
         while True:
             todo = self._draining()
             if not todo:
@@ -170,8 +171,12 @@ class LvsControl:
             try:
                 _table, stats = await self.lvs.plane.read_with_stats()
             except Exception as e:  # the kernel said no: try again next round
-                log.error("control: reading IPVS connection counts for drains: %s", e)
+                failures += 1  # EBUSY while the status publisher's dump runs: routine
+                (log.error if failures >= 3 else log.debug)(
+                    "control: reading IPVS connection counts for drains: %s", e)
                 stats = None
+            else:
+                failures = 0
             for vi, ri in todo if stats is not None else ():
                 if vi >= len(self.lvs.pools) or ri >= len(self.lvs.pools[vi].servers):
                     continue  # a reload changed the pools meanwhile
