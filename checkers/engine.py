@@ -1,31 +1,43 @@
 """One asyncio engine for every checker of the process.
 
-Each checker is a `Job` with its next due time on the loop's clock; a due job is started
-by a `call_at` timer (no task sleeping per checker), and the next due time is counted
-from the scheduled start, not from when the check ended, so checks do not drift. The
-first checks are spread over `warmup` (random, as keepalived) or, without warmup, evenly
-over the first second so that thousands of checkers do not start in one burst.
+Each checker is a `Job` with its next due time on the loop's clock, in one heap with the
+deadlines of the TCP connects in flight; one loop timer, armed for the heap's head, runs
+everything due (at most `TICK` late, so that thousands of checks a second share wake-ups).
+No task, timer handle or closure per check: TCP_CHECK, the common one, is a socket in
+the shared epoll set (poller.py) and a heap entry; the other kinds are futures. The next
+due time is counted from the scheduled start, not from when the check ended, so checks
+do not drift. The first checks are spread over `warmup` (random, as keepalived) or,
+without warmup, evenly over the first second so that thousands of checkers do not start
+in one burst.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import heapq
+import itertools
 import logging
 import random
+import socket
 from collections.abc import Callable
 
 import attrs
 
 from conf.model import Checker, Config, RealServer, VirtualServer
 
-from .probes import Outcome, file_probe, probe
+from .http import HttpCheck
+from .poller import OUT, poller
+from .probes import Outcome, file_probe, probe, tcp_open, tcp_result
 from .state import RetryState
 
 log = logging.getLogger("director.checkers")
 
 Key = tuple[int, int, int]  # virtual server, real server, checker
 HISTORY_TOP = 1 << 30  # results kept for the status page's sparkline: 30
+TICK = 0.002  # seconds: the scheduler's granularity
+TIMEOUT = Outcome(False, "timeout")
 
 
 @attrs.define(eq=False)
@@ -38,8 +50,9 @@ class Job:
     file: tuple[str | None, int, bool, int] | None = None  # FILE_CHECK: path, w, rev, base
     due: float = 0.0
     weight: int | None = None
-    handle: asyncio.TimerHandle | None = None
-    running: asyncio.Future[Outcome] | None = None
+    running: asyncio.Future[Outcome] | HttpCheck | None = None
+    sock: socket.socket | None = None  # TCP_CHECK's connect in flight
+    deadline: float = 0.0  # ... and when it times out
     last_reason: str = ""
     checks: int = 0
     history: int = 1  # recent results as bits after a leading 1 (one int: 10k jobs)
@@ -55,47 +68,127 @@ class Engine:
         self.jobs: list[Job] = []
         self.lateness: collections.deque[float] = collections.deque(maxlen=200_000)
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.heap: list[tuple[float, int, Job]] = []  # (when, tie-break, job)
+        self.seq = itertools.count()
+        self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
+        self.ticking = False
+        self.stopped = False
 
     def add(self, job: Job) -> None:
         self.jobs.append(job)
 
     def start(self) -> None:
         self.loop = loop = asyncio.get_running_loop()
+        self.poller = poller()
+        self.stopped = False
         now = loop.time()
         n = len(self.jobs)
         for i, job in enumerate(self.jobs):
             warmup = job.checker.warmup or 0.0
             first = random.uniform(0, warmup) if warmup else (i / n) * min(
                 1.0, job.state.delay_loop)
-            self._schedule(job, now + first)
+            job.due = now + first
+            self._push(job.due, job)
 
     def stop(self) -> None:
+        self.stopped = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.heap.clear()
         for job in self.jobs:
-            if job.handle:
-                job.handle.cancel()
-            if job.running is not None and not job.running.done():
+            if job.running is not None:
                 job.running.cancel()
+                job.running = None
+            if job.sock is not None:
+                self.poller.forget(job.sock.fileno())
+                job.sock.close()
+                job.sock = None
 
-    def _schedule(self, job: Job, when: float) -> None:
-        assert self.loop is not None
-        job.due = when
-        job.handle = self.loop.call_at(when, self._run, job)
+    # -- the heap --------------------------------------------------------------------
+    def _push(self, when: float, job: Job) -> None:
+        heapq.heappush(self.heap, (when, next(self.seq), job))
+        if self.ticking:
+            return  # _tick arms the timer for the head when it is done
+        if self.timer is None or when < self.timer_at - TICK:
+            self._arm(when)
 
-    def _run(self, job: Job) -> None:
+    def _arm(self, when: float) -> None:
         assert self.loop is not None
-        job.handle = None
-        self.lateness.append(self.loop.time() - job.due)
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = when
+        self.timer = self.loop.call_at(when, self._tick)
+
+    def _tick(self) -> None:
+        assert self.loop is not None
+        self.timer = None
+        heap = self.heap
+        now = self.loop.time()
+        self.ticking = True
+        try:
+            while heap and heap[0][0] <= now and not self.stopped:
+                when, _, job = heapq.heappop(heap)
+                if job.sock is not None:
+                    if when == job.deadline:  # else a stale entry: the connect ended
+                        self._tcp_timeout(job)
+                elif job.running is None and when == job.due:
+                    self._run(job, now)
+        finally:
+            self.ticking = False
+        if heap and not self.stopped:
+            self._arm(max(heap[0][0], now + TICK))
+
+    # -- one check -------------------------------------------------------------------
+    def _run(self, job: Job, now: float) -> None:
+        self.lateness.append(now - job.due)
         job.checks += 1
+        ck = job.checker
+        if ck.type == "TCP_CHECK":
+            s, outcome = tcp_open(ck)
+            if s is None:
+                assert outcome is not None
+                self._done(job, outcome)
+                return
+            job.sock = s
+            job.deadline = now + job.timeout
+            self.poller.watch(s.fileno(), OUT, self._tcp_ready, job)
+            self._push(job.deadline, job)
+            return
+        if ck.type in ("HTTP_GET", "SSL_GET"):
+            check = job.running = HttpCheck(ck, job.timeout, self._http_done, job)
+            check.start()
+            return
         if job.file is not None:
-            self._done(job, file_probe(job.checker, *job.file))
+            self._done(job, file_probe(ck, *job.file))
             return
         try:
-            fut = asyncio.ensure_future(probe(job.checker, job.timeout))
+            fut = asyncio.ensure_future(probe(ck, job.timeout))
         except (OSError, ValueError) as e:
             self._done(job, Outcome(False, str(e)))
             return
         job.running = fut
-        fut.add_done_callback(lambda f: self._finished(job, f))
+        fut.add_done_callback(functools.partial(self._finished, job))
+
+    def _tcp_ready(self, job: Job, _events: int) -> None:
+        s = job.sock
+        assert s is not None
+        job.sock = None
+        self.poller.forget(s.fileno())
+        self._done(job, tcp_result(s))
+
+    def _http_done(self, job: Job, outcome: Outcome) -> None:
+        job.running = None
+        self._done(job, outcome)
+
+    def _tcp_timeout(self, job: Job) -> None:
+        s = job.sock
+        assert s is not None
+        job.sock = None
+        self.poller.forget(s.fileno())
+        s.close()
+        self._done(job, TIMEOUT)
 
     def _finished(self, job: Job, fut: asyncio.Future[Outcome]) -> None:
         job.running = None
@@ -110,6 +203,8 @@ class Engine:
 
     def _done(self, job: Job, outcome: Outcome) -> None:
         assert self.loop is not None
+        if self.stopped:
+            return
         ck = job.checker
         step = job.state.result(outcome.ok)
         h = (job.history << 1) | outcome.ok
@@ -133,7 +228,8 @@ class Engine:
             self.on_weight(job.key, outcome.weight)
         now = self.loop.time()
         nxt = job.due + step.delay
-        self._schedule(job, nxt if nxt > now else now)
+        job.due = nxt if nxt > now else now
+        self._push(job.due, job)
 
     def status(self) -> list[dict[str, object]]:
         return [{"key": list(j.key), "type": j.checker.type, "service": j.service,

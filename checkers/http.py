@@ -1,25 +1,46 @@
-"""HTTP_GET and SSL_GET with aiohttp: every `url` must answer with an accepted status,
-and match its `digest` (MD5 of the body) and `regex` when given.
+"""HTTP_GET and SSL_GET: every `url` must answer with an accepted status, and match its
+`digest` (MD5 of the body) and `regex` when given.
 
-One client session serves every checker of the process; connections are not kept
-(keepalived opens one per check, and a kept connection would hide a dead listener).
+A lean client, because thousands of these run every second: one non-blocking socket per
+GET driven by loop callbacks (no task, no transport, no stream), the response parsed by
+httptools (llhttp), TLS through an `ssl.SSLObject` over memory BIOs on the same socket.
+Like keepalived: one connection per GET, redirects not followed, the request is
+keepalived's (`User-Agent: KeepAliveClient`, `Host` the virtualhost or address:port,
+`Connection: close` for http_protocol 1.0C and 1.1), a body without a length runs to the
+close of the connection, and a body shorter than its Content-Length is logged, not a
+failure by itself (its digest still has to match). Chunked bodies are decoded (keepalived
+would hash the chunk framing).
 """
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import hashlib
+import logging
+import os
 import re
+import socket
 import ssl
+from collections.abc import Callable
+from typing import Any
 
-import aiohttp
+import httptools
 
 from conf.model import Checker, SslConfig, Url
 
-from .probes import Outcome
+from .poller import IN, OUT, poller
+from .probes import UP, Outcome, open_socket
 
-_sessions: dict[tuple[tuple[str, int] | None, str], aiohttp.ClientSession] = {}
+log = logging.getLogger("director.checkers")
+
+MAX_HEADER = 64 * 1024  # this much received without the end of the header: a failure
+MAX_KEPT = 16 * 1024 * 1024  # body bytes kept for a regex; the rest is not searched
+RECV = 65536
+
 _contexts: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
 _ssl_config: SslConfig | None = None
+_mismatch: dict[tuple[str, str], int] = {}  # (server, path) -> last logged length gap
 
 
 def configure(ssl_block: SslConfig | None) -> None:
@@ -44,28 +65,6 @@ def _context() -> ssl.SSLContext:
     return _contexts[key]
 
 
-def session(local: tuple[str, int] | None = None, protocol: str = "1.0"
-            ) -> aiohttp.ClientSession:
-    """One session per local address (`bindto`/`bind_port`: aiohttp binds per connector)
-    and HTTP version (`http_protocol`: aiohttp sets it per session)."""
-    s = _sessions.get((local, protocol))
-    if s is None or s.closed:
-        conn = aiohttp.TCPConnector(limit=0, force_close=True, use_dns_cache=False,
-                                    local_addr=local)
-        version = aiohttp.HttpVersion11 if protocol.startswith("1.1") \
-            else aiohttp.HttpVersion10
-        s = _sessions[(local, protocol)] = aiohttp.ClientSession(
-            connector=conn, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
-            version=version)
-    return s
-
-
-async def close() -> None:
-    for s in _sessions.values():
-        await s.close()
-    _sessions.clear()
-
-
 def status_ok(url: Url, status: int) -> bool:
     if not url.status_code:
         return 200 <= status <= 299
@@ -77,6 +76,10 @@ def body_problem(url: Url, body: bytes) -> str | None:
         got = hashlib.md5(body).hexdigest()
         if got != url.digest.lower():
             return f"MD5 digest mismatch (got {got})"
+    return regex_problem(url, body)
+
+
+def regex_problem(url: Url, body: bytes) -> str | None:
     if url.regex is not None:
         found = re.search(url.regex.encode(), body) is not None
         if found == url.regex_no_match:
@@ -84,45 +87,362 @@ def body_problem(url: Url, body: bytes) -> str | None:
     return None
 
 
-def _target(ck: Checker, url: Url) -> tuple[str, dict[str, str], str | None]:
-    tls = ck.type == "SSL_GET"
-    host = ck.connect_ip or ""
-    hostport = f"[{host}]" if ":" in host else host
-    path = url.path if url.path.startswith("/") else "/" + url.path
-    link = f"{'https' if tls else 'http'}://{hostport}:{ck.connect_port}{path}"
+def request(ck: Checker, url: Url) -> bytes:
+    """keepalived's GET: its request line, User-Agent, Connection and Host lines."""
     vhost = url.virtualhost or ck.virtualhost
-    headers = {"User-Agent": "KeepAliveClient", "Connection": "close"}
     if vhost:
-        headers["Host"] = vhost
-    sni = (ck.sni_name or vhost) if (tls and ck.enable_sni) else None
-    return link, headers, sni
+        host = vhost
+    else:
+        ip = ck.connect_ip or ""
+        host = f"[{ip}]:{ck.connect_port}" if ":" in ip else f"{ip}:{ck.connect_port}"
+    minor = 1 if ck.http_protocol == "1.1" else 0
+    close = "Connection: close\r\n" if ck.http_protocol in ("1.0C", "1.1") else ""
+    return (f"GET {url.path} HTTP/1.{minor}\r\nUser-Agent: KeepAliveClient\r\n{close}"
+            f"Host: {host}\r\n\r\n").encode("latin-1")
 
 
-async def fetch(ck: Checker, url: Url, timeout: float) -> tuple[int, bytes]:
-    link, headers, sni = _target(ck, url)
-    kw: dict[str, object] = {}
-    if ck.type == "SSL_GET":
-        kw["ssl"] = _context()
-        if sni:
-            kw["server_hostname"] = sni
-    local = (ck.bindto or "0.0.0.0", ck.bind_port or 0) if ck.bindto or ck.bind_port else None
-    limit = aiohttp.ClientTimeout(total=timeout)
-    async with session(local, ck.http_protocol).get(
-            link, headers=headers, allow_redirects=False, timeout=limit, **kw) as resp:
-        return resp.status, await resp.read()
+def sni_name(ck: Checker, url: Url) -> str | None:
+    if ck.type != "SSL_GET" or not ck.enable_sni:
+        return None
+    return ck.sni_name or url.virtualhost or ck.virtualhost
 
 
-async def http_probe(ck: Checker, timeout: float) -> Outcome:
-    for url in ck.urls or (Url(),):
+class Get:
+    """One GET on its own connection; `done(get)` is called once, with `error` set (the
+    reason) or with `status`, `received` and the digest or body the caller asked for."""
+
+    __slots__ = ("sock", "fd", "done", "parser", "request", "pending", "tls", "inbio",
+                 "outbio", "timer", "error", "status", "length", "received", "head",
+                 "header_done", "complete", "md5", "kept", "keep", "connecting", "events",
+                 "poller", "handshaking", "closed")
+
+    def __init__(self, ck: Checker, url: Url, timeout: float, done: Callable[[Get], None],
+                 digest: bool = False, keep: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        self.done = done
+        self.error: str | None = None
+        self.status = 0
+        self.length = -1  # Content-Length, -1 when absent
+        self.received = 0
+        self.head = 0  # header bytes so far
+        self.header_done = self.complete = self.closed = False
+        self.connecting = True
+        self.handshaking = False
+        self.events = 0
+        self.poller = poller()
+        self.md5 = hashlib.md5() if digest else None
+        self.keep = keep
+        self.kept: list[bytes] = []
+        self.request = request(ck, url)
+        self.pending = b""
+        self.parser = httptools.HttpResponseParser(self)
+        self.tls: ssl.SSLObject | None = None
+        self.timer: asyncio.TimerHandle | None = None
         try:
-            status, body = await fetch(ck, url, timeout)
-        except TimeoutError:
-            return Outcome(False, f"timeout on url {url.path}")
-        except (aiohttp.ClientError, OSError, ssl.SSLError) as e:
-            return Outcome(False, f"url {url.path}: {type(e).__name__}: {e}")
-        if not status_ok(url, status):
-            return Outcome(False, f"status code {status} on url {url.path}")
-        why = body_problem(url, body)
-        if why:
-            return Outcome(False, f"{why} on url {url.path}")
-    return Outcome(True)
+            self.sock = open_socket(ck, socket.SOCK_STREAM, fast=True)
+        except OSError as e:
+            self.sock = None
+            self.fd = -1
+            self.error = f"socket: {e.strerror or e}"
+            loop.call_soon(self._finish)
+            return
+        self.fd = self.sock.fileno()
+        if ck.type == "SSL_GET":
+            try:
+                self.inbio, self.outbio = ssl.MemoryBIO(), ssl.MemoryBIO()
+                self.tls = _context().wrap_bio(self.inbio, self.outbio,
+                                               server_hostname=sni_name(ck, url))
+            except (ssl.SSLError, OSError, ValueError) as e:
+                self._fail(f"TLS setup: {e}")
+                return
+        self.timer = loop.call_later(timeout, self._fail, "timeout")
+        rc = self.sock.connect_ex((ck.connect_ip, ck.connect_port))
+        if rc == 0:
+            self._connected()
+        elif rc in (errno.EINPROGRESS, errno.EAGAIN):
+            self._watch(OUT)
+        else:
+            self._fail(os.strerror(rc))
+
+    # -- the socket ----------------------------------------------------------------
+    def _watch(self, events: int) -> None:
+        if events != self.events:
+            if self.events:
+                self.poller.change(self.fd, events)
+            else:
+                self.poller.watch(self.fd, events, Get._event, self)
+            self.events = events
+
+    def _event(self, events: int) -> None:
+        try:
+            self._step(events)
+        except Exception as e:  # a bug here must fail this check, not leave it hanging
+            log.error("HTTP check (%s): internal error %s: %s",
+                      self.request.split(b"\r\n")[0].decode("latin-1"),
+                      type(e).__name__, e)
+            self._fail(f"internal error {type(e).__name__}: {e}")
+
+    def _step(self, events: int) -> None:
+        if self.connecting:
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)  # type: ignore[union-attr]
+            if err:
+                self._fail(os.strerror(err))
+                return
+            self._connected()
+            return
+        if events & OUT:
+            self._flush()
+        if events & ~OUT and self.sock is not None:
+            self._readable()
+
+    def _connected(self) -> None:
+        self.connecting = False
+        if self.tls is not None:
+            self.handshaking = True
+            self._handshake()
+        else:
+            self._send(self.request)
+
+    def _send(self, data: bytes) -> None:
+        self.pending += data
+        self._flush()
+
+    def _flush(self) -> None:
+        if self.sock is None:
+            return
+        if self.pending:
+            try:
+                n = self.sock.send(self.pending)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError as e:
+                self._fail(f"send: {e.strerror or e}")
+                return
+            self.pending = self.pending[n:]
+        self._watch(IN | OUT if self.pending else IN)
+
+    def _readable(self) -> None:
+        if self.sock is None:
+            return
+        try:
+            data = self.sock.recv(RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as e:
+            self._fail(f"read: {e.strerror or e}")
+            return
+        if self.tls is None:
+            if data:
+                self._feed(data)
+            else:
+                self._eof()
+            return
+        if data:
+            self.inbio.write(data)
+        else:
+            self.inbio.write_eof()
+        if self.handshaking:
+            self._handshake()
+        if not self.handshaking and self.sock is not None:
+            self._tls_read()
+
+    # -- TLS -------------------------------------------------------------------------
+    def _tls_out(self) -> None:
+        data = self.outbio.read()
+        if data:
+            self._send(data)
+
+    def _handshake(self) -> None:
+        assert self.tls is not None
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._tls_out()
+            return
+        except ssl.SSLEOFError:
+            self._fail("TLS handshake: connection closed by the server")
+            return
+        except ssl.SSLCertVerificationError as e:
+            self._fail(f"TLS handshake: certificate verify failed: {e.verify_message}")
+            return
+        except (ssl.SSLError, OSError) as e:
+            self._fail(f"TLS handshake: {getattr(e, 'reason', None) or e}")
+            return
+        self.handshaking = False
+        self.tls.write(self.request)
+        self._tls_out()
+
+    def _tls_read(self) -> None:
+        assert self.tls is not None
+        while self.sock is not None:
+            try:
+                data = self.tls.read(RECV)
+            except ssl.SSLWantReadError:
+                self._tls_out()  # a renegotiation or session ticket may want to answer
+                return
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                self._eof()  # with or without close_notify, as keepalived
+                return
+            except ssl.SSLError as e:
+                self._fail(f"TLS: {e}")
+                return
+            if not data:
+                self._eof()
+                return
+            self._feed(data)
+
+    # -- the response ----------------------------------------------------------------
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as e:
+            self._fail(f"malformed response: {e}")
+            return
+        if self.complete:
+            self._finish()
+        elif not self.header_done:
+            self.head += len(data)
+            if self.head > MAX_HEADER:
+                self._fail(f"response header longer than {MAX_HEADER} bytes")
+
+    def _eof(self) -> None:
+        if not self.header_done:
+            self._fail("connection closed before a complete response header"
+                       if self.head else "no data received")
+            return
+        self.complete = True  # a body without a length ends here; a short one too
+        self._finish()
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"content-length" and value.strip().isdigit():
+            self.length = int(value)
+
+    def on_headers_complete(self) -> None:
+        self.header_done = True
+        self.status = self.parser.get_status_code()
+
+    def on_body(self, body: bytes) -> None:
+        if not body:
+            return
+        self.received += len(body)
+        if self.md5 is not None:
+            self.md5.update(body)
+        if self.keep and self.received <= MAX_KEPT:
+            self.kept.append(body)
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+    # -- the end ---------------------------------------------------------------------
+    def _fail(self, reason: str) -> None:
+        if self.error is None and not self.closed:
+            self.error = reason
+        self._finish()
+
+    def _finish(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+        if self.sock is not None:
+            if self.events:
+                self.poller.forget(self.fd)
+            self.sock.close()
+            self.sock = None
+        self.done(self)
+
+    def abort(self) -> None:
+        self.done = _ignore
+        self._fail("cancelled")
+
+    def body(self) -> bytes:
+        return b"".join(self.kept)
+
+
+def _ignore(get: Get) -> None:
+    pass
+
+
+def _verdict(url: Url, get: Get, server: str) -> str | None:
+    """Why this url's GET fails, or None."""
+    if get.error is not None:
+        return get.error
+    if not status_ok(url, get.status):
+        return f"status code {get.status}"
+    gap = get.length - get.received if get.length >= 0 else 0
+    key = (server, url.path)
+    if gap and _mismatch.get(key) != gap:  # logged the first time this gap is seen
+        log.info("HTTP check of %s url %s: Content-Length (%d) does not match the bytes "
+                 "received (%d)", server, url.path, get.length, get.received)
+    _mismatch[key] = gap
+    if url.digest is not None and get.md5 is not None:
+        got = get.md5.hexdigest()
+        if got != url.digest.lower():
+            return f"MD5 digest mismatch (got {got})"
+    if url.regex is not None:
+        return regex_problem(url, get.body())
+    return None
+
+
+class HttpCheck:
+    """The urls of one checker, one GET after another; the first failure ends it with
+    `done(arg, outcome)` (a function and its argument: no closure per check)."""
+
+    __slots__ = ("ck", "timeout", "done", "arg", "urls", "i", "get", "ended")
+
+    def __init__(self, ck: Checker, timeout: float, done: Callable[[Any, Outcome], None],
+                 arg: Any) -> None:
+        self.ck, self.timeout, self.done, self.arg = ck, timeout, done, arg
+        self.urls = ck.urls or (Url(),)
+        self.i = 0
+        self.get: Get | None = None
+        self.ended = False
+
+    def start(self) -> None:
+        """Separate from __init__: the verdict may come at once (a refused connect)."""
+        url = self.urls[self.i]
+        self.get = Get(self.ck, url, self.timeout, self._got, digest=url.digest is not None,
+                       keep=url.regex is not None)
+
+    def _got(self, get: Get) -> None:
+        url = self.urls[self.i]
+        why = _verdict(url, get, f"{self.ck.connect_ip}:{self.ck.connect_port}")
+        if why is not None:
+            self._end(Outcome(False, f"{why} on url {url.path}"))
+        elif self.i + 1 < len(self.urls):
+            self.i += 1
+            self.start()
+        else:
+            self._end(UP)
+
+    def _end(self, outcome: Outcome) -> None:
+        if not self.ended:
+            self.ended = True
+            self.done(self.arg, outcome)
+
+    def cancel(self) -> None:
+        """Stop now without a verdict (the engine stops): the connection is closed."""
+        self.ended = True
+        if self.get is not None:
+            self.get.abort()
+
+
+def _set_result(fut: asyncio.Future[Outcome], outcome: Outcome) -> None:
+    if not fut.done():
+        fut.set_result(outcome)
+
+
+def http_probe(ck: Checker, timeout: float) -> asyncio.Future[Outcome]:
+    """A future of the checker's verdict; `timeout` bounds each url's GET."""
+    fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+    HttpCheck(ck, timeout, _set_result, fut).start()
+    return fut
+
+
+async def fetch(ck: Checker, url: Url, timeout: float) -> Get:
+    """One GET with the MD5 of its body (`director genhash`); `error` says why it failed."""
+    fut: asyncio.Future[Get] = asyncio.get_running_loop().create_future()
+    Get(ck, url, timeout, fut.set_result, digest=True)
+    return await fut

@@ -1,10 +1,11 @@
 """One probe per checker kind (all but HTTP, in http.py). Each returns a future of an
-`Outcome`; TCP_CHECK, by far the most common, is written with loop callbacks (no task,
-no coroutine) so that thousands of them cost little.
+`Outcome`; TCP_CHECK, by far the most common, is also two plain steps (`tcp_open`,
+`tcp_result`) that the engine drives itself, so that thousands of them cost little.
 """
 
 from __future__ import annotations
 
+import _socket
 import asyncio
 import errno
 import os
@@ -21,6 +22,8 @@ from daemonlib.checksum import checksum
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import file_contribution, read_file_value
 
+from .poller import OUT, poller
+
 SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 SO_MARK = getattr(socket, "SO_MARK", 36)
 
@@ -36,64 +39,87 @@ def family_of(address: str) -> int:
     return socket.AF_INET6 if ":" in address else socket.AF_INET
 
 
-def _socket(ck: Checker, kind: int) -> socket.socket:
-    address = ck.connect_ip or ""
-    s = socket.socket(family_of(address), kind)
-    s.setblocking(False)
+def open_socket(ck: Checker, kind: int, fast: bool = False) -> socket.socket:
+    """A non-blocking socket with the checker's bind_if, fwmark and bindto/bind_port;
+    `fast`: the C socket type without the Python wrapper (for the busy probes, which use
+    only its C methods)."""
+    family = family_of(ck.connect_ip or "")
+    if fast:
+        s = _socket.socket(family, kind | socket.SOCK_NONBLOCK)
+    else:
+        s = socket.socket(family, kind)
+        s.setblocking(False)
     try:
         if ck.bind_if:
             s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, ck.bind_if.encode())
         if ck.fwmark:
             s.setsockopt(socket.SOL_SOCKET, SO_MARK, ck.fwmark)
         if ck.bindto or ck.bind_port:
-            s.bind((ck.bindto or ("::" if s.family == socket.AF_INET6 else "0.0.0.0"),
+            s.bind((ck.bindto or ("::" if family == socket.AF_INET6 else "0.0.0.0"),
                     ck.bind_port or 0))
     except OSError:
         s.close()
         raise
-    return s
+    return s  # type: ignore[return-value]
+
+
+UP = Outcome(True)
+
+
+def tcp_open(ck: Checker) -> tuple[socket.socket | None, Outcome | None]:
+    """Start TCP_CHECK's connect: (socket, None) while it is in progress (wait until the
+    socket is writable, then `tcp_result`), or (None, outcome) when it ended at once."""
+    try:
+        s = open_socket(ck, socket.SOCK_STREAM, fast=True)
+    except OSError as e:
+        return None, Outcome(False, f"socket: {e.strerror or e}")
+    rc = s.connect_ex((ck.connect_ip, ck.connect_port))
+    if rc in (errno.EINPROGRESS, errno.EAGAIN):
+        return s, None
+    s.close()
+    return None, UP if rc == 0 else Outcome(False, os.strerror(rc))
+
+
+def tcp_result(s: socket.socket) -> Outcome:
+    """The connect's verdict once the socket is writable; the socket is closed."""
+    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    s.close()
+    return UP if err == 0 else Outcome(False, os.strerror(err))
 
 
 def tcp_probe(ck: Checker, timeout: float) -> asyncio.Future[Outcome]:
-    """Connect and close; refused, unreachable or `timeout` is a failure."""
+    """Connect and close; refused, unreachable or `timeout` is a failure. (The engine
+    runs TCP_CHECK itself with the same two steps, without a future.)"""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Outcome] = loop.create_future()
-    try:
-        s = _socket(ck, socket.SOCK_STREAM)
-    except OSError as e:
-        fut.set_result(Outcome(False, f"socket: {e.strerror}"))
+    s, outcome = tcp_open(ck)
+    if s is None:
+        fut.set_result(outcome)
         return fut
+    p = poller()
     fd = s.fileno()
-    timer: asyncio.TimerHandle | None = None
 
-    def finish(outcome: Outcome) -> None:
-        loop.remove_writer(fd)
-        if timer is not None:
-            timer.cancel()
-        s.close()
-        if not fut.done():
+    def writable(_arg: None, _events: int) -> None:
+        timer.cancel()
+        p.forget(fd)
+        outcome = tcp_result(s)
+        if not fut.done():  # not cancelled meanwhile
             fut.set_result(outcome)
 
-    def writable() -> None:
-        err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        finish(Outcome(True) if err == 0 else Outcome(False, os.strerror(err)))
+    def expired() -> None:
+        p.forget(fd)
+        s.close()
+        if not fut.done():
+            fut.set_result(Outcome(False, "timeout"))
 
-    rc = s.connect_ex((ck.connect_ip, ck.connect_port))
-    if rc == 0:
-        s.close()
-        fut.set_result(Outcome(True))
-    elif rc in (errno.EINPROGRESS, errno.EAGAIN):
-        loop.add_writer(fd, writable)
-        timer = loop.call_later(timeout, finish, Outcome(False, "timeout"))
-    else:
-        s.close()
-        fut.set_result(Outcome(False, os.strerror(rc)))
+    timer = loop.call_later(timeout, expired)
+    p.watch(fd, OUT, writable, None)
     return fut
 
 
 async def _connect(ck: Checker, timeout: float) -> tuple[asyncio.StreamReader,
                                                          asyncio.StreamWriter]:
-    s = _socket(ck, socket.SOCK_STREAM)
+    s = open_socket(ck, socket.SOCK_STREAM)
     loop = asyncio.get_running_loop()
     try:
         await asyncio.wait_for(loop.sock_connect(s, (ck.connect_ip, ck.connect_port)), timeout)
@@ -175,7 +201,7 @@ class _Datagram(asyncio.DatagramProtocol):
 async def _udp_exchange(ck: Checker, payload: bytes, timeout: float,
                         want_reply: bool) -> tuple[bytes | None, str]:
     loop = asyncio.get_running_loop()
-    s = _socket(ck, socket.SOCK_DGRAM)
+    s = open_socket(ck, socket.SOCK_DGRAM)
     s.connect((ck.connect_ip, ck.connect_port))
     transport, proto = await loop.create_datagram_endpoint(_Datagram, sock=s)
     try:

@@ -56,8 +56,3 @@ class Health:
         if self.engine is not None:
             self.engine.stop()
         await self.queue.join()
-        if any(j.checker.type in ("HTTP_GET", "SSL_GET") for j in
-               (self.engine.jobs if self.engine else [])):
-            from checkers import http
-
-            await http.close()

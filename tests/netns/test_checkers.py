@@ -113,10 +113,7 @@ def nginx(tmp_path_factory):
 
 def run(ck: Checker, timeout: float = 3.0):
     async def go():
-        try:
-            return await probe(ck, timeout)
-        finally:
-            await http.close()
+        return await probe(ck, timeout)
     return asyncio.run(go())
 
 
@@ -183,7 +180,6 @@ def test_hanging_server_fails_at_connect_timeout():
             r = await probe(http_ck(port, Url(path="/")), 0.5)
         finally:
             server.close()
-            await http.close()
         return r, time.monotonic() - t0
     r, took = asyncio.run(go())
     assert not r.ok and "timeout" in r.reason
