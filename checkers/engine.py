@@ -22,6 +22,7 @@ import logging
 import random
 import socket
 from collections.abc import Callable
+from typing import TypeVar
 
 import attrs
 
@@ -32,6 +33,7 @@ from .poller import OUT, poller
 from .probes import Outcome, file_probe, probe, tcp_open, tcp_result
 from .state import RetryState
 
+_T = TypeVar("_T")
 log = logging.getLogger("director.checkers")
 
 Key = tuple[int, int, int]  # virtual server, real server, checker
@@ -247,9 +249,10 @@ def build(cfg: Config, engine: Engine, initial: Callable[[Key], bool],
         for ri, rs in enumerate(vs.real_servers):
             for ci, ck in enumerate(rs.checkers):
                 key = (vi, ri, ci)
-                state = RetryState(retry=ck.retry if ck.retry is not None else 1,
-                                   delay_loop=ck.delay_loop or vs.delay_loop or 60.0,
-                                   delay_before_retry=ck.delay_before_retry or 1.0,
+                # conf resolved the effective values as keepalived does (0 stays 0)
+                state = RetryState(retry=_given(ck.retry, 1),
+                                   delay_loop=_given(ck.delay_loop, vs.delay_loop),
+                                   delay_before_retry=_given(ck.delay_before_retry, 1.0),
                                    up=initial(key))
                 file = None
                 if ck.type == "FILE_CHECK":
@@ -259,4 +262,9 @@ def build(cfg: Config, engine: Engine, initial: Callable[[Key], bool],
                     file = (spec.file if spec else None, weight, ck.weight_reverse,
                             rs.weight)
                 engine.add(Job(key, ck, label(vs, rs), state,
-                               timeout=ck.connect_timeout or 5.0, file=file))
+                               timeout=_given(ck.connect_timeout, 5.0), file=file))
+
+
+def _given(value: _T | None, default: _T) -> _T:
+    """The model's effective value; the default only for a Checker built by hand."""
+    return default if value is None else value

@@ -233,7 +233,8 @@ async def udp_probe(ck: Checker, timeout: float) -> Outcome:
         return Outcome(False, f"reply of {len(data)} bytes, fewer than {ck.min_reply_length}")
     if ck.max_reply_length is not None and len(data) > ck.max_reply_length:
         return Outcome(False, f"reply of {len(data)} bytes, more than {ck.max_reply_length}")
-    if ck.require_reply is not None and not data.startswith(ck.require_reply):
+    if ck.require_reply is not None and not _reply_matches(data, ck.require_reply,
+                                                           ck.require_reply_mask):
         return Outcome(False, "reply does not match require_reply")
     return Outcome(True)
 
@@ -336,3 +337,11 @@ def probe(ck: Checker, timeout: float) -> Awaitable[Outcome]:
     if ck.type == "MISC_CHECK":
         return misc_probe(ck, timeout)
     raise ValueError(f"no probe for {ck.type}")
+
+
+def _reply_matches(data: bytes, want: bytes, mask: bytes | None) -> bool:
+    """The reply starts with `want`, X nibbles (mask bits) matching anything."""
+    if mask is None:
+        return data.startswith(want)
+    return len(data) >= len(want) and all(
+        (d | m) == (w | m) for d, w, m in zip(data, want, mask, strict=False))

@@ -13,7 +13,7 @@ from functools import cache
 from typing import Any
 
 from .errors import BadValue, Pos
-from .model import VirtualIp, VirtualRoute, VirtualRule
+from .model import NextHop, VirtualIp, VirtualRoute, VirtualRule
 
 
 class SyntaxProblem(BadValue):
@@ -199,7 +199,54 @@ def _cidr(text: str) -> tuple[str, int]:
     return f"{address}/{plen}", family
 
 
+def _nexthops(tokens: list[str]) -> tuple[list[str], list[NextHop]]:
+    """Split keepalived's multipath forms off a route line: `... nexthop via A dev X
+    weight N nexthop ...` and the old `via A or B` (two equal paths)."""
+    hops: list[NextHop] = []
+    if "or" in tokens:
+        i = tokens.index("or")
+        if i + 1 >= len(tokens) or "via" not in tokens[:i]:
+            raise SyntaxProblem("'or' needs 'via ADDR or ADDR'")
+        j = tokens.index("via")
+        hops = [NextHop(via=parse_ip(tokens[j + 1])[0]), NextHop(via=parse_ip(tokens[i + 1])[0])]
+        tokens = tokens[:j] + tokens[j + 2 : i] + tokens[i + 2 :]
+    if "nexthop" not in tokens:
+        return tokens, hops
+    if hops:
+        raise SyntaxProblem("cannot have both 'or' and 'nexthop'")
+    i = tokens.index("nexthop")
+    head, rest = tokens[:i], tokens[i:]
+    for part in " ".join(rest).split("nexthop")[1:]:
+        words = part.split()
+        kw: dict[str, Any] = {}
+        k = 0
+        while k < len(words):
+            w = words[k]
+            if w == "onlink":
+                kw["onlink"] = True
+                k += 1
+                continue
+            if k + 1 >= len(words) or w not in ("via", "dev", "weight"):
+                raise SyntaxProblem(f"unexpected '{w}' in nexthop")
+            val = words[k + 1]
+            if w == "via" and val in ("inet", "inet6") and k + 2 < len(words):
+                k += 1
+                val = words[k + 1]
+            if w == "via":
+                kw["via"] = parse_ip(val)[0]
+            elif w == "dev":
+                kw["dev"] = val
+            else:
+                kw["weight"] = _int(val, "nexthop weight")
+                if not 1 <= kw["weight"] <= 256:
+                    raise SyntaxProblem(f"nexthop weight {val} outside range [1, 256]")
+            k += 2
+        hops.append(NextHop(**kw))
+    return head, hops
+
+
 def parse_route(tokens: list[str], pos: Pos) -> VirtualRoute:
+    tokens, hops = _nexthops(tokens) if ("nexthop" in tokens or "or" in tokens) else (tokens, [])
     res = _run("route", tokens)
     o = _options([*res["pre"], *res["opts"]])
     if "dst" in res and "dst" in o:
@@ -214,6 +261,13 @@ def parse_route(tokens: list[str], pos: Pos) -> VirtualRoute:
             if family and fam != family:
                 raise SyntaxProblem(f"{k} {o[k]} is not of the destination's family")
             family = family or fam
+    for hop in hops:
+        fam = 6 if hop.via and ":" in hop.via else 4 if hop.via else 0
+        if fam and family and fam != family:
+            raise SyntaxProblem(f"nexthop {hop.via} is not of the destination's family")
+        family = family or fam
+    if hops:
+        o["nexthops"] = tuple(hops)
     route_type = next((k[5:] for k in list(o) if k.startswith("type_") and o.pop(k)), None)
     return VirtualRoute(dst=dst, family=family or 4, type=route_type,
                         blackhole=route_type == "blackhole", pos=pos, **o)

@@ -12,18 +12,20 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+import attrs
+
+from . import parsers as P
 from . import values as v
-from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule, parse_vip
+from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule
 from .errors import Diagnostics
-from .keywords import OBSOLETE, UNSUPPORTED
+from .keywords import GRACEFUL_MISSING, NO_EFFECT, OBSOLETE, UNSUPPORTED
+from .lvs_repairs import LvsRepairs
 from .model import (
     Authentication,
-    Checker,
     Config,
     GlobalDefs,
     LvsSyncDaemon,
     Notify,
-    RealServer,
     Script,
     SorryServer,
     SslConfig,
@@ -70,7 +72,17 @@ SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq"
 SCHED_FLAGS = ("sh-port", "sh-fallback", "mh-port", "mh-fallback", "flag-1", "flag-2",
                "flag-3", "ops")
 NOTIFY_FIELDS = tuple(f.name for f in Notify.__attrs_attrs__)  # type: ignore[attr-defined]
-DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA")
+DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY")
+
+
+# keywords of the blocks whose tables are built where they are read
+_INLINE_KEYWORDS = frozenset("""
+    global_defs SSL vrrp_script track_file vrrp_track_file vrrp_track_process vrrp_sync_group
+    vrrp_instance virtual_server_group virtual_server script interval timeout rise fall user
+    init_fail file init_file process param_match quorum quorum_max delay terminate_delay
+    fork_delay full_command group sync_group_tracking_weight auth_type auth_pass password ca
+    certificate key host
+""".split())
 
 
 def _weight(tokens: list[str], i: int) -> tuple[int | None, bool]:
@@ -92,14 +104,20 @@ def _weight_kw(node: Node) -> dict[str, Any]:
     return {"weight": w, "weight_reverse": rev}
 
 
-class Builder:
+class Builder(LvsRepairs):
     def __init__(self, diags: Diagnostics) -> None:
         self.diags = diags
+        self._seen_blocks: dict[tuple[str, str], Any] = {}
+        self._keywords: set[str] | None = None
         self.global_spec = self._global_spec()
         self.instance_spec = self._instance_spec()
         self.vs_spec = self._vs_spec()
         self.rs_spec = self._rs_spec()
         self.checker_spec = self._checker_spec()
+        self.conn_spec = self._conn_spec()
+        for spec in (self.global_spec, self.instance_spec, self.vs_spec, self.rs_spec,
+                     self.checker_spec):
+            self._mark_no_effect(spec)
         self.url_spec = {
             "path": leaf("path", v.text),
             "digest": leaf("digest", self._digest),
@@ -110,6 +128,20 @@ class Builder:
         }
 
     # -- generic --------------------------------------------------------------
+    def _mark_no_effect(self, spec: dict[str, K]) -> None:
+        """Keywords parsed but not acted on warn by name (never silent); the wrapper
+        costs nothing to the other keywords."""
+        for name in NO_EFFECT.intersection(spec):
+            k = spec[name]
+
+            def parse(node: Node, inner: v.Parser = k.parse) -> Any:
+                self.diags.warning(node.pos, f"'{node.name}' is not supported yet; "
+                                             f"parsed, without effect")
+                return inner(node)
+
+            parse.single = getattr(k.parse, "single", False)  # type: ignore[attr-defined]
+            spec[name] = k._replace(parse=parse)
+
     def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any], where: str) -> None:
         get = spec.get
         for child in v.block_lines(node):
@@ -122,11 +154,19 @@ class Builder:
                 self.diags.error(child.pos, f"'{child.name}' " + (
                     "needs a block { ... }" if block else "does not take a block"))
                 continue
+            if len(child.args) > 1 and getattr(parse, "single", False):
+                # keepalived reads the first word and never looks at the rest
+                self.diags.warning(child.pos, f"{child.name} takes one value: "
+                                              f"'{' '.join(child.args[1:])}' ignored")
+                child = Node(child.name, child.args[:1], child.pos)
             try:
                 value = parse(child)
             except Bad as e:
-                self.diags.error(child.pos, f"{child.name}: {e}")
+                self.bad(child, e)
                 continue
+            except v.Fixed as f:
+                self.diags.warning(child.pos, f"{child.name}: {f}")
+                value = f.value
             if field is None:
                 if value:
                     kw.update(value)  # a keyword that sets several fields
@@ -135,6 +175,14 @@ class Builder:
             else:
                 kw[field] = value
 
+    def bad(self, node: Node, e: Bad, what: str = "ignored") -> None:
+        """keepalived logs a bad value and runs on without it; a missing parameter
+        makes it exit."""
+        if isinstance(e, v.Missing) and node.name not in GRACEFUL_MISSING:
+            self.diags.error(node.pos, f"{node.name}: {e}")
+        else:
+            self.diags.warning(node.pos, f"{node.name}: {e}; {what}")
+
     def unknown(self, node: Node, where: str) -> None:
         name = node.name
         if name in OBSOLETE:
@@ -142,25 +190,44 @@ class Builder:
                                          f"({OBSOLETE[name]}); ignored")
         elif name in UNSUPPORTED:
             self.diags.warning(node.pos, f"'{name}' in {where} is not supported yet; ignored")
+        elif name in self._all_keywords():
+            self.diags.warning(node.pos, f"'{name}' does not belong in {where}; ignored")
         else:
             self.diags.warning(node.pos, f"unknown keyword '{name}' in {where}; ignored")
 
+    def _all_keywords(self) -> set[str]:
+        """Every keyword some block takes: one written in the wrong block is named as
+        such (keepalived says 'unknown'; the operator is better served)."""
+        if self._keywords is None:
+            self._keywords = {*self.global_spec, *self.instance_spec, *self.vs_spec,
+                              *self.rs_spec, *self.checker_spec, *self.url_spec,
+                              *_INLINE_KEYWORDS, *NO_EFFECT}
+        return self._keywords
+
     def _items(self, node: Node, parse: v.Parser) -> list[Any]:
-        """Each line of a list block ({ item \\n item }) parsed by `parse`."""
+        """Each line of a list block ({ item \\n item }) parsed by `parse`; keepalived
+        skips a bad item with a log line."""
         out = []
         for child in v.block_lines(node):
-            if child.children is not None:
-                self.diags.error(child.pos, f"unexpected block '{child.name}' in {node.name}")
+            if child.children is not None:  # keepalived reads '{' as an invalid item
+                self.diags.warning(child.pos, f"unexpected block '{child.name}' in "
+                                              f"{node.name}; skipped")
                 continue
             try:
                 out.append(parse(child))
             except Bad as e:
-                self.diags.error(child.pos, f"{node.name}: {e}")
+                self.diags.warning(child.pos, f"{node.name}: {e}; skipped")
+            except v.Fixed as f:
+                self.diags.warning(child.pos, f"{node.name}: {f}")
+                out.append(f.value)
         return out
 
     def _named(self, node: Node) -> str:
-        if len(node.args) != 1:
-            raise Bad("needs exactly one name")
+        if not node.args:
+            raise v.Missing("needs a name")
+        if len(node.args) > 1:
+            self.diags.warning(node.pos, f"{node.name} {node.args[0]}: "
+                                         f"'{' '.join(node.args[1:])}' ignored")
         return node.args[0]
 
     # -- top level ------------------------------------------------------------
@@ -177,24 +244,34 @@ class Builder:
             "vrrp_instance": ("vrrp_instances", self.vrrp_instance),
             "virtual_server_group": ("virtual_server_groups", self.vs_group),
             "virtual_server": ("virtual_servers", self.virtual_server),
+            # the VRRP daemon's own addresses, routes and rules (any number of blocks)
+            "static_ipaddress": ("static_ipaddress", self._vips),
+            "static_routes": ("static_routes", lambda n: tuple(self._items(
+                n, lambda c: parse_route([c.name, *c.args], c.pos)))),
+            "static_rules": ("static_rules", lambda n: tuple(self._items(
+                n, lambda c: parse_rule([c.name, *c.args], c.pos)))),
         }
         for node in roots:
             entry = top.get(node.name)
             if entry is None:
                 self.unknown(node, "the top level")
                 continue
-            if node.children is None:
-                self.diags.error(node.pos, f"'{node.name}' needs a block {{ ... }}")
+            if node.children is None:  # keepalived: nothing to read; the lines after it
+                self.diags.warning(node.pos, f"'{node.name}' needs a block {{ ... }}; "
+                                             f"ignored")  # are unknown top-level keywords
                 continue
             field, make = entry
             try:
                 obj = make(node)
             except Bad as e:
-                self.diags.error(node.pos, f"{node.name}: {e}")
+                self.bad(node, e, "skipped")
                 continue
             if obj is not None:
                 kw.setdefault(field, []).append(obj)
         out: dict[str, Any] = {k: tuple(vals) for k, vals in kw.items()}
+        for static in ("static_ipaddress", "static_routes", "static_rules"):
+            if static in out:
+                out[static] = tuple(x for block in out[static] for x in block)
         for single in ("global_defs", "ssl"):
             if single in out:
                 many = out[single]
@@ -204,7 +281,6 @@ class Builder:
         return Config(files=tuple(files), **out)
 
     def _merge_globals(self, blocks: tuple[GlobalDefs, ...]) -> GlobalDefs:
-        import attrs
 
         merged = blocks[0]
         default = GlobalDefs()
@@ -226,7 +302,7 @@ class Builder:
             "notification_email_from": leaf("notification_email_from", v.one),
             "smtp_server": leaf(None, self._smtp_server),
             "smtp_helo_name": leaf("smtp_helo_name", v.one),
-            "smtp_connect_timeout": leaf("smtp_connect_timeout", v.integer(1, 2**31 - 1)),
+            "smtp_connect_timeout": leaf("smtp_connect_timeout", v.integer(0, 2**31 - 1)),
             "smtp_alert": leaf("smtp_alert", v.flag),
             "smtp_alert_vrrp": leaf("smtp_alert_vrrp", v.flag),
             "smtp_alert_checker": leaf("smtp_alert_checker", v.flag),
@@ -241,19 +317,30 @@ class Builder:
             "vrrp_mcast_group4": leaf("vrrp_mcast_group4", self._mcast(4)),
             "vrrp_mcast_group6": leaf("vrrp_mcast_group6", self._mcast(6)),
             "vrrp_garp_master_delay": garp("vrrp_garp_master_delay"),
-            "vrrp_garp_master_repeat": garp("vrrp_garp_master_repeat"),
+            "vrrp_garp_master_repeat": leaf("vrrp_garp_master_repeat", v.positive(UINT)),
             "vrrp_garp_lower_prio_delay": garp("vrrp_garp_lower_prio_delay"),
             "vrrp_garp_lower_prio_repeat": garp("vrrp_garp_lower_prio_repeat"),
             "vrrp_garp_master_refresh": garp("vrrp_garp_master_refresh"),
-            "vrrp_garp_master_refresh_repeat": garp("vrrp_garp_master_refresh_repeat"),
+            "vrrp_garp_master_refresh_repeat": leaf("vrrp_garp_master_refresh_repeat",
+                                                    v.positive(UINT)),
             "vrrp_garp_interval": leaf("vrrp_garp_interval", self._garp_interval),
             "vrrp_gna_interval": leaf("vrrp_gna_interval", self._garp_interval),
             "vrrp_min_garp": leaf("vrrp_min_garp", v.flag),
             "vrrp_lower_prio_no_advert": leaf("vrrp_lower_prio_no_advert", v.flag),
             "vrrp_higher_prio_send_advert": leaf("vrrp_higher_prio_send_advert", v.flag),
-            "vrrp_startup_delay": leaf("vrrp_startup_delay", v.number(0, 3600)),
+            "vrrp_startup_delay": leaf("vrrp_startup_delay", v.number(0.001, 4294967)),
             "vrrp_priority": leaf("vrrp_priority", v.integer(-20, 19)),
             "checker_priority": leaf("checker_priority", v.integer(-20, 19)),
+            "vrrp_rt_priority": leaf("vrrp_rt_priority", P.rt_priority),
+            "checker_rt_priority": leaf("checker_rt_priority", P.rt_priority),
+            "vrrp_rlimit_rttime": leaf("vrrp_rlimit_rttime", P.rlimit),
+            "vrrp_rlimit_rtime": leaf("vrrp_rlimit_rttime", P.rlimit),
+            "checker_rlimit_rttime": leaf("checker_rlimit_rttime", P.rlimit),
+            "checker_rlimit_rtime": leaf("checker_rlimit_rttime", P.rlimit),
+            "vrrp_no_swap": leaf("vrrp_no_swap", v.flag),
+            "checker_no_swap": leaf("checker_no_swap", v.flag),
+            "vrrp_cpu_affinity": leaf("vrrp_cpu_affinity", P.cpus),
+            "checker_cpu_affinity": leaf("checker_cpu_affinity", P.cpus),
             "max_auto_priority": leaf("max_auto_priority", lambda n: v.to_int(
                 n.args[0], -1, 99) if n.args else 99),
             "vrrp_notify_fifo": leaf("vrrp_notify_fifo", v.first),
@@ -265,13 +352,36 @@ class Builder:
             "lvs_sync_daemon": leaf("lvs_sync_daemon", self._sync_daemon),
             "lvs_flush": leaf("lvs_flush", v.flag),
             "lvs_flush_on_stop": leaf("lvs_flush_on_stop", self._flush_on_stop),
+            "lvs_flush_onstop": leaf("lvs_flush_on_stop", self._flush_on_stop),
             "lvs_timeouts": leaf(None, self._lvs_timeouts),
             "checker_log_all_failures": leaf("checker_log_all_failures", v.flag),
+            "nftables": leaf(None, self._nftables),
+            "vrrp_iptables": leaf(None, self._vrrp_iptables),
+            "nftables_priority": leaf("nftables_priority", v.integer(-2**31, 2**31 - 1)),
+            "nftables_ifindex": leaf("nftables_ifindex", lambda n: True),
+            "nftables_counters": leaf("nftables_counters", lambda n: True),
         }
         return spec
 
+    def _nftables(self, node: Node) -> dict[str, Any]:
+        # keepalived: the first of nftables / vrrp_iptables names the table
+        if self._nft_table_set:
+            self.diags.warning(node.pos, "nftables already specified; ignored")
+            return {}
+        self._nft_table_set = True
+        return {"nftables": node.args[0] if node.args else "keepalived"}
+
+    def _vrrp_iptables(self, node: Node) -> dict[str, Any]:
+        # keepalived built without iptables (Debian's 2.2.7 among them) does the same
+        self.diags.warning(node.pos, "vrrp_iptables: iptables is not supported, using nftables "
+                                     "(table 'keepalived') instead; replace vrrp_iptables and "
+                                     "vrrp_ipsets with nftables")
+        self._nft_table_set = True
+        return {"nftables": "keepalived"}
+
     def global_defs(self, node: Node) -> GlobalDefs:
         kw: dict[str, Any] = {}
+        self._nft_table_set = False
         self.fill(node, self.global_spec, kw, "global_defs")
         return GlobalDefs(pos=node.pos, **kw)
 
@@ -325,7 +435,7 @@ class Builder:
             if key == "id":
                 kw["syncid"] = v.to_int(val, 0, 255)
             elif key == "maxlen":
-                kw["maxlen"] = v.to_int(val, 1, 65535 - 50)
+                kw["maxlen"] = v.to_int(val, 1, 65535 - 20 - 8)
             elif key == "port":
                 kw["port"] = v.to_int(val, 1, 65535)
             elif key == "ttl":
@@ -364,8 +474,8 @@ class Builder:
         kw: dict[str, Any] = {}
         spec = {
             "script": leaf("script", v.script),
-            "interval": leaf("interval", v.integer(1, 2**31 - 1)),
-            "timeout": leaf("timeout", v.integer(1, 2**31 - 1)),
+            "interval": leaf("interval", v.positive(v.number(0, 4294967))),
+            "timeout": leaf("timeout", v.positive(v.number(0, 4294967))),
             "weight": leaf(None, _weight_kw),
             "rise": leaf("rise", v.integer(1, 2**31 - 1)),
             "fall": leaf("fall", v.integer(1, 2**31 - 1)),
@@ -373,8 +483,6 @@ class Builder:
             "init_fail": leaf("init_fail", v.flag),
         }
         self.fill(node, spec, kw, f"vrrp_script {self._named(node)}")
-        if "script" not in kw:
-            self.diags.error(node.pos, f"vrrp_script {node.args[0]} has no 'script'")
         return VrrpScript(name=node.args[0], pos=node.pos, **kw)
 
     def _notify_script(self, node: Node) -> Script:
@@ -411,8 +519,9 @@ class Builder:
             "init_file": leaf(None, init_file),
         }
         self.fill(node, spec, kw, f"track_file {self._named(node)}")
-        if "file" not in kw:
-            self.diags.error(node.pos, f"track_file {node.args[0]} has no 'file'")
+        if "file" not in kw:  # keepalived: ignored, and so whatever tracks it
+            self.diags.warning(node.pos, f"track_file {node.args[0]} has no 'file'; removed")
+            return None  # type: ignore[return-value]
         return TrackFileDef(name=node.args[0], pos=node.pos, **kw)
 
     def track_process(self, node: Node) -> TrackProcess:
@@ -424,7 +533,7 @@ class Builder:
             "param_match": leaf("param_match", v.choice("INITIAL", "PARTIAL")),
             "weight": leaf(None, _weight_kw),
             "quorum": leaf("quorum", v.integer(1, 65535)),
-            "quorum_max": leaf("quorum_max", v.integer(1, 65535)),
+            "quorum_max": leaf("quorum_max", v.integer(0, 65535)),
             "delay": leaf("delay", v.number(0, 3600)),
             "terminate_delay": leaf("terminate_delay", v.number(0, 3600)),
             "fork_delay": leaf("fork_delay", v.number(0, 3600)),
@@ -432,18 +541,52 @@ class Builder:
         }
         self.fill(node, spec, kw, f"vrrp_track_process {self._named(node)}")
         if "process" not in kw:
-            self.diags.error(node.pos, f"vrrp_track_process {node.args[0]} has no 'process'")
+            self.diags.warning(node.pos, f"vrrp_track_process {node.args[0]} has no "
+                                         f"'process'; removed")
+            return None  # type: ignore[return-value]
         if kw.get("param_match"):
             kw["param_match"] = kw["param_match"].lower()
         return TrackProcess(name=node.args[0], pos=node.pos, **kw)
 
     def _track_refs(self, kind: str) -> v.Parser:
-        def parse(node: Node) -> tuple[TrackRef, ...]:
-            def one_ref(n: Node) -> TrackRef:
-                w, rev = _weight(n.args, 0)
-                return TrackRef(name=n.name, weight=w, reverse=rev, pos=n.pos)
+        """A track_* block, read as keepalived's vrrp_track.c does: an unknown option drops
+        the line, a bad weight falls back to the tracker's own, a name twice is ignored."""
 
-            return tuple(self._items(node, one_ref))
+        def one_ref(n: Node) -> TrackRef:
+            a = n.args
+            if not a:
+                return TrackRef(name=n.name, pos=n.pos)
+            if a[0] != "weight":
+                raise Bad(f"unknown option '{a[0]}' for {n.name}")
+            if len(a) == 1:
+                raise Bad(f"weight without a value for {n.name}")
+            reverse = False
+            note = ""
+            if len(a) >= 3:
+                if a[2] in ("reverse", "noreverse"):
+                    reverse = a[2] == "reverse"
+                else:
+                    note = f"unknown weight option '{a[2]}' ignored"
+            try:
+                w: int | None = v.to_int(a[1], -254, 254)
+            except Bad as e:
+                w, note = None, f"{e}: the {kind}'s own weight used"
+            if kind == "script" and w in (-254, 254):
+                w = 253 if w > 0 else -253
+                note = f"weight cannot be +/-254; set to {w}"
+            ref = TrackRef(name=n.name, weight=w, reverse=reverse, pos=n.pos)
+            if note:
+                raise v.Fixed(ref, note)
+            return ref
+
+        def parse(node: Node) -> tuple[TrackRef, ...]:
+            out: list[TrackRef] = []
+            for ref in self._items(node, one_ref):
+                if any(r.name == ref.name for r in out):
+                    self.diags.warning(ref.pos, f"duplicate track_{kind} {ref.name}; ignored")
+                else:
+                    out.append(ref)
+            return tuple(out)
 
         return parse
 
@@ -473,12 +616,12 @@ class Builder:
             "unicast_src_ip": leaf("unicast_src_ip", v.ip),
             "unicast_peer": K("unicast_peer", lambda n: tuple(self._items(n, self._peer)),
                               block=True),
-            "unicast_ttl": leaf("unicast_ttl", v.integer(1, 255)),
+            "unicast_ttl": leaf("unicast_ttl", v.integer(0, 255)),
             "unicast_fault_no_peer": leaf("unicast_fault_no_peer", v.flag),
             "check_unicast_src": leaf("check_unicast_src", v.flag),
             "version": leaf("version", v.integer(2, 3)),
             "virtual_router_id": leaf("virtual_router_id", v.integer(1, 255)),
-            "priority": leaf("priority", v.integer(1, 255)),
+            "priority": leaf("priority", P.priority),
             "advert_int": leaf("advert_int", v.number(0.01, 255)),
             "authentication": K("authentication", self._auth, block=True),
             "virtual_ipaddress": K("virtual_ipaddress", self._vips, block=True),
@@ -491,10 +634,10 @@ class Builder:
             "preempt": leaf(None, lambda n: {"nopreempt": not v.flag(n)}),
             "preempt_delay": leaf("preempt_delay", v.number(0, 1000)),
             "garp_master_delay": leaf("garp_master_delay", UINT),
-            "garp_master_repeat": leaf("garp_master_repeat", UINT),
+            "garp_master_repeat": leaf("garp_master_repeat", v.positive(UINT)),
             "garp_master_refresh": leaf("garp_master_refresh", UINT),
             "garp_master_refresh_repeat": leaf("garp_master_refresh_repeat",
-                                               UINT),
+                                               v.positive(UINT)),
             "garp_lower_prio_delay": leaf("garp_lower_prio_delay", UINT),
             "garp_lower_prio_repeat": leaf("garp_lower_prio_repeat", UINT),
             "garp_interval": leaf("garp_interval", self._garp_interval),
@@ -513,20 +656,24 @@ class Builder:
         return spec
 
     def _peer(self, node: Node) -> UnicastPeer:
-        addr, _ = parse_ip(node.name)
+        addr, _, dropped = v.address(node.name)
         kw: dict[str, Any] = {}
         a = node.args
+        notes = [f"'{dropped}' after the address ignored"] if dropped else []
         for key, val in zip(a[::2], a[1::2], strict=False):
             if key in ("min_ttl", "max_ttl"):
                 kw[key] = v.to_int(val, 0, 255)
-            else:
-                raise Bad(f"unknown unicast_peer option '{key}'")
+            else:  # keepalived reports it and keeps the peer
+                notes.append(f"unknown unicast_peer option '{key}' ignored")
         if len(a) % 2:
-            raise Bad(f"'{a[-1]}' needs a value")
-        return UnicastPeer(address=addr, pos=node.pos, **kw)
+            notes.append(f"'{a[-1]}' without a value ignored")
+        peer = UnicastPeer(address=addr, pos=node.pos, **kw)
+        if notes:
+            raise v.Fixed(peer, "; ".join(notes))
+        return peer
 
     def _vips(self, node: Node) -> tuple[Any, ...]:
-        return tuple(self._items(node, lambda c: parse_vip([c.name, *c.args], c.pos)))
+        return tuple(self._items(node, P.vip))
 
     def _auth(self, node: Node) -> Authentication | None:
         kw: dict[str, Any] = {}
@@ -535,8 +682,13 @@ class Builder:
             "auth_pass": leaf("auth_pass", v.text),
         }
         self.fill(node, spec, kw, "authentication")
-        if "auth_type" not in kw:
-            self.diags.error(node.pos, "authentication block has no auth_type")
+        if "auth_type" not in kw:  # keepalived: no (valid) type is no authentication
+            self.diags.warning(node.pos, "authentication block has no valid auth_type; "
+                                         "no authentication")
+            return None
+        if not kw.get("auth_pass"):
+            self.diags.warning(node.pos, "authentication specified but no password given; "
+                                         "no authentication")
             return None
         raw = kw.get("auth_pass", "").encode("utf-8", "surrogateescape")  # the file's bytes
         if len(raw) > 8:
@@ -549,8 +701,20 @@ class Builder:
         if nkw:
             kw["notify"] = Notify(**nkw)
 
+    def _block_name(self, node: Node) -> str:
+        """keepalived skips a vrrp_instance / vrrp_sync_group block whose header is not
+        exactly one name, and a second block of a name already defined."""
+        if len(node.args) != 1:
+            raise Bad("must have exactly one name")
+        name = node.args[0]
+        key = (node.name, name)
+        if key in self._seen_blocks:
+            raise Bad(f"{name} is already defined at {self._seen_blocks[key]}")
+        self._seen_blocks[key] = node.pos
+        return name
+
     def vrrp_instance(self, node: Node) -> VrrpInstance:
-        name = self._named(node)
+        name = self._block_name(node)
         kw: dict[str, Any] = {}
         self.fill(node, self.instance_spec, kw, f"vrrp_instance {name}")
         self._split_notify(kw)
@@ -561,7 +725,7 @@ class Builder:
         return _PendingInstance(name=name, pos=node.pos, kw=kw)  # type: ignore[return-value]
 
     def sync_group(self, node: Node) -> VrrpSyncGroup:
-        name = self._named(node)
+        name = self._block_name(node)
         kw: dict[str, Any] = {}
         spec = {
             "group": K("group", lambda n: tuple(c.name for c in v.block_lines(n)), block=True),
@@ -619,12 +783,14 @@ class Builder:
         addr, family = parse_ip(text)
         return VsGroupEntry(address=addr, port=port, family=family, pos=node.pos)
 
-    def _common_check_opts(self) -> dict[str, K]:
+    def _common_check_opts(self, checker: bool = False) -> dict[str, K]:
+        # keepalived: a checker's retry may be 0, a real or virtual server's from 1
+        retry = leaf("retry", UINT if checker else v.integer(1, 2**32 - 1))
         return {
-            "retry": leaf("retry", UINT),
-            "nb_get_retry": leaf("retry", UINT),
+            "retry": retry,
+            "nb_get_retry": retry,
             "delay_before_retry": leaf("delay_before_retry", v.number(0, 4294967)),
-            "connect_timeout": leaf("connect_timeout", v.number(0.001, 4294967)),
+            "connect_timeout": leaf("connect_timeout", v.number(1e-6, 4294967)),
             "warmup": leaf("warmup", v.number(0, 4294967)),
             "alpha": leaf("alpha", v.flag),
             "smtp_alert": leaf("smtp_alert", v.flag),
@@ -636,7 +802,7 @@ class Builder:
         spec = {
             "protocol": leaf("protocol", v.choice("TCP", "UDP", "SCTP")),
             "ip_family": leaf("_ip_family", v.choice("INET", "INET6")),
-            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+            "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
             "lb_algo": leaf("lb_algo", self._sched),
             "lvs_sched": leaf("lb_algo", self._sched),
             "lb_kind": leaf(None, self._lb_kind),
@@ -657,6 +823,7 @@ class Builder:
             "inhibit_on_failure": leaf("inhibit_on_failure", v.flag),
             "omega": leaf("omega", v.flag),
             "ha_suspend": leaf("ha_suspend", v.flag),
+            "weight": leaf("weight", v.integer(1, 2**31 - 1)),
             "real_server": K("real_servers", self.real_server, block=True, append=True),
         }
         for f in SCHED_FLAGS:
@@ -709,38 +876,48 @@ class Builder:
     def virtual_server(self, node: Node) -> VirtualServer | None:
         a = node.args
         kw: dict[str, Any] = {}
-        if len(a) >= 2 and a[0] == "fwmark":
-            kw["fwmark"] = v.to_int(a[1], 1, 2**32 - 1)
+        extra: list[str] = []
+        if not a:
+            raise v.Missing("needs 'IP PORT', 'fwmark N' or 'group NAME'")
+        if a[0] == "fwmark" and len(a) >= 2:
+            kw["fwmark"] = v.to_int(a[1], 0, 2**32 - 1)
             extra = a[2:]
-        elif len(a) >= 2 and a[0] == "group":
+        elif a[0] == "group" and len(a) >= 2:
             kw["group"] = a[1]
             extra = a[2:]
-        elif len(a) == 2:
-            kw["address"], kw["family"] = parse_ip(a[0])
-            kw["port"] = v.to_int(a[1], 0, 65535)
-            extra = []
-        elif len(a) == 1:
-            kw["address"], kw["family"] = parse_ip(a[0])
-            kw["port"] = 0  # keepalived: port 0 with persistence = all ports
-            extra = []
         else:
-            raise Bad("needs 'IP PORT', 'fwmark N' or 'group NAME'")
+            # keepalived: an invalid address skips the virtual server
+            addr, kw["family"], dropped = v.address(a[0])
+            kw["address"] = addr
+            if dropped:
+                self.diags.warning(node.pos, f"virtual_server: '{dropped}' after the "
+                                             f"address ignored")
+            kw["port"] = v.to_int(a[1], 0, 65535) if len(a) > 1 else 0
+            extra = a[2:]
         if extra:
-            raise Bad(f"unexpected '{' '.join(extra)}'")
+            self.diags.warning(node.pos, f"virtual_server: '{' '.join(extra)}' ignored")
         self.fill(node, self.vs_spec, kw, f"virtual_server {' '.join(a)}")
         fam = kw.pop("_ip_family", None)
         if fam:
             want = 6 if fam == "INET6" else 4
             if "address" in kw and kw["family"] != want:
-                self.diags.error(node.pos, f"ip_family {fam.lower()} does not match {a[0]}")
-            kw["family"] = want
+                self.diags.warning(node.pos, f"ip_family {fam.lower()} conflicts with "
+                                             f"{a[0]}; ignored")
+            else:
+                kw["family"] = want
         flags = [k[6:] for k in sorted(kw) if k.startswith("_flag_") and kw.pop(k)]
         for k in [k for k in kw if k.startswith("_flag_")]:
             kw.pop(k)
         kw["sched_flags"] = tuple(f for f in SCHED_FLAGS if f in flags and f != "ops")
         if "ops" in flags:
             kw["ops"] = True
-        kw["real_servers"] = tuple(self._inherit(kw, kw.get("real_servers", [])))
+        self._vs_defaults(node, kw)
+        kw["real_servers"] = tuple(self._inherit(node, kw, kw.get("real_servers", [])))
+        self._sorry_defaults(node, kw)
+        if not kw["real_servers"]:
+            self.diags.warning(node.pos, f"virtual_server {' '.join(a)} has no real servers; "
+                                         f"ignored (as keepalived)")
+            return None
         return VirtualServer(pos=node.pos, **kw)
 
     def _rs_spec(self) -> dict[str, K]:
@@ -753,7 +930,7 @@ class Builder:
             "notify_down": leaf("notify_down", self._notify_script),
             "uthreshold": leaf("uthreshold", UINT),
             "lthreshold": leaf("lthreshold", UINT),
-            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+            "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
         }
         spec.update(self._common_check_opts())
         for t in CHECKER_TYPES:
@@ -762,17 +939,33 @@ class Builder:
 
     def real_server(self, node: Node) -> dict[str, Any]:
         a = node.args
-        if not 1 <= len(a) <= 2:
-            raise Bad("needs an address and a port")
-        addr, family = parse_ip(a[0])
+        if not a:
+            raise v.Missing("needs an address and a port")
+        addr, family, dropped = v.address(a[0])
+        if dropped:
+            self.diags.warning(node.pos, f"real_server: '{dropped}' after the address ignored")
         kw: dict[str, Any] = {"address": addr, "family": family}
-        if len(a) == 2:
+        if len(a) >= 2:
             kw["port"] = v.to_int(a[1], 0, 65535)
+        if len(a) > 2:
+            self.diags.warning(node.pos, f"real_server: '{' '.join(a[2:])}' ignored")
         self.fill(node, self.rs_spec, kw, f"real_server {' '.join(a)}")
         if "lb_kind" in kw:
             kw["lvs_method"] = kw.pop("lb_kind")
         kw["pos"] = node.pos
         return kw  # built by _inherit once the virtual server is complete
+
+    def _conn_spec(self) -> dict[str, K]:
+        """The connection options every checker (and an SMTP host block) takes."""
+        return {
+            "connect_ip": leaf("connect_ip", v.ip),
+            "connect_port": leaf("connect_port", v.port),
+            "bindto": leaf("bindto", v.ip),
+            "bind_port": leaf("bind_port", v.port),
+            "bind_if": leaf("bind_if", v.one),
+            "fwmark": leaf("fwmark", v.integer(0, 2**32 - 1)),
+            "connect_timeout": leaf("connect_timeout", v.number(1e-6, 4294967)),
+        }
 
     def _checker_spec(self) -> dict[str, K]:
         spec = {
@@ -782,7 +975,7 @@ class Builder:
             "bind_port": leaf("bind_port", v.port),
             "bind_if": leaf("bind_if", v.one),
             "fwmark": leaf("fwmark", v.integer(1, 2**32 - 1)),
-            "delay_loop": leaf("delay_loop", v.number(0.001, 4294967)),
+            "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
             "log_all_failures": leaf("log_all_failures", v.flag),
             "url": K("urls", self.url, block=True, append=True),
             "http_protocol": leaf("http_protocol", v.choice("1.0", "1.0C", "1.1", "0.9")),
@@ -790,46 +983,90 @@ class Builder:
             "sni_name": leaf("sni_name", v.one),
             "fast_recovery": leaf("fast_recovery", v.flag),
             "misc_path": leaf("misc_path", v.script),
-            "misc_timeout": leaf("misc_timeout", v.number(0.001, 4294967)),
+            "misc_timeout": leaf("misc_timeout", v.number(0, 4294967)),
             "misc_dynamic": leaf("misc_dynamic", v.flag),
             "user": leaf(None, self._user),
             "helo_name": leaf("helo_name", v.one),
             "type": leaf("dns_type", v.choice(*DNS_TYPES)),
             "name": leaf("dns_name", v.one),
             "payload": leaf("payload", self._hex),
-            "require_reply": leaf("require_reply", lambda n: self._hex(n) if n.args else b""),
+            "require_reply": leaf(None, self._reply),
             "min_reply_length": leaf("min_reply_length", v.integer(0, 65535)),
             "max_reply_length": leaf("max_reply_length", v.integer(0, 65535)),
             "track_file": leaf("track_file", v.one),
             "file": leaf("track_file", v.one),
             "weight": leaf(None, _weight_kw),
         }
-        spec.update(self._common_check_opts())
+        spec.update(self._common_check_opts(checker=True))
         return spec
 
     def _hex(self, node: Node) -> bytes:
-        s = "".join(node.args)
-        if s[:2].lower() == "0x":
-            s = s[2:]
-        try:
-            return bytes.fromhex(s)
-        except ValueError:
-            raise Bad(f"'{s}' is not a hex string") from None
+        data, mask = P.hex_str(node.args, wildcard=False)
+        return data
 
-    def checker(self, node: Node) -> dict[str, Any]:
+    def _reply(self, node: Node) -> dict[str, Any]:
+        if not node.args:
+            return {"require_reply": b""}
+        data, mask = P.hex_str(node.args, wildcard=True)
+        return {"require_reply": data, "require_reply_mask": mask if any(mask) else None}
+
+    def checker(self, node: Node) -> dict[str, Any] | list[dict[str, Any]]:
         kw: dict[str, Any] = {}
+        hosts: list[dict[str, Any]] = []
+        if node.name == "SMTP_CHECK" and any(c.name == "host" for c in node.children or ()):
+            hosts = self._smtp_hosts(node)
+            own = Node(node.name, node.args, node.pos)
+            own.children = [c for c in v.block_lines(node) if c.name != "host"]
+            node = own
         self.fill(node, self.checker_spec, kw, node.name)
         kw.pop("smtp_alert", None)
         kw["urls"] = tuple(kw.get("urls", ()))
+        missing = None
         if node.name in ("HTTP_GET", "SSL_GET") and not kw["urls"]:
-            self.diags.error(node.pos, f"{node.name} has no url block")
+            missing = "url block"
         if node.name == "MISC_CHECK" and "misc_path" not in kw:
-            self.diags.error(node.pos, "MISC_CHECK has no misc_path")
+            missing = "misc_path"
         if node.name == "FILE_CHECK" and "track_file" not in kw:
-            self.diags.error(node.pos, "FILE_CHECK has no track_file")
+            missing = "track_file"
+        if missing:
+            self.diags.warning(node.pos, f"{node.name} has no {missing}; the checker is "
+                                         f"removed (as keepalived)")
+            return None  # type: ignore[return-value]
         kw["type"] = node.name
         kw["pos"] = node.pos
+        if hosts:
+            return self._smtp_host_checkers(kw, hosts)
         return kw  # built by _inherit
+
+    def _smtp_hosts(self, node: Node) -> list[dict[str, Any]]:
+        """SMTP_CHECK's (deprecated, still accepted) `host { }` blocks: their connection
+        options, each a checker of its own."""
+        out: list[dict[str, Any]] = []
+        for c in v.block_lines(node):
+            if c.name != "host":
+                continue
+            if c.children is None:
+                self.diags.error(c.pos, "'host' needs a block { ... }")
+                continue
+            kw: dict[str, Any] = {"pos": c.pos}
+            self.fill(c, self.conn_spec, kw, "SMTP_CHECK host")
+            out.append(kw)
+        return out
+
+    def _smtp_host_checkers(self, kw: dict[str, Any],
+                            hosts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """keepalived: one checker per host block; the main checker keeps its own
+        connection options if it has any, else takes the first host's."""
+        self.diags.warning(hosts[0]["pos"] if hosts else kw["pos"],
+                           "SMTP_CHECK host blocks are deprecated: each is a checker")
+        conn = {k.field for k in self.conn_spec.values()}
+        own = any(k in kw for k in conn)
+        out = [kw] if own else []
+        for h in hosts:
+            c = {k: val for k, val in kw.items() if k not in conn}
+            c.update(h)
+            out.append(c)
+        return out
 
     def url(self, node: Node) -> Url:
         kw: dict[str, Any] = {}
@@ -856,56 +1093,6 @@ class Builder:
         if not out:
             raise Bad("needs status codes")
         return tuple(out)
-
-    # -- inheritance, as keepalived resolves it at the end of parsing -----------
-    def _inherit(self, vs: dict[str, Any], rss: list[dict[str, Any]]) -> list[RealServer]:
-        """Resolve what real servers and checkers take from their parents (keepalived
-        does it at the end of the block), then build each object once."""
-        out = []
-        vs_ctimeout = _pick(vs.get("connect_timeout"), 5.0)
-        vs_retry = _pick(vs.get("retry"), 1)
-        vs_dbr = _pick(vs.get("delay_before_retry"), 1.0)
-        vs_warmup = _pick(vs.get("warmup"), 0.0)
-        vs_kind = vs.get("lb_kind", "NAT")
-        vs_inhibit = vs.get("inhibit_on_failure", False)
-        vs_alpha = vs.get("alpha", False)
-        vs_vhost = vs.get("virtualhost")
-        vs_loop = vs.get("delay_loop", 60.0)
-        for rs in rss:
-            rs.setdefault("lvs_method", vs_kind)
-            rs.setdefault("inhibit_on_failure", vs_inhibit)
-            rs.setdefault("alpha", vs_alpha)
-            rs.setdefault("virtualhost", vs_vhost)
-            rs.setdefault("delay_loop", vs_loop)
-            ctimeout = _pick(rs.get("connect_timeout"), vs_ctimeout)
-            retry = _pick(rs.get("retry"), vs_retry)
-            dbr = _pick(rs.get("delay_before_retry"), vs_dbr)
-            warmup = _pick(rs.get("warmup"), vs_warmup)
-            checkers = []
-            for c in rs.get("checkers", ()):
-                c.setdefault("connect_timeout", ctimeout)
-                c.setdefault("retry", retry)
-                c.setdefault("delay_before_retry", dbr)
-                c.setdefault("delay_loop", rs["delay_loop"])
-                c.setdefault("warmup", warmup)
-                c.setdefault("alpha", rs["alpha"])
-                c.setdefault("virtualhost", rs["virtualhost"])
-                c.setdefault("connect_ip", rs["address"])
-                c.setdefault("connect_port", rs.get("port"))
-                if c["type"] == "MISC_CHECK":
-                    c.setdefault("misc_timeout", rs["delay_loop"])
-                checkers.append(Checker(**c))
-            rs["checkers"] = tuple(checkers)
-            out.append(RealServer(**rs))
-        return out
-
-
-def _pick(*candidates: Any) -> Any:
-    for c in candidates:
-        if c is not None:
-            return c
-    return None
-
 
 class _PendingInstance(NamedTuple):
     """An instance whose version/family defaults need the global_defs first."""

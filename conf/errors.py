@@ -33,7 +33,14 @@ class Diagnostic(NamedTuple):
 
 
 class BadValue(ValueError):
-    """A keyword's value is wrong; the builder reports it at the keyword's file:line."""
+    """A keyword's value is wrong; the builder reports it at the keyword's file:line.
+
+    keepalived logs a bad value and runs on without it (the default stays), so the
+    builder makes this a warning and ignores the keyword."""
+
+
+class MissingValue(BadValue):
+    """A keyword without its parameter: keepalived exits on it, so this is an error."""
 
 
 class ConfigError(Exception):

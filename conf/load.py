@@ -57,7 +57,7 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     cfg = builder.build(roots, source.files)
     pending = list(cfg.vrrp_instances)
     cfg = finish(attrs.evolve(cfg, vrrp_instances=()), pending, diags)
-    validate(cfg, diags, check_host=check_host)
+    cfg = validate(cfg, diags, check_host=check_host)
     return Loaded(cfg, diags)
 
 

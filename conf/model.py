@@ -83,8 +83,16 @@ class GlobalDefs:
     vrrp_lower_prio_no_advert: bool = False
     vrrp_higher_prio_send_advert: bool = False
     vrrp_startup_delay: float = 0.0
-    vrrp_priority: int | None = None
+    vrrp_priority: int | None = None  # nice value of the VRRP child
     checker_priority: int | None = None
+    vrrp_rt_priority: int | None = None  # SCHED_RR priority
+    checker_rt_priority: int | None = None
+    vrrp_rlimit_rttime: int | None = None  # microseconds; None: keepalived's 10000
+    checker_rlimit_rttime: int | None = None
+    vrrp_no_swap: bool = False
+    checker_no_swap: bool = False
+    vrrp_cpu_affinity: tuple[int, ...] = ()
+    checker_cpu_affinity: tuple[int, ...] = ()
     max_auto_priority: int | None = None
     vrrp_notify_fifo: str | None = None
     vrrp_notify_fifo_script: Script | None = None
@@ -99,6 +107,13 @@ class GlobalDefs:
     lvs_timeout_tcpfin: int | None = None
     lvs_timeout_udp: int | None = None
     checker_log_all_failures: bool = False
+    # the VIP drop rules' nftables table (None: only when an instance needs it, then
+    # keepalived's default name); vrrp_iptables maps here, as keepalived built without
+    # iptables does
+    nftables: str | None = None
+    nftables_priority: int = -1
+    nftables_ifindex: bool = False
+    nftables_counters: bool = False
     pos: Pos = NOWHERE
 
 
@@ -107,8 +122,8 @@ class GlobalDefs:
 class VrrpScript:
     name: str
     script: Script | None = None
-    interval: int = 1
-    timeout: int | None = None  # None: the interval, as keepalived
+    interval: float = 1
+    timeout: float | None = None  # None: the interval, as keepalived
     weight: int = 0
     weight_reverse: bool = False
     rise: int = 1
@@ -180,6 +195,16 @@ class VirtualIp:
 
 
 @frozen
+class NextHop:
+    """One path of a multipath route (`nexthop via A dev X weight N`)."""
+
+    via: str | None = None
+    dev: str | None = None
+    weight: int = 1
+    onlink: bool = False
+
+
+@frozen
 class VirtualRoute:
     dst: str  # "default" or CIDR
     family: int
@@ -195,6 +220,7 @@ class VirtualRoute:
     blackhole: bool = False
     no_track: bool = False
     options: tuple[tuple[str, str], ...] = ()
+    nexthops: tuple[NextHop, ...] = ()  # multipath (keepalived's `nexthop`, old `or`)
     pos: Pos = NOWHERE
 
 
@@ -357,6 +383,7 @@ class Checker:
     # UDP_CHECK
     payload: bytes | None = None
     require_reply: bytes | None = None
+    require_reply_mask: bytes | None = None  # bits of X (wildcard) nibbles
     min_reply_length: int | None = None
     max_reply_length: int | None = None
     # FILE_CHECK
@@ -447,6 +474,7 @@ class VirtualServer:
     alpha: bool = False
     omega: bool = False
     ha_suspend: bool = False
+    weight: int = 1  # the default weight of its real servers
     virtualhost: str | None = None
     retry: int | None = None
     delay_before_retry: float | None = None
@@ -477,4 +505,7 @@ class Config:
     vrrp_instances: tuple[VrrpInstance, ...] = ()
     virtual_server_groups: tuple[VirtualServerGroup, ...] = ()
     virtual_servers: tuple[VirtualServer, ...] = ()
+    static_ipaddress: tuple[VirtualIp, ...] = ()
+    static_routes: tuple[VirtualRoute, ...] = ()
+    static_rules: tuple[VirtualRule, ...] = ()
     files: tuple[str, ...] = ()

@@ -30,7 +30,7 @@ Line = tuple[list[str], Pos]
 
 _DEF_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 _USE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
-_EXPAND_RE = re.compile(r"~(SEQ|LST)\(([^)]*)\)\s*")
+_EXPAND_RE = re.compile(r"~(SEQx?|LST)\s*\(([^)]*)\)\s*")
 _BRACE_RE = re.compile(r"\{([^{}]*,[^{}]*)\}")
 MAX_INCLUDE_DEPTH = 32
 MAX_EXPANSION = 1_000_000
@@ -105,23 +105,49 @@ def expand_braces(pattern: str) -> list[str]:
     return out
 
 
-def _seq_values(args: list[str]) -> list[str]:
-    nums = [int(a) for a in args]
+def _seq_values(args: list[str], hex_out: bool = False) -> list[str]:
+    """keepalived's ~SEQ(var, [start,] [step,] end): numbers as strtol(, 0) reads them
+    (0x.. hex, 0.. octal); with one number the sequence runs from 1 (or -1) towards it;
+    ~SEQx prints hex (for IPv6 addresses)."""
+    try:
+        nums = [int(a, 0) if a.strip() not in ("", "-") else 0 for a in args]
+    except ValueError:
+        nums = [int(a.lstrip("0") or "0") for a in args]  # strtol reads 08 as 0, 8: rare
     if len(nums) == 1:
-        start, step, end = 1, 1, nums[0]
+        end = nums[0]
+        start, step = (-1 if end < 0 else 1), (-1 if end < 1 else 1)
     elif len(nums) == 2:
         start, end = nums
         step = 1 if end >= start else -1
     elif len(nums) == 3:
         start, step, end = nums
+        if not step or (start < end and step < 0) or (start > end and step > 0):
+            raise ValueError("invalid values (step 0, or pointing away from the end)")
     else:
         raise ValueError("takes a variable and 1 to 3 numbers")
-    if step == 0:
-        raise ValueError("step must not be 0")
+    if hex_out and (start < 0 or end < 0):
+        raise ValueError("~SEQx is only valid for positive numbers")
     if (end - start) // step + 1 > MAX_EXPANSION:
         raise ValueError("expands to too many lines")
     stop = end + (1 if step > 0 else -1)
-    return [str(v) for v in range(start, stop, step)]
+    return [format(v, "x") if hex_out else str(v) for v in range(start, stop, step)]
+
+
+def _lst_values(spec: str) -> tuple[list[str], list[list[str]]]:
+    """keepalived's ~LST(var, a, b) and ~LST({v1, v2}, {a1, a2}, {b1, b2}): the
+    variables, then one value set per line (missing values are blank)."""
+    groups = re.findall(r"\{([^}]*)\}|([^,{}]+)", spec)
+    items = [([x.strip() for x in braced.split(",")] if braced else [plain.strip()])
+             for braced, plain in groups if (braced or plain.strip())]
+    if len(items) < 2:
+        raise ValueError("needs a variable and at least one value")
+    names = items[0]
+    sets = []
+    for vals in items[1:]:
+        if len(vals) > len(names):
+            raise ValueError("has more values than variables")
+        sets.append(vals + [""] * (len(names) - len(vals)))
+    return names, sets
 
 
 def _is_include(s: str) -> bool:
@@ -281,26 +307,36 @@ class Source:
 
     def _loop(self, m: re.Match[str], body: str, pos: Pos, depth: int) -> Iterator[Line]:
         kind = m.group(1)
-        args = [a.strip() for a in m.group(2).split(",")]
-        var = args[0]
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var or ""):
-            self.diags.error(pos, f"~{kind}: invalid variable name '{var}'")
-            return
-        if kind == "SEQ":
+        spec = m.group(2)
+        if kind.startswith("SEQ"):
+            args = [a.strip() for a in spec.split(",")]
+            names = [args[0]]
+            if "$" in spec:  # keepalived substitutes definitions in the numbers
+                args = [args[0], *(_USE_RE.sub(self._substitute, a) for a in args[1:])]
             try:
-                values = _seq_values(args[1:])
+                sets = [[v] for v in _seq_values(args[1:], hex_out=kind == "SEQx")]
             except ValueError as e:
-                self.diags.error(pos, f"~SEQ({m.group(2)}): {e}")
+                self.diags.warning(pos, f"~{kind}({spec}): {e}; line skipped")
                 return
         else:
-            values = args[1:]
-        saved = self.defs.get(var)
+            try:
+                names, sets = _lst_values(spec)
+            except ValueError as e:
+                self.diags.warning(pos, f"~LST({spec}): {e}; line skipped")
+                return
+        for var in names:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var or ""):
+                self.diags.warning(pos, f"~{kind}: invalid variable name '{var}'; "
+                                        f"line skipped")
+                return
+        saved = {var: self.defs.get(var) for var in names}
         try:
-            for v in values:
-                self.defs[var] = v
+            for values in sets:
+                self.defs.update(zip(names, values, strict=True))
                 yield from self._expand(body, pos, depth + 1)
         finally:
-            if saved is None:
-                self.defs.pop(var, None)
-            else:
-                self.defs[var] = saved
+            for var, old in saved.items():
+                if old is None:
+                    self.defs.pop(var, None)
+                else:
+                    self.defs[var] = old

@@ -74,13 +74,14 @@ def build_tree(lines: Iterable[Line], diags: Diagnostics) -> list[Node]:
                 body = last.children
                 last = None
             elif tok == "}":
-                if not stack:
-                    diags.error(pos, "'}' without a matching '{'")
+                if not stack:  # keepalived: "Unexpected '}'", ignored
+                    diags.warning(pos, "'}' without a matching '{'; ignored")
                 else:
                     body = stack.pop()[1]
                     last = None
         if tokens and tokens[-1] in ("{", "}") and type(tokens[-1]) is str:
             last = None
-    for node, _ in stack:
-        diags.error(node.pos, f"block '{node.name}' is not closed (missing '}}')")
+    for node, _ in stack:  # keepalived closes what the end of the file leaves open
+        diags.warning(node.pos, f"block '{node.name}' is not closed (missing '}}'); "
+                                f"closed at the end of the file")
     return root

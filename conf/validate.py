@@ -10,13 +10,12 @@ error, because the config would not run as written.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from typing import Any
 
 import attrs
 
 from .errors import Diagnostics, Pos
-from .model import Config, GlobalDefs, TrackRef, VirtualIp, VrrpInstance
+from .model import Config, GlobalDefs, TrackRef, VirtualIp, VirtualServer, VrrpInstance
 
 _GARP_FROM_GLOBAL = {
     "garp_master_delay": "vrrp_garp_master_delay",
@@ -52,6 +51,8 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
             kw[field] = getattr(g, gfield)
     strict = kw.get("strict_mode", False) or g.vrrp_strict
     kw["strict_mode"] = strict
+    if "priority" not in kw:  # keepalived: no priority given, state MASTER is the owner's
+        kw["priority"] = 255 if kw.get("state") == "MASTER" else 100
 
     # address family, from the VIPs (keepalived: the first one decides)
     vips: list[VirtualIp] = list(kw.get("virtual_ipaddress", ()))
@@ -91,9 +92,9 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
             diags.warning(pos, f"{tag} VRRPv3 advertisement interval {advert:g}s must be in "
                                f"units of 10 ms; rounded to {cs / 100:g}")
         if cs > 4095:
-            diags.error(pos, f"{tag} VRRPv3 advertisement interval {advert:g}s is above the "
-                             f"maximum 40.95s")
-            return None
+            diags.warning(pos, f"{tag} VRRPv3 advertisement interval {advert:g}s is above "
+                               f"the maximum; set to 40.95s")
+            cs = 4095
         advert = max(cs, 1) / 100
     kw["advert_int"] = advert
 
@@ -114,9 +115,10 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
         kw["nopreempt"] = False
     if kw.get("nopreempt") and kw.get("preempt_delay"):
         diags.warning(pos, f"{tag} preempt_delay has no effect with nopreempt")
+    owner = kw.get("priority") == 255
     if kw.get("accept") is None:
-        kw["accept"] = not strict
-    elif kw["accept"] and strict and version == 2:
+        kw["accept"] = owner or not strict  # the address owner always accepts
+    elif kw["accept"] and strict and version == 2 and not owner:
         # RFC 3768 has no accept mode; VRRPv3 (RFC 5798) allows it in strict mode too
         diags.warning(pos, f"{tag} accept mode for VRRP version 2 does not comply with "
                            f"RFC 3768; ignored in strict mode")
@@ -125,48 +127,91 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
         diags.warning(pos, f"{tag} nopreempt is incompatible with priority 255; cleared")
         kw["nopreempt"] = False
     if kw.get("unicast_peer"):
+        peers = []
         for peer in kw["unicast_peer"]:
             if (":" in peer.address) != (family == 6):
-                diags.error(peer.pos, f"{tag} unicast_peer {peer.address} is not IPv{family}")
+                diags.warning(peer.pos, f"{tag} unicast_peer {peer.address} is not IPv{family}; "
+                                        f"skipped")
+            elif any(p.address == peer.address for p in peers):
+                diags.warning(peer.pos, f"{tag} duplicate unicast_peer {peer.address}; skipped")
+            else:
+                peers.append(peer)
+        kw["unicast_peer"] = tuple(peers)
+    # keepalived checks a unicast advert's source against the peers only when asked
+    # (check_unicast_src here or in global_defs), or when a peer has a TTL range
+    kw["check_unicast_src"] = bool(
+        kw.get("check_unicast_src") or any(p.min_ttl is not None or p.max_ttl is not None
+                                           for p in kw.get("unicast_peer", ())))
     return VrrpInstance(name=name, pos=pos, **kw)
 
 
-def _check_refs(diags: Diagnostics, owner: str, refs: Iterable[TrackRef], known: set[str],
-                what: str) -> None:
+def _known_refs(diags: Diagnostics, owner: str, refs: tuple[TrackRef, ...], known: set[str],
+                what: str) -> tuple[TrackRef, ...]:
+    """keepalived ignores a tracker it does not know (or removed), with a log line."""
+    out = []
     for ref in refs:
         if ref.name not in known:
-            diags.error(ref.pos, f"({owner}) {what} '{ref.name}' is not defined")
+            diags.warning(ref.pos, f"({owner}) {what} '{ref.name}' is not defined; ignored")
+        else:
+            out.append(ref)
+    return tuple(out) if len(out) != len(refs) else refs
 
 
-def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> None:
-    names: dict[str, Pos] = {}
+def _tracked(diags: Diagnostics, obj: Any, owner: str, scripts: set[str], files: set[str],
+             procs: set[str]) -> Any:
+    changes = {}
+    for field, known, what in (("track_script", scripts, "track_script"),
+                               ("track_file", files, "track_file"),
+                               ("track_process", procs, "track_process")):
+        refs = getattr(obj, field)
+        kept = _known_refs(diags, owner, refs, known, what)
+        if kept is not refs:
+            changes[field] = kept
+    return attrs.evolve(obj, **changes) if changes else obj
+
+
+def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config:
+    """keepalived's end-of-parse checks and repairs; returns the repaired config."""
+    interfaces = _host_interfaces() if check_host else None
+
+    kept_scripts = []
+    for sc in cfg.vrrp_scripts:
+        if sc.script is None:
+            diags.warning(sc.pos, f"vrrp_script {sc.name} has no 'script'; removed, and "
+                                  f"whatever tracks it (as keepalived)")
+        else:
+            kept_scripts.append(sc)
+    cfg = attrs.evolve(cfg, vrrp_scripts=tuple(kept_scripts))
     scripts = {s.name for s in cfg.vrrp_scripts}
     files = {f.name for f in cfg.track_files}
     procs = {p.name for p in cfg.track_processes}
-    interfaces = _host_interfaces() if check_host else None
 
-    for kind, objs in (("vrrp_script", cfg.vrrp_scripts), ("track_file", cfg.track_files),
-                       ("vrrp_track_process", cfg.track_processes)):
-        seen: set[str] = set()
-        for o in objs:
+    # keepalived finds a tracker by name: the first definition is the one used
+    firsts: dict[str, tuple[Any, ...]] = {}
+    for kind, field in (("vrrp_script", "vrrp_scripts"), ("track_file", "track_files"),
+                        ("vrrp_track_process", "track_processes")):
+        seen: dict[str, Pos] = {}
+        kept = []
+        for o in getattr(cfg, field):
             if o.name in seen:
-                diags.error(o.pos, f"{kind} '{o.name}' is defined twice")
-            seen.add(o.name)
+                diags.warning(o.pos, f"{kind} '{o.name}' is already defined at "
+                                     f"{seen[o.name]}; this one is not used")
+                continue
+            seen[o.name] = o.pos
+            kept.append(o)
+        firsts[field] = tuple(kept)
+    cfg = attrs.evolve(cfg, **firsts)
 
     vrids: dict[tuple[str, int, int], str] = {}
+    instances = []
     for inst in cfg.vrrp_instances:
-        if inst.name in names:
-            diags.error(inst.pos, f"vrrp_instance {inst.name} is already defined at "
-                                  f"{names[inst.name]}")
-        names[inst.name] = inst.pos
         key = (inst.interface or "", inst.family, inst.virtual_router_id or 0)
         if key in vrids and not inst.unicast_peer:
             diags.error(inst.pos, f"({inst.name}) VRID {key[2]} is already used on interface "
                                   f"{key[0]} by {vrids[key]}")
         vrids.setdefault(key, inst.name)
-        _check_refs(diags, inst.name, inst.track_script, scripts, "track_script")
-        _check_refs(diags, inst.name, inst.track_file, files, "track_file")
-        _check_refs(diags, inst.name, inst.track_process, procs, "track_process")
+        inst = _tracked(diags, inst, inst.name, scripts, files, procs)
+        instances.append(inst)
         if interfaces is not None and not cfg.global_defs.dynamic_interfaces:
             for ifname, pos in [(inst.interface, inst.pos),
                                 *[(t.name, t.pos) for t in inst.track_interface]]:
@@ -174,66 +219,145 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> None:
                     diags.warning(pos, f"({inst.name}) interface {ifname} doesn't exist")
         if not inst.virtual_ipaddress and not inst.virtual_ipaddress_excluded:
             diags.warning(inst.pos, f"({inst.name}) has no virtual_ipaddress")
+    cfg = attrs.evolve(cfg, vrrp_instances=tuple(instances))
 
     inst_by_name = {i.name: i for i in cfg.vrrp_instances}
     in_group: dict[str, str] = {}
+    groups_kept = []
     for sg in cfg.vrrp_sync_groups:
-        if not sg.group:
-            diags.error(sg.pos, f"vrrp_sync_group {sg.name} has no group members")
+        members = []
         for member in sg.group:
             if member not in inst_by_name:
-                diags.error(sg.pos, f"vrrp_sync_group {sg.name}: vrrp_instance {member} "
-                                    f"is not defined")
+                diags.warning(sg.pos, f"vrrp_sync_group {sg.name}: vrrp_instance {member} "
+                                      f"is not defined; ignored")
             elif member in in_group:
-                diags.error(sg.pos, f"vrrp_instance {member} is already in sync group "
-                                    f"{in_group[member]}")
+                diags.warning(sg.pos, f"vrrp_instance {member} is already in sync group "
+                                      f"{in_group[member]}; ignored in {sg.name}")
             else:
                 in_group[member] = sg.name
-        if len(sg.group) == 1:
+                members.append(member)
+        if not members:
+            diags.warning(sg.pos, f"vrrp_sync_group {sg.name} has no members; removed "
+                                  f"(as keepalived)")
+            continue
+        if len(members) == 1:
             diags.warning(sg.pos, f"vrrp_sync_group {sg.name} has only one member")
-        _check_refs(diags, sg.name, sg.track_script, scripts, "track_script")
-        _check_refs(diags, sg.name, sg.track_file, files, "track_file")
-        _check_refs(diags, sg.name, sg.track_process, procs, "track_process")
+        sg = _tracked(diags, sg, sg.name, scripts, files, procs)
+        if tuple(members) != sg.group:
+            sg = attrs.evolve(sg, group=tuple(members))
+        groups_kept.append(sg)
+    cfg = attrs.evolve(cfg, vrrp_sync_groups=tuple(groups_kept))
+    cfg = _unweighted_trackers(cfg, diags)
 
-    for s in cfg.vrrp_scripts:
-        if s.script and check_host:
-            exe = s.script.argv[0]
+    for sc in cfg.vrrp_scripts:
+        if sc.script and check_host:
+            exe = sc.script.argv[0]
             if os.path.isabs(exe) and not os.access(exe, os.X_OK):
-                diags.warning(s.script.pos, f"vrrp_script {s.name}: '{exe}' is not an "
-                                            f"executable file (yet)")
+                diags.warning(sc.script.pos, f"vrrp_script {sc.name}: '{exe}' is not an "
+                                             f"executable file (yet)")
 
     sd = cfg.global_defs.lvs_sync_daemon
     if sd and sd.vrrp_instance not in inst_by_name:
-        diags.error(sd.pos, f"lvs_sync_daemon: vrrp_instance {sd.vrrp_instance} is not "
-                            f"defined")
+        diags.warning(sd.pos, f"lvs_sync_daemon: vrrp_instance {sd.vrrp_instance} is not "
+                              f"defined; lvs_sync_daemon cleared (as keepalived)")
+        cfg = attrs.evolve(cfg, global_defs=attrs.evolve(cfg.global_defs,
+                                                         lvs_sync_daemon=None))
 
+    return _validate_lvs(cfg, diags, files)
+
+
+def _unweighted_trackers(cfg: Config, diags: Diagnostics) -> Config:
+    """keepalived (vrrp_complete_instance): an address owner (priority 255), and a sync
+    group member unless the group has sync_group_tracking_weight, take no priority from
+    trackers. Weighted scripts are dropped; a tracked interface's weight becomes 0 (down
+    is a fault; the owner stops tracking it); a file with the default weight 1 becomes
+    weight 0, one with another weight is dropped."""
+    no_weight = {m for g in cfg.vrrp_sync_groups if not g.sync_group_tracking_weight
+                 for m in g.group}
+    script_w = {s.name: s.weight for s in cfg.vrrp_scripts}
+    file_w = {f.name: f.weight for f in cfg.track_files}
+    out = []
+    changed = False
+    for inst in cfg.vrrp_instances:
+        owner = inst.priority == 255
+        if not owner and inst.name not in no_weight:
+            out.append(inst)
+            continue
+        why = "address owner" if owner else "sync group"
+        tag = f"({inst.name})"
+        ifs, scripts, files = [], [], []
+        for ref in inst.track_interface:
+            if ref.weight:
+                diags.warning(ref.pos, f"{tag} ignoring the weight of tracked interface "
+                                       f"{ref.name} ({why})" if not owner else
+                                       f"{tag} tracked interface {ref.name} ignored ({why})")
+                if owner:
+                    continue
+                ref = attrs.evolve(ref, weight=0)
+            ifs.append(ref)
+        for ref in inst.track_script:
+            w = ref.weight if ref.weight is not None else script_w.get(ref.name, 0)
+            if w:
+                diags.warning(ref.pos, f"{tag} tracked script {ref.name} with a weight is "
+                                       f"ignored ({why})")
+                continue
+            scripts.append(ref)
+        for ref in inst.track_file:
+            w = ref.weight if ref.weight is not None else file_w.get(ref.name, 1)
+            if w == 1:
+                diags.warning(ref.pos, f"{tag} tracked file {ref.name}: weight ignored "
+                                       f"({why}); specify weight 0")
+                ref = attrs.evolve(ref, weight=0)
+            elif w:
+                diags.warning(ref.pos, f"{tag} tracked file {ref.name} with weight {w} is "
+                                       f"ignored ({why})")
+                continue
+            files.append(ref)
+        new = attrs.evolve(inst, track_interface=tuple(ifs), track_script=tuple(scripts),
+                           track_file=tuple(files))
+        changed = changed or new != inst
+        out.append(new)
+    return attrs.evolve(cfg, vrrp_instances=tuple(out)) if changed else cfg
+
+
+def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str]) -> Config:
     groups = {g.name for g in cfg.virtual_server_groups}
-    seen_vs: dict[tuple[Any, ...], Pos] = {}
+    first: dict[tuple[Any, ...], int] = {}
+    servers: list[VirtualServer] = []
     for vs in cfg.virtual_servers:
         if vs.group is not None and vs.group not in groups:
-            diags.error(vs.pos, f"virtual_server group {vs.group} is not defined")
-        key = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
-        if key in seen_vs:
-            diags.error(vs.pos, f"virtual_server {vs.key} is already defined at {seen_vs[key]}")
-        seen_vs.setdefault(key, vs.pos)
-        seen_rs: set[tuple[str, int | None]] = set()
+            diags.warning(vs.pos, f"virtual_server group {vs.group} is not defined; the "
+                                  f"virtual server is ignored (as keepalived)")
+            continue
+        rss = []
         for rs in vs.real_servers:
-            if (rs.address, rs.port) in seen_rs:
-                diags.error(rs.pos, f"real_server {rs.address} {rs.port} is already in "
-                                    f"virtual_server {vs.key}")
-            seen_rs.add((rs.address, rs.port))
-            if vs.fwmark is None and vs.group is None and rs.port is None:
-                diags.error(rs.pos, f"real_server {rs.address} needs a port")
-            if rs.family != vs.family and rs.lvs_method != "TUN":
-                diags.error(rs.pos, f"real_server {rs.address} is not of the family of "
-                                    f"virtual_server {vs.key}")
+            cks = []
             for c in rs.checkers:
                 if c.type == "FILE_CHECK" and c.track_file not in files:
-                    diags.error(c.pos, f"FILE_CHECK: track_file '{c.track_file}' is not "
-                                       f"defined")
-        if vs.quorum > max(1, sum(rs.weight for rs in vs.real_servers)) and vs.real_servers:
-            diags.warning(vs.pos, f"virtual_server {vs.key}: quorum {vs.quorum} is more than "
-                                  f"the sum of the real servers' weights")
+                    diags.warning(c.pos, f"FILE_CHECK: track_file '{c.track_file}' is not "
+                                         f"defined; the checker is removed (as keepalived)")
+                else:
+                    cks.append(c)
+            rss.append(rs if len(cks) == len(rs.checkers)
+                       else attrs.evolve(rs, checkers=tuple(cks)))
+        if rss != list(vs.real_servers):
+            vs = attrs.evolve(vs, real_servers=tuple(rss))
+        key = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
+        if key in first:
+            # keepalived keeps both: the kernel service is made once and the second
+            # block's real servers are added to it
+            i = first[key]
+            old = servers[i]
+            have = {(r.address, r.port) for r in old.real_servers}
+            extra = tuple(r for r in vs.real_servers if (r.address, r.port) not in have)
+            diags.warning(vs.pos, f"virtual_server {vs.key} is already defined at {old.pos}; "
+                                  f"its real servers are added to that one, its other "
+                                  f"settings ignored")
+            servers[i] = attrs.evolve(old, real_servers=old.real_servers + extra)
+            continue
+        first[key] = len(servers)
+        servers.append(vs)
+    return attrs.evolve(cfg, virtual_servers=tuple(servers))
 
 
 def _host_interfaces() -> set[str] | None:

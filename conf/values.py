@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .addrsyntax import SyntaxProblem, parse_ip
-from .errors import BadValue
+from .errors import BadValue, MissingValue
 from .model import Script
 from .tree import Node
 
@@ -17,30 +17,45 @@ Parser = Callable[[Node], Any]
 
 
 Bad = BadValue
+Missing = MissingValue
+
+
+class Fixed(Exception):  # noqa: N818 (not an error: a repaired value)
+    """The parser repaired the value as keepalived would: use `value`, warn `message`."""
+
+    def __init__(self, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.value = value
+
+
+def single(parse: Parser) -> Parser:
+    """Mark a parser as reading one value: keepalived reads the first word after such a
+    keyword and never looks at the rest, so the builder drops extra words (warning)."""
+    parse.single = True  # type: ignore[attr-defined]
+    return parse
 
 
 _TRUE = {"on", "true", "yes", "1"}
 _FALSE = {"off", "false", "no", "0"}
 
 
+@single
 def one(node: Node) -> str:
     if not node.args:
-        raise Bad("needs a value")
-    if len(node.args) > 1:
-        raise Bad(f"takes one value, got {len(node.args)}: {' '.join(node.args)}")
+        raise Missing("needs a value")
     return node.args[0]
 
 
 def first(node: Node) -> str:
     if not node.args:
-        raise Bad("needs a value")
+        raise Missing("needs a value")
     return node.args[0]
 
 
 def text(node: Node) -> str:
     """All arguments joined, as keepalived's set_value() does."""
     if not node.args:
-        raise Bad("needs a value")
+        raise Missing("needs a value")
     return " ".join(node.args)
 
 
@@ -68,21 +83,37 @@ def to_float(s: str, lo: float, hi: float) -> float:
 
 
 def integer(lo: int = 0, hi: int = 2**31 - 1) -> Parser:
+    @single
     def parse(node: Node) -> int:
         a = node.args
-        return to_int(a[0] if len(a) == 1 else one(node), lo, hi)
+        return to_int(a[0] if a else one(node), lo, hi)
 
     return parse
 
 
 def number(lo: float = 0.0, hi: float = 4294967.0) -> Parser:
+    @single
     def parse(node: Node) -> float:
         a = node.args
-        return to_float(a[0] if len(a) == 1 else one(node), lo, hi)
+        return to_float(a[0] if a else one(node), lo, hi)
 
     return parse
 
 
+def positive(parse: Parser, one_value: float = 1) -> Parser:
+    """keepalived reads 0 for these (older versions allowed it) and sets 1 instead."""
+
+    @single
+    def wrapped(node: Node) -> Any:
+        value = parse(node)
+        if value == 0:
+            raise Fixed(type(value)(one_value), "must be greater than 0; set to 1")
+        return value
+
+    return wrapped
+
+
+@single
 def flag(node: Node) -> bool:
     """A keyword that stands alone; keepalived also takes an explicit on/off."""
     if not node.args:
@@ -96,6 +127,7 @@ def flag(node: Node) -> bool:
 
 
 def choice(*values: str, upper: bool = True) -> Parser:
+    @single
     def parse(node: Node) -> str:
         v = one(node)
         key = v.upper() if upper else v.lower()
@@ -106,13 +138,32 @@ def choice(*values: str, upper: bool = True) -> Parser:
     return parse
 
 
+def address(text: str) -> tuple[str, int, str]:
+    """An address where keepalived takes one: like its inet_stosockaddr() it drops a
+    `/prefix` or `-range` suffix. Returns (address, family, the part dropped)."""
+    try:
+        a, fam = parse_ip(text)
+        return a, fam, ""
+    except SyntaxProblem:
+        cut = min((i for i in (text.find("/"), text.find("-")) if i > 0), default=-1)
+        if cut < 0:
+            raise
+        a, fam = parse_ip(text[:cut])
+        return a, fam, text[cut:]
+
+
+@single
 def ip(node: Node) -> str:
     try:
-        return parse_ip(one(node))[0]
+        a, _, dropped = address(one(node))
     except SyntaxProblem as e:
         raise Bad(str(e)) from None
+    if dropped:
+        raise Fixed(a, f"'{dropped}' after the address ignored")
+    return a
 
 
+@single
 def port(node: Node) -> int:
     return to_int(one(node), 0, 65535)
 

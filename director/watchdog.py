@@ -185,14 +185,22 @@ def main(args, cfg, validate: Callable[[], bool]) -> int:  # type: ignore[no-unt
     """Both sides (or the one -P / -C asks for) under the watchdog."""
     import asyncio
 
+    from daemonlib import sched
+
+    g = cfg.global_defs
+
     def vrrp(adopt: bool) -> int:
         from vrrp.main import run
 
+        sched.apply("VRRP", g.vrrp_priority, g.vrrp_rt_priority, g.vrrp_rlimit_rttime,
+                    g.vrrp_no_swap, g.vrrp_cpu_affinity)
         return asyncio.run(run(args, cfg, adopt=adopt))
 
     def checker(adopt: bool) -> int:
         from .lvs_main import run
 
+        sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
+                    g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
         return asyncio.run(run(args, cfg, adopt=adopt))
 
     children = []

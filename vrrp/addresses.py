@@ -11,6 +11,7 @@ import concurrent.futures
 import errno
 import logging
 import socket
+from collections.abc import Callable
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -112,9 +113,16 @@ class Addresses:
             kw["dst"] = "0.0.0.0/0"
         if route.via:
             kw["gateway"] = route.via
+        if route.nexthops:  # RTA_MULTIPATH; keepalived's weight N is hops N-1
+            kw["multipath"] = [
+                {k: val for k, val in (("gateway", h.via), ("hops", h.weight - 1),
+                                       ("oif", self.index(h.dev) if h.dev else None))
+                 if val is not None}
+                for h in route.nexthops]
         if route.src:
             kw["prefsrc"] = route.src
-        dev = route.dev or (None if route.via or route.blackhole else ifname)
+        dev = route.dev or (None if route.via or route.blackhole or route.nexthops
+                            else ifname)
         if dev:
             idx = self.index(dev)
             if idx is not None:
@@ -227,6 +235,11 @@ class Worker:
 
     def wait(self, method: str, *args: object) -> object:
         return self.call(method, *args).result()
+
+    def submit(self, fn: Callable[[Addresses], object]) -> concurrent.futures.Future[object]:
+        """`fn(addresses)` on the worker's thread, in order with the calls (the
+        firewall's sets change in step with the addresses)."""
+        return self.pool.submit(fn, self.addrs)
 
     def close(self) -> None:
         self.pool.submit(self.addrs.close).result()

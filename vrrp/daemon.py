@@ -11,7 +11,7 @@ from conf.model import Config, VrrpSyncGroup
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import enforce
 
-from . import fsm
+from . import firewall, fsm, static
 from .addresses import Worker, link_up
 from .receive import Received
 from .router import Router
@@ -67,12 +67,17 @@ class SyncGroup:
 
 class VrrpDaemon:
     def __init__(self, cfg: Config, keep_on_stop: bool = False,
-                 addrs: Worker | None = None, fifos: list[Fifo] | None = None) -> None:
+                 addrs: Worker | None = None, fifos: list[Fifo] | None = None,
+                 fw: firewall.Firewall | None = None, before: Config | None = None) -> None:
         cfg = enforce(cfg, "vrrp")  # the script policy, once per load: refused scripts out
         self.cfg = cfg
+        self.before = before  # at a reload: the previous config (its static entries)
         self.keep_on_stop = keep_on_stop
         g = cfg.global_defs
         self.addrs = addrs or Worker()  # a reload keeps the rtnetlink worker
+        self.fw_reused = fw is not None  # and the firewall table
+        self.static_watch = static.Watch(cfg, self.addrs)
+        self.firewall = fw or firewall.Firewall(firewall.plan(cfg))
         notify_fifos = ((g.notify_fifo, g.notify_fifo_script),
                  (g.vrrp_notify_fifo, g.vrrp_notify_fifo_script))
         kept = {(f.path, f.script): f for f in fifos or ()}  # a reload keeps them open
@@ -94,6 +99,7 @@ class VrrpDaemon:
             for m in members:
                 self._track(m, sg)
         for r in self.routers:
+            r.firewall = self.firewall
             self._track(r, r.cfg)
             if not r.cfg.dont_track_primary:
                 r.track(self.trackers.interface(r.ifname), 0, False)
@@ -136,6 +142,9 @@ class VrrpDaemon:
         if g.vrrp_startup_delay and not adopt and previous is None:
             log.info("Delaying startup for %g seconds", g.vrrp_startup_delay)
             await asyncio.sleep(g.vrrp_startup_delay)
+        todo = static.ops(self.cfg, self.before, fresh=not adopt)
+        self.addrs.submit(lambda a: static.apply(a, todo)).result()
+        self.static_watch.start()
         for r in self.routers:
             try:
                 if r.vmac and r.family == 4:
@@ -156,6 +165,12 @@ class VrrpDaemon:
                 continue
             self.demux[(rx.ifname, r.family, r.vrid)] = r
         self.trackers.start()
+        fw = self.firewall
+        if self.fw_reused:
+            new = firewall.plan(self.cfg)
+            self.addrs.submit(lambda _a: fw.reconfigure(new)).result()
+        else:  # a leftover table of a crashed run is replaced
+            self.addrs.submit(lambda _a: fw.start()).result()
         loop = asyncio.get_running_loop()
         for r in self.routers:  # a sync group may move members not started yet
             r.loop = loop
@@ -183,6 +198,7 @@ class VrrpDaemon:
         for r in self.routers:
             r.detach()
         self.trackers.stop()
+        self.static_watch.stop()
         for s in self.sockets.values():
             s.close()
         self.sockets.clear()
@@ -190,6 +206,7 @@ class VrrpDaemon:
         return {r.key: r for r in self.routers}
 
     async def stop(self) -> None:
+        self.static_watch.stop()  # before the entries go
         for r in self.routers:
             r.stop(keep_addresses=self.keep_on_stop)
         self.trackers.stop()
@@ -200,6 +217,10 @@ class VrrpDaemon:
             for r in self.routers:
                 if r.vmac:
                     self.addrs.wait("remove_link", r.vmac)
+        fw = self.firewall  # keepalived drops its table also with --dont-release-vrrp
+        self.addrs.submit(lambda _a: fw.stop()).result()
+        todo = static.ops(None, self.cfg)
+        self.addrs.submit(lambda a: static.apply(a, todo)).result()
         for fifo in self.fifos:
             fifo.close()
         self.addrs.close()

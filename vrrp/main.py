@@ -58,7 +58,7 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
             log.info("Reloading VRRP configuration")
             previous = await daemon.handover()
             fresh = VrrpDaemon(new, keep_on_stop=args.dont_release_vrrp, addrs=daemon.addrs,
-                               fifos=daemon.fifos)
+                               fifos=daemon.fifos, fw=daemon.firewall, before=daemon.cfg)
             await fresh.start(previous=previous)
             for fifo in daemon.fifos:  # the dropped instances have said STOP in them
                 if fifo not in fresh.fifos:

@@ -42,7 +42,7 @@ class Policy:
     strict: bool = False
     skip_check_adv_addr: bool = False
     checksum_as_v2: bool = False
-    check_unicast_src: bool = True
+    check_unicast_src: bool = False  # keepalived's default: off unless configured
 
 
 @attrs.frozen
@@ -59,12 +59,12 @@ def _drop(counter: str, message: str) -> Verdict:
 def check(policy: Policy, rx: Received) -> Verdict:
     if rx.multicast and rx.ttl != 255:
         return _drop("ip_ttl_err", f"invalid TTL/HL {rx.ttl}, expected 255")
-    if not rx.multicast and rx.src in policy.peers:
+    if policy.peers and policy.check_unicast_src:  # keepalived checks TTLs only here too
+        if rx.src not in policy.peers:
+            return _drop("unicast_src_err", f"advert from {rx.src}, not a unicast peer")
         lo, hi = policy.peers[rx.src]
         if (lo is not None and rx.ttl < lo) or (hi is not None and rx.ttl > hi):
             return _drop("ip_ttl_err", f"TTL {rx.ttl} from {rx.src} out of range")
-    if policy.peers and policy.check_unicast_src and rx.src not in policy.peers:
-        return _drop("unicast_src_err", f"advert from {rx.src}, not a unicast peer")
     try:
         adv = decode(rx.payload, rx.family, rx.src, rx.dst, policy.checksum_as_v2)
     except Drop as e:

@@ -20,7 +20,7 @@ from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
 from daemonlib.trackfile import file_contribution
 
-from . import fsm
+from . import firewall, fsm, garp
 from .announce import Announcer, link_local
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
 from .receive import COUNTERS, Policy, Received, check
@@ -28,7 +28,7 @@ from .trackers import Tracker, contribution
 from .transport import VrrpSocket
 
 if TYPE_CHECKING:
-    from .addresses import Worker
+    from .addresses import Addresses, Worker
 
 log = logging.getLogger("director.vrrp")
 
@@ -85,7 +85,8 @@ class Router:
             auth_type=self.auth_type, auth_pass=self.auth_pass,
             addrs=frozenset(self.adv_addrs),
             peers={p.address: (p.min_ttl, p.max_ttl) for p in cfg.unicast_peer},
-            strict=cfg.strict_mode, skip_check_adv_addr=cfg.skip_check_adv_addr)
+            strict=cfg.strict_mode, skip_check_adv_addr=cfg.skip_check_adv_addr,
+            check_unicast_src=cfg.check_unicast_src)
         self.rx_sock: VrrpSocket | None = None
         self.tx_sock: VrrpSocket | None = None
         self.src = ""
@@ -104,6 +105,7 @@ class Router:
         self._garp: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[object]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.firewall: firewall.Firewall | None = None  # the daemon's VIP drop rules
 
     # -- set-up ------------------------------------------------------------------
     def attach(self, rx: VrrpSocket, tx: VrrpSocket) -> None:
@@ -311,6 +313,7 @@ class Router:
     # -- addresses and announcements ---------------------------------------------------------
     def _add_addresses(self) -> None:
         log.info("(%s) setting VIPs.", self.name)
+        self._firewall(True)  # keepalived blocks before the addresses appear
         for vip in self.all_vips:
             self.addrs.call("set_vip", "add", vip, self.dev)
         for route in self.cfg.virtual_routes:
@@ -332,6 +335,21 @@ class Router:
             self.addrs.call("set_route", "delete", route, self.dev)
         for vip in vips:
             self.addrs.call("set_vip", "delete", vip, self.dev)
+        self._firewall(False)
+
+    def _firewall(self, master: bool) -> None:
+        """The VIPs of a MASTER without accept mode in the drop sets; else none."""
+        fw = self.firewall
+        if fw is None:
+            return
+        vips = self.all_vips if master and firewall.drops(self.cfg) else ()
+        name, dev = self.name, self.dev
+        names = fw.plan is not None and firewall.by_name(self.cfg, fw.plan.ifindex)
+
+        def update(a: Addresses) -> None:
+            fw.set(name, firewall.elements(vips, lambda v: a.index(v.dev or dev),
+                                           (lambda v: v.dev or dev) if names else None))
+        self.addrs.submit(update)
 
     def _start_garp(self) -> None:
         self._stop_garp()
@@ -360,14 +378,20 @@ class Router:
                     await asyncio.sleep(gap)
 
     async def _garp_rounds(self) -> None:
+        """The rounds at the times garp.next_round gives, counted from now (the
+        transition), whatever each round took."""
         cfg = self.cfg
-        await self._garp_round(cfg.garp_master_repeat)
-        if cfg.garp_master_delay:
-            await asyncio.sleep(cfg.garp_master_delay)
-            await self._garp_round(cfg.garp_master_repeat)
-        while cfg.garp_master_refresh:
-            await asyncio.sleep(cfg.garp_master_refresh)
-            await self._garp_round(cfg.garp_master_refresh_repeat)
+        timing = garp.Timing(delay=cfg.garp_master_delay, repeat=cfg.garp_master_repeat,
+                             refresh=cfg.garp_master_refresh,
+                             refresh_repeat=cfg.garp_master_refresh_repeat)
+        loop = asyncio.get_running_loop()
+        since = loop.time()
+        rnd = garp.next_round(timing, since, None, since)
+        while rnd is not None:
+            if rnd.at > loop.time():
+                await asyncio.sleep(rnd.at - loop.time())
+            await self._garp_round(rnd.repeat)
+            rnd = garp.next_round(timing, since, rnd, loop.time())
 
     # -- notifications -------------------------------------------------------------------
     def _notify(self, state: str) -> None:

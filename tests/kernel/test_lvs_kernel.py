@@ -63,11 +63,13 @@ virtual_server_group G {
     fwmark 9
 }
 virtual_server group G {
+    protocol TCP
     lb_algo sh
     sh-port
     real_server 10.2.0.1 80 { weight 4 }
 }
 virtual_server 10.3.0.1 443 {
+    protocol TCP
     lb_algo wlc
     lb_kind DR
     persistence_timeout 60
@@ -87,6 +89,7 @@ virtual_server fwmark 5 {
     real_server 10.5.0.1 0 { lvs_method TUN type gue port 6080 }
 }
 virtual_server 10.6.0.1 80 {
+    protocol TCP
     lb_algo rr
     quorum 2
     sorry_server 10.6.9.9 80
@@ -151,11 +154,13 @@ def test_every_kind_of_service_read_back_with_ipvsadm(ipvs_clean, tmp_path):
 BASE = """
 virtual_server 10.7.0.1 80 {
     lb_algo rr
+    protocol TCP
     real_server 10.7.1.1 80 { weight 1 }
     real_server 10.7.1.2 80 { weight 1 }
 }
 virtual_server 10.7.0.2 80 {
     lb_algo rr
+    protocol TCP
     real_server 10.7.2.1 80 { }
 }
 """
@@ -177,7 +182,8 @@ def test_reload_sends_only_the_difference(ipvs_clean, tmp_path):
             assert ("10.7.1.2:80", "Masq", 7) in listing()["TCP 10.7.0.1:80 rr"]
             # drop a virtual server, add a real server: 1 delete + 1 add
             smaller = changed.replace(
-                "virtual_server 10.7.0.2 80 {\n    lb_algo rr\n    real_server 10.7.2.1 80 { }"
+                "virtual_server 10.7.0.2 80 {\n    lb_algo rr\n    protocol TCP\n"
+                "    real_server 10.7.2.1 80 { }"
                 "\n}", "").replace("real_server 10.7.1.1 80 { weight 1 }",
                                    "real_server 10.7.1.1 80 { weight 1 }\n"
                                    "    real_server 10.7.1.3 80 { }")
@@ -260,6 +266,7 @@ def topology():
 
 NAT = f"""
 virtual_server {VIP} 80 {{
+    protocol TCP
     lb_algo rr
     lb_kind %(kind)s
     quorum 2
@@ -326,6 +333,7 @@ virtual_server {VIP} 80 {{
     delay_loop 1
     lb_algo rr
     lb_kind NAT
+    protocol TCP
     real_server {rs_ip(1)} 80 {{
         HTTP_GET {{
             url {{

@@ -30,12 +30,20 @@ def test_one_line_block_with_several_items(tmp_path):
     assert instance(loaded, "V").virtual_ipaddress[0].dev == "eth0"
 
 
-def test_unbalanced_braces(tmp_path):
+def test_unbalanced_braces_are_repaired_as_keepalived(tmp_path):
+    """keepalived closes a block left open at the end of the file and ignores a stray
+    '}' (and a block keyword without its block), with a log line each."""
     loaded = load_text(tmp_path, "global_defs {\n router_id x\n")
-    assert not loaded.ok
-    assert any("not closed" in m for m in messages(loaded, "error"))
+    assert loaded.ok and loaded.config.global_defs.router_id == "x"
+    assert any("not closed" in m and "closed at the end" in m
+               for m in messages(loaded, "warning"))
     loaded = load_text(tmp_path, "global_defs {\n}\n}\n")
-    assert any(m.startswith("3: '}' without") for m in messages(loaded, "error"))
+    assert loaded.ok
+    assert any(m.startswith("3: '}' without") for m in messages(loaded, "warning"))
+    loaded = load_text(tmp_path, "virtual_server 10.0.0.1 80\n delay_loop 6\n}\n")
+    assert loaded.ok and loaded.config.virtual_servers == ()
+    warns = messages(loaded, "warning")
+    assert any(m.startswith("1: 'virtual_server' needs a block") for m in warns), warns
 
 
 def test_global_defs_values_and_defaults(tmp_path):
@@ -159,14 +167,19 @@ def test_vrrp_instance_full(tmp_path):
     assert inst.garp_master_refresh == 60
 
 
-def test_vip_syntax_errors_name_the_token(tmp_path):
+def test_vip_syntax_problems_are_repaired_as_keepalived(tmp_path):
+    """keepalived keeps a VIP whose option it cannot read, uses the full prefix for an
+    invalid length and skips an invalid address; each with a warning naming the token."""
     loaded = load_text(tmp_path, VRRP.format(body="virtual_ipaddress_excluded {\n"
                                                    " 10.0.0.9 bogus x\n 10.0.0.300\n"
                                                    " 10.0.0.8/40\n}"))
-    errs = messages(loaded, "error")
-    assert any("unexpected 'bogus'" in m for m in errs)
-    assert any("10.0.0.300" in m for m in errs)
-    assert any("prefix length 40" in m for m in errs)
+    assert loaded.ok
+    warns = messages(loaded, "warning")
+    assert any("unexpected 'bogus'" in m and "options ignored" in m for m in warns)
+    assert any("10.0.0.300" in m and "skipped" in m for m in warns)
+    assert any("prefix length 40" in m and "full prefix" in m for m in warns)
+    vips = instance(loaded).virtual_ipaddress_excluded
+    assert [(x.address, x.prefixlen) for x in vips] == [("10.0.0.9", 32), ("10.0.0.8", 32)]
 
 
 def test_vrrp_script_and_trackers(tmp_path):
@@ -276,7 +289,7 @@ virtual_server 192.168.3.253 80 {
         SMTP_CHECK { helo_name lb.example.com }
         DNS_CHECK { type A
             name www.example.com }
-        UDP_CHECK { payload 0x0102ff
+        UDP_CHECK { payload 01 2 ff
             require_reply 0a0b }
         PING_CHECK { }
     }
@@ -307,7 +320,8 @@ def test_lvs_blocks_aliases_and_inheritance(tmp_path):
     assert (vs.lb_algo, vs.lb_kind, vs.persistence_timeout, vs.quorum, vs.hysteresis) == (
         "wrr", "DR", 360, 2, 1)
     assert vs.sched_flags == ("sh-port",) and vs.key == "[192.168.3.253]:tcp:80"
-    assert (vs.sorry_server.address, vs.sorry_server.port) == ("192.168.3.100", 8080)
+    # DR: keepalived resets the sorry server's port to the virtual server's
+    assert (vs.sorry_server.address, vs.sorry_server.port) == ("192.168.3.100", 80)
     rs1, rs2 = vs.real_servers
     assert rs1.lvs_method == "DR" and rs1.inhibit_on_failure is True and rs1.weight == 3
     tcp = rs1.checkers[0]
@@ -318,12 +332,14 @@ def test_lvs_blocks_aliases_and_inheritance(tmp_path):
     http, ssl, misc, smtp, dns, udp, ping = rs2.checkers
     assert http.urls[0].status_code == ((200, 299), (301, 301)) and len(http.urls) == 2
     assert http.virtualhost == "www.example.com" and http.http_protocol == "1.1"
-    assert (http.connect_timeout, http.retry, http.delay_before_retry) == (5.0, 1, 1.0)
+    # keepalived's HTTP_GET default delay_before_retry is 3 s (TCP_CHECK's 1 s)
+    assert (http.connect_timeout, http.retry, http.delay_before_retry) == (5.0, 1, 3.0)
     assert ssl.type == "SSL_GET" and ssl.enable_sni
     assert misc.misc_path.argv == ("/usr/bin/check", "--fast") and misc.misc_dynamic
     assert misc.misc_timeout == 6
     assert smtp.helo_name == "lb.example.com"
     assert (dns.dns_type, dns.dns_name) == ("A", "www.example.com")
+    # keepalived's hex: groups of two digits, a lone digit a byte of its own
     assert (udp.payload, udp.require_reply) == (b"\x01\x02\xff", b"\x0a\x0b")
     assert ping.type == "PING_CHECK"
     assert fw.fwmark == 12 and fw.sched_flags == ("mh-port", "mh-fallback") and fw.key == "FWM 12"
@@ -336,18 +352,22 @@ def test_vs_defaults(tmp_path):
                                  "  TCP_CHECK {\n  }\n }\n}\n")
     assert loaded.ok, messages(loaded)
     vs = loaded.config.virtual_servers[0]
+    # keepalived: a virtual server without `protocol` is UDP (with a log line)
     assert (vs.lb_algo, vs.lb_kind, vs.protocol, vs.delay_loop, vs.persistence_timeout) == (
-        "wlc", "NAT", "TCP", 60, 0)
+        "wlc", "NAT", "UDP", 60, 0)
+    assert any("no protocol set; defaulting to UDP" in m for m in messages(loaded, "warning"))
     assert (vs.quorum, vs.hysteresis, vs.alpha, vs.omega, vs.inhibit_on_failure) == (
         1, 0, False, False, False)
     rs = vs.real_servers[0]
     assert rs.weight == 1 and rs.lvs_method == "NAT"
     c = rs.checkers[0]
+    # the checker carries keepalived's effective values; warmup defaults to the delay_loop
     assert (c.connect_ip, c.connect_port, c.connect_timeout, c.retry, c.delay_before_retry,
-            c.delay_loop, c.warmup) == ("10.0.1.1", 80, 5.0, 1, 1.0, 60, 0.0)
+            c.delay_loop, c.warmup) == ("10.0.1.1", 80, 5.0, 1, 1.0, 60, 60)
 
 
-def test_bad_values_are_errors_with_positions(tmp_path):
+def test_bad_values_are_warnings_with_positions(tmp_path):
+    """keepalived logs a bad value and runs on with the default: so do we."""
     loaded = load_text(tmp_path, """
         virtual_server 10.0.0.1 80 {
             lb_algo fastest
@@ -364,13 +384,17 @@ def test_bad_values_are_errors_with_positions(tmp_path):
             }
         }
     """)
-    errs = messages(loaded, "error")
+    assert loaded.ok, messages(loaded)
+    errs = messages(loaded, "warning")
     assert any(m.startswith("3: lb_algo: unknown scheduler 'fastest'") for m in errs), errs
     assert any(m.startswith("4: lb_kind:") for m in errs)
     assert any(m.startswith("5: protocol:") for m in errs)
     assert any(m.startswith("7: lvs_method: 'x' is not an integer") for m in errs), errs
     assert any(m.startswith("10: weight:") for m in errs)
     assert any(m.startswith("12: digest:") for m in errs)
+    vs = loaded.config.virtual_servers[0]
+    assert (vs.lb_algo, vs.lb_kind) == ("wlc", "NAT")
+    assert [rs.weight for rs in vs.real_servers] == [1, 1]
 
 
 def test_unknown_unsupported_obsolete_keywords_warn(tmp_path):
@@ -383,14 +407,14 @@ def test_unknown_unsupported_obsolete_keywords_warn(tmp_path):
             nat_mask 255.255.255.0
             real_server 10.0.1.1 80 { }
         }
-        static_ipaddress { 1.2.3.4 }
+        linkbeat_interfaces { eth0 }
     """)
     assert loaded.ok, messages(loaded)
     warns = messages(loaded, "warning")
     assert any(m.startswith("3: unknown keyword 'frobnicate'") for m in warns), warns
     assert any(m.startswith("4: 'enable_snmp_vrrp'") and "not supported" in m for m in warns)
     assert any(m.startswith("7: 'nat_mask'") and "obsolete" in m for m in warns)
-    assert any(m.startswith("10: 'static_ipaddress'") for m in warns)
+    assert any(m.startswith("10: 'linkbeat_interfaces'") for m in warns)
 
 
 def test_leaf_given_a_block_and_block_given_a_value(tmp_path):
@@ -398,3 +422,119 @@ def test_leaf_given_a_block_and_block_given_a_value(tmp_path):
     errs = messages(loaded, "error")
     assert any("'priority' does not take a block" in m for m in errs)
     assert any("'track_script' needs a block" in m for m in errs)
+
+
+def test_udp_check_hex_and_dns_types_as_keepalived(tmp_path):
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 53 {
+            protocol UDP
+            real_server 10.0.1.1 53 {
+                UDP_CHECK {
+                    payload 0x01
+                    require_reply 1X 0203
+                }
+                DNS_CHECK {
+                    type DNSKEY
+                }
+                DNS_CHECK {
+                    type RRSIG
+                }
+            }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    udp, k, r = loaded.config.virtual_servers[0].real_servers[0].checkers
+    assert udp.payload is None  # '0x' is not keepalived's hex: ignored with a warning
+    assert any("payload: '0x01' is not a hex string; ignored" in m
+               for m in messages(loaded, "warning"))
+    assert (udp.require_reply, udp.require_reply_mask) == (b"\x10\x02\x03", b"\x0f\x00\x00")
+    assert (k.dns_type, r.dns_type) == ("DNSKEY", "RRSIG")
+
+
+def test_missing_value_error_or_warning_as_keepalived(tmp_path):
+    """keepalived's parser exits on most keywords without their value; a few handlers
+    check for it and ignore the line (router_id, virtualhost ...)."""
+    loaded = load_text(tmp_path, "global_defs {\n router_id\n}\n")
+    assert loaded.ok and any(m.startswith("2: router_id: needs a value; ignored")
+                             for m in messages(loaded, "warning")), messages(loaded)
+    loaded = load_text(tmp_path, VRRP.format(body="priority"))
+    assert any(m.startswith("5: priority: needs a value") for m in messages(loaded, "error"))
+
+
+def test_smtp_check_host_blocks_are_checkers(tmp_path):
+    """keepalived (deprecated, accepted): each SMTP_CHECK host block is a checker of its
+    own (timeout from the real/virtual server); the main one keeps its connection options
+    if it has any, else takes the first host's."""
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 25 {
+            protocol TCP
+            real_server 10.0.1.1 25 {
+                SMTP_CHECK {
+                    connect_timeout 10
+                    helo_name a.example
+                    host {
+                        connect_ip 10.0.2.1
+                        connect_port 587
+                    }
+                }
+            }
+            real_server 10.0.1.2 25 {
+                SMTP_CHECK {
+                    host {
+                        connect_ip 10.0.2.2
+                    }
+                }
+            }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    rs1, rs2 = loaded.config.virtual_servers[0].real_servers
+    got = [(c.connect_ip, c.connect_port, c.connect_timeout, c.helo_name) for c in rs1.checkers]
+    assert got == [("10.0.1.1", 25, 10, "a.example"), ("10.0.2.1", 587, 5.0, "a.example")]
+    assert [(c.connect_ip, c.connect_port) for c in rs2.checkers] == [("10.0.2.2", 25)]
+    assert any("host blocks are deprecated" in m for m in messages(loaded, "warning"))
+
+
+def test_invalid_persistence_granularity_is_ignored(tmp_path):
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            persistence_timeout 30
+            persistence_granularity 255.255.x.0
+            real_server 10.0.1.1 80 { }
+        }
+        virtual_server fd00::1 80 {
+            protocol TCP
+            persistence_timeout 30
+            persistence_granularity 64
+            real_server fd00::2 80 { }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    v4, v6 = loaded.config.virtual_servers
+    assert (v4.persistence_granularity, v6.persistence_granularity) == (None, "64")
+    assert any("invalid persistence_granularity '255.255.x.0'; ignored" in m
+               for m in messages(loaded, "warning"))
+
+
+def test_sorry_server_repairs(tmp_path):
+    loaded = load_text(tmp_path, """
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            lb_kind DR
+            sorry_server 10.0.9.9 8080
+            real_server 10.0.1.1 80 { }
+        }
+        virtual_server 10.0.0.2 80 {
+            protocol TCP
+            sorry_server fd00::9 80
+            real_server 10.0.1.1 80 { }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    dr, nat = loaded.config.virtual_servers
+    assert dr.sorry_server.port == 80 and nat.sorry_server is None
+    warns = messages(loaded, "warning")
+    assert any("sorry_server port 8080 reset to 80 (DR)" in m for m in warns), warns
+    assert any("sorry_server fd00::9 is not of the virtual server's family" in m
+               for m in warns)

@@ -124,8 +124,12 @@ def test_errors_exit_5_with_file_line(tmp_path):
     bad.write_text("vrrp_instance X {\n interface eth0\n virtual_router_id 300\n priority 0\n}\n")
     proc = director("-t", "-f", str(bad), check_rc=5)
     lines = proc.stderr.splitlines()
-    assert f"{bad}:3: error: virtual_router_id: number '300' outside range [1, 255]" in lines
-    assert f"{bad}:4: error: priority: number '0' outside range [1, 255]" in lines
+    assert (f"{bad}:3: warning: virtual_router_id: number '300' outside range [1, 255]; "
+            f"ignored") in lines
+    assert (f"{bad}:4: warning: priority: number '0' outside range [1, 255]; using the "
+            f"default 100") in lines
+    # the VRID left unset: keepalived refuses to run the instance, so do we
+    assert f"{bad}:1: error: (X) the virtual router id must be set" in lines
 
 
 def test_missing_config_file(tmp_path):

@@ -64,6 +64,7 @@ def test_foreign_services_survive_unless_flush_or_owned():
 
 CONF = """
 virtual_server 10.0.0.1 80 {
+    protocol TCP
     lb_algo wrr
     lb_kind NAT
     persistence_timeout 50
@@ -187,6 +188,7 @@ def test_desired_table_for_every_service_kind(tmp_path):
             fwmark 9
         }
         virtual_server group G {
+            protocol TCP
             lb_algo sh
             sh-port
             sh-fallback

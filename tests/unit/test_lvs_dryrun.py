@@ -21,6 +21,7 @@ global_defs {
     lvs_notify_fifo %(fifo)s
 }
 virtual_server 10.0.0.1 80 {
+    protocol TCP
     lb_algo rr
     quorum 2
     quorum_down "/bin/sh -c 'echo down >> %(mark)s'"
@@ -112,7 +113,8 @@ def test_render_like_ipvsadm():
 def test_checker_side_daemon_dry_run_start_and_stop(tmp_path):
     """`director -C --dry-run -n` programs, then removes, and exits on SIGTERM."""
     conf = tmp_path / "k.conf"
-    conf.write_text("virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 { }\n}\n")
+    conf.write_text("virtual_server 10.0.0.1 80 {\n protocol TCP\n"
+                    " real_server 10.0.1.1 80 { }\n}\n")
     proc = subprocess.Popen([sys.executable, "-m", "director", "-C", "-n", "--dry-run", "-f",
                              str(conf)], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     seen = []
@@ -129,7 +131,8 @@ def test_checker_side_daemon_dry_run_start_and_stop(tmp_path):
 
 def test_lvs_flush_on_stop_empties_the_whole_table(tmp_path):
     cfg = load_text(tmp_path, "global_defs {\n lvs_flush_on_stop\n}\n"
-                              "virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 { }\n}\n"
+                              "virtual_server 10.0.0.1 80 {\n protocol TCP\n"
+                              " real_server 10.0.1.1 80 { }\n}\n"
                     ).config
 
     async def body():

@@ -205,6 +205,7 @@ def test_notify_lines_carry_their_user(tmp_path):
             virtual_ipaddress { 10.0.0.1 }
         }
         virtual_server 10.0.0.1 80 {
+            protocol TCP
             quorum_up "/bin/up 1" nobody
             real_server 10.0.1.1 80 {
                 notify_up "/bin/rs up" daemon
@@ -257,6 +258,7 @@ def test_enforce_takes_refused_scripts_out(tmp_path, sdir, caplog):
             virtual_ipaddress {{ 10.0.0.1 }}
         }}
         virtual_server 10.0.0.1 80 {{
+            protocol TCP
             quorum_down "{bad}" root
             real_server 10.0.1.1 80 {{
                 notify_up "{bad}" root

@@ -146,9 +146,31 @@ def test_seq_and_lst(tmp_path):
     assert {line for _, _, line in out[:3]} == {1}
 
 
-def test_seq_errors(tmp_path):
-    _, diags = lines(tmp_path, "~SEQ(i, 1, 0, 5) x\n~SEQ(i, a) y\n~SEQ(1x, 3) z\n")
-    assert [d.pos.line for d in diags.errors] == [1, 2, 3]
+def test_seq_errors_skip_the_line(tmp_path):
+    """keepalived reports an invalid ~SEQ/~LST and skips the line."""
+    out, diags = lines(tmp_path, "~SEQ(i, 1, 0, 5) x\n~SEQ(i, a) y\n~SEQ(1x, 3) z\n"
+                                 "~LST({a, b}, {1, 2, 3}) w\nkept\n")
+    assert not diags.errors
+    assert [d.pos.line for d in diags.warnings] == [1, 2, 3, 4]
+    assert all("line skipped" in d.message for d in diags.warnings)
+    assert [" ".join(t) for t, *_ in out] == ["kept"]
+
+
+def test_seq_and_lst_forms_of_keepalived(tmp_path):
+    """~SEQx prints hex, numbers may be 0x.. or $definitions, one number counts from 1,
+    ~LST takes {a, b} variable lists with {x, y} value sets (missing values blank)."""
+    text = (
+        "$N=2\n"
+        "~SEQx(i, 9, 0xb) a $i\n"
+        "~SEQ(i, $N) b $i\n"
+        "~SEQ(i, 0) c $i\n"
+        "~LST({h, p}, {10.0.0.1, 80}, {10.0.0.2}) real_server $h ${p}x\n"
+    )
+    out, diags = lines(tmp_path, text)
+    assert not diags, [str(d) for d in diags.items]
+    assert [" ".join(t) for t, *_ in out] == [
+        "a 9", "a a", "a b", "b 1", "b 2", "c 1", "c 0",
+        "real_server 10.0.0.1 80x", "real_server 10.0.0.2 x"]
 
 
 def test_crlf_and_invalid_utf8(tmp_path):
@@ -165,5 +187,7 @@ def test_positions_survive_into_the_model(tmp_path):
     (tmp_path / "inst.inc").write_text(
         "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 300\n}\n")
     loaded = load_text(tmp_path, "! header\ninclude inst.inc\n")
-    (err,) = [d for d in loaded.diags.errors if "300" in d.message]
-    assert err.pos.file.endswith("inst.inc") and err.pos.line == 3
+    (warn,) = [d for d in loaded.diags.items if "300" in d.message]
+    assert warn.pos.file.endswith("inst.inc") and warn.pos.line == 3
+    (err,) = loaded.diags.errors  # the VRID left unset: keepalived refuses the instance
+    assert err.pos.file.endswith("inst.inc") and err.pos.line == 1

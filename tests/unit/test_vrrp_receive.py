@@ -77,9 +77,19 @@ def test_priority_zero_and_address_list_are_counted_not_dropped():
     assert verdict(skip, rx(other)) == (True, ("advert_rcvd",))
 
 
+def test_unicast_source_not_checked_by_default():
+    """keepalived checks a unicast advert's source only with check_unicast_src (conf
+    turns it on for a peer with min_ttl/max_ttl)."""
+    uni = Policy(version=3, vrid=51, interval_cs=100, addrs=V3.addrs,
+                 peers={"10.0.0.2": (None, None)})
+    stranger = encode(Advert(3, 51, 100, ("10.0.0.100",), 100), 4, "10.0.0.9", "10.0.0.1")
+    assert verdict(uni, rx(stranger, src="10.0.0.9", dst="10.0.0.1")) == (True,
+                                                                            ("advert_rcvd",))
+
+
 def test_unicast_source_and_ttl_range():
     uni = Policy(version=3, vrid=51, interval_cs=100, addrs=V3.addrs,
-                 peers={"10.0.0.2": (250, None)})
+                 peers={"10.0.0.2": (250, None)}, check_unicast_src=True)
     to_us = dict(dst="10.0.0.1")
     assert verdict(uni, rx(encode(Advert(3, 51, 100, ("10.0.0.100",), 100), 4, SRC,
                                   "10.0.0.1"), ttl=64, **to_us))[1] == ("ip_ttl_err",)
