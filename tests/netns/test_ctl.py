@@ -156,9 +156,14 @@ def test_ctl_against_a_running_pair(make_lan):
     assert log.index("IPVS dry-run: del real server [10.9.0.5]:80", edit) > edit
     assert "asked by uid 0 pid" in log
 
-    # every view shows the overrides
-    page_status = json.loads(lan.http_get("a", f"http://127.0.0.1:{PORT}/status"))
+    # every view shows the overrides (/status and /metrics: as published, once a second)
+    def published() -> dict | None:
+        text = lan.http_get("a", f"http://127.0.0.1:{PORT}/status")
+        st = json.loads(text) if text else None
+        return st if st and rs_of(st, "10.9.0.5")["override"] else None
+    page_status = wait_for(published, 10, step=0.2, what="the overrides in /status")
     assert rs_of(page_status, "10.9.0.4")["override"]["weight"] == 7
+    assert rs_of(page_status, "10.9.0.5")["override"]["drain"] == "drained"
     metrics = lan.http_get("a", f"http://127.0.0.1:{PORT}/metrics", timeout=5)
     assert 'director_lvs_rs_override_weight{port="80",protocol="TCP",rs="10.9.0.4",' \
            'rsport="80",vip="10.9.0.100"} 7.0' in metrics
@@ -198,10 +203,11 @@ def test_ctl_against_a_running_pair(make_lan):
     # a broken file: its diagnostics go to the caller, the running config stays
     with open(a.conf) as f:
         good = f.read()
-    a.write_conf(good + "virtual_server 10.9.0.101 80 {\n    lb_algo nonsense\n")
+    a.write_conf(good + "vrrp_instance VI_2 {\n    interface eth0\n"
+                 "    virtual_router_id 300\n    virtual_ipaddress { 10.9.0.101 }\n}\n")
     r = ctl(a, "reload", check=False)
     assert r.returncode == 1 and "configuration has errors" in r.stderr
-    assert f"{a.conf}:" in r.stderr  # file:line of the problem
+    assert f"{a.conf}:" in r.stderr and "virtual router id must be set" in r.stderr
     assert status(a)["lvs"]["reloads"] == 2
     a.write_conf(good)
 
