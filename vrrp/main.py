@@ -7,9 +7,11 @@ import logging
 import signal
 
 from conf.load import reload
+from daemonlib.control import Server
 from daemonlib.runtime import Signals, publish
 
 from . import dumps
+from .control import VrrpControl
 from .daemon import VrrpDaemon
 
 log = logging.getLogger("director.vrrp")
@@ -43,9 +45,14 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
         return daemon.status()
 
     publisher = asyncio.ensure_future(publish(args.runtime_dir, "vrrp.json", status))
+    reloads = 0
+    control = VrrpControl(lambda: daemon, lambda: {**daemon.status(), "reloads": reloads},
+                          args)
+    server = Server(args.runtime_dir, "vrrp", control.handle)
+    await server.start()
 
     async def reload_vrrp() -> None:
-        nonlocal daemon
+        nonlocal daemon, reloads
         new = reload(args.config, args.config_id, args.all_config, log)
         if new is not None:
             log.info("Reloading VRRP configuration")
@@ -57,9 +64,11 @@ async def run(args, cfg, adopt: bool = False) -> int:  # type: ignore[no-untyped
                 if fifo not in fresh.fifos:
                     fifo.close()
             daemon = fresh
+            reloads += 1
 
     await signals.serve(reload_vrrp)
     log.info("Stopping")
+    await server.close()
     publisher.cancel()
     await daemon.stop()
     return 0
