@@ -4,7 +4,8 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS  := keepalived nginx ipvsadm iproute2 qemu-system-x86 linux-image-amd64 busybox-static \
-         procps kmod iputils-ping dnsmasq-base openssl nftables libnftables1
+         procps kmod iputils-ping dnsmasq-base openssl nftables libnftables1 \
+         chromium chromium-driver
 
 .PHONY: install debs venv test unit netns kernel lint bench demo clean
 

@@ -37,6 +37,7 @@ _T = TypeVar("_T")
 log = logging.getLogger("director.checkers")
 
 Key = tuple[int, int, int]  # virtual server, real server, checker
+HISTORY_TOP = 1 << 30  # results kept for the status page's sparkline: 30
 TICK = 0.002  # seconds: the scheduler's granularity
 TIMEOUT = Outcome(False, "timeout")
 
@@ -56,6 +57,7 @@ class Job:
     deadline: float = 0.0  # ... and when it times out
     last_reason: str = ""
     checks: int = 0
+    history: int = 1  # recent results as bits after a leading 1 (one int: 10k jobs)
 
 
 class Engine:
@@ -207,6 +209,8 @@ class Engine:
             return
         ck = job.checker
         step = job.state.result(outcome.ok)
+        h = (job.history << 1) | outcome.ok
+        job.history = h if h < HISTORY_TOP << 1 else (h & (HISTORY_TOP - 1)) | HISTORY_TOP
         if not outcome.ok:
             job.last_reason = outcome.reason
             if self.log_all_failures or ck.log_all_failures:
@@ -231,7 +235,8 @@ class Engine:
 
     def status(self) -> list[dict[str, object]]:
         return [{"key": list(j.key), "type": j.checker.type, "service": j.service,
-                 "up": j.state.up, "checks": j.checks, "last_failure": j.last_reason}
+                 "up": j.state.up, "checks": j.checks, "last_failure": j.last_reason,
+                 "history": bin(j.history)[3:]}
                 for j in self.jobs]
 
 

@@ -29,7 +29,7 @@ DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 SIGNUMS = {"STOP": 15, "RELOAD": 1, "DATA": 10, "STATS": 12, "STATS_CLEAR": 63, "JSON": 36}
 
 
-class _Formatter(argparse.HelpFormatter):
+class _Formatter(argparse.RawDescriptionHelpFormatter):
     """argparse builds a formatter per add_argument, and its default asks shutil for the
     terminal width: shutil pulls in bz2 and lzma, a cost on every start for --help's sake."""
 
@@ -45,6 +45,13 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, width=max(width - 2, 40))
 
 
+SUBCOMMANDS = """subcommands (each has its own --help):
+  director ctl COMMAND    control a running director: status, drain, enable, weight,
+                          clear, handover, takeover, reload (--runtime-dir, --json)
+  director ipvs           the kernel's IPVS table, like ipvsadm -Ln
+  director genhash        digest of a URL for HTTP_GET/SSL_GET (keepalived's genhash)"""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
@@ -53,7 +60,7 @@ class _Parser(argparse.ArgumentParser):
 
 def make_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="director", description="keepalived-compatible LVS/IPVS director "
-                "with VRRP failover", formatter_class=_Formatter)
+                "with VRRP failover", epilog=SUBCOMMANDS, formatter_class=_Formatter)
     a = p.add_argument
     a("-f", "--use-file", dest="config", default=DEFAULT_CONFIG, metavar="FILE",
       help=f"configuration file (default {DEFAULT_CONFIG})")
@@ -91,8 +98,9 @@ def make_parser() -> argparse.ArgumentParser:
     a("--runtime-dir", default="/run/director", metavar="DIR",
       help="where the children publish their live state (default /run/director)")
     a("--metrics", metavar="[ADDR:]PORT",
-      help="serve /metrics (Prometheus) and /status (JSON) over HTTP; ADDR defaults to "
-      "127.0.0.1; off unless given")
+      help="serve the status page (/), /metrics (Prometheus) and /status (JSON) over "
+      "HTTP; ADDR defaults to 127.0.0.1, or unix:PATH; the page's drain/weight buttons "
+      "only on loopback or unix:; off unless given")
     a("--signum", metavar="SIGFUNC", help="print the signal number for STOP, RELOAD, DATA, "
       "STATS, STATS_CLEAR or JSON and exit")
     a("-v", "--version", action="version", version=f"director {__version__}")
@@ -127,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         from checkers.genhash import main as genhash_main
 
         return genhash_main(argv[1:])
+    if argv[:1] == ["ctl"]:
+        from .ctl import main as ctl_main
+
+        return ctl_main(argv[1:])
     if argv[:1] == ["ipvs"]:
         from .ipvs_view import main as ipvs_main
 

@@ -26,6 +26,7 @@ from daemonlib.smtp import (
 from .dataplane import Plane
 from .desired import desired_table, service_keys
 from .ipvs_table import DestKey, Op, SvcKey, Table, apply_ops, diff
+from .overrides import Override
 from .pool import Event, Pool, QuorumEvent, RsEvent, rs_name
 
 log = logging.getLogger("director.lvs")
@@ -118,8 +119,15 @@ class Lvs:
                     s.checkers_up = list(prev.checkers_up)
                     if prev.rs.weight == s.rs.weight:
                         s.weight = prev.weight  # a dynamic weight survives
+                if prev is not None:
+                    s.override = prev.override  # the operator's, until `ctl clear`
+                    old.pop((keys, s.rs.address, s.rs.port), None)
             pool.quorum_up = pool.weight_sum() >= vs.quorum
             pools.append(pool)
+        for (_keys, address, port), s in old.items():
+            if s.override is not None:
+                log.warning("Override of real server %s:%s dropped: the new configuration "
+                            "no longer has it", address, port or 0)
         previously_owned = set(self.owned)
         self._set_config(cfg, pools)
         return await self._sync_all(previously_owned, False)
@@ -158,6 +166,12 @@ class Lvs:
     async def set_weight(self, vs_index: int, rs_index: int, weight: int) -> list[Op]:
         events = self.pools[vs_index].set_weight(rs_index, weight)
         return await self._after(vs_index, events)
+
+    async def set_override(self, vs_index: int, rs_index: int,
+                           override: Override | None) -> list[Op]:
+        """An operator's override (director ctl) applied to the table at once."""
+        self.pools[vs_index].servers[rs_index].override = override
+        return await self._after(vs_index, [])
 
     async def _after(self, vs_index: int, events: list[Event]) -> list[Op]:
         self._events(events, self.pools[vs_index])

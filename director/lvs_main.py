@@ -9,13 +9,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import logging
+import os
 from typing import cast
 
 from conf.load import reload as reload_config
 from conf.model import Config
+from daemonlib.control import Server
 from daemonlib.runtime import Signals, publish
 
+from .ctl_lvs import LvsControl
 from .dataplane import choose_plane
 from .health import Health
 from .ipvs_table import DestKey
@@ -34,19 +38,37 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
     await lvs.start(adopt=adopt)
     health.start()
     log.info("Startup complete")
-    publisher = asyncio.ensure_future(
-        publish(args.runtime_dir, "lvs.json", lambda: lvs_status(lvs, health)))
+    reloads = 0
+
+    async def status() -> dict[str, object]:
+        return {**await lvs_status(lvs, health), "reloads": reloads}
+
+    publisher = asyncio.ensure_future(publish(args.runtime_dir, "lvs.json", status))
+    state_file = os.path.join(args.runtime_dir, "overrides.json")
+    control = LvsControl(lvs, status, args, state_file)
+    if adopt:
+        await control.restore()
+    else:  # a fresh daemon starts from the config alone
+        with contextlib.suppress(OSError):
+            os.unlink(state_file)
+    server = Server(args.runtime_dir, "lvs", control.handle)
+    await server.start()
 
     async def reload() -> None:
+        nonlocal reloads
         log.info("Reloading")
         new = reload_config(args.config, args.config_id, args.all_config, log)
         if new is not None:
             await health.stop()
             await lvs.reload(new)
             health.start()
+            control.after_reload()
+            reloads += 1
 
     await signals.serve(reload)
     log.info("Stopping")
+    await server.close()
+    control.stop()
     publisher.cancel()
     await health.stop()
     await lvs.stop()
@@ -62,6 +84,7 @@ def _total(items: list[dict[str, int]]) -> dict[str, int]:
 async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
     """Virtual and real servers with health, weights, checkers and the kernel's counters."""
     _table, stats = await lvs.plane.read_with_stats()
+    current = lvs.current
     checks: dict[tuple[int, int], list[dict[str, object]]] = {}
     for c in (health.engine.status() if health.engine else []):
         key = cast(list[int], c["key"])
@@ -72,12 +95,20 @@ async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
         servers = []
         for ri, s in enumerate(pool.servers):
             dk = DestKey(s.rs.address, s.rs.port or 0)
+            st = _total([stats[(k, dk)] for k in keys if (k, dk) in stats])
+            # the weight IPVS has now (None: not in the table), first service of the VS
+            have = next((current[k][1].get(dk) for k in keys if k in current), None)
             servers.append({"name": rs_name(vs, s.rs), "address": s.rs.address,
                             "port": s.rs.port or 0, "alive": s.alive, "weight": s.weight,
-                            "checkers": checks.get((vi, ri), []),
-                            "stats": _total([stats[(k, dk)] for k in keys if (k, dk) in stats])})
+                            "configured_weight": s.rs.weight,
+                            "effective_weight": None if have is None else have.weight,
+                            "override": s.override.view() if s.override else None,
+                            "activeconns": st.get("activeconns", 0),
+                            "inactconns": st.get("inactconns", 0),
+                            "checkers": checks.get((vi, ri), []), "stats": st})
         out.append({"name": vs.key, "protocol": vs.protocol, "address": vs.address,
-                    "port": vs.port, "fwmark": vs.fwmark, "quorum_up": pool.quorum_up,
+                    "port": vs.port, "fwmark": vs.fwmark, "group": vs.group,
+                    "lb_algo": vs.lb_algo, "lb_kind": vs.lb_kind, "quorum_up": pool.quorum_up,
                     "stats": _total([stats[k] for k in keys if k in stats]),
                     "real_servers": servers})
-    return {"virtual_servers": out}
+    return {"virtual_servers": out, "dry_run": lvs.plane.dry_run}

@@ -56,12 +56,16 @@ class Collector:
                                   "2 MASTER, 3 FAULT)", labels=labels)
         prio = GaugeMetricFamily("keepalived_vrrp_priority", "effective priority",
                                  labels=labels[:3])
+        held = GaugeMetricFamily("director_vrrp_handover", "1 while an operator's handover "
+                                 "holds the instance in BACKUP (director ctl)",
+                                 labels=labels[:3])
         counters: dict[str, CounterMetricFamily] = {}
         for inst in v.get("instances", []):
             base = [inst["name"], inst["interface"], str(inst["vrid"])]
             for vip in inst.get("vips", []) or [""]:
                 state.add_metric(base + [vip], STATES.get(inst["state"], 0))
             prio.add_metric(base, inst["priority"])
+            held.add_metric(base, 1 if inst.get("override") else 0)
             for name, value in inst.get("stats", {}).items():
                 fam = counters.setdefault(name, CounterMetricFamily(
                     f"keepalived_vrrp_{name}", f"keepalived's {name} counter",
@@ -69,6 +73,7 @@ class Collector:
                 fam.add_metric(base, value)
         yield state
         yield prio
+        yield held
         yield from counters.values()
 
     def _lvs(self, lvs: dict[str, Any]) -> Iterator[Metric]:
@@ -83,6 +88,18 @@ class Collector:
                                   labels=rl)
         checker = GaugeMetricFamily("director_checker_up", "one checker's verdict",
                                     labels=rl + ["checker"])
+        extra = {
+            "effective": GaugeMetricFamily("director_lvs_rs_effective_weight", "the weight "
+                                           "IPVS has (absent: not in the table)", labels=rl),
+            "active": GaugeMetricFamily("director_lvs_rs_active_conns", "IPVS active "
+                                        "connections", labels=rl),
+            "inactive": GaugeMetricFamily("director_lvs_rs_inactive_conns", "IPVS inactive "
+                                          "connections", labels=rl),
+            "ov_weight": GaugeMetricFamily("director_lvs_rs_override_weight", "an operator's "
+                                           "weight override (director ctl)", labels=rl),
+            "drain": GaugeMetricFamily("director_lvs_rs_drain", "an operator's drain: "
+                                       "1 draining, 2 drained", labels=rl),
+        }
         for vs in lvs.get("virtual_servers", []):
             vk = [vs.get("address") or f"FWM {vs.get('fwmark')}", str(vs.get("port") or 0),
                   vs.get("protocol", "TCP")]
@@ -93,6 +110,15 @@ class Collector:
                 for k, _n in IPVS_COUNTERS:
                     rs[k].add_metric(rk, r.get("stats", {}).get(k, 0))
                 weight.add_metric(rk, r["weight"])
+                if r.get("effective_weight") is not None:
+                    extra["effective"].add_metric(rk, r["effective_weight"])
+                extra["active"].add_metric(rk, r.get("activeconns", 0))
+                extra["inactive"].add_metric(rk, r.get("inactconns", 0))
+                ov = r.get("override") or {}
+                if ov.get("weight") is not None:
+                    extra["ov_weight"].add_metric(rk, ov["weight"])
+                if ov.get("drain"):
+                    extra["drain"].add_metric(rk, 1 if ov["drain"] == "draining" else 2)
                 alive.add_metric(rk, 1 if r["alive"] else 0)
                 for c in r.get("checkers", []):
                     checker.add_metric(rk + [c["type"]], 1 if c["up"] else 0)
@@ -101,9 +127,14 @@ class Collector:
         yield weight
         yield alive
         yield checker
+        yield from extra.values()
 
 
-def make_app(directory: str) -> web.Application:
+def make_app(directory: str, controls: bool = False) -> web.Application:
+    """`controls`: the page's drain/enable/weight buttons and their POST endpoint (only
+    when the listener is loopback or a Unix socket: see status_page)."""
+    from .status_page import add_page
+
     registry = CollectorRegistry()
     registry.register(Collector(directory))
 
@@ -114,15 +145,32 @@ def make_app(directory: str) -> web.Application:
     async def status(_req: web.Request) -> web.Response:
         return web.json_response(read_state(directory))
 
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/status", status)
+    add_page(app, directory, controls)
     return app
 
 
 def parse_listen(spec: str) -> tuple[str, int]:
+    """[ADDR:]PORT, or unix:PATH (port 0)."""
+    if spec.startswith("unix:"):
+        if not spec[5:]:
+            raise ValueError("unix: wants a path")
+        return spec, 0
     host, _, port = spec.rpartition(":")
     return (host.strip("[]") or "127.0.0.1"), int(port)
+
+
+def is_local(host: str) -> bool:
+    if host.startswith("unix:"):
+        return True
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 async def serve(spec: str, directory: str) -> int:
@@ -130,16 +178,24 @@ async def serve(spec: str, directory: str) -> int:
     import signal
 
     host, port = parse_listen(spec)
-    runner = web.AppRunner(make_app(directory), access_log=None)
+    runner = web.AppRunner(make_app(directory, controls=is_local(host)), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site: web.BaseSite
+    if host.startswith("unix:"):
+        site = web.UnixSite(runner, host[5:])
+    else:
+        site = web.TCPSite(runner, host, port)
+    old = os.umask(0o177)  # a Unix socket listener is root-only, like the control socket
     try:
         await site.start()
     except OSError as e:
         log.error("status endpoint on %s:%d: %s", host, port, e.strerror)
         await runner.cleanup()
         return 1
-    log.info("Serving /metrics and /status on http://%s:%d", host, port)
+    finally:
+        os.umask(old)
+    log.info("Serving /, /metrics and /status on %s (page controls %s)", site.name,
+             "on" if is_local(host) else "off: not loopback")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -22,6 +22,7 @@ import attrs
 from conf.model import RealServer, Script, VirtualServer
 
 from .ipvs_table import DestKey, Dests, DestSpec
+from .overrides import Override, apply
 
 _TUN_TYPES = {"ipip": 0, "gue": 1, "gre": 2}
 _TUN_CSUM = {"nocsum": 0, "csum": 1, "remcsum": 2}
@@ -55,6 +56,7 @@ class RsState:
     rs: RealServer
     checkers_up: list[bool]
     weight: int
+    override: Override | None = None  # the operator's (director ctl), kept over reloads
 
     @property
     def alive(self) -> bool:
@@ -149,10 +151,11 @@ class Pool:
                 tun_type=ttype, tun_port=tport, tun_flags=tflags,
             )
             key = DestKey(rs.address, rs.port or 0)
-            if s.alive and not use_sorry:
-                out[key] = spec
-            elif rs.inhibit_on_failure:
-                out[key] = attrs.evolve(spec, weight=0)
+            want = spec if s.alive and not use_sorry else (
+                attrs.evolve(spec, weight=0) if rs.inhibit_on_failure else None)
+            want = apply(want, s.alive and not use_sorry, s.override)
+            if want is not None:
+                out[key] = want
         if sorry is not None and (use_sorry or vs.sorry_server_inhibit):
             ttype, tport, tflags = tunnel(vs.tunnel_type)
             out[DestKey(sorry.address, sorry.port or 0)] = DestSpec(

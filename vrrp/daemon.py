@@ -231,6 +231,8 @@ class VrrpDaemon:
             old = previous.pop(r.key, None)
             if old is not None and old.ah is not None and r.ah is not None:
                 r.ah = old.ah  # keepalived keeps the AH sequence number across a reload
+            if old is not None and old.fsm.held:  # an operator's handover outlives a reload
+                r.fsm.held, r.held_by = True, old.held_by
             if old is not None and old.fsm.state == fsm.MASTER:
                 keep = {(v.address, v.prefixlen, v.dev) for v in r.all_vips}
                 for v in old.all_vips:

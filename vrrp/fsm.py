@@ -108,6 +108,7 @@ class Instance:
     deadline: float | None = None
     master_adver_int: float = 0.0
     started_at: float = 0.0
+    held: bool = False  # `director ctl handover`: BACKUP until takeover or release
 
     # -- timing ------------------------------------------------------------------
     def skew(self) -> float:
@@ -122,7 +123,7 @@ class Instance:
     def start(self, now: float) -> list[Action]:
         self.started_at = now
         self.master_adver_int = self.advert_int
-        if self.priority == 255:
+        if self.priority == 255 and not self.held:
             return self._to_master(now, "address owner")
         self.state = BACKUP
         wait = self.advert_int if self.want_master else self.master_down_interval()
@@ -131,6 +132,9 @@ class Instance:
 
     def tick(self, now: float) -> list[Action]:
         if self.deadline is None or now < self.deadline:
+            return []
+        if self.state == BACKUP and self.held:  # handed over: let the peer be master
+            self.deadline = now + self.master_down_interval()
             return []
         if self.state == BACKUP:
             if self.sync:
@@ -229,7 +233,7 @@ class Instance:
 
     def force(self, now: float, state: str, reason: str) -> list[Action]:
         """A sync group moves this member with the others (MASTER or BACKUP)."""
-        if state == self.state or self.state in (FAULT, INIT):
+        if state == self.state or self.state in (FAULT, INIT) or (state == MASTER and self.held):
             return []
         if state == MASTER:
             return self._to_master(now, reason)
@@ -237,6 +241,25 @@ class Instance:
         self.wants = ""
         self.deadline = now + self.master_down_interval()
         return [Enter(BACKUP, reason=reason)]
+
+    def handover(self, now: float) -> list[Action]:
+        """Give up MASTER as at stop (a priority 0 advert: the backup takes over after
+        its skew time), but keep running, held in BACKUP."""
+        self.held = True
+        if self.state != MASTER:
+            return []
+        self.state = BACKUP
+        self.deadline = now + self.master_down_interval()
+        self.wants = ""
+        return [Send(0), Enter(BACKUP, reason="handover")]
+
+    def release(self, now: float, takeover: bool) -> list[Action]:
+        """The hold ends; `takeover`: become MASTER at once (an election follows if a
+        higher priority is out there)."""
+        self.held = False
+        if takeover and self.state == BACKUP:
+            return self._to_master(now, "takeover")
+        return []
 
     def stop(self, now: float) -> list[Action]:
         actions: list[Action] = [Send(0)] if self.state == MASTER else []

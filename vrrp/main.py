@@ -9,9 +9,11 @@ import signal
 
 from conf.load import reload
 from conf.model import Config
+from daemonlib.control import Server
 from daemonlib.runtime import Signals, publish
 
 from . import dumps
+from .control import VrrpControl
 from .daemon import VrrpDaemon
 
 log = logging.getLogger("director.vrrp")
@@ -45,9 +47,14 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
         return daemon.status()
 
     publisher = asyncio.ensure_future(publish(args.runtime_dir, "vrrp.json", status))
+    reloads = 0
+    control = VrrpControl(lambda: daemon, lambda: {**daemon.status(), "reloads": reloads},
+                          args)
+    server = Server(args.runtime_dir, "vrrp", control.handle)
+    await server.start()
 
     async def reload_vrrp() -> None:
-        nonlocal daemon
+        nonlocal daemon, reloads
         new = reload(args.config, args.config_id, args.all_config, log)
         if new is not None:
             log.info("Reloading VRRP configuration")
@@ -59,9 +66,11 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
                 if fifo not in fresh.fifos:
                     fifo.close()
             daemon = fresh
+            reloads += 1
 
     await signals.serve(reload_vrrp)
     log.info("Stopping")
+    await server.close()
     publisher.cancel()
     await daemon.stop()
     return 0

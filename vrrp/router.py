@@ -93,6 +93,7 @@ class Router:
         self.mailer: Mailer | None = None  # set when this instance has smtp_alert
         self._rx_ah_seq: int | None = None
         self.master_ip = ""
+        self.held_by = ""  # who asked for the handover (director ctl)
         self._shown = fsm.INIT  # the state last entered, as logged and notified
         self.last_transition = 0.0  # wall clock, for the dumps
         self._timer: asyncio.TimerHandle | None = None
@@ -223,6 +224,14 @@ class Router:
 
     def force(self, state: str, reason: str) -> None:
         self._do(self.fsm.force(self._now(), state, reason))
+
+    def handover(self, who: str) -> None:
+        self.held_by = who
+        self._do(self.fsm.handover(self._now()))
+
+    def release(self, takeover: bool) -> None:
+        self.held_by = ""
+        self._do(self.fsm.release(self._now(), takeover))
 
     def _tick(self) -> None:
         self._timer = None
@@ -429,6 +438,7 @@ class Router:
                 "priority": self.fsm.priority, "base_priority": self.base_priority,
                 "master_ip": self.src if self.fsm.state == fsm.MASTER else self.master_ip,
                 "vips": [f"{v.address}/{v.prefixlen}" for v in self.vips],
+                "override": {"handover": self.held_by} if self.fsm.held else None,
                 "stats": self.stats()}
 
     def stats(self) -> dict[str, int]:

@@ -299,3 +299,9 @@ def test_sync_member_only_wants_master():
     assert n.wants == ""
     n.tick(n.deadline)
     assert n.force(n.deadline, MASTER, "sync group G")[0] == Enter(MASTER, "sync group G")
+
+
+def test_handover_sends_priority_zero_and_holds_backup():
+    m = master()
+    out = m.handover(5.0)
+    assert out == [Send(0), Enter(BACKUP, "handover")] and m.state == BACKUP and m.held
