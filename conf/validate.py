@@ -43,8 +43,17 @@ def finish_instance(name: str, pos: Pos, kw: dict[str, Any], g: GlobalDefs,
         diags.error(pos, f"{tag} the virtual router id must be set")
         return None
     if not kw.get("interface") and not g.default_interface:
-        diags.error(pos, f"{tag} has no interface (and global_defs has no default_interface)")
-        return None
+        if not (kw.get("unicast_peer") and kw.get("unicast_src_ip")):
+            diags.error(pos, f"{tag} has no interface (and global_defs has no "
+                             f"default_interface)")
+            return None
+        # keepalived runs a unicast instance without an interface when it has a source
+        # address; its sockets and VIPs then go where that address lives
+        if kw.get("use_vmac") is not None:
+            diags.error(pos, f"{tag} cannot use VMAC if no interface is specified")
+            return None
+        diags.warning(pos, f"{tag} no interface: using the one holding unicast_src_ip "
+                           f"{kw['unicast_src_ip']}")
     kw.setdefault("interface", g.default_interface)
     for field, gfield in _GARP_FROM_GLOBAL.items():
         if field not in kw and getattr(g, gfield) is not None:

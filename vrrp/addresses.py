@@ -78,6 +78,14 @@ class Addresses:
         found = self.ipr.link_lookup(ifname=ifname)
         return found[0] if found else None
 
+    def interface_of(self, address: str) -> str | None:
+        """The interface that holds `address`, or None."""
+        for msg in self.ipr.get_addr():
+            if address in (msg.get_attr("IFA_ADDRESS"), msg.get_attr("IFA_LOCAL")):
+                links = self.ipr.get_links(msg["index"])
+                return links[0].get_attr("IFLA_IFNAME") if links else None
+        return None
+
     def _call(self, what: str, fn: Callable[..., object], *args: object,
               ok: tuple[int, ...] = (), **kw: object) -> bool:
         try:
@@ -304,6 +312,9 @@ class Worker:
 
     def source_address(self, ifname: str, family: int) -> str | None:
         return link_local(ifname) if family == 6 else first_ipv4(ifname)
+
+    def interface_of(self, address: str) -> str | None:
+        return self._wait(self.addrs.interface_of, address)
 
     def announcer(self, ifname: str) -> Announcer:
         return Announcer(ifname)

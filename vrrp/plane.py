@@ -53,6 +53,7 @@ class VrrpPlane(Protocol):
                     link_local: str | None = None) -> bool: ...
     def remove_link(self, name: str) -> None: ...
     def source_address(self, ifname: str, family: int) -> str | None: ...
+    def interface_of(self, address: str) -> str | None: ...
     def announcer(self, ifname: str) -> Announce: ...
     # anything else that must run in order with the changes (the firewall's sets, static
     # addresses): fn gets the synchronous rtnetlink side (addresses.Addresses)
@@ -141,6 +142,9 @@ class RecordingPlane:
 
     def source_address(self, ifname: str, family: int) -> str | None:
         return self.sources.get((ifname, family))
+
+    def interface_of(self, address: str) -> str | None:
+        return next((i for (i, _), a in self.sources.items() if a == address), None)
 
     def announcer(self, ifname: str) -> RecordingAnnouncer:
         return RecordingAnnouncer(ifname, self.calls)

@@ -50,6 +50,11 @@ class Router:
         self.family = cfg.family
         self.vrid = cfg.virtual_router_id or 0
         self.ifname = cfg.interface or ""
+        if not self.ifname and cfg.unicast_src_ip:
+            self.ifname = addrs.interface_of(cfg.unicast_src_ip) or ""
+            if not self.ifname:
+                log.error("(%s) no interface holds unicast_src_ip %s", cfg.name,
+                          cfg.unicast_src_ip)
         self.vmac = None
         if cfg.use_vmac is not None:
             self.vmac = cfg.use_vmac or f"vrrp.{self.vrid}"

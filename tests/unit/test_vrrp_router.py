@@ -198,3 +198,38 @@ def test_stop_sends_priority_zero_and_removes_vips(tmp_path, loop):
     a.stop()
     assert wire.seen[-1][1:] == ("a", 51, 0) and pa.held == set()
     assert a.stats()["pri_zero_sent"] == 1
+
+
+NO_IFACE = """
+vrrp_instance VI_U {
+    state BACKUP
+    virtual_router_id 61
+    priority 100
+    advert_int 1
+    unicast_src_ip 10.9.0.1
+    unicast_peer {
+        10.9.0.2
+    }
+    virtual_ipaddress {
+        10.9.0.200/24
+    }
+}
+"""
+
+
+def test_unicast_instance_without_interface_uses_the_source_address_interface(tmp_path):
+    """keepalived runs a unicast instance with no interface when it has a source address:
+    a warning, and the instance lives on the interface that holds that address."""
+    loaded = load_text(tmp_path, NO_IFACE)
+    assert not [d for d in loaded.diags.items if d.severity == "error"]
+    assert any("unicast_src_ip 10.9.0.1" in d.message for d in loaded.diags.items
+               if d.severity == "warning")
+    (inst,) = loaded.config.vrrp_instances
+    plane = RecordingPlane()
+    plane.sources[("ens3", 4)] = "10.9.0.1"
+    router = Router(inst, loaded.config.global_defs, plane, [])
+    assert router.ifname == "ens3" and router.dev == "ens3"
+    # without the source address, keepalived refuses the instance, and so do we
+    refused = load_text(tmp_path, NO_IFACE.replace("    unicast_src_ip 10.9.0.1\n", ""))
+    assert any("has no interface" in d.message for d in refused.diags.items
+               if d.severity == "error")
