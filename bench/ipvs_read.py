@@ -14,7 +14,10 @@ import struct
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path[:0] = [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                os.path.dirname(os.path.abspath(__file__))]
+from gen_config import size_args  # noqa: E402
+
 from director.ipvs_fast import (  # noqa: E402
     CMD_ATTR_DEST,
     CMD_ATTR_SERVICE,
@@ -90,8 +93,7 @@ async def read_once(vs: int, rs: int) -> tuple[float, float, int]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--vs", type=int, default=1000)
-    p.add_argument("--rs", type=int, default=10)
+    size_args(p)
     p.add_argument("--runs", type=int, default=5)
     a = p.parse_args()
     cpu, wall, n = min(asyncio.run(read_once(a.vs, a.rs)) for _ in range(a.runs))

@@ -24,7 +24,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(HERE), HERE]
 from common import DIRECTOR  # noqa: E402
-from gen_config import generate  # noqa: E402
+from gen_config import generate, size_args  # noqa: E402
 
 APPLIED = re.compile(r"IPVS: \d+ virtual services, (\d+) operations applied")
 LIMIT_MS = 100.0
@@ -64,8 +64,7 @@ def parse_seconds(path: str) -> float:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--vs", type=int, default=1000)
-    p.add_argument("--rs", type=int, default=10)
+    size_args(p)
     p.add_argument("--runs", type=int, default=5)
     a = p.parse_args()
     text = generate(a.vs, a.rs, checks=False)

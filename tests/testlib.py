@@ -13,6 +13,7 @@ if os.path.join(ROOT, "tools") not in sys.path:
     sys.path.insert(0, os.path.join(ROOT, "tools"))
 from nettopo import (  # noqa: E402
     Hosts,
+    WaitTimeout,
     answer_server,
     nginx_conf,
     sh,
@@ -20,8 +21,8 @@ from nettopo import (  # noqa: E402
     wait_until,
 )
 
-__all__ = ["EXAMPLES", "FIXTURES", "ROOT", "Hosts", "answer_server", "example", "nginx_conf",
-           "sh", "wait_for", "wait_until"]
+__all__ = ["EXAMPLES", "FIXTURES", "ROOT", "Hosts", "WaitTimeout", "answer_server", "example",
+           "nginx_conf", "sh", "wait_for", "wait_until"]
 
 
 EXAMPLES = os.path.join(ROOT, "conf", "examples")

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from testlib import nginx_conf, sh
+from testlib import WaitTimeout, nginx_conf, sh, wait_for
 from topo import PREFIX, VIP, Topology, nsx, rs_ip
 
 DIRECTOR = os.path.join(os.path.dirname(sys.executable), "director")
@@ -84,15 +84,11 @@ def dests() -> dict[str, tuple[int, int]]:
 
 
 def wait(cond, timeout: float, what: str, step: float = 0.1):  # type: ignore[no-untyped-def]
-    end = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                                 f"IPVS: {dests()}")
-        time.sleep(step)
+    """testlib's wait, with the kernel's table in the message when it runs out."""
+    try:
+        return wait_for(cond, timeout, step, what)
+    except WaitTimeout as e:
+        raise WaitTimeout(f"{e}; IPVS: {dests()}") from None
 
 
 @pytest.fixture
