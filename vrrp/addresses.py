@@ -52,12 +52,10 @@ def eui64_link_local(mac: str) -> str:
 
 def _base_link_local(base: str) -> str:
     """The base interface's link-local address, else one made from its MAC."""
+    found = link_local(base)
+    if found:
+        return found
     try:
-        with open("/proc/net/if_inet6") as f:
-            for line in f:
-                hexaddr, _idx, _plen, scope, _flags, name = line.split()
-                if name == base and int(scope, 16) == 0x20:
-                    return socket.inet_ntop(socket.AF_INET6, bytes.fromhex(hexaddr))
         with open(f"/sys/class/net/{base}/address") as f:
             return eui64_link_local(f.read().strip())
     except (OSError, ValueError):
