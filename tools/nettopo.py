@@ -119,13 +119,13 @@ class Hosts:
         return {line.split()[3].split("/")[0] for line in out.splitlines()}
 
     # -- nginx --------------------------------------------------------------------------
-    def _nginx_dir(self, host: str) -> str:
+    def nginx_dir(self, host: str) -> str:
         return os.path.join(self.dir, f"nginx-{host}")
 
     def serve_nginx(self, host: str, servers: str, connections: int = 64) -> None:
         """Start nginx in `host` with `servers` (see `answer_server`); `close` stops it.
         Calling it again for a stopped host starts it again."""
-        d = self._nginx_dir(host)
+        d = self.nginx_dir(host)
         os.makedirs(d, exist_ok=True)
         with open(f"{d}/nginx.conf", "w") as f:
             f.write(nginx_conf(d, servers, connections=connections))
@@ -134,7 +134,7 @@ class Hosts:
             self.nginx_hosts.append(host)
 
     def halt_nginx(self, host: str) -> None:
-        d = self._nginx_dir(host)
+        d = self.nginx_dir(host)
         self.run(host, "nginx", "-c", f"{d}/nginx.conf", "-p", d, "-s", "stop", check=False)
         wait_for(lambda: not os.path.exists(f"{d}/nginx.pid"), 10,
                  what=f"nginx on {host} to stop")

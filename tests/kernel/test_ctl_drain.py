@@ -13,7 +13,7 @@ import time
 
 import pytest
 from testlib import WaitTimeout, nginx_conf, sh, wait_for
-from topo import PREFIX, VIP, Topology, nsx, rs_ip
+from topo import VIP, Topology, rs_ip
 
 DIRECTOR = os.path.join(os.path.dirname(sys.executable), "director")
 SIZE = 2_500_000  # bytes per download: about 50 s at the rate below, long enough for the
@@ -62,9 +62,8 @@ print(json.dumps(results), flush=True)
 
 def nginx_slow(topo: Topology, i: int) -> None:
     """Real server i answers "rs<i>" at /, and a big file slowly at /big."""
-    topo.stop_nginx(i)
-    d = os.path.join(topo.tmp, f"rs{i}")
-    wait(lambda: not os.path.exists(os.path.join(d, "nginx.pid")), 20, f"rs{i}'s nginx to stop")
+    topo.stop_nginx(i)  # waits for it to go
+    d = topo.nginx_dir(f"rs{i}")  # where the topology stops it again at the end
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "big"), "wb") as f:
         f.write(b"x" * SIZE)
@@ -73,7 +72,7 @@ def nginx_slow(topo: Topology, i: int) -> None:
               f"        location = / {{ return 200 \"rs{i}\\n\"; }} }}")
     with open(os.path.join(d, "nginx.conf"), "w") as f:
         f.write(nginx_conf(d, server, connections=64, head="user root;"))  # reads big
-    nsx(f"{PREFIX}rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
+    topo.run(f"rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
 
 
 def dests() -> dict[str, tuple[int, int]]:
@@ -119,8 +118,8 @@ def test_drain_under_live_traffic(topo, tmp_path):
         # once before the downloads: Python's start-up files come into the page cache
         subprocess.run([DIRECTOR, "ctl", "--runtime-dir", str(run), "status"], check=True,
                        capture_output=True, timeout=120)
-        client = subprocess.Popen(["ip", "netns", "exec", topo.client_ns, sys.executable, "-c",
-                                   CLIENT], stdout=subprocess.PIPE, text=True)
+        client = subprocess.Popen(["ip", "netns", "exec", topo.ns[topo.client], sys.executable,
+                                   "-c", CLIENT], stdout=subprocess.PIPE, text=True)
         assert client.stdout is not None and client.stdout.readline().strip() == "started"
         wait(lambda: dests().get(rs1, (0, 0))[1] >= 1, 60, "a download on rs1")
 
