@@ -5,7 +5,6 @@ therefore never hold up a VRRP advert or a check."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,8 @@ log = logging.getLogger("director")
 
 
 def write_json(path: str, data: Any) -> None:
+    import json  # not at import: Signals is wanted before a child's first IPVS op, json not
+
     safefile.write_atomic(path, json.dumps(data), 0o600)
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -83,7 +82,7 @@ def _replace(path: str, data: bytes, mode: int, create_dir: bool, keep_open: boo
     dirfd = open_dir(directory, create=create_dir)
     try:
         check_target(dirfd, name, path)
-        tmp = f".{name}.{secrets.token_hex(8)}"
+        tmp = f".{name}.{os.urandom(8).hex()}"  # not `secrets`: it loads hashlib at start
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=dirfd)
         try:

@@ -12,19 +12,18 @@ import collections
 import contextlib
 import logging
 import os
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-from conf.load import reload as reload_config
 from conf.model import Config
-from daemonlib.control import Server
-from daemonlib.runtime import Signals, publish
+from daemonlib.runtime import Signals
 
-from .ctl_lvs import LvsControl
 from .dataplane import choose_plane
-from .health import Health
 from .ipvs_table import DestKey
 from .lvs import Lvs
 from .pool import rs_name
+
+if TYPE_CHECKING:
+    from .health import Health
 
 log = logging.getLogger("director")
 
@@ -33,9 +32,19 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
     plane = await choose_plane(args.dry_run)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     del cfg  # lvs.cfg from now on: a reload frees the old model
-    health = Health(lvs)
-    signals = Signals()
+    signals = Signals()  # before the first op: a TERM mid-start still stops cleanly
     await lvs.start(adopt=adopt)
+    # Only now what the table's first programming does not need: the checkers (httptools,
+    # ssl), the control socket, the runtime JSON, the reload path. Each import is file
+    # access, and in an emulated VM over a shared filesystem that is most of start-up.
+    from conf.load import reload as reload_config
+    from daemonlib.control import Server
+    from daemonlib.runtime import publish
+
+    from .ctl_lvs import LvsControl
+    from .health import Health
+
+    health = Health(lvs)
     health.start()
     log.info("Startup complete")
     reloads = 0
