@@ -17,6 +17,8 @@ quorum gained/lost) for notify scripts, the LVS FIFO and the log.
 
 from __future__ import annotations
 
+import functools
+
 import attrs
 
 from conf.model import RealServer, Script, VirtualServer
@@ -71,6 +73,7 @@ def rs_name(vs: VirtualServer, rs: RealServer) -> str:
     return f"[{rs.address}]:{_proto(vs)}:{rs.port or 0}"
 
 
+@functools.lru_cache(maxsize=64)  # a handful of distinct specs, asked for per real server
 def tunnel(spec: str | None) -> tuple[str | None, int, int]:
     """`gue port 6080 csum` → (type, port, flags)."""
     if not spec:
@@ -142,14 +145,20 @@ class Pool:
         out: Dests = {}
         sorry = vs.sorry_server
         use_sorry = sorry is not None and not self.quorum_up
+        # equal specs are one frozen object: a pool's servers mostly share theirs, and
+        # building thousands of attrs instances is most of this at start-up
+        specs: dict[tuple[str, int, int, int, str | None], DestSpec] = {}
         for s in self.servers:
             rs = s.rs
-            ttype, tport, tflags = tunnel(rs.tunnel_type or vs.tunnel_type)
-            spec = DestSpec(
-                forward=rs.lvs_method or vs.lb_kind, weight=s.weight,
-                u_threshold=rs.uthreshold or 0, l_threshold=rs.lthreshold or 0,
-                tun_type=ttype, tun_port=tport, tun_flags=tflags,
-            )
+            shape = (rs.lvs_method or vs.lb_kind, s.weight, rs.uthreshold or 0,
+                     rs.lthreshold or 0, rs.tunnel_type or vs.tunnel_type)
+            got = specs.get(shape)
+            if got is None:
+                ttype, tport, tflags = tunnel(shape[4])
+                got = specs[shape] = DestSpec(
+                    forward=shape[0], weight=s.weight, u_threshold=shape[2],
+                    l_threshold=shape[3], tun_type=ttype, tun_port=tport, tun_flags=tflags)
+            spec = got
             key = DestKey(rs.address, rs.port or 0)
             want = spec if s.alive and not use_sorry else (
                 attrs.evolve(spec, weight=0) if rs.inhibit_on_failure else None)
