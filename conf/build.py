@@ -110,6 +110,8 @@ class Builder(LvsRepairs):
         self._seen_blocks: dict[tuple[str, str], Any] = {}
         self._nft_table_set = False
         self._keywords: set[str] | None = None
+        self._kw: dict[str, list[Any]] = {}
+        self._top = self._top_blocks()
         self.global_spec = self._global_spec()
         self.instance_spec = self._instance_spec()
         self.vs_spec = self._vs_spec()
@@ -159,7 +161,7 @@ class Builder(LvsRepairs):
                 # keepalived reads the first word and never looks at the rest
                 self.diags.warning(child.pos, f"{child.name} takes one value: "
                                               f"'{' '.join(child.args[1:])}' ignored")
-                child = Node(child.name, child.args[:1], child.pos)
+                child = Node(child.name, child.args[:1], child.file, child.line)
             try:
                 value = parse(child)
             except Bad as e:
@@ -232,9 +234,8 @@ class Builder(LvsRepairs):
         return node.args[0]
 
     # -- top level ------------------------------------------------------------
-    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
-        kw: dict[str, list[Any]] = {}
-        top: dict[str, tuple[str, Any]] = {
+    def _top_blocks(self) -> dict[str, tuple[str, Any]]:
+        return {
             "global_defs": ("global_defs", self.global_defs),
             "SSL": ("ssl", self.ssl),
             "vrrp_script": ("vrrp_scripts", self.vrrp_script),
@@ -252,24 +253,34 @@ class Builder(LvsRepairs):
             "static_rules": ("static_rules", lambda n: tuple(self._items(
                 n, lambda c: parse_rule([c.name, *c.args], c.pos)))),
         }
+
+    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
         for node in roots:
-            entry = top.get(node.name)
-            if entry is None:
-                self.unknown(node, "the top level")
-                continue
-            if node.children is None:  # keepalived: nothing to read; the lines after it
-                self.diags.warning(node.pos, f"'{node.name}' needs a block {{ ... }}; "
-                                             f"ignored")  # are unknown top-level keywords
-                continue
-            field, make = entry
-            try:
-                obj = make(node)
-            except Bad as e:
-                self.bad(node, e, "skipped")
-                continue
-            if obj is not None:
-                kw.setdefault(field, []).append(obj)
-        out: dict[str, Any] = {k: tuple(vals) for k, vals in kw.items()}
+            self.add(node)
+        return self.config(files)
+
+    def add(self, node: Node) -> None:
+        """One top-level statement or block, as soon as the reader has it whole."""
+        entry = self._top.get(node.name)
+        if entry is None:
+            self.unknown(node, "the top level")
+            return
+        if node.children is None:  # keepalived: nothing to read; the lines after it
+            self.diags.warning(node.pos, f"'{node.name}' needs a block {{ ... }}; "
+                                         f"ignored")  # are unknown top-level keywords
+            return
+        field, make = entry
+        try:
+            obj = make(node)
+        except Bad as e:
+            self.bad(node, e, "skipped")
+            return
+        if obj is not None:
+            self._kw.setdefault(field, []).append(obj)
+
+    def config(self, files: list[str]) -> Config:
+        """The model of every block added."""
+        out: dict[str, Any] = {k: tuple(vals) for k, vals in self._kw.items()}
         for static in ("static_ipaddress", "static_routes", "static_rules"):
             if static in out:
                 out[static] = tuple(x for block in out[static] for x in block)
@@ -1019,8 +1030,8 @@ class Builder(LvsRepairs):
         hosts: list[dict[str, Any]] = []
         if node.name == "SMTP_CHECK" and any(c.name == "host" for c in node.children or ()):
             hosts = self._smtp_hosts(node)
-            own = Node(node.name, node.args, node.pos)
-            own.children = [c for c in v.block_lines(node) if c.name != "host"]
+            own = Node(node.name, node.args, node.file, node.line,
+                       [c for c in v.block_lines(node) if c.name != "host"])
             node = own
         self.fill(node, self.checker_spec, kw, node.name)
         kw.pop("smtp_alert", None)
