@@ -40,6 +40,7 @@ from .model import (
     VrrpScript,
     VrrpSyncGroup,
     VsGroupEntry,
+    maker,
 )
 from .source import Quoted
 from .tree import Node
@@ -56,10 +57,11 @@ class K(NamedTuple):
     parse: v.Parser
     block: bool = False
     append: bool = False
+    single: bool = False  # the parser reads one word (`v.single`)
 
 
 def leaf(field: str | None, parse: v.Parser) -> K:
-    return K(field, parse)
+    return K(field, parse, single=getattr(parse, "single", False))
 
 
 CHECKER_TYPES = (
@@ -145,19 +147,24 @@ class Builder(LvsRepairs):
             parse.single = getattr(k.parse, "single", False)  # type: ignore[attr-defined]
             spec[name] = k._replace(parse=parse)
 
-    def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any], where: str) -> None:
+    def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any],
+             where: str | None = None) -> None:
+        """Each statement of the block by its keyword's table entry into `kw`; `where`
+        names the block in an unknown keyword's warning (None: its keyword and
+        arguments)."""
         get = spec.get
         for child in v.block_lines(node):
             k = get(child.name)
             if k is None:
-                self.unknown(child, where)
+                self.unknown(child, f"{node.name} {' '.join(node.args)}" if where is None
+                             else where)
                 continue
-            field, parse, block, append = k
+            field, parse, block, append, single = k
             if block != (child.children is not None):
                 self.diags.error(child.pos, f"'{child.name}' " + (
                     "needs a block { ... }" if block else "does not take a block"))
                 continue
-            if len(child.args) > 1 and getattr(parse, "single", False):
+            if single and len(child.args) > 1:
                 # keepalived reads the first word and never looks at the rest
                 self.diags.warning(child.pos, f"{child.name} takes one value: "
                                               f"'{' '.join(child.args[1:])}' ignored")
@@ -174,7 +181,10 @@ class Builder(LvsRepairs):
                 if value:
                     kw.update(value)  # a keyword that sets several fields
             elif append:
-                kw.setdefault(field, []).append(value)
+                if field in kw:
+                    kw[field].append(value)
+                else:
+                    kw[field] = [value]
             else:
                 kw[field] = value
 
@@ -911,7 +921,7 @@ class Builder(LvsRepairs):
             extra = a[2:]
         if extra:
             self.diags.warning(node.pos, f"virtual_server: '{' '.join(extra)}' ignored")
-        self.fill(node, self.vs_spec, kw, f"virtual_server {' '.join(a)}")
+        self.fill(node, self.vs_spec, kw)
         fam = kw.pop("_ip_family", None)
         if fam:
             want = 6 if fam == "INET6" else 4
@@ -964,7 +974,7 @@ class Builder(LvsRepairs):
             kw["port"] = v.to_int(a[1], 0, 65535)
         if len(a) > 2:
             self.diags.warning(node.pos, f"real_server: '{' '.join(a[2:])}' ignored")
-        self.fill(node, self.rs_spec, kw, f"real_server {' '.join(a)}")
+        self.fill(node, self.rs_spec, kw)
         if "lb_kind" in kw:
             kw["lvs_method"] = kw.pop("lb_kind")
         kw["pos"] = node.pos
@@ -1086,7 +1096,7 @@ class Builder(LvsRepairs):
     def url(self, node: Node) -> Url:
         kw: dict[str, Any] = {}
         self.fill(node, self.url_spec, kw, "url")
-        return Url(pos=node.pos, **kw)
+        return _new_url(pos=node.pos, **kw)
 
     def _digest(self, node: Node) -> str:
         d = v.one(node).lower()
@@ -1108,6 +1118,9 @@ class Builder(LvsRepairs):
         if not out:
             raise Bad("needs status codes")
         return tuple(out)
+
+_new_url = maker(Url)
+
 
 class _PendingInstance(NamedTuple):
     """An instance whose version/family defaults need the global_defs first."""

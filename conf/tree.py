@@ -13,6 +13,7 @@ from collections.abc import Callable
 from .errors import Diagnostics, Pos
 
 Line = tuple[list[str], Pos]
+_make_pos = tuple.__new__  # Pos(file, line) without NamedTuple's Python-level __new__
 
 
 class Node:
@@ -32,7 +33,7 @@ class Node:
 
     @property
     def pos(self) -> Pos:
-        return Pos(self.file, self.line)
+        return _make_pos(Pos, (self.file, self.line))
 
     def __repr__(self) -> str:  # for test failure messages
         kids = "" if self.children is None else f" {{{len(self.children)}}}"
