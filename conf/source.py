@@ -151,6 +151,20 @@ def _lst_values(spec: str) -> tuple[list[str], list[list[str]]]:
     return names, sets
 
 
+def _has_special_lines(text: str) -> bool:
+    """Whether a line of `text` may be a conditional, definition, expansion, include or
+    quoted line: `$`, NUL or `"` anywhere, or `@`, `~` or `include` starting a line."""
+    if "$" in text or "\x00" in text or '"' in text:
+        return True
+    for word in ("@", "~", "include"):
+        i = text.find(word)
+        while i >= 0:
+            if not text[text.rfind("\n", 0, i) + 1 : i].strip():
+                return True
+            i = text.find(word, i + 1)
+    return False
+
+
 def _is_include(s: str) -> bool:
     word = s.split(None, 1)[0] if s else ""
     return word == "include" or word == "includet"
@@ -282,22 +296,26 @@ class Source:
         lines = enumerate(io.StringIO(text, newline="\n"), 1)
         root, stack, body, last = tree.root, tree.stack, tree.body, tree.last
         flush, feed = tree.flush, tree.feed
+        # most big configs have no line the preprocessor must look at: skip the looks
+        comments = "#" in text or "!" in text
+        special = _has_special_lines(text)
         for i, s in lines:
-            if "#" in s or "!" in s:
+            if comments and ("#" in s or "!" in s):
                 s = strip_comment(s)
             s = s.strip()
             if not s:
                 continue
-            c = s[0]
-            if (c == "@" or c == "~" or "$" in s or "\x00" in s or '"' in s
-                    or (c == "i" and s.startswith("include"))):
-                tree.body, tree.last = body, last
-                if c == "@" or c == "~" or "$" in s or "\x00" in s or _is_include(s):
-                    self._special(s, Pos(path, i), lines)
-                else:  # quotes
-                    feed(tokenize(s), Pos(path, i))
-                body, last = tree.body, tree.last
-                continue
+            if special:
+                c = s[0]
+                if (c == "@" or c == "~" or "$" in s or "\x00" in s or '"' in s
+                        or (c == "i" and s.startswith("include"))):
+                    tree.body, tree.last = body, last
+                    if c == "@" or c == "~" or "$" in s or "\x00" in s or _is_include(s):
+                        self._special(s, Pos(path, i), lines)
+                    else:  # quotes
+                        feed(tokenize(s), Pos(path, i))
+                    body, last = tree.body, tree.last
+                    continue
             if not stack and len(root) > 1:
                 flush()
             if "{" in s or "}" in s:
