@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-import logging
 import socket
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -14,6 +14,9 @@ from .model import Config
 from .source import Source
 from .tree import TreeBuilder
 from .validate import finish, validate
+
+if TYPE_CHECKING:
+    import logging
 
 
 def default_config_id() -> str:

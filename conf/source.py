@@ -12,7 +12,6 @@ with no quote, no `$`, no `~`) stays on plain `str` methods.
 
 from __future__ import annotations
 
-import glob
 import io
 import os
 import re
@@ -251,6 +250,8 @@ class Source:
         if len(tokens) < 2:
             self.diags.error(pos, f"'{tokens[0]}' needs a file name or pattern")
             return
+        import glob  # only configs with includes need it
+
         base = os.path.dirname(pos.file)
         for pattern in tokens[1:]:
             if not os.path.isabs(pattern):

@@ -4,7 +4,6 @@ the value or raises `Bad` with a message that the builder prefixes with file:lin
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -186,6 +185,8 @@ def port(node: Node) -> int:
 
 def split_argv(cmd: str) -> tuple[str, ...]:
     """Split like keepalived: whitespace, with quotes and backslashes honoured."""
+    import shlex  # only configs with scripts need it
+
     try:
         return tuple(shlex.split(cmd, posix=True))
     except ValueError:
