@@ -34,7 +34,7 @@ from conf.errors import NOWHERE
 from conf.load import reload as reload_config
 from conf.model import BgpSpeaker, Config
 from daemonlib import safefile
-from daemonlib.runtime import Signals, publish
+from daemonlib.runtime import Signals, publish, write_json
 
 from .core import Announce, Prefix, Want, plan
 from .engine import Ack, Engine, PeerState, engine_for
@@ -313,6 +313,10 @@ class Speaker:
             await self.apply(self.wanted)
             self.applied_seq = seq
             self._answer()
+            try:  # `director ctl status` sees the change now, not at the next second
+                write_json(os.path.join(self.dir, "bgp.json"), await self.status())
+            except OSError as e:
+                log.error("BGP: writing bgp.json: %s", e.strerror or e)
 
     async def status(self) -> dict[str, object]:
         return {"engine": self.settings.engine, "pid": os.getpid(),

@@ -16,7 +16,7 @@ from datetime import datetime
 
 import pytest
 from bird import Bird
-from lan import Lan
+from lan import DIRECTOR, Lan
 from testlib import wait_for
 
 VIP = "10.30.0.100"
@@ -97,6 +97,10 @@ def test_announce_follows_quorum_and_survives_child_restarts(net):
     wait_for(lambda: bird.routes(VIP) == [f"{NET}.11"], 30, what="the VIP's route in BIRD")
     assert bird.kernel_nexthops(VIP) == [f"{NET}.11"]
     assert VIP in net.addrs("d1", "lo")
+    st = net.run("d1", DIRECTOR, "ctl", "status", "--runtime-dir", d.dir).stdout
+    assert "BGP (exabgp)" in st and re.search(rf"{NET}.1\s+up", st), st
+    assert re.search(r"10.30.0.100/32\s+lo\s+\S+\s+VS \[10.30.0.100\]:tcp:80 has quorum",
+                     st), st
     t_up = log_time(d, r"Gained quorum .*tcp:80$")
     seen = bird_time(t_up, bird.route_time(VIP))
     print(f"start: quorum up -> route in BIRD: {(seen - t_up).total_seconds():.3f} s "
