@@ -228,6 +228,10 @@ def validate_bgp(cfg: Config, diags: Diagnostics,
                 diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: {drop}")
                 vs = attrs.evolve(vs, bgp_announce=None)
                 changed = True
+            elif not any(nb.family == vs.family for nb in cfg.bgp_speaker.neighbors):
+                diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: no IPv"
+                                       f"{vs.family} neighbor in bgp_speaker: announced to "
+                                       f"nobody (each neighbor carries its own family)")
             elif interfaces is not None and ann.dev not in interfaces:
                 diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: interface "
                                        f"{ann.dev} doesn't exist (yet)")
