@@ -216,6 +216,7 @@ def validate_bgp(cfg: Config, diags: Diagnostics,
     its device should exist."""
     servers = []
     changed = False
+    families = {nb.family for nb in cfg.bgp_speaker.neighbors} if cfg.bgp_speaker else set()
     for vs in cfg.virtual_servers:
         ann = vs.bgp_announce
         if ann is not None:
@@ -228,7 +229,7 @@ def validate_bgp(cfg: Config, diags: Diagnostics,
                 diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: {drop}")
                 vs = attrs.evolve(vs, bgp_announce=None)
                 changed = True
-            elif not any(nb.family == vs.family for nb in cfg.bgp_speaker.neighbors):
+            elif vs.family not in families:
                 diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: no IPv"
                                        f"{vs.family} neighbor in bgp_speaker: announced to "
                                        f"nobody (each neighbor carries its own family)")

@@ -173,6 +173,14 @@ def test_two_directors_are_two_ecmp_next_hops_and_reload_withdraws_first(net):
              what="two next hops for the VIP in the router's kernel table")
     assert sorted(bird.routes(VIP)) == both
 
+    # the real server unreachable from d1 only: d1 withdraws, d2 stays; then back
+    net.run("d1", "ip", "route", "add", "unreachable", f"{NET}.21/32")
+    wait_for(lambda: bird.kernel_nexthops(VIP) == [f"{NET}.12"], 15,
+             what="d1's next hop gone while it cannot reach the real server")
+    net.run("d1", "ip", "route", "del", "unreachable", f"{NET}.21/32")
+    wait_for(lambda: sorted(bird.kernel_nexthops(VIP)) == both, 15,
+             what="d1's next hop back")
+
     # a reload that removes d1's announced service: withdrawn before IPVS loses it
     d1.write_conf(director_conf(f"{NET}.11", vs=False))
     d1.proc.send_signal(signal.SIGHUP)
