@@ -102,10 +102,14 @@ class EngineProcess:
         safefile.write_atomic(conf_path, conf, 0o600)
         env = {**os.environ, **self.engine.env(self.speaker, self.local)}
         argv = self.engine.argv(conf_path)
-        self.proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT, env=env, cwd=self.dir,
-            preexec_fn=_die_with_parent)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT, env=env, cwd=self.dir,
+                preexec_fn=_die_with_parent)
+        except FileNotFoundError:
+            raise RuntimeError(f"engine {self.engine.name}: '{argv[0]}' not found (is the "
+                               f"{self.engine.name} package installed?)") from None
         log.info("BGP engine %s started, pid=%d (%s)", self.engine.name, self.proc.pid,
                  conf_path)
         self._tasks.append(asyncio.ensure_future(self._log_output()))
