@@ -98,6 +98,10 @@ class Bird:
         return {"updates": int(up.group(1)) if up else 0,
                 "withdraws": int(wd.group(1)) if wd else 0}
 
+    def since(self, protocol: str) -> str:
+        """When the protocol last changed state (a new session changes it)."""
+        return self.birdc("show", "protocols", protocol).strip().splitlines()[-1].split()[4]
+
     def state(self, protocol: str) -> str:
         out = self.birdc("show", "protocols", protocol)
         line = out.strip().splitlines()[-1].split()

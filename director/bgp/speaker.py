@@ -90,6 +90,7 @@ class EngineProcess:
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.on_peer: Callable[[PeerState], None] = lambda _p: None
+        self.stopping = False  # stop() was asked: its exit is no failure
 
     async def start(self, timeout: float = 30.0) -> None:
         sock_path = os.path.join(self.dir, ENGINE_SOCKET)
@@ -176,6 +177,7 @@ class EngineProcess:
         return await self.proc.wait()
 
     async def stop(self) -> None:
+        self.stopping = True
         if self.proc is not None and self.proc.returncode is None:
             self.proc.terminate()
             try:
@@ -217,6 +219,8 @@ class Speaker:
         self.changed = asyncio.Event()
         self.clients: set[asyncio.StreamWriter] = set()
         self.updates = 0
+        self.engine_died = asyncio.Event()  # the running engine exited on its own
+        self.died_status: int | None = None
 
     # -- the engine ----------------------------------------------------------------
     async def start_engine(self) -> None:
@@ -231,8 +235,15 @@ class Speaker:
                                     self.dir, local)
         self.engine.on_peer = self._peer
         await self.engine.start()
+        self._watcher = asyncio.ensure_future(self._watch(self.engine))
         self.announced.clear()  # a new engine has announced nothing yet
         self.changed.set()
+
+    async def _watch(self, engine: EngineProcess) -> None:
+        status = await engine.wait()
+        if not engine.stopping:  # not a reload's or the stop's own doing
+            self.died_status = status
+            self.engine_died.set()
 
     def _peer(self, p: PeerState) -> None:
         log.info("BGP: neighbor %s %s%s", p.neighbor, p.state,
@@ -347,7 +358,7 @@ class Speaker:
         assert self.engine is not None
         await self.engine.stop()
         self.settings = new.bgp_speaker
-        await self.start_engine()
+        await self.start_engine()  # announces again what is wanted (changed is set)
 
     async def run(self) -> int:
         signals = Signals()
@@ -359,7 +370,7 @@ class Speaker:
         applier = asyncio.ensure_future(self._applier())
         publisher = asyncio.ensure_future(publish(self.dir, "bgp.json", self.status))
         serving = asyncio.ensure_future(signals.serve(self.reload))
-        died = asyncio.ensure_future(self.engine.wait())
+        died = asyncio.ensure_future(self.engine_died.wait())
         done, _ = await asyncio.wait({serving, died}, return_when=asyncio.FIRST_COMPLETED)
         rc = 0
         server.close()
@@ -367,7 +378,8 @@ class Speaker:
         publisher.cancel()
         if died in done:
             log.error("BGP: %s exited (status %s): the speaker stops (and is restarted)",
-                      self.engine.engine.name, died.result())
+                      self.engine.engine.name, self.died_status)
+            serving.cancel()
             rc = 1
         else:
             died.cancel()

@@ -193,3 +193,18 @@ def test_two_directors_are_two_ecmp_next_hops_and_reload_withdraws_first(net):
         out.index("dry-run: del service [10.30.0.100]:tcp:80")
     assert bird.state("d1") == "Established"
     assert d2.proc.poll() is None
+
+    # a reload that changes d2's bgp_speaker (hold time): its engine restarts and
+    # announces again; the reload that changes nothing there leaves BIRD alone
+    speaker = bgp_status(d2)["pid"]
+    session, announced = bird.since("d2"), bird.route_time(VIP)
+    d2.write_conf(director_conf(f"{NET}.12").replace("hold_time 3", "hold_time 5"))
+    d2.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "hold-time 5;" in open(os.path.join(d2.dir, "exabgp.conf")).read(), 15,
+             what="d2's engine configuration rewritten")
+    wait_for(lambda: bird.state("d2") == "Established" and bird.since("d2") != session and
+             bird.route_time(VIP) not in (None, announced) and
+             bird.kernel_nexthops(VIP) == [f"{NET}.12"], 20,
+             what="d2's new session announcing the VIP again after its reload")
+    assert bgp_status(d2)["pid"] == speaker  # the speaker stayed, its engine restarted
+    assert "BGP: bgp_speaker changed: the engine restarts" in d2.output()
