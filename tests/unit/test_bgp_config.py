@@ -157,3 +157,32 @@ def test_a_vip_of_a_family_no_neighbor_carries_warns(tmp_path):
     assert messages(loaded, "warning") == [
         "15: virtual_server [2001:db8::100]:tcp:80: bgp_announce: no IPv6 neighbor in "
         "bgp_speaker: announced to nobody (each neighbor carries its own family)"]
+
+
+def test_director_t_and_d_on_the_issue_example(tmp_path):
+    """As a user runs them: -t accepts the extension (exit 0, each warning file:line),
+    -t refuses a bad AS (exit 5), -d shows the speaker and the announcement."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    from testlib import ROOT
+
+    def director(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "director", *args], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    path = tmp_path / "keepalived.conf"
+    path.write_text(conf(nb="bfd", body="engine exabgp"))
+    t = director("-t", "-f", str(path))
+    assert t.returncode == 0, t.stderr
+    assert all(re.match(r"^\S+:\d+: warning: ", line) for line in t.stderr.splitlines())
+    d = json.loads(director("-d", "-f", str(path)).stdout)
+    assert d["bgp_speaker"]["neighbors"][0]["remote_as"] == 65000
+    assert d["virtual_servers"][0]["bgp_announce"]["dev"] == "lo"
+    path.write_text(conf(body="local_as 0"))
+    bad = director("-t", "-f", str(path))
+    assert bad.returncode == 5 and f"{path}:10: error: bgp_speaker: local_as: AS 0" in bad.stderr
