@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import time
 from datetime import datetime
 
 import pytest
@@ -149,11 +150,13 @@ def test_announce_follows_quorum_and_survives_child_restarts(net):
     # SIGTERM: withdrawn first (an explicit withdrawal, while director still runs), then
     # the rest stops
     before = bird.counters("d1")
+    t0 = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: bird.routes(VIP) == [], 10, what="the route withdrawn at TERM")
     assert d.proc.poll() is None, "director exited before BIRD saw the withdrawal"
     assert bird.counters("d1")["withdraws"] == before["withdraws"] + 1
     assert d.proc.wait(20) == 0
+    print(f"TERM -> director exited: {time.monotonic() - t0:.2f} s (withdraw_grace 2)")
     out = d.output()
     t_term = log_time(d, rf"director\[{d.proc.pid}\]: Stopping$")
     gone = bird_time(t_term, bird.removed_time(VIP))
