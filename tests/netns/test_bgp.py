@@ -211,3 +211,23 @@ def test_two_directors_are_two_ecmp_next_hops_and_reload_withdraws_first(net):
              what="d2's new session announcing the VIP again after its reload")
     assert bgp_status(d2)["pid"] == speaker  # the speaker stayed, its engine restarted
     assert "BGP: bgp_speaker changed: the engine restarts" in d2.output()
+
+
+def test_ipv6_vip_over_an_ipv6_session(net):
+    """An IPv6 VIP (/128 on lo) announced to an IPv6 neighbor, next hop the director's own
+    address on that link."""
+    vip6 = "2001:db8::100"
+    bird = Bird(net, "r", f"{NET}.1", 65000, {"d1": ("fd00:41::11", 65010)})
+    conf = director_conf("10.41.0.11").replace(f"neighbor {NET}.1", "neighbor fd00:41::1")
+    conf = conf.replace(f"{VIP} 80", f"{vip6} 80").replace(f"{NET}.21 80", "fd00:41::21 80")
+    conf = conf.split("\nvirtual_server", 2)
+    d = net.start("d1", "director", conf[0] + "\nvirtual_server" + conf[1], "--dry-run")
+    wait_for(lambda: bird.routes(vip6) == ["fd00:41::11"], 30,
+             what="the IPv6 VIP's route in BIRD")
+    assert bird.kernel_nexthops(vip6) == ["fd00:41::11"]
+    assert vip6 in net.addrs("d1", "lo")
+    net.nginx_stop("rs")
+    wait_for(lambda: bird.routes(vip6) == [], 15, what="the IPv6 route withdrawn")
+    assert vip6 not in net.addrs("d1", "lo")
+    assert "BGP: withdrawn 2001:db8::100/128: VS [2001:db8::100]:tcp:80 lost quorum" in \
+        d.output()
