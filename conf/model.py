@@ -402,7 +402,7 @@ class Checker:
 
 
 # -- BGP (a director extension: keepalived refuses these keywords; conf/BGP.md) ----
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class BgpNeighbor:
     address: str
     family: int  # 4 | 6
@@ -415,7 +415,7 @@ class BgpNeighbor:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class BgpSpeaker:
     router_id: str
     local_as: int
@@ -425,7 +425,7 @@ class BgpSpeaker:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class BgpAnnounce:
     """`bgp_announce [dev DEV]` of a virtual server: its address /32 (/128) on DEV and
     announced while the pool has quorum."""
