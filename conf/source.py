@@ -294,18 +294,21 @@ class Source:
         `kw args {`, `}`) become nodes here, without a token line or a Pos each; the
         rest goes through `_special` / `tree.feed` as in `_lines`. `body` and `last` are
         the tree's, kept in locals and handed back around every call out."""
-        lines = enumerate(io.StringIO(text, newline="\n"), 1)
+        # stripped in C as the lines are read (a comment cut after the strip ends the
+        # same: the cut never falls in the whitespace)
+        lines = enumerate(map(str.strip, io.StringIO(text, newline="\n")), 1)
         root, stack, body, last = tree.root, tree.stack, tree.body, tree.last
         flush, feed = tree.flush, tree.feed
         # most big configs have no line the preprocessor must look at: skip the looks
         comments = "#" in text or "!" in text
         special = _has_special_lines(text)
         for i, s in lines:
-            if comments and ("#" in s or "!" in s):
-                s = strip_comment(s)
-            s = s.strip()
             if not s:
                 continue
+            if comments and ("#" in s or "!" in s):
+                s = strip_comment(s).strip()
+                if not s:
+                    continue
             if special:
                 c = s[0]
                 if (c == "@" or c == "~" or "$" in s or "\x00" in s or '"' in s
