@@ -1,4 +1,5 @@
-"""The keepalived.conf preprocessor: files in, token lines with positions out.
+"""The keepalived.conf preprocessor: files in, token lines with positions out (`read`),
+or, on the path every load takes, statement trees (`load`, fused with conf/tree.py).
 
 Handles what keepalived handles before the block parser sees a line: comments
 (`#`, `!` outside quotes), `include`/`includet` with globs and brace patterns,
@@ -6,8 +7,9 @@ Handles what keepalived handles before the block parser sees a line: comments
 trailing backslash) and their `$NAME` / `${NAME}` uses, and `~SEQ` / `~LST` line
 expansion. Every produced line keeps the file and line it came from.
 
-This is the hot path of `director -t` on big configs, so the common case (a line
-with no quote, no `$`, no `~`) stays on plain `str` methods.
+This is the hot path of `director -t` (and of every reload) on big configs: the
+common line becomes a tree node with a few plain `str` methods, and a file with no
+line for the preprocessor skips even the looks for one.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ class Quoted(str):
     """A token that was written in double quotes (so `"{"` is not a brace)."""
 
     __slots__ = ()
-
 
 
 _DEF_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
@@ -269,8 +270,8 @@ class Source:
 
     # -- lines ----------------------------------------------------------------
     def _lines(self, text: str, path: str) -> None:
-        """Each line's tokens to the sink (one line at a time: a list of every line
-        would live as long as the parse)."""
+        """`read`'s way: each line's tokens to the sink (one line at a time: a list of
+        every line would live as long as the parse)."""
         lines = enumerate(io.StringIO(text, newline="\n"), 1)
         feed = self._sink.feed
         for i, s in lines:
