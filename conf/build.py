@@ -49,6 +49,8 @@ _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za
 
 
 UINT = v.integer(0, 2**31 - 1)
+# keepalived takes any 32-bit mark (0 too) for a virtual server, a group entry and a checker
+FWMARK_RANGE = (0, 2**32 - 1)
 
 
 class K(NamedTuple):
@@ -750,7 +752,7 @@ class Builder(LvsRepairs):
         if node.name == "fwmark":
             if len(node.args) not in (1, 2):
                 raise Bad("fwmark takes a mark and an optional family")
-            return VsGroupEntry(fwmark=v.to_int(node.args[0], 1, 2**32 - 1),
+            return VsGroupEntry(fwmark=v.to_int(node.args[0], *FWMARK_RANGE),
                                 family=6 if node.args[1:] == ["inet6"] else 4, pos=node.pos)
         if len(node.args) != 1:
             raise Bad(f"'{node.name}' needs an address (range) and a port")
@@ -884,7 +886,7 @@ class Builder(LvsRepairs):
         if not a:
             raise v.Missing("needs 'IP PORT', 'fwmark N' or 'group NAME'")
         if a[0] == "fwmark" and len(a) >= 2:
-            kw["fwmark"] = v.to_int(a[1], 0, 2**32 - 1)
+            kw["fwmark"] = v.to_int(a[1], *FWMARK_RANGE)
             extra = a[2:]
         elif a[0] == "group" and len(a) >= 2:
             kw["group"] = a[1]
@@ -967,18 +969,15 @@ class Builder(LvsRepairs):
             "bindto": leaf("bindto", v.ip),
             "bind_port": leaf("bind_port", v.port),
             "bind_if": leaf("bind_if", v.one),
-            "fwmark": leaf("fwmark", v.integer(0, 2**32 - 1)),
+            "fwmark": leaf("fwmark", v.integer(*FWMARK_RANGE)),
             "connect_timeout": leaf("connect_timeout", v.number(1e-6, 4294967)),
         }
 
     def _checker_spec(self) -> dict[str, K]:
-        spec = {
-            "connect_ip": leaf("connect_ip", v.ip),
-            "connect_port": leaf("connect_port", v.port),
-            "bindto": leaf("bindto", v.ip),
-            "bind_port": leaf("bind_port", v.port),
-            "bind_if": leaf("bind_if", v.one),
-            "fwmark": leaf("fwmark", v.integer(1, 2**32 - 1)),
+        # the connection options come from _conn_spec so a checker and an SMTP host
+        # block cannot disagree (keepalived's co_* handlers serve both)
+        spec = self._conn_spec()
+        spec.update({
             "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
             "log_all_failures": leaf("log_all_failures", v.flag),
             "url": K("urls", self.url, block=True, append=True),
@@ -1000,7 +999,7 @@ class Builder(LvsRepairs):
             "track_file": leaf("track_file", v.one),
             "file": leaf("track_file", v.one),
             "weight": leaf(None, _weight_kw),
-        }
+        })
         spec.update(self._common_check_opts(checker=True))
         return spec
 

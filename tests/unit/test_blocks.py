@@ -538,3 +538,40 @@ def test_sorry_server_repairs(tmp_path):
     assert any("sorry_server port 8080 reset to 80 (DR)" in m for m in warns), warns
     assert any("sorry_server fd00::9 is not of the virtual server's family" in m
                for m in warns)
+
+
+def test_fwmark_limits_are_the_same_for_vs_group_and_checker(tmp_path):
+    """keepalived takes 0..UINT_MAX for a virtual server's, a group entry's and a
+    checker's fwmark (co_fwmark_handler, alloc_vs, alloc_vsg_entry); one bound past it
+    is refused by all three alike."""
+    text = """
+        virtual_server_group G {{
+            fwmark {m}
+        }}
+        virtual_server fwmark {m} {{
+            protocol TCP
+            real_server 10.2.0.1 {{
+                TCP_CHECK {{ connect_port 80
+                    fwmark {m} }}
+                SMTP_CHECK {{ host {{ connect_ip 10.2.0.9
+                    fwmark {m} }} }}
+            }}
+        }}
+    """
+    for mark in (0, 4294967295):
+        loaded = load_text(tmp_path, text.format(m=mark))
+        assert loaded.ok and not messages(loaded, "error"), messages(loaded)
+        assert loaded.config.virtual_server_groups[0].entries[0].fwmark == mark
+        vs = loaded.config.virtual_servers[0]
+        assert vs.fwmark == mark
+        tcp, smtp = vs.real_servers[0].checkers
+        assert (tcp.fwmark, smtp.fwmark) == (mark, mark), (tcp, smtp)
+    loaded = load_text(tmp_path, text.format(m=4294967296))
+    bad = {m.split(":")[0] for m in messages(loaded) if "4294967296" in m}
+    assert bad == {"3", "5"}, messages(loaded)  # the virtual server is skipped whole
+    loaded = load_text(tmp_path, text.format(m=4294967296).replace("fwmark 4294967296 {",
+                                                                   "fwmark 1 {"))
+    bad = {m.split(":")[0] for m in messages(loaded) if "4294967296" in m}
+    assert bad == {"3", "9", "11"}, messages(loaded)
+    tcp, smtp = loaded.config.virtual_servers[0].real_servers[0].checkers
+    assert (tcp.fwmark, smtp.fwmark) == (None, None)
