@@ -49,6 +49,9 @@ _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za
 
 
 UINT = v.integer(0, 2**31 - 1)
+# the top-level blocks that are lists (keepalived's alloc_value_block), not keyword blocks
+_TOP_LISTS = frozenset({"static_ipaddress", "static_routes", "static_rules",
+                        "virtual_server_group"})
 # keepalived takes any 32-bit mark (0 too) for a virtual server, a group entry and a checker
 FWMARK_RANGE = (0, 2**32 - 1)
 
@@ -233,10 +236,32 @@ class Builder(LvsRepairs):
                                          f"'{' '.join(node.args[1:])}' ignored")
         return node.args[0]
 
+    def block_keywords(self) -> dict[str, dict[str, bool]]:
+        """For each enclosing block ('' the top level), the keywords that open a block of
+        their own, True for a list block (keepalived's alloc_value_block: `{` and `}`
+        do not nest in it). keepalived reads the lines after a block keyword written
+        without its '{' as its block: tree.iter_tree does the same with this."""
+        def blocks(spec: dict[str, K], lists: bool) -> dict[str, bool]:
+            return {name: lists and name != "authentication"
+                    for name, k in spec.items() if k.block}
+
+        out = {
+            "": {name: name in _TOP_LISTS for name in self._top()},
+            "global_defs": blocks(self.global_spec, lists=True),
+            "vrrp_instance": blocks(self.instance_spec, lists=True),
+            "vrrp_sync_group": {"group": True, **blocks(self._track_spec(), lists=True)},
+            "virtual_server": blocks(self.vs_spec, lists=False),
+            "real_server": blocks(self.rs_spec, lists=False),
+        }
+        for t in CHECKER_TYPES:
+            out[t] = blocks(self.checker_spec, lists=False)
+        out["SMTP_CHECK"] = {**out["SMTP_CHECK"], "host": False}  # see _smtp_hosts
+        return out
+
     # -- top level ------------------------------------------------------------
-    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
-        kw: dict[str, list[Any]] = {}
-        top: dict[str, tuple[str, Any]] = {
+    def _top(self) -> dict[str, tuple[str, Any]]:
+        """The top-level blocks: the Config field each fills and its builder."""
+        return {
             "global_defs": ("global_defs", self.global_defs),
             "SSL": ("ssl", self.ssl),
             "vrrp_script": ("vrrp_scripts", self.vrrp_script),
@@ -254,6 +279,10 @@ class Builder(LvsRepairs):
             "static_rules": ("static_rules", lambda n: tuple(self._items(
                 n, lambda c: parse_rule([c.name, *c.args], c.pos)))),
         }
+
+    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
+        kw: dict[str, list[Any]] = {}
+        top = self._top()
         for node in roots:
             entry = top.get(node.name)
             if entry is None:
