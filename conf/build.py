@@ -257,6 +257,7 @@ class Builder(LvsRepairs, BgpBuilder):
         for t in CHECKER_TYPES:
             out[t] = blocks(self.checker_spec, lists=False)
         out["SMTP_CHECK"] = {**out["SMTP_CHECK"], "host": False}  # see _smtp_hosts
+        out["bgp_speaker"] = {"neighbor": False}  # conf/bgp.py: its one block keyword
         return out
 
     # -- top level ------------------------------------------------------------
