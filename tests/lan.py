@@ -111,6 +111,15 @@ class Daemon:
         wait_for(lambda: self.stat("advert_rcvd", instance) >= start + n, timeout, step=0.2,
                  what=f"{self.host} to hear {n} more advert(s)")
 
+    def quiet(self, adverts: int, timeout: float = 15.0) -> None:
+        """Give this BACKUP the chance to misbehave before a "nothing moved" check: it
+        hears `adverts` more of the master's adverts (each a Master_Down it could have
+        let expire) and never becomes master meanwhile; by its own counters, not by a
+        guessed time (a director needs --dump-dir)."""
+        before = self.stat("become_master")
+        self.wait_adverts(adverts, timeout)
+        assert self.stat("become_master") == before, f"{self.kind} on {self.host} became master"
+
 
 _KA_STATS = {("Advertisements", "Received"): "advert_rcvd",
              ("Advertisements", "Sent"): "advert_sent",

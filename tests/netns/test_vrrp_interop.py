@@ -27,20 +27,10 @@ pytestmark = pytest.mark.skipif(shutil.which("keepalived") is None,
 
 
 def start(lan, host: str, kind: str, text: str):
-    """A director keeps its counters readable (--dump-dir) for `quiet`; keepalived
-    writes its own on SIGUSR2 (lan.Daemon.keepalived_stats)."""
+    """A director keeps its counters readable (--dump-dir) for `Daemon.quiet`;
+    keepalived writes its own on SIGUSR2 (lan.Daemon.keepalived_stats)."""
     return lan.start(host, kind, text, *(("-P", "--dump-dir", "{dir}")
                                         if kind == "director" else ("-P",)))
-
-
-def quiet(node, adverts: int) -> None:
-    """Give `node` (a BACKUP) the chance to misbehave before checking nothing moved: it
-    hears `adverts` more of the master's adverts (its own counter: the director's JSON
-    dump, keepalived's stats file), each a Master_Down it could have let expire, and
-    it never became master meanwhile."""
-    before = node.stat("become_master")
-    node.wait_adverts(adverts)
-    assert node.stat("become_master") == before, f"{node.kind} on {node.host} became master"
 
 
 def conf(host: str, priority: int, mode: dict, **kw) -> str:
@@ -61,7 +51,7 @@ def test_failover_and_preempt(lan, mode, master, backup):
     b = start(lan, "b", backup, conf("b", 100, m))
     lan.wait_holder(vip, "a", 20)
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 20, what="b as BACKUP")
-    quiet(b, 3)
+    b.quiet(3)
     assert lan.holders(vip) == ["a"], "a second master appeared"
     a.kill()  # SIGKILL: no priority 0, the VIP is left behind on a
     lan.wait_holder(vip, "b", 20, hosts=("b",))
@@ -80,12 +70,12 @@ def test_nopreempt(lan, master, backup):
     lan.wait_holder("10.9.0.100", "a", 20)
     b = start(lan, "b", backup, conf("b", 100, m, nopreempt=True))
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 20, what="b as BACKUP")
-    quiet(b, 5)
+    b.quiet(5)
     assert lan.holders("10.9.0.100") == ["a"]
     a.kill()
     lan.wait_holder("10.9.0.100", "b", 20, hosts=("b",))
     a = start(lan, "a", master, conf("a", 150, m, nopreempt=True))
     wait_for(lambda: "Entering BACKUP STATE" in a.output(), 20, what="a as BACKUP")
-    quiet(a, 10)  # many Master_Down intervals at 0.1 s
+    a.quiet(10)  # many Master_Down intervals at 0.1 s
     assert lan.holders("10.9.0.100") == ["b"], "the higher priority node preempted"
     assert b.proc.poll() is None
