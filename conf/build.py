@@ -51,6 +51,11 @@ _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za
 
 
 UINT = v.integer(0, 2**31 - 1)
+# the top-level blocks that are lists (keepalived's alloc_value_block), not keyword blocks
+_TOP_LISTS = frozenset({"static_ipaddress", "static_routes", "static_rules",
+                        "virtual_server_group"})
+# keepalived takes any 32-bit mark (0 too) for a virtual server, a group entry and a checker
+FWMARK_RANGE = (0, 2**32 - 1)
 
 
 class K(NamedTuple):
@@ -114,7 +119,7 @@ class Builder(LvsRepairs, BgpBuilder):
         self._nft_table_set = False
         self._keywords: set[str] | None = None
         self._kw: dict[str, list[Any]] = {}
-        self._top = self._top_blocks()
+        self._top_entries = self._top()
         self.global_spec = self._global_spec()
         self.instance_spec = self._instance_spec()
         self.vs_spec = self._vs_spec()
@@ -244,8 +249,32 @@ class Builder(LvsRepairs, BgpBuilder):
                                          f"'{' '.join(node.args[1:])}' ignored")
         return node.args[0]
 
+    def block_keywords(self) -> dict[str, dict[str, bool]]:
+        """For each enclosing block ('' the top level), the keywords that open a block of
+        their own, True for a list block (keepalived's alloc_value_block: `{` and `}`
+        do not nest in it). keepalived reads the lines after a block keyword written
+        without its '{' as its block: tree.iter_tree does the same with this."""
+        def blocks(spec: dict[str, K], lists: bool) -> dict[str, bool]:
+            return {name: lists and name != "authentication"
+                    for name, k in spec.items() if k.block}
+
+        out = {
+            "": {name: name in _TOP_LISTS for name in self._top()},
+            "global_defs": blocks(self.global_spec, lists=True),
+            "vrrp_instance": blocks(self.instance_spec, lists=True),
+            "vrrp_sync_group": {"group": True, **blocks(self._track_spec(), lists=True)},
+            "virtual_server": blocks(self.vs_spec, lists=False),
+            "real_server": blocks(self.rs_spec, lists=False),
+        }
+        for t in CHECKER_TYPES:
+            out[t] = blocks(self.checker_spec, lists=False)
+        out["SMTP_CHECK"] = {**out["SMTP_CHECK"], "host": False}  # see _smtp_hosts
+        out["bgp_speaker"] = {"neighbor": False}  # conf/bgp.py: its one block keyword
+        return out
+
     # -- top level ------------------------------------------------------------
-    def _top_blocks(self) -> dict[str, tuple[str, Any]]:
+    def _top(self) -> dict[str, tuple[str, Any]]:
+        """The top-level blocks: the Config field each fills and its builder."""
         return {
             "global_defs": ("global_defs", self.global_defs),
             "SSL": ("ssl", self.ssl),
@@ -273,7 +302,7 @@ class Builder(LvsRepairs, BgpBuilder):
 
     def add(self, node: Node) -> None:
         """One top-level statement or block, as soon as the reader has it whole."""
-        entry = self._top.get(node.name)
+        entry = self._top_entries.get(node.name)
         if entry is None:
             self.unknown(node, "the top level")
             return
@@ -779,7 +808,7 @@ class Builder(LvsRepairs, BgpBuilder):
         if node.name == "fwmark":
             if len(node.args) not in (1, 2):
                 raise Bad("fwmark takes a mark and an optional family")
-            return VsGroupEntry(fwmark=v.to_int(node.args[0], 1, 2**32 - 1),
+            return VsGroupEntry(fwmark=v.to_int(node.args[0], *FWMARK_RANGE),
                                 family=6 if node.args[1:] == ["inet6"] else 4, pos=node.pos)
         if len(node.args) != 1:
             raise Bad(f"'{node.name}' needs an address (range) and a port")
@@ -914,7 +943,7 @@ class Builder(LvsRepairs, BgpBuilder):
         if not a:
             raise v.Missing("needs 'IP PORT', 'fwmark N' or 'group NAME'")
         if a[0] == "fwmark" and len(a) >= 2:
-            kw["fwmark"] = v.to_int(a[1], 0, 2**32 - 1)
+            kw["fwmark"] = v.to_int(a[1], *FWMARK_RANGE)
             extra = a[2:]
         elif a[0] == "group" and len(a) >= 2:
             kw["group"] = a[1]
@@ -997,18 +1026,15 @@ class Builder(LvsRepairs, BgpBuilder):
             "bindto": leaf("bindto", v.ip),
             "bind_port": leaf("bind_port", v.port),
             "bind_if": leaf("bind_if", v.one),
-            "fwmark": leaf("fwmark", v.integer(0, 2**32 - 1)),
+            "fwmark": leaf("fwmark", v.integer(*FWMARK_RANGE)),
             "connect_timeout": leaf("connect_timeout", v.number(1e-6, 4294967)),
         }
 
     def _checker_spec(self) -> dict[str, K]:
-        spec = {
-            "connect_ip": leaf("connect_ip", v.ip),
-            "connect_port": leaf("connect_port", v.port),
-            "bindto": leaf("bindto", v.ip),
-            "bind_port": leaf("bind_port", v.port),
-            "bind_if": leaf("bind_if", v.one),
-            "fwmark": leaf("fwmark", v.integer(1, 2**32 - 1)),
+        # the connection options come from _conn_spec so a checker and an SMTP host
+        # block cannot disagree (keepalived's co_* handlers serve both)
+        spec = self._conn_spec()
+        spec.update({
             "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
             "log_all_failures": leaf("log_all_failures", v.flag),
             "url": K("urls", self.url, block=True, append=True),
@@ -1030,7 +1056,7 @@ class Builder(LvsRepairs, BgpBuilder):
             "track_file": leaf("track_file", v.one),
             "file": leaf("track_file", v.one),
             "weight": leaf(None, _weight_kw),
-        }
+        })
         spec.update(self._common_check_opts(checker=True))
         return spec
 

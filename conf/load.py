@@ -53,7 +53,8 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     source = Source(diags, config_id if config_id is not None else default_config_id(),
                     all_config=all_config)
     builder = Builder(diags)
-    tree = TreeBuilder(diags, builder.add)  # each top-level block built once it is read
+    # each top-level block built once it is read
+    tree = TreeBuilder(diags, builder.add, builder.block_keywords())
     try:
         source.load(path, tree)
         tree.close()

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterator
 
 from .errors import ConfigError, Diagnostics, Pos
-from .tree import Line, Node, TreeBuilder
+from .tree import _NONE, Line, Node, TreeBuilder, _list_args
 
 
 class Quoted(str):
@@ -292,13 +292,17 @@ class Source:
 
     def _tree_lines(self, text: str, path: str, tree: TreeBuilder) -> None:
         """`_lines` fused with the tree: the shapes nearly every line has (`kw args`,
-        `kw args {`, `}`) become nodes here, without a token line or a Pos each; the
-        rest goes through `_special` / `tree.feed` as in `_lines`. `body` and `last` are
-        the tree's, kept in locals and handed back around every call out."""
+        `kw args {`, `}`) become nodes here, without a token line or a Pos each, as
+        `TreeBuilder.feed` would make them; the rest goes through `_special` /
+        `tree.feed` as in `_lines`. The tree's state is kept in locals and handed back
+        around every call out."""
         # stripped in C as the lines are read (a comment cut after the strip ends the
         # same: the cut never falls in the whitespace)
         lines = enumerate(map(str.strip, io.StringIO(text, newline="\n")), 1)
-        root, stack, body, last = tree.root, tree.stack, tree.body, tree.last
+        root, stack, kinds, diags = tree.root, tree.stack, tree.kinds, tree.diags
+        body, last, opens, flat, pending = (tree.body, tree.last, tree.opens, tree.flat,
+                                            tree.pending)
+        top_opens = kinds.get("", _NONE)
         flush, feed = tree.flush, tree.feed
         # most big configs have no line the preprocessor must look at: skip the looks
         comments = "#" in text or "!" in text
@@ -314,37 +318,62 @@ class Source:
                 c = s[0]
                 if (c == "@" or c == "~" or "$" in s or "\x00" in s or '"' in s
                         or (c == "i" and s.startswith("include"))):
-                    tree.body, tree.last = body, last
+                    tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
+                        body, last, opens, flat, pending)
                     if c == "@" or c == "~" or "$" in s or "\x00" in s or _is_include(s):
                         self._special(s, Pos(path, i), lines)
                     else:  # quotes
                         feed(tokenize(s), Pos(path, i))
-                    body, last = tree.body, tree.last
+                    body, last, opens, flat, pending = (tree.body, tree.last, tree.opens,
+                                                        tree.flat, tree.pending)
                     continue
+            if pending is not None:
+                tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
+                    body, last, opens, flat, pending)
+                tree.settle(s[0] == "{")
+                body, last, opens, flat, pending = (tree.body, tree.last, tree.opens,
+                                                    tree.flat, tree.pending)
             if not stack and len(root) > 1:
                 flush()
             if "{" in s or "}" in s:
                 if s == "}" and stack:
                     body = stack.pop()[1]
+                    if stack:  # TreeBuilder._close, inline
+                        top = stack[-1]
+                        flat = top[2]
+                        opens = kinds.get(top[0].name, _NONE) if top[0].name else _NONE
+                    else:
+                        flat = False
+                        opens = top_opens
                     last = None
                     continue
-                if s[-1] == "{" and "}" not in s and s.count("{") == 1:
+                if not flat and s[-1] == "{" and "}" not in s and s.count("{") == 1:
                     tokens = s[:-1].split()
-                    if tokens:
-                        node = Node(tokens[0], tokens[1:], path, i, [])
+                    if tokens:  # TreeBuilder._open, inline
+                        name = tokens[0]
+                        node = Node(name, tokens[1:], path, i, [])
                         body.append(node)
-                        stack.append((node, body))
+                        flat = opens.get(name, False)
+                        if flat and stack:
+                            _list_args(node, diags)
+                        stack.append((node, body, flat))
                         body = node.children  # type: ignore[assignment]
+                        opens = kinds.get(name, _NONE)
                         last = None
                         continue
-                tree.body, tree.last = body, last
+                tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
+                    body, last, opens, flat, pending)
                 feed(s.replace("{", " { ").replace("}", " } ").split(), Pos(path, i))
-                body, last = tree.body, tree.last
+                body, last, opens, flat, pending = (tree.body, tree.last, tree.opens,
+                                                    tree.flat, tree.pending)
                 continue
             tokens = s.split()
             last = Node(tokens[0], tokens[1:], path, i)
             body.append(last)
-        tree.body, tree.last = body, last
+            if tokens[0] in opens:  # a block keyword: its '{' may be on the next line
+                pending = last
+        tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
+            body, last, opens, flat, pending)
 
     def _special(self, s: str, pos: Pos, lines: Iterator[tuple[int, str]]) -> None:
         """A line that may be a conditional, a definition, an expansion or an include."""
