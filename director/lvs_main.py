@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING, cast
 
 from conf.model import Config
+from daemonlib import safefile
 from daemonlib.runtime import Signals
 
 from .dataplane import choose_plane
@@ -23,19 +24,30 @@ from .lvs import Lvs
 from .pool import rs_name
 
 if TYPE_CHECKING:
+    from .bgp.core import Want
     from .health import Health
 
 log = logging.getLogger("director")
+DRY_RUN_STATE = "ipvs-dry-run.json"
+
+
+def bgp_wants(lvs: Lvs) -> tuple[Want, ...]:
+    from .bgp.core import wants
+
+    return wants(lvs.cfg, [p.quorum_up for p in lvs.pools])
 
 
 async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int:
-    plane = await choose_plane(args.dry_run)
+    with contextlib.suppress(OSError):  # the dry-run plane keeps its table there
+        os.close(safefile.open_dir(args.runtime_dir, create=True, mode=0o700))
+    plane = await choose_plane(args.dry_run, os.path.join(args.runtime_dir, DRY_RUN_STATE),
+                               adopt)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     del cfg  # lvs.cfg from now on: a reload frees the old model
     signals = Signals()  # before the first op: a TERM mid-start still stops cleanly
     await lvs.start(adopt=adopt)
     # Only now what the table's first programming does not need: the checkers (httptools,
-    # ssl), the control socket, the runtime JSON, the reload path. Each import is file
+    # ssl), the control socket, the runtime JSON, the reload path, BGP. Each import is file
     # access, and in an emulated VM over a shared filesystem that is most of start-up.
     from conf.load import reload as reload_config
     from daemonlib.control import Server
@@ -45,6 +57,14 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
     from .health import Health
 
     health = Health(lvs)
+    link = None
+    if lvs.cfg.bgp_speaker is not None:  # the speaker child announces what the pools want
+        from .bgp.link import SpeakerLink
+
+        link = SpeakerLink(args.runtime_dir)
+        lvs.on_quorum = lambda: link.update(bgp_wants(lvs))
+        link.update(bgp_wants(lvs))
+        link.start()
     health.start()
     log.info("Startup complete")
     reloads = 0
@@ -68,8 +88,15 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
         log.info("Reloading")
         new = reload_config(args.config, args.config_id, args.all_config, log)
         if new is not None:
+            if link is not None and link.wants is not None:
+                from .bgp.core import keep_configured
+
+                # what the new config no longer announces is withdrawn before it goes
+                await link.sync(keep_configured(link.wants, new))
             await health.stop()
             await lvs.reload(new)
+            if link is not None:
+                link.update(bgp_wants(lvs))
             health.start()
             control.after_reload()
             reloads += 1
@@ -77,6 +104,8 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
     await signals.serve(reload)
     log.info("Stopping")
     await server.close()
+    if link is not None:  # no withdrawal from here: the speaker decides at its own stop
+        await link.close()
     control.stop()
     publisher.cancel()
     await health.stop()
