@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .ipvs_table import Op, SvcKey, Table, apply_in_place
+from .ipvs_table import DestKey, Op, SvcKey, Table, apply_in_place
 
 if TYPE_CHECKING:
     from .ipvs_fast import FastIpvs
@@ -31,6 +31,15 @@ class Plane:
 
     async def read_with_stats(self) -> tuple[Table, dict[Any, dict[str, int]]]:
         return await self.read(), {}
+
+    async def service_stats(self) -> dict[SvcKey, dict[str, int]]:
+        """The kernel's counters of each service (none in a dry run)."""
+        return {}
+
+    async def dest_stats(self, key: SvcKey) -> dict[DestKey, dict[str, int]]:
+        """The counters and connection counts of each destination of one service: read
+        service by service, so that no status holds the whole table's at once."""
+        return {}
 
     async def send(self, op: Op) -> None:
         raise NotImplementedError
@@ -132,6 +141,12 @@ class KernelPlane(Plane):
 
     async def read_with_stats(self) -> tuple[Table, dict[Any, dict[str, int]]]:
         return await self.fast.read()
+
+    async def service_stats(self) -> dict[SvcKey, dict[str, int]]:
+        return await self.fast.service_stats()
+
+    async def dest_stats(self, key: SvcKey) -> dict[DestKey, dict[str, int]]:
+        return await self.fast.dest_stats(key)
 
     async def send_many(self, ops: list[Op]) -> list[BaseException | None]:
         from .ipvs_fast import IpvsError
