@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from checkers.engine import job_status
 from conf.load import reload as reload_config
@@ -41,12 +41,13 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
     health.start()
     log.info("Startup complete")
     reloads = 0
+    reloading = False
 
     async def status() -> dict[str, object]:
         return {**await lvs_status(lvs, health), "reloads": reloads}
 
     publisher = asyncio.ensure_future(publish_stream(
-        args.runtime_dir, "lvs.json", lambda: status_text(lvs, health, reloads)))
+        args.runtime_dir, "lvs.json", lambda: status_text(lvs, health, reloads, lambda: reloading)))
     state_file = os.path.join(args.runtime_dir, "overrides.json")
     control = LvsControl(lvs, status, args, state_file)
     if adopt:
@@ -58,15 +59,21 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
     await server.start()
 
     async def reload() -> None:
-        nonlocal reloads
+        nonlocal reloads, reloading
         log.info("Reloading")
-        new = reload_config(args.config, args.config_id, args.all_config, log)
-        if new is not None:
-            await health.stop()
-            await lvs.reload(new)
-            health.start()
-            control.after_reload()
-            reloads += 1
+        reloading = True  # the status publisher stands aside until the new table is in
+        try:
+            # read in a worker thread: the loop keeps running the checks meanwhile
+            new = await asyncio.to_thread(reload_config, args.config, args.config_id,
+                                          args.all_config, log)
+            if new is not None:
+                await health.stop()
+                await lvs.reload(new)
+                health.start()
+                control.after_reload()
+                reloads += 1
+        finally:
+            reloading = False
 
     await signals.serve(reload)
     log.info("Stopping")
@@ -87,11 +94,12 @@ def _total(items: list[dict[str, int]]) -> dict[str, int]:
 YIELD_EVERY = 20  # virtual servers built between two turns of the loop
 
 
-async def vs_status(lvs: Lvs, health: Health) -> AsyncIterator[dict[str, object]]:
+async def vs_status(lvs: Lvs, health: Health, paused: Callable[[], bool] = lambda: False
+                    ) -> AsyncIterator[dict[str, object]]:
     """Each virtual server with its real servers' health, weights, checkers and the
     kernel's counters, one at a time (read service by service), letting the loop run
     between them so that checks and a reload are not held up by a big status. Raises
-    Stale when a reload replaces the config meanwhile."""
+    Stale when a reload replaces the config meanwhile, or while `paused`."""
     cfg, all_keys, pools = lvs.cfg, lvs.keys, lvs.pools
     jobs = health.engine.jobs if health.engine else []  # in key order: build() adds so
     svc_stats = await lvs.plane.service_stats()
@@ -101,7 +109,7 @@ async def vs_status(lvs: Lvs, health: Health) -> AsyncIterator[dict[str, object]
         if vi % YIELD_EVERY == YIELD_EVERY - 1:
             await asyncio.sleep(0)
         dest_stats = [await _dest_stats(lvs, k) for k in keys if k in svc_stats]
-        if lvs.cfg is not cfg:
+        if lvs.cfg is not cfg or paused():
             raise Stale
         checks: dict[int, list[dict[str, object]]] = {}
         while j < len(jobs) and jobs[j].key[0] <= vi:
@@ -143,12 +151,13 @@ async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
     return {"virtual_servers": out, "dry_run": lvs.plane.dry_run}
 
 
-async def status_text(lvs: Lvs, health: Health, reloads: int) -> AsyncIterator[str]:
+async def status_text(lvs: Lvs, health: Health, reloads: int,
+                      paused: Callable[[], bool] = lambda: False) -> AsyncIterator[str]:
     """lvs_status plus `reloads` as JSON text (json.dumps's own spacing), a virtual
     server at a time."""
     yield '{"virtual_servers": ['
     sep = ""
-    async for v in vs_status(lvs, health):
+    async for v in vs_status(lvs, health, paused):
         yield sep + json.dumps(v)
         sep = ", "
     yield f'], "dry_run": {json.dumps(lvs.plane.dry_run)}, "reloads": {reloads}}}'

@@ -109,6 +109,12 @@ def test_a_reload_meanwhile_drops_the_round(tmp_path):
         await lvs.reload(load_text(tmp_path, CONF, name="again.conf").config)
         with pytest.raises(Stale):
             await gen.__anext__()
+        reloading = [False]
+        gen = vs_status(lvs, health, lambda: reloading[0])
+        assert (await gen.__anext__())["name"] == lvs.cfg.virtual_servers[0].key
+        reloading[0] = True  # the publisher stands aside while a reload runs
+        with pytest.raises(Stale):
+            await gen.__anext__()
 
     asyncio.run(body())
 
