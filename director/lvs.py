@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
-from conf.model import Config
+from conf.model import Config, VirtualServer
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import enforce, run_script
 from daemonlib.smtp import (
@@ -27,7 +28,7 @@ from .dataplane import Plane
 from .desired import desired_table, service_keys
 from .ipvs_table import DestKey, Op, SvcKey, Table, apply_ops, diff
 from .overrides import Override
-from .pool import Event, Pool, QuorumEvent, RsEvent, rs_name
+from .pool import Event, Pool, QuorumEvent, RsEvent, RsState, rs_name
 
 log = logging.getLogger("director.lvs")
 
@@ -105,29 +106,29 @@ class Lvs:
     async def reload(self, cfg: Config) -> list[Op]:
         """Adopt a new config; real servers that stay keep their health."""
         cfg = enforce(cfg, "checker")
-        old = {}
-        for old_keys, old_pool in zip(self.keys, self.pools, strict=True):
-            for s in old_pool.servers:
-                old[(tuple(old_keys), s.rs.address, s.rs.port)] = s
+        before = {tuple(k): p for k, p in zip(self.keys, self.pools, strict=True)}
         pools = []
         for vs in cfg.virtual_servers:
-            pool = Pool(vs)
             keys = tuple(service_keys(vs, cfg))
+            prev_pool = before.pop(keys, None)
+            if prev_pool is not None and prev_pool.vs == vs:
+                pools.append(_carried(prev_pool, vs))  # the common case: unchanged
+                continue
+            pool = Pool(vs)
+            old = {(s.rs.address, s.rs.port): s for s in prev_pool.servers} if prev_pool else {}
             for s in pool.servers:
-                prev = old.get((keys, s.rs.address, s.rs.port))
+                prev = old.pop((s.rs.address, s.rs.port), None)
                 if prev is not None and len(prev.checkers_up) == len(s.checkers_up):
                     s.checkers_up = list(prev.checkers_up)
                     if prev.rs.weight == s.rs.weight:
                         s.weight = prev.weight  # a dynamic weight survives
                 if prev is not None:
                     s.override = prev.override  # the operator's, until `ctl clear`
-                    old.pop((keys, s.rs.address, s.rs.port), None)
             pool.quorum_up = pool.weight_sum() >= vs.quorum
             pools.append(pool)
-        for (_keys, address, port), s in old.items():
-            if s.override is not None:
-                log.warning("Override of real server %s:%s dropped: the new configuration "
-                            "no longer has it", address, port or 0)
+            _dropped(old.values())
+        for gone in before.values():
+            _dropped(gone.servers)
         previously_owned = set(self.owned)
         self._set_config(cfg, pools)
         return await self._sync_all(previously_owned, False)
@@ -211,3 +212,23 @@ class Lvs:
                 task = asyncio.get_running_loop().create_task(run_script(e.script, what=what))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+
+def _carried(pool: Pool, vs: VirtualServer) -> Pool:
+    """An unchanged virtual server's pool over a reload: its servers keep their health,
+    dynamic weights and overrides (as a changed one's matched servers do), and now
+    point at the new model's objects (equal to the old), so the old model is freed."""
+    pool.vs = vs
+    for s, rs in zip(pool.servers, vs.real_servers, strict=True):
+        if s.made is not None:
+            s.made = (rs, s.made[1], s.made[2])
+        s.rs = rs
+    pool.quorum_up = pool.weight_sum() >= vs.quorum
+    return pool
+
+
+def _dropped(servers: Iterable[RsState]) -> None:
+    for s in servers:
+        if s.override is not None:
+            log.warning("Override of real server %s:%s dropped: the new configuration "
+                        "no longer has it", s.rs.address, s.rs.port or 0)
