@@ -43,12 +43,13 @@ class Lvs:
         self.mailer: Mailer | None = None
         self.fifo: Fifo | None = None
         cfg = enforce(cfg, "checker")  # the script policy, once per load: refused scripts out
-        self._set_config(cfg, [Pool(vs) for vs in cfg.virtual_servers])
+        self._set_config(cfg, [Pool(vs) for vs in cfg.virtual_servers],
+                         [service_keys(vs, cfg) for vs in cfg.virtual_servers])
 
-    def _set_config(self, cfg: Config, pools: list[Pool]) -> None:
+    def _set_config(self, cfg: Config, pools: list[Pool], keys: list[list[SvcKey]]) -> None:
         self.cfg = cfg
         self.pools = pools
-        self.keys = [service_keys(vs, cfg) for vs in cfg.virtual_servers]
+        self.keys = keys
         g = cfg.global_defs
         if self.mailer is not None:  # a reload: queued alerts still go out
             self.mailer.close()
@@ -64,7 +65,7 @@ class Lvs:
 
     # -- whole-table operations ------------------------------------------------
     async def _sync_all(self, owned: set[SvcKey], flush: bool) -> list[Op]:
-        desired = desired_table(self.cfg, self.pools)
+        desired = desired_table(self.cfg, self.pools, self.keys)
         current = await self.plane.read()
         ops = diff(desired, current, owned=owned, flush=flush)
         failed = {id(op) for op, _ in await self.plane.apply(ops)}
@@ -107,10 +108,11 @@ class Lvs:
         """Adopt a new config; real servers that stay keep their health."""
         cfg = enforce(cfg, "checker")
         before = {tuple(k): p for k, p in zip(self.keys, self.pools, strict=True)}
-        pools = []
+        pools, all_keys = [], []
         for vs in cfg.virtual_servers:
-            keys = tuple(service_keys(vs, cfg))
-            prev_pool = before.pop(keys, None)
+            keys = service_keys(vs, cfg)
+            all_keys.append(keys)
+            prev_pool = before.pop(tuple(keys), None)
             if prev_pool is not None and prev_pool.vs == vs:
                 pools.append(_carried(prev_pool, vs))  # the common case: unchanged
                 continue
@@ -130,7 +132,7 @@ class Lvs:
         for gone in before.values():
             _dropped(gone.servers)
         previously_owned = set(self.owned)
-        self._set_config(cfg, pools)
+        self._set_config(cfg, pools, all_keys)
         return await self._sync_all(previously_owned, False)
 
     async def stop(self) -> list[Op]:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -62,6 +63,9 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
         nonlocal reloads, reloading
         log.info("Reloading")
         reloading = True  # the status publisher stands aside until the new table is in
+        # no cyclic collections meanwhile: the two models' objects are reference-counted
+        # away, and a full collection over them would hold up the new table
+        gc.disable()
         try:
             # read in a worker thread: the loop keeps running the checks meanwhile
             new = await asyncio.to_thread(reload_config, args.config, args.config_id,
@@ -74,6 +78,7 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
                 reloads += 1
         finally:
             reloading = False
+            gc.enable()
 
     await signals.serve(reload)
     log.info("Stopping")

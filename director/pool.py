@@ -98,7 +98,7 @@ class Pool:
         self.quorum_up = self.weight_sum() >= vs.quorum
 
     def weight_sum(self) -> int:
-        return sum(s.weight for s in self.servers if s.alive)
+        return sum(s.weight for s in self.servers if all(s.checkers_up))  # s.alive, inlined
 
     def set_checker(self, rs_index: int, checker_index: int, up: bool) -> list[Event]:
         state = self.servers[rs_index]
