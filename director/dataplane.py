@@ -199,6 +199,9 @@ class KernelPlane(Plane):
             self._slow.close()
 
 
+JOURNAL_BATCH = 512  # journal lines written together
+
+
 class DryRunPlane(Plane):
     """Keeps the table in memory and logs what it would have sent. With `state` (a file
     in the runtime directory) it also journals each applied operation there, as the
@@ -254,6 +257,8 @@ class DryRunPlane(Plane):
         apply_in_place(self.table, [op])
         if self.state is not None:
             self._journal.append(_op_line(op))
+            if len(self._journal) >= JOURNAL_BATCH:  # a start's 10,000 lines never at once
+                self._flush()
 
 
 _FIELDS = {cls: tuple(f.name for f in attrs.fields(cls))
