@@ -177,8 +177,12 @@ async def _dest_stats(lvs: Lvs, key: SvcKey) -> dict[DestKey, dict[str, int]]:
 
 async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
     """The whole status as one document (a control request)."""
-    out = [v async for v in vs_status(lvs, health)]
-    return {"virtual_servers": out, "dry_run": lvs.plane.dry_run}
+    while True:
+        try:
+            out = [v async for v in vs_status(lvs, health)]
+        except Stale:  # a reload replaced the config meanwhile: the new one, whole
+            continue
+        return {"virtual_servers": out, "dry_run": lvs.plane.dry_run}
 
 
 async def status_text(lvs: Lvs, health: Health, reloads: int,
