@@ -66,11 +66,11 @@ while time.monotonic() < end:
 
 
 def synced(net: NatPair, dl: Download) -> list[tuple[str, str, str]]:
-    """dir2's copies of the persistence templates of every client address and of the
-    download's connection; empty until all of them are there."""
+    """dir2's copies of the persistence templates of every client address (client port
+    0) and of the download's established connection; empty until all are there."""
     want = {f"{src}:0" for src in net.clients} | {f"{dl.source}:{dl.port}"}
     got = [c for c in net.conns("dir2") if c[1] in want
-           and c[0] in ("NONE", "ESTABLISHED")]
+           and (c[1].endswith(":0") or c[0] == "ESTABLISHED")]
     return got if {c[1] for c in got} == want else []
 
 
@@ -119,8 +119,8 @@ def main() -> int:
                                 "templates and the download's connection")
         assert isinstance(entries, list)
         say("dir2 (BACKUP) holds copies of dir1's entries:\n" + "\n".join(
-            f"    {st:11} {cl:18} -> {rs}" + ("  (persistence template)" if st == "NONE"
-                                              else "  (the download)")
+            f"    {st:11} {cl:18} -> {rs}" + ("  (persistence template)"
+                                              if cl.endswith(":0") else "  (the download)")
             for st, cl, rs in sorted(entries)))
         # the client's interpreter starts slowly under emulation: kill once it has been
         # served five times (about a second of traffic before the kill in the timeline)

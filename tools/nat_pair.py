@@ -122,7 +122,7 @@ class NatPair(Hosts):
 
     def conns(self, host: str) -> list[tuple[str, str, str]]:
         """`host`'s IPVS connection entries as (state, client address:port, real server
-        address:port); a persistence template has state NONE and client port 0."""
+        address:port); a persistence template has client port 0."""
         out = self.run(host, "ipvsadm", "-Lnc", check=False).stdout
         return [(f[2], f[3], f[5]) for f in (line.split() for line in out.splitlines())
                 if len(f) == 6 and f[0] in ("TCP", "UDP")]
