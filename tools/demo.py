@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -65,15 +66,6 @@ while time.monotonic() < end:
 """
 
 
-def synced(net: NatPair, dl: Download) -> list[tuple[str, str, str]]:
-    """dir2's copies of the persistence templates of every client address (client port
-    0) and of the download's established connection; empty until all are there."""
-    want = {f"{src}:0" for src in net.clients} | {f"{dl.source}:{dl.port}"}
-    got = [c for c in net.conns("dir2") if c[1] in want
-           and (c[1].endswith(":0") or c[0] == "ESTABLISHED")]
-    return got if {c[1] for c in got} == want else []
-
-
 def main() -> int:
     if os.geteuid() != 0:
         print("demo: needs root (network namespaces, IPVS)", file=sys.stderr)
@@ -102,19 +94,32 @@ def main() -> int:
         say("lvs_sync_daemon follows VI_1: dir1 (MASTER) sends its connections on eth0, "
             "dir2 (BACKUP) receives them:\n"
             f"    dir1: {net.daemons('dir1').strip()}\n    dir2: {net.daemons('dir2').strip()}")
+        vs = net.run("dir2", "sysctl", "-n", "net.ipv4.vs.sloppy_tcp",
+                     "net.ipv4.vs.conntrack").stdout.split()
+        ct = net.run("dir2", "sh", "-c", "test -e /proc/sys/net/netfilter/nf_conntrack_max",
+                     check=False).returncode == 0
+        say(f"dir2: net.ipv4.vs.sloppy_tcp={vs[0]}, net.ipv4.vs.conntrack={vs[1]}, "
+            f"nf_conntrack {'loaded' if ct else 'not loaded'}: after the failover dir2 "
+            f"forwards established connections from the synced entries alone")
         before: dict[str, str] = {}
         for src in net.clients:
             answers = [net.get(src, timeout=3) or "FAILED" for _ in range(3)]
             before[src] = answers[0] if len(set(answers)) == 1 else "MIXED"
             say(f"client {src}, 3 requests: {' '.join(answers)}  (persistence_timeout 50)")
+        # the client's interpreter starts slowly under emulation: the download starts
+        # once it has been served five times, the kill once dir2 holds the copies
+        client = subprocess.Popen(["ip", "netns", "exec", net.ns["client"], sys.executable,
+                                   "-c", CLIENT, "300", *net.clients], stdout=subprocess.PIPE,
+                                  text=True)
+        out: list[str] = []
+        reader = threading.Thread(target=lambda: out.extend(client.stdout or ()), daemon=True)
+        reader.start()
+        wait_for(lambda: len(out) >= 5, 120, what="the client's first five requests")
         dl = Download(net, net.clients[0])
         wait_for(lambda: dl is not None and dl.progress, 60, what="the slow download to begin")
         say(f"slow download started from {dl.source}:{dl.port}: {dl.size} bytes from "
             f"{dl.server} at nginx limit_rate {SLOW_RATE >> 10} KiB/s")
-        client = subprocess.Popen(["ip", "netns", "exec", net.ns["client"], sys.executable,
-                                   "-c", CLIENT, "30", *net.clients], stdout=subprocess.PIPE,
-                                  text=True)
-        entries = wait_for(lambda: synced(net, dl), 60,
+        entries = wait_for(lambda: net.synced("dir2", net.clients, dl), 60,
                            what="dir2 to hold, synced from dir1, the 3 clients' persistence "
                                 "templates and the download's connection")
         assert isinstance(entries, list)
@@ -122,12 +127,6 @@ def main() -> int:
             f"    {st:11} {cl:18} -> {rs}" + ("  (persistence template)"
                                               if cl.endswith(":0") else "  (the download)")
             for st, cl, rs in sorted(entries)))
-        # the client's interpreter starts slowly under emulation: kill once it has been
-        # served five times (about a second of traffic before the kill in the timeline)
-        assert client.stdout is not None
-        first = [client.stdout.readline() for _ in range(5)]
-        if not all(first):
-            raise WaitTimeout("the client ended before its first five requests")
         if dl.end:
             raise WaitTimeout(f"the download ended before the kill ({dl.end}): too fast")
         t_kill, at_kill = time.time(), dl.received
@@ -142,7 +141,18 @@ def main() -> int:
                  what="dir2's sync daemon to turn MASTER")
         say("dir2's sync daemon is now the MASTER one")
         wait_for(lambda: dl is not None and dl.end, 120, what="the slow download to end")
-        out = [x.rstrip("\n") for x in first] + client.communicate(timeout=60)[0].splitlines()
+
+        def served_after() -> bool:  # every address served twice after the failover
+            late = [x.split() for x in list(out) if float(x.split()[0]) > t_moved + 1]
+            return all(sum(1 for f in late if f[1] == src and f[2] != "FAILED") >= 2
+                       for src in net.clients)
+
+        wait_for(served_after, 60, what="two answers to each client address after the "
+                                        "failover")
+        client.terminate()
+        client.wait(10)
+        reader.join(10)
+        out = [x.rstrip("\n") for x in out]
         failed = [x for x in out if "FAILED" in x]
         after: dict[str, set[str]] = {src: set() for src in net.clients}
         for x in out:

@@ -30,8 +30,8 @@ VIP = "10.30.0.100"
 GATEWAY = "192.168.3.253"
 HOSTS = ("sw", "client", "dir1", "dir2", "rs1", "rs2", "rs3")
 
-SLOW_SIZE = 3 << 20  # bytes
-SLOW_RATE = 256 << 10  # bytes/s: about 12 s for the whole file
+SLOW_SIZE = 4 << 20  # bytes
+SLOW_RATE = 256 << 10  # bytes/s: about 16 s for the whole file
 
 __all__ = ["EXAMPLES", "GATEWAY", "SLOW_RATE", "SLOW_SIZE", "VIP", "Download", "NatPair",
            "WaitTimeout", "wait_for"]
@@ -126,6 +126,16 @@ class NatPair(Hosts):
         out = self.run(host, "ipvsadm", "-Lnc", check=False).stdout
         return [(f[2], f[3], f[5]) for f in (line.split() for line in out.splitlines())
                 if len(f) == 6 and f[0] in ("TCP", "UDP")]
+
+    def synced(self, host: str, sources: list[str], dl: Download
+               ) -> list[tuple[str, str, str]]:
+        """`host`'s entries for the persistence templates of `sources` (client port 0)
+        and for the download's established connection; empty until all are there (on
+        the BACKUP director: the copies its sync daemon received)."""
+        want = {f"{src}:0" for src in sources} | {f"{dl.source}:{dl.port}"}
+        got = [c for c in self.conns(host) if c[1] in want
+               and (c[1].endswith(":0") or c[0] == "ESTABLISHED")]
+        return got if {c[1] for c in got} == want else []
 
     def daemons(self, host: str) -> str:
         """`ipvsadm -L --daemon` in `host`: which sync daemons run there."""
