@@ -61,7 +61,7 @@ class SyncdFollower:
     def adopt(self, old: SyncdFollower) -> list[SyncdCommand]:
         """A reload: same options, the running daemon is kept; changed options, it is
         stopped here and started again with the new ones by the next transition."""
-        if old.params == self.params:
-            self.role = old.role
+        if old.params == self.params:  # the old instance, if dropped, must not stop it
+            self.role, old.role = old.role, None
             return []
         return old.stop()

@@ -74,6 +74,7 @@ def test_follower_resuming_master_and_reloads():
     assert f.resume_master() == []
     same = SyncdFollower(SyncdParams("eth0", 51))
     assert same.adopt(f) == [] and same.role == "master" and same.resume_master() == []
+    assert f.stop() == []  # the old one (its instance dropped by the reload) lets it run
     changed = SyncdFollower(SyncdParams("eth1", 51))
     assert ops(changed.adopt(same)) == [("stop", "master", False)]
     assert changed.role is None
