@@ -96,11 +96,12 @@ def main() -> int:
             f"    dir1: {net.daemons('dir1').strip()}\n    dir2: {net.daemons('dir2').strip()}")
         vs = net.run("dir2", "sysctl", "-n", "net.ipv4.vs.sloppy_tcp",
                      "net.ipv4.vs.conntrack").stdout.split()
-        ct = net.run("dir2", "sh", "-c", "test -e /proc/sys/net/netfilter/nf_conntrack_max",
-                     check=False).returncode == 0
+        loose = net.run("dir2", "sysctl", "-n", "net.netfilter.nf_conntrack_tcp_loose",
+                        check=False).stdout.strip()
         say(f"dir2: net.ipv4.vs.sloppy_tcp={vs[0]}, net.ipv4.vs.conntrack={vs[1]}, "
-            f"nf_conntrack {'loaded' if ct else 'not loaded'}: after the failover dir2 "
-            f"forwards established connections from the synced entries alone")
+            + (f"nf_conntrack loaded (tcp_loose={loose})" if loose else "no nf_conntrack")
+            + ": after the failover dir2 forwards established connections from the "
+              "synced entries alone")
         before: dict[str, str] = {}
         for src in net.clients:
             answers = [net.get(src, timeout=3) or "FAILED" for _ in range(3)]

@@ -30,8 +30,8 @@ VIP = "10.30.0.100"
 GATEWAY = "192.168.3.253"
 HOSTS = ("sw", "client", "dir1", "dir2", "rs1", "rs2", "rs3")
 
-SLOW_SIZE = 4 << 20  # bytes
-SLOW_RATE = 256 << 10  # bytes/s: about 16 s for the whole file
+SLOW_SIZE = 3 << 20  # bytes
+SLOW_RATE = 256 << 10  # bytes/s: about 12 s for the whole file
 
 __all__ = ["EXAMPLES", "GATEWAY", "SLOW_RATE", "SLOW_SIZE", "VIP", "Download", "NatPair",
            "WaitTimeout", "wait_for"]

@@ -58,7 +58,7 @@ def test_001_lvs_nat_pair(net):
     (s1,), (s2,) = got[first], got[second]
     assert s1 is not None and s2 is not None and s1 != s2, got
 
-    # a slow download (about 16 s) through dir1; dir2 receives copies of both clients'
+    # a slow download (about 12 s) through dir1; dir2 receives copies of both clients'
     # persistence templates and of the download's connection
     dl = Download(net, second)
     try:
