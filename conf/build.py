@@ -18,8 +18,9 @@ import attrs
 from . import parsers as P
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule
+from .bgp import BgpBuilder
 from .errors import Diagnostics
-from .keywords import GRACEFUL_MISSING, NO_EFFECT, OBSOLETE, UNSUPPORTED
+from .keywords import DIRECTOR_EXTENSIONS, GRACEFUL_MISSING, NO_EFFECT, OBSOLETE, UNSUPPORTED
 from .lvs_repairs import LvsRepairs
 from .model import (
     Authentication,
@@ -49,6 +50,11 @@ _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za
 
 
 UINT = v.integer(0, 2**31 - 1)
+# the top-level blocks that are lists (keepalived's alloc_value_block), not keyword blocks
+_TOP_LISTS = frozenset({"static_ipaddress", "static_routes", "static_rules",
+                        "virtual_server_group"})
+# keepalived takes any 32-bit mark (0 too) for a virtual server, a group entry and a checker
+FWMARK_RANGE = (0, 2**32 - 1)
 
 
 class K(NamedTuple):
@@ -104,7 +110,7 @@ def _weight_kw(node: Node) -> dict[str, Any]:
     return {"weight": w, "weight_reverse": rev}
 
 
-class Builder(LvsRepairs):
+class Builder(LvsRepairs, BgpBuilder):
     def __init__(self, diags: Diagnostics) -> None:
         self.diags = diags
         self._seen_blocks: dict[tuple[str, str], Any] = {}
@@ -202,7 +208,7 @@ class Builder(LvsRepairs):
         if self._keywords is None:
             self._keywords = {*self.global_spec, *self.instance_spec, *self.vs_spec,
                               *self.rs_spec, *self.checker_spec, *self.url_spec,
-                              *_INLINE_KEYWORDS, *NO_EFFECT}
+                              *_INLINE_KEYWORDS, *NO_EFFECT, *DIRECTOR_EXTENSIONS}
         return self._keywords
 
     def _items(self, node: Node, parse: v.Parser) -> list[Any]:
@@ -231,10 +237,33 @@ class Builder(LvsRepairs):
                                          f"'{' '.join(node.args[1:])}' ignored")
         return node.args[0]
 
+    def block_keywords(self) -> dict[str, dict[str, bool]]:
+        """For each enclosing block ('' the top level), the keywords that open a block of
+        their own, True for a list block (keepalived's alloc_value_block: `{` and `}`
+        do not nest in it). keepalived reads the lines after a block keyword written
+        without its '{' as its block: tree.iter_tree does the same with this."""
+        def blocks(spec: dict[str, K], lists: bool) -> dict[str, bool]:
+            return {name: lists and name != "authentication"
+                    for name, k in spec.items() if k.block}
+
+        out = {
+            "": {name: name in _TOP_LISTS for name in self._top()},
+            "global_defs": blocks(self.global_spec, lists=True),
+            "vrrp_instance": blocks(self.instance_spec, lists=True),
+            "vrrp_sync_group": {"group": True, **blocks(self._track_spec(), lists=True)},
+            "virtual_server": blocks(self.vs_spec, lists=False),
+            "real_server": blocks(self.rs_spec, lists=False),
+        }
+        for t in CHECKER_TYPES:
+            out[t] = blocks(self.checker_spec, lists=False)
+        out["SMTP_CHECK"] = {**out["SMTP_CHECK"], "host": False}  # see _smtp_hosts
+        out["bgp_speaker"] = {"neighbor": False}  # conf/bgp.py: its one block keyword
+        return out
+
     # -- top level ------------------------------------------------------------
-    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
-        kw: dict[str, list[Any]] = {}
-        top: dict[str, tuple[str, Any]] = {
+    def _top(self) -> dict[str, tuple[str, Any]]:
+        """The top-level blocks: the Config field each fills and its builder."""
+        return {
             "global_defs": ("global_defs", self.global_defs),
             "SSL": ("ssl", self.ssl),
             "vrrp_script": ("vrrp_scripts", self.vrrp_script),
@@ -251,7 +280,12 @@ class Builder(LvsRepairs):
                 n, lambda c: parse_route([c.name, *c.args], c.pos)))),
             "static_rules": ("static_rules", lambda n: tuple(self._items(
                 n, lambda c: parse_rule([c.name, *c.args], c.pos)))),
+            "bgp_speaker": ("bgp_speaker", self.bgp_speaker),  # director extension
         }
+
+    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
+        kw: dict[str, list[Any]] = {}
+        top = self._top()
         for node in roots:
             entry = top.get(node.name)
             if entry is None:
@@ -273,6 +307,12 @@ class Builder(LvsRepairs):
         for static in ("static_ipaddress", "static_routes", "static_rules"):
             if static in out:
                 out[static] = tuple(x for block in out[static] for x in block)
+        if "bgp_speaker" in out:
+            first, *more = out["bgp_speaker"]
+            for extra in more:
+                self.diags.error(extra.pos, f"a second bgp_speaker block (the first is at "
+                                            f"{first.pos}); ignored")
+            out["bgp_speaker"] = first
         for single in ("global_defs", "ssl"):
             if single in out:
                 many = out[single]
@@ -770,7 +810,7 @@ class Builder(LvsRepairs):
         if node.name == "fwmark":
             if len(node.args) not in (1, 2):
                 raise Bad("fwmark takes a mark and an optional family")
-            return VsGroupEntry(fwmark=v.to_int(node.args[0], 1, 2**32 - 1),
+            return VsGroupEntry(fwmark=v.to_int(node.args[0], *FWMARK_RANGE),
                                 family=6 if node.args[1:] == ["inet6"] else 4, pos=node.pos)
         if len(node.args) != 1:
             raise Bad(f"'{node.name}' needs an address (range) and a port")
@@ -846,6 +886,7 @@ class Builder(LvsRepairs):
             "ha_suspend": leaf("ha_suspend", v.flag),
             "weight": leaf("weight", v.integer(1, 2**31 - 1)),
             "real_server": K("real_servers", self.real_server, block=True, append=True),
+            "bgp_announce": leaf("bgp_announce", self._bgp_announce),  # director extension
         }
         def flag(name: str) -> Callable[[Node], dict[str, bool]]:
             return lambda n: {"_flag_" + name: v.flag(n)}
@@ -904,7 +945,7 @@ class Builder(LvsRepairs):
         if not a:
             raise v.Missing("needs 'IP PORT', 'fwmark N' or 'group NAME'")
         if a[0] == "fwmark" and len(a) >= 2:
-            kw["fwmark"] = v.to_int(a[1], 0, 2**32 - 1)
+            kw["fwmark"] = v.to_int(a[1], *FWMARK_RANGE)
             extra = a[2:]
         elif a[0] == "group" and len(a) >= 2:
             kw["group"] = a[1]
@@ -987,18 +1028,15 @@ class Builder(LvsRepairs):
             "bindto": leaf("bindto", v.ip),
             "bind_port": leaf("bind_port", v.port),
             "bind_if": leaf("bind_if", v.one),
-            "fwmark": leaf("fwmark", v.integer(0, 2**32 - 1)),
+            "fwmark": leaf("fwmark", v.integer(*FWMARK_RANGE)),
             "connect_timeout": leaf("connect_timeout", v.number(1e-6, 4294967)),
         }
 
     def _checker_spec(self) -> dict[str, K]:
-        spec = {
-            "connect_ip": leaf("connect_ip", v.ip),
-            "connect_port": leaf("connect_port", v.port),
-            "bindto": leaf("bindto", v.ip),
-            "bind_port": leaf("bind_port", v.port),
-            "bind_if": leaf("bind_if", v.one),
-            "fwmark": leaf("fwmark", v.integer(1, 2**32 - 1)),
+        # the connection options come from _conn_spec so a checker and an SMTP host
+        # block cannot disagree (keepalived's co_* handlers serve both)
+        spec = self._conn_spec()
+        spec.update({
             "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
             "log_all_failures": leaf("log_all_failures", v.flag),
             "url": K("urls", self.url, block=True, append=True),
@@ -1020,7 +1058,7 @@ class Builder(LvsRepairs):
             "track_file": leaf("track_file", v.one),
             "file": leaf("track_file", v.one),
             "weight": leaf(None, _weight_kw),
-        }
+        })
         spec.update(self._common_check_opts(checker=True))
         return spec
 

@@ -51,7 +51,8 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
                     all_config=all_config)
     builder = Builder(diags)
     try:
-        cfg = builder.build(iter_tree(source.read(path), diags), source.files)
+        cfg = builder.build(iter_tree(source.read(path), diags, builder.block_keywords()),
+                            source.files)
     except ConfigError as e:
         diags.error(e.pos, e.message)
         return Loaded(None, diags)

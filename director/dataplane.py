@@ -8,13 +8,19 @@ destinations of a service the kernel refused are skipped with one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from daemonlib import safefile
 from daemonlib.ipvs_syncd import SyncdCommand, run_commands
 
-from .ipvs_table import Op, SvcKey, Table, apply_in_place
+from .ipvs_table import DestKey, DestSpec, Op, SvcKey, SvcSpec, Table, apply_in_place
 
 if TYPE_CHECKING:
     from .ipvs_fast import FastIpvs
@@ -163,12 +169,47 @@ class KernelPlane(Plane):
 
 
 class DryRunPlane(Plane):
-    """Keeps the table in memory and logs what it would have sent."""
+    """Keeps the table in memory and logs what it would have sent. With `state` (a file
+    in the runtime directory) it also journals each applied operation there, as the
+    kernel keeps its table over a restart of the daemon's child, so that a restarted
+    checker child adopts it (`adopt`). A journal line costs what the operation costs,
+    not what the table does; a start rewrites it whole (a fresh start: empty)."""
 
     dry_run = True
 
-    def __init__(self) -> None:
+    def __init__(self, state: str | None = None, adopt: bool = False) -> None:
         self.table: Table = {}
+        self.state = state
+        self._journal: list[str] = []
+        if state is not None:
+            if adopt:
+                self.table = _replay(state)
+            self._journal = [_op_line(op) for op in _as_adds(self.table)]
+            with contextlib.suppress(OSError):
+                os.unlink(state)
+            self._flush()
+
+    async def apply(self, ops: Iterable[Op]) -> list[tuple[Op, str]]:
+        failed = await super().apply(ops)
+        self._flush()
+        return failed
+
+    def _flush(self) -> None:
+        if self.state is None or not self._journal:
+            return
+        data, self._journal = "".join(self._journal), []
+        try:
+            fd = safefile.open_dir(os.path.dirname(self.state) or ".")
+            try:
+                out = os.open(os.path.basename(self.state),
+                              os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600,
+                              dir_fd=fd)
+            finally:
+                os.close(fd)
+            with os.fdopen(out, "a") as f:
+                f.write(data)
+        except OSError as e:
+            log.error("IPVS dry-run: writing %s: %s", self.state, e.strerror or e)
 
     async def read(self) -> Table:
         return {k: (s, dict(d)) for k, (s, d) in self.table.items()}
@@ -180,12 +221,54 @@ class DryRunPlane(Plane):
             raise LookupError(f"no such service {op.svc}")
         log.info("IPVS dry-run: %s", op)
         apply_in_place(self.table, [op])
+        if self.state is not None:
+            self._journal.append(_op_line(op))
 
 
-async def choose_plane(force_dry_run: bool = False) -> Plane:
+_FIELDS = {cls: tuple(f.name for f in attrs.fields(cls))
+           for cls in (SvcKey, SvcSpec, DestKey, DestSpec)}
+
+
+def _row(obj: Any) -> list[Any] | None:
+    return None if obj is None else [getattr(obj, n) for n in _FIELDS[type(obj)]]
+
+
+def _op_line(op: Op) -> str:
+    return json.dumps([op.what, _row(op.svc), _row(op.spec), _row(op.dest),
+                       _row(op.dspec)]) + "\n"
+
+
+def _as_adds(table: Table) -> list[Op]:
+    ops = []
+    for k, (spec, dests) in table.items():
+        ops.append(Op("add", k, spec))
+        ops += [Op("add", k, dest=dk, dspec=ds) for dk, ds in dests.items()]
+    return ops
+
+
+def _replay(path: str) -> Table:
+    table: Table = {}
+    try:
+        with open(path) as f:
+            for line in f:
+                what, svc, spec, dest, dspec = json.loads(line)
+                apply_in_place(table, [Op(
+                    what, SvcKey(*svc), None if spec is None else SvcSpec(*spec),
+                    None if dest is None else DestKey(*dest),
+                    None if dspec is None else DestSpec(*dspec))])
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        log.error("IPVS dry-run: %s unreadable (%s): adopting what was read", path, e)
+    return table
+
+
+async def choose_plane(force_dry_run: bool = False, state: str | None = None,
+                       adopt: bool = False) -> Plane:
+    """`state`: where a dry-run plane keeps its table for a restarted child."""
     if force_dry_run:
         log.warning("IPVS: dry run requested: nothing is sent to the kernel")
-        return DryRunPlane()
+        return DryRunPlane(state, adopt)
     from .ipvs_fast import FastIpvs
 
     fast = FastIpvs.open()
@@ -193,4 +276,4 @@ async def choose_plane(force_dry_run: bool = False) -> Plane:
         return KernelPlane(fast)
     log.warning("IPVS: the kernel has no IPVS (generic netlink family 'IPVS' absent; "
                 "modprobe ip_vs?): DRY RUN, operations are logged and kept in memory only")
-    return DryRunPlane()
+    return DryRunPlane(state, adopt)
