@@ -12,7 +12,6 @@ serves as keepalived would, only nothing is announced.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import attrs
@@ -47,6 +46,8 @@ def parse_asn(text: str) -> int:
 
 
 def _router_id(node: Node) -> str:
+    import ipaddress  # only a bgp_speaker needs it: kept off every director -t
+
     text = v.one(node)
     try:
         return str(ipaddress.IPv4Address(text))
@@ -196,6 +197,8 @@ def announce_addresses(vs: VirtualServer, cfg: Config) -> tuple[str, ...]:
     address of its group (ranges expanded); a fwmark service has none."""
     if vs.address is not None:
         return (vs.address,)
+    import ipaddress
+
     out: list[str] = []
     for g in cfg.virtual_server_groups:
         if g.name != vs.group:

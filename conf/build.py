@@ -41,6 +41,7 @@ from .model import (
     VrrpScript,
     VrrpSyncGroup,
     VsGroupEntry,
+    maker,
 )
 from .source import Quoted
 from .tree import Node
@@ -62,10 +63,11 @@ class K(NamedTuple):
     parse: v.Parser
     block: bool = False
     append: bool = False
+    single: bool = False  # the parser reads one word (`v.single`)
 
 
 def leaf(field: str | None, parse: v.Parser) -> K:
-    return K(field, parse)
+    return K(field, parse, single=getattr(parse, "single", False))
 
 
 CHECKER_TYPES = (
@@ -116,6 +118,8 @@ class Builder(LvsRepairs, BgpBuilder):
         self._seen_blocks: dict[tuple[str, str], Any] = {}
         self._nft_table_set = False
         self._keywords: set[str] | None = None
+        self._kw: dict[str, list[Any]] = {}
+        self._top_entries = self._top()
         self.global_spec = self._global_spec()
         self.instance_spec = self._instance_spec()
         self.vs_spec = self._vs_spec()
@@ -149,23 +153,28 @@ class Builder(LvsRepairs, BgpBuilder):
             parse.single = getattr(k.parse, "single", False)  # type: ignore[attr-defined]
             spec[name] = k._replace(parse=parse)
 
-    def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any], where: str) -> None:
+    def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any],
+             where: str | None = None) -> None:
+        """Each statement of the block by its keyword's table entry into `kw`; `where`
+        names the block in an unknown keyword's warning (None: its keyword and
+        arguments)."""
         get = spec.get
         for child in v.block_lines(node):
             k = get(child.name)
             if k is None:
-                self.unknown(child, where)
+                self.unknown(child, f"{node.name} {' '.join(node.args)}" if where is None
+                             else where)
                 continue
-            field, parse, block, append = k
+            field, parse, block, append, single = k
             if block != (child.children is not None):
                 self.diags.error(child.pos, f"'{child.name}' " + (
                     "needs a block { ... }" if block else "does not take a block"))
                 continue
-            if len(child.args) > 1 and getattr(parse, "single", False):
+            if single and len(child.args) > 1:
                 # keepalived reads the first word and never looks at the rest
                 self.diags.warning(child.pos, f"{child.name} takes one value: "
                                               f"'{' '.join(child.args[1:])}' ignored")
-                child = Node(child.name, child.args[:1], child.pos)
+                child = Node(child.name, child.args[:1], child.file, child.line)
             try:
                 value = parse(child)
             except Bad as e:
@@ -178,7 +187,10 @@ class Builder(LvsRepairs, BgpBuilder):
                 if value:
                     kw.update(value)  # a keyword that sets several fields
             elif append:
-                kw.setdefault(field, []).append(value)
+                if field in kw:
+                    kw[field].append(value)
+                else:
+                    kw[field] = [value]
             else:
                 kw[field] = value
 
@@ -284,26 +296,32 @@ class Builder(LvsRepairs, BgpBuilder):
         }
 
     def build(self, roots: Iterable[Node], files: list[str]) -> Config:
-        kw: dict[str, list[Any]] = {}
-        top = self._top()
         for node in roots:
-            entry = top.get(node.name)
-            if entry is None:
-                self.unknown(node, "the top level")
-                continue
-            if node.children is None:  # keepalived: nothing to read; the lines after it
-                self.diags.warning(node.pos, f"'{node.name}' needs a block {{ ... }}; "
-                                             f"ignored")  # are unknown top-level keywords
-                continue
-            field, make = entry
-            try:
-                obj = make(node)
-            except Bad as e:
-                self.bad(node, e, "skipped")
-                continue
-            if obj is not None:
-                kw.setdefault(field, []).append(obj)
-        out: dict[str, Any] = {k: tuple(vals) for k, vals in kw.items()}
+            self.add(node)
+        return self.config(files)
+
+    def add(self, node: Node) -> None:
+        """One top-level statement or block, as soon as the reader has it whole."""
+        entry = self._top_entries.get(node.name)
+        if entry is None:
+            self.unknown(node, "the top level")
+            return
+        if node.children is None:  # keepalived: nothing to read; the lines after it
+            self.diags.warning(node.pos, f"'{node.name}' needs a block {{ ... }}; "
+                                         f"ignored")  # are unknown top-level keywords
+            return
+        field, make = entry
+        try:
+            obj = make(node)
+        except Bad as e:
+            self.bad(node, e, "skipped")
+            return
+        if obj is not None:
+            self._kw.setdefault(field, []).append(obj)
+
+    def config(self, files: list[str]) -> Config:
+        """The model of every block added."""
+        out: dict[str, Any] = {k: tuple(vals) for k, vals in self._kw.items()}
         for static in ("static_ipaddress", "static_routes", "static_rules"):
             if static in out:
                 out[static] = tuple(x for block in out[static] for x in block)
@@ -961,7 +979,7 @@ class Builder(LvsRepairs, BgpBuilder):
             extra = a[2:]
         if extra:
             self.diags.warning(node.pos, f"virtual_server: '{' '.join(extra)}' ignored")
-        self.fill(node, self.vs_spec, kw, f"virtual_server {' '.join(a)}")
+        self.fill(node, self.vs_spec, kw)
         fam = kw.pop("_ip_family", None)
         if fam:
             want = 6 if fam == "INET6" else 4
@@ -1014,7 +1032,7 @@ class Builder(LvsRepairs, BgpBuilder):
             kw["port"] = v.to_int(a[1], 0, 65535)
         if len(a) > 2:
             self.diags.warning(node.pos, f"real_server: '{' '.join(a[2:])}' ignored")
-        self.fill(node, self.rs_spec, kw, f"real_server {' '.join(a)}")
+        self.fill(node, self.rs_spec, kw)
         if "lb_kind" in kw:
             kw["lvs_method"] = kw.pop("lb_kind")
         kw["pos"] = node.pos
@@ -1077,8 +1095,8 @@ class Builder(LvsRepairs, BgpBuilder):
         hosts: list[dict[str, Any]] = []
         if node.name == "SMTP_CHECK" and any(c.name == "host" for c in node.children or ()):
             hosts = self._smtp_hosts(node)
-            own = Node(node.name, node.args, node.pos)
-            own.children = [c for c in v.block_lines(node) if c.name != "host"]
+            own = Node(node.name, node.args, node.file, node.line,
+                       [c for c in v.block_lines(node) if c.name != "host"])
             node = own
         self.fill(node, self.checker_spec, kw, node.name)
         kw.pop("smtp_alert", None)
@@ -1133,7 +1151,7 @@ class Builder(LvsRepairs, BgpBuilder):
     def url(self, node: Node) -> Url:
         kw: dict[str, Any] = {}
         self.fill(node, self.url_spec, kw, "url")
-        return Url(pos=node.pos, **kw)
+        return _new_url(pos=node.pos, **kw)
 
     def _digest(self, node: Node) -> str:
         d = v.one(node).lower()
@@ -1155,6 +1173,9 @@ class Builder(LvsRepairs, BgpBuilder):
         if not out:
             raise Bad("needs status codes")
         return tuple(out)
+
+_new_url = maker(Url)
+
 
 class _PendingInstance(NamedTuple):
     """An instance whose version/family defaults need the global_defs first."""
