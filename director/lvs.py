@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 
 from conf.model import Config, VirtualServer
 from daemonlib.fifo import Fifo
+from daemonlib.ipvs_syncd import Role, SyncdCommand, SyncdParams
 from daemonlib.scripts import enforce, run_script
 from daemonlib.smtp import (
     Mailer,
@@ -31,6 +32,31 @@ from .overrides import Override
 from .pool import Event, Pool, QuorumEvent, RsEvent, RsState, rs_name
 
 log = logging.getLogger("director.lvs")
+
+
+def _both(cfg: Config | None) -> SyncdParams | None:
+    """The options of the sync daemons this side runs: `lvs_sync_daemon` without a VRRP
+    instance (one that names an instance has its daemons driven by the VRRP side)."""
+    sd = cfg.global_defs.lvs_sync_daemon if cfg is not None else None
+    return SyncdParams.of(sd, None) if sd is not None and sd.vrrp_instance is None else None
+
+
+def syncd_commands(old: Config | None, new: Config | None) -> list[SyncdCommand]:
+    """keepalived's checker: at start (`old` None) both daemons, after stopping leftovers
+    of a crashed run; at stop (`new` None) both stopped; at a reload restarted only when
+    their options change."""
+    was, now = _both(old), _both(new)
+    if was == now:
+        return []
+    roles: tuple[Role, Role] = ("master", "backup")
+    cmds = []
+    if old is None and now is not None:
+        cmds += [SyncdCommand("stop", r, now, cleanup=True) for r in roles]
+    elif was is not None:
+        cmds += [SyncdCommand("stop", r, was) for r in roles]
+    if now is not None:
+        cmds += [SyncdCommand("start", r, now) for r in roles]
+    return cmds
 
 
 class Lvs:
@@ -86,11 +112,7 @@ class Lvs:
         if (g.lvs_timeout_tcp, g.lvs_timeout_tcpfin, g.lvs_timeout_udp) != (None, None, None):
             await self.plane.set_timeouts(g.lvs_timeout_tcp, g.lvs_timeout_tcpfin,
                                           g.lvs_timeout_udp)
-        sd = g.lvs_sync_daemon
-        if sd is not None:
-            kw = {"ifname": sd.interface, "syncid": sd.syncid or 0, "maxlen": sd.maxlen,
-                  "group": sd.group, "port": sd.port, "ttl": sd.ttl}
-            await self.plane.start_sync_daemon(**kw)
+        await self.plane.sync_daemon(syncd_commands(None, self.cfg))
         return await self._sync_all(set(), g.lvs_flush)
 
     def _adopt(self, current: Table) -> None:
@@ -135,6 +157,7 @@ class Lvs:
         for gone in before.values():
             _dropped(gone.servers)
         previously_owned = set(self.owned)
+        await self.plane.sync_daemon(syncd_commands(self.cfg, cfg))
         self._set_config(cfg, pools, all_keys)
         return await self._sync_all(previously_owned, False)
 
@@ -148,8 +171,7 @@ class Lvs:
         elif not self.keep_on_stop:
             ops = [Op("del", k) for k in sorted(self.owned) if k in self.current]
         await self.plane.apply(ops)
-        if g.lvs_sync_daemon is not None and not self.keep_on_stop:
-            await self.plane.stop_sync_daemon()
+        await self.plane.sync_daemon(syncd_commands(self.cfg, None))
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         if self.fifo:
