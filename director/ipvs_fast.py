@@ -390,24 +390,41 @@ class FastIpvs:
         (without `stats`: only the connection counts of each destination)."""
         table: Table = {}
         counters: dict[Any, dict[str, int]] = {}
-        for top in await self._dump(CMD_GET_SERVICE):
-            raw = top.get(CMD_ATTR_SERVICE)
-            if raw is None:
-                continue
-            key, spec, st = decode_service(attrs(raw, 0, len(raw)), stats)
+        for key, spec, st in await self._services(stats):
             counters[key] = st
-            svc = self.enc.svc_key(key)
             dests = {}
-            for dtop in await self._dump(CMD_GET_DEST, _NLA.pack(4 + len(svc),
-                                                                 CMD_ATTR_SERVICE) + svc):
-                draw = dtop.get(CMD_ATTR_DEST)
-                if draw is None:
-                    continue
-                dkey, dspec, dst = decode_dest(attrs(draw, 0, len(draw)), key.family, stats)
+            for dkey, dspec, dst in await self._dests(key, stats):
                 dests[dkey] = dspec
                 counters[(key, dkey)] = dst
             table[key] = (spec, dests)
         return table, counters
+
+    async def service_stats(self) -> dict[SvcKey, dict[str, int]]:
+        """The counters of each service."""
+        return {key: st for key, _spec, st in await self._services(True)}
+
+    async def dest_stats(self, key: SvcKey) -> dict[DestKey, dict[str, int]]:
+        """The counters of each destination of one service."""
+        return {dkey: dst for dkey, _spec, dst in await self._dests(key, True)}
+
+    async def _services(self, stats: bool) -> list[tuple[SvcKey, SvcSpec, dict[str, int]]]:
+        out = []
+        for top in await self._dump(CMD_GET_SERVICE):
+            raw = top.get(CMD_ATTR_SERVICE)
+            if raw is not None:
+                out.append(decode_service(attrs(raw, 0, len(raw)), stats))
+        return out
+
+    async def _dests(self, key: SvcKey, stats: bool
+                     ) -> list[tuple[DestKey, DestSpec, dict[str, int]]]:
+        svc = self.enc.svc_key(key)
+        out = []
+        for dtop in await self._dump(CMD_GET_DEST, _NLA.pack(4 + len(svc), CMD_ATTR_SERVICE)
+                                     + svc):
+            draw = dtop.get(CMD_ATTR_DEST)
+            if draw is not None:
+                out.append(decode_dest(attrs(draw, 0, len(draw)), key.family, stats))
+        return out
 
 
 def resolve_family(sock: socket.socket, name: str) -> int | None:
