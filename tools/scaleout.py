@@ -1,0 +1,554 @@
+"""Active-active directors behind ECMP, announced with BGP (issue 14), in namespaces:
+
+    client 10.50.0.2 --[wan]-- router 10.50.0.1 (BIRD2, AS 65000, ECMP: merge paths,
+        L4 multipath hash) 10.40.0.1 --[lan]-- dir1-3 10.40.0.11-13 (AS 65010,
+        VIP 10.30.0.100 on lo, announced as 10.30.0.100/32 next-hop self)
+                                      --[lan]-- nginx rs1-3 10.40.0.21-23 (VIP on lo,
+        arp_ignore 1 / arp_announce 2, default route via the router: DR replies go
+        straight back to the client)
+
+Each director runs `director -f` with `bgp_speaker` (ExaBGP) and a DR `mh` (`mh-port`)
+virtual server over the same three real servers in the same order, with
+`net.ipv4.vs.sloppy_tcp=1`: any director that receives a flow, even mid-stream after
+the router rehashed it, sends it to the same real server.
+
+`static=True` leaves BGP out of director: a plain ExaBGP with a static route announces
+the VIP from each director namespace instead (the router side without director's
+speaker; without IPVS, nginx answers on the VIP in the director namespaces).
+
+The client is one asyncio process (tools/scaleout_client.py) driven over its stdin.
+The scenarios (`spread`, `pool_fails`, `node_dies`, `node_stops`) are shared by the
+kernel test, `make demo-scaleout` and bench/scaleout.py: they measure and log a
+timeline; the callers judge. Needs root. `close` removes everything, also on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nat_pair import NatPair  # noqa: E402
+from nettopo import WaitTimeout, nginx_conf, sh, wait_for  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+VIP = "10.30.0.100"
+CLIENT = "10.50.0.2"
+ROUTER_WAN = "10.50.0.1"
+ROUTER_LAN = "10.40.0.1"
+HOLD = 3  # BGP hold time (s), both ends
+DIRS = ("dir1", "dir2", "dir3")
+RSS = ("rs1", "rs2", "rs3")
+SIZE = 200_000  # bytes per slow download
+RATE = "8k"  # per connection: about 25 s per download
+
+
+def dir_ip(host: str) -> str:
+    return f"10.40.0.1{host[-1]}"
+
+
+def rs_ip(host: str) -> str:
+    return f"10.40.0.2{host[-1]}"
+
+
+def director_conf(host: str, hold: int = HOLD) -> str:
+    """One director's keepalived.conf: the speaker and the DR mh service. mh's table
+    depends on the order of the real servers in the kernel: the same order in every
+    config, and `inhibit_on_failure` so that a failed one keeps its place (weight 0)
+    instead of coming back last, in whatever order the checks succeed."""
+    real = "".join(f"""
+    real_server {rs_ip(rs)} 80 {{
+        inhibit_on_failure
+        TCP_CHECK {{
+            connect_timeout 1
+            retry 0
+        }}
+    }}""" for rs in RSS)
+    return f"""
+bgp_speaker {{
+    router_id {dir_ip(host)}
+    local_as 65010
+    neighbor {ROUTER_LAN} {{
+        remote_as 65000
+        hold_time {hold}
+    }}
+    engine exabgp
+}}
+virtual_server {VIP} 80 {{
+    delay_loop 1
+    lb_algo mh
+    mh-port
+    lb_kind DR
+    protocol TCP
+    bgp_announce dev lo
+{real}
+}}
+"""
+
+
+def static_conf(host: str) -> str:
+    """Without director's speaker: the same conf with no BGP keywords (and a plain
+    ExaBGP beside it, see `exabgp_conf`)."""
+    text = director_conf(host)
+    start = text.index("bgp_speaker")
+    text = text[:start] + text[text.index("virtual_server"):]
+    return text.replace("    bgp_announce dev lo\n", "")
+
+
+def exabgp_conf(host: str) -> str:
+    return f"""
+neighbor {ROUTER_LAN} {{
+    router-id {dir_ip(host)};
+    local-address {dir_ip(host)};
+    local-as 65010;
+    peer-as 65000;
+    hold-time {HOLD};
+    static {{ route {VIP}/32 next-hop self; }}
+}}
+"""
+
+
+def bird_conf(hold: int = HOLD) -> str:
+    peers = "".join(f"protocol bgp {d} from directors {{ neighbor {dir_ip(d)} as 65010; }}\n"
+                    for d in DIRS)
+    return f"""
+log stderr all;
+router id {ROUTER_LAN};
+protocol device {{ scan time 1; }}
+protocol kernel {{
+    ipv4 {{ import none; export all; }};
+    merge paths on;      # ECMP: equal BGP routes become one multipath kernel route
+}}
+template bgp directors {{
+    local {ROUTER_LAN} as 65000;
+    hold time {hold};
+    keepalive time 1;
+    connect retry time 1;
+    error wait time 1, 3;  # a director back up is peered again at once
+    ipv4 {{ import all; export none; }};
+}}
+{peers}"""
+
+
+@attrs.frozen
+class Downloads:
+    """How the slow downloads through the VIP ended."""
+    started: int
+    complete: int
+    failed: list[str]
+
+    @property
+    def kept(self) -> float:
+        return self.complete / self.started if self.started else 0.0
+
+
+@attrs.frozen
+class Outage:
+    """One director leaving (killed or stopped), seen from the router and the client."""
+    host: str
+    carried: int  # downloads whose flow went through it just before
+    withdrawn_after: float  # s from the event to the router's route losing it
+    alive_at_withdraw: bool  # its director still running when the route lost it
+    session_at_withdraw: str  # BIRD's session with it then (Established: an UPDATE)
+    gap: float  # s from the event to the start of the last failed new connection
+    probes: int
+    probe_failures: int
+    downloads: Downloads
+
+
+class ScaleOut(NatPair):
+    """The namespaces above; director processes started, logged and stopped by NatPair."""
+
+    def __init__(self, prefix: str = "so", static: bool = False,
+                 say: Callable[[str], None] = print) -> None:
+        super().__init__(prefix)
+        self.static = static
+        self.say = say
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}  # bird, exabgp
+        self.client: subprocess.Popen[str] | None = None
+        self.ipvs = os.path.exists("/proc/net/ip_vs")
+
+    # -- building ---------------------------------------------------------------------
+    def build(self) -> ScaleOut:
+        for host in ("sw", "client", "router", *DIRS, *RSS):
+            self.add_ns(host)
+            self.sysctl(host, "net.ipv4.conf.all.rp_filter", "0")
+            self.sysctl(host, "net.ipv4.conf.default.rp_filter", "0")
+        for br in ("wan", "lan"):
+            self.bridge("sw", br)
+        self._link("client", "wan", f"{CLIENT}/24")
+        self.run("client", "ip", "route", "add", "default", "via", ROUTER_WAN)
+        self._link("router", "wan", f"{ROUTER_WAN}/24", "eth1")
+        self._link("router", "lan", f"{ROUTER_LAN}/24")
+        self.sysctl("router", "net.ipv4.ip_forward", "1")
+        self.sysctl("router", "net.ipv4.fib_multipath_hash_policy", "1")  # L4: ports too
+        for host in (*DIRS, *RSS):
+            self._link(host, "lan", f"{dir_ip(host) if host in DIRS else rs_ip(host)}/24")
+            self.run(host, "ip", "route", "add", "default", "via", ROUTER_LAN)
+            # the VIP on lo is never answered for in ARP on the LAN
+            self.sysctl(host, "net.ipv4.conf.all.arp_ignore", "1")
+            self.sysctl(host, "net.ipv4.conf.all.arp_announce", "2")
+        for host in DIRS:
+            if self.ipvs:
+                # a director that gets a flow mid-stream (after a rehash) takes it up
+                self.sysctl(host, "net.ipv4.vs.sloppy_tcp", "1")
+        for host in RSS:
+            self.run(host, "ip", "addr", "add", f"{VIP}/32", "dev", "lo")
+            self.slow_nginx(host, host)
+        self.start_bird()
+        return self
+
+    def _link(self, host: str, bridge: str, address: str, ifname: str = "eth0") -> None:
+        self.plug(host, ifname, "sw", bridge, f"{self.prefix}{host}{bridge[0]}")
+        self.run(host, "ip", "addr", "add", address, "dev", ifname)
+
+    def slow_nginx(self, host: str, body: str) -> None:
+        """nginx in `host`: "<body>" at /, a big file at /big sent at RATE."""
+        d = self.nginx_dir(host)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "big"), "wb") as f:
+            f.write(b"x" * SIZE)
+        server = (f"    server {{ listen 80; root {d};\n"
+                  f"        location = /big {{ limit_rate {RATE}; }}\n"
+                  f"        location = / {{ return 200 \"{body}\\n\"; }} }}")
+        with open(os.path.join(d, "nginx.conf"), "w") as f:
+            f.write(nginx_conf(d, server, connections=1024, head="user root;"))
+        self.run(host, "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
+        if host not in self.nginx_hosts:
+            self.nginx_hosts.append(host)
+
+    def _spawn(self, name: str, host: str, cmd: list[str],
+               env: dict[str, str] | None = None) -> None:
+        with open(os.path.join(self.dir, f"{name}.log"), "wb") as log:
+            self.procs[name] = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns[host], *cmd], stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
+                env={**os.environ, **(env or {})})
+
+    def start_bird(self) -> None:
+        conf = os.path.join(self.dir, "bird.conf")
+        with open(conf, "w") as f:
+            f.write(bird_conf())
+        self._spawn("bird", "router", ["bird", "-f", "-c", conf, "-s", self.bird_sock,
+                                       "-P", os.path.join(self.dir, "bird.pid")])
+
+    @property
+    def bird_sock(self) -> str:
+        return os.path.join(self.dir, "bird.ctl")
+
+    # -- directors --------------------------------------------------------------------
+    def start_directors(self, hosts: tuple[str, ...] = DIRS) -> None:
+        for host in hosts:
+            path = os.path.join(self.dir, f"{host}.conf")
+            with open(path, "w") as f:
+                f.write(static_conf(host) if self.static else director_conf(host))
+            if self.static:
+                self.run(host, "ip", "addr", "add", f"{VIP}/32", "dev", "lo")
+                if not self.ipvs:  # the router side alone: the director answers itself
+                    self.slow_nginx(host, host)
+                self.start_exabgp(host)
+            if self.ipvs:
+                self.start_director(host, path)
+
+    def start_exabgp(self, host: str) -> None:
+        conf = os.path.join(self.dir, f"exabgp-{host}.conf")
+        with open(conf, "w") as f:
+            f.write(exabgp_conf(host))
+        env = {"exabgp.daemon.user": "root", "exabgp.daemon.daemonize": "false",
+               "exabgp.log.destination": "stdout", "exabgp.api.cli": "false"}
+        self._spawn(f"exabgp-{host}", host, ["exabgp", conf],
+                    env={k.replace(".", "_"): v for k, v in env.items()})
+
+    def _group(self, host: str) -> list[int]:
+        """Process groups that make up the director node `host`."""
+        procs = [self.directors.get(host), self.procs.get(f"exabgp-{host}")]
+        return [p.pid for p in procs if p is not None and p.poll() is None]
+
+    def kill_node(self, host: str) -> None:
+        """The node dies: its link goes down first (a crash sends no BGP notification
+        nor TCP FIN), then every process in its namespace is SIGKILLed (the director,
+        its children, its ExaBGP: all started here)."""
+        self.run(host, "ip", "link", "set", "eth0", "down")
+        for pid in sh("ip", "netns", "pids", self.ns[host]).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # gone meanwhile
+        for pgid in self._group(host):  # reaped
+            wait_for(lambda pgid=pgid: self._reaped(pgid), 10, 0.05,
+                     f"{host}'s process {pgid} to die")
+
+    def _reaped(self, pid: int) -> bool:
+        procs = [*self.directors.values(), *self.procs.values()]
+        return all(p.poll() is not None for p in procs if p.pid == pid)
+
+    def stop_node(self, host: str) -> None:
+        """SIGTERM to the director's parent only, as `kill $(cat pidfile)` or systemd
+        with KillMode=process (static: ExaBGP first, which withdraws as it closes its
+        session, then the director)."""
+        if self.static:
+            exa = self.procs[f"exabgp-{host}"]
+            os.kill(exa.pid, signal.SIGTERM)
+            exa.wait(60)
+        if host in self.directors:
+            os.kill(self.directors[host].pid, signal.SIGTERM)
+
+    def block_pool(self, host: str, on: bool) -> None:
+        """`host` no longer reaches the real servers (or again): its checks fail; the
+        other directors and the DR traffic (to the VIP) are not touched."""
+        if on:
+            rule = ("table inet scaleout { chain out { type filter hook output priority 0;"
+                    f" ip daddr {{ {', '.join(rs_ip(r) for r in RSS)} }} tcp dport 80 drop; }} }}")
+            self.run(host, "nft", rule)
+        else:
+            self.run(host, "nft", "delete", "table", "inet", "scaleout")
+
+    # -- what the router and the directors show ----------------------------------------
+    def next_hops(self) -> list[str]:
+        """The gateways of the router's kernel route to the VIP (BGP via BIRD)."""
+        out = self.run("router", "ip", "-4", "route", "show", f"{VIP}/32",
+                       check=False).stdout
+        return sorted(w[w.index("via") + 1] for w in (line.split() for line in out.splitlines())
+                      if "via" in w)
+
+    def next_hops_hosts(self) -> list[str]:
+        """The directors the router's route to the VIP goes through."""
+        hops = self.next_hops()
+        return [h for h in DIRS if dir_ip(h) in hops]
+
+    def sessions(self) -> dict[str, str]:
+        """BIRD's BGP sessions: name -> state (Established, Active, Connect...)."""
+        out = sh("birdc", "-s", self.bird_sock, "show", "protocols", check=False).stdout
+        return {f[0]: f[5] if len(f) > 5 else f[3] for f in (line.split() for line in
+                out.splitlines()) if f and f[0] in DIRS}
+
+    def hops_of(self, hosts: tuple[str, ...] | list[str]) -> Callable[[], bool]:
+        want = sorted(dir_ip(h) for h in hosts)
+        return lambda: self.next_hops() == want
+
+    def flows(self, host: str) -> list[tuple[str, str, str]]:
+        """IPVS connections in `host`: (state, client ip:port, real server)."""
+        out = self.run(host, "ipvsadm", "-Lnc", check=False).stdout
+        return [(f[2], f[3], f[5].split(":")[0]) for f in (line.split() for line in
+                out.splitlines()) if len(f) >= 6 and f[0] == "TCP"]
+
+    def ready(self, hosts: tuple[str, ...] = DIRS) -> bool:
+        """Each director has the three real servers up (weight 1) in IPVS (or no IPVS
+        at all)."""
+        if not self.ipvs:
+            return True
+        for host in hosts:
+            out = self.run(host, "ipvsadm", "-Ln", check=False).stdout
+            if sum(1 for f in (line.split() for line in out.splitlines())
+                   if len(f) >= 4 and f[2] == "Route" and f[3] == "1") != 3:
+                return False
+        return True
+
+    def log_tail(self, name: str, n: int = 3000) -> str:
+        try:
+            if name in self.directors:
+                return self.log(name)[-n:]
+            with open(os.path.join(self.dir, f"{name}.log"), errors="replace") as f:
+                return f.read()[-n:]
+        except OSError as e:
+            return str(e)
+
+    # -- the client -------------------------------------------------------------------
+    def ask(self, cmd: str, timeout: float = 120, **args: Any) -> Any:
+        """One command to the client process; its JSON answer."""
+        if self.client is None:
+            self.client = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns["client"], sys.executable,
+                 os.path.join(HERE, "scaleout_client.py"), VIP, CLIENT, str(SIZE)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.client.stdin is not None and self.client.stdout is not None
+        self.client.stdin.write(json.dumps({"cmd": cmd, **args}) + "\n")
+        self.client.stdin.flush()
+        line = _readline(self.client.stdout, timeout, f"the client's answer to {cmd}")
+        if not line:
+            raise WaitTimeout(f"the client ended before answering {cmd}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        try:
+            if self.client is not None and self.client.poll() is None:
+                self.client.kill()
+                self.client.wait(10)
+            for p in self.procs.values():
+                if p.poll() is None:
+                    os.killpg(p.pid, signal.SIGTERM)
+                    try:
+                        p.wait(15)
+                    except subprocess.TimeoutExpired:
+                        os.killpg(p.pid, signal.SIGKILL)
+                        p.wait(5)
+        finally:
+            super().close()
+
+
+def _readline(stream: Any, timeout: float, what: str) -> str:
+    import select
+
+    ready, _, _ = select.select([stream], [], [], timeout)
+    if not ready:
+        raise WaitTimeout(f"timed out after {timeout}s waiting for {what}")
+    return str(stream.readline())
+
+
+# -- the scenarios ----------------------------------------------------------------------
+T0 = time.time()
+
+
+def stamp(t: float) -> str:
+    return f"[{t - T0:6.1f}s]"
+
+
+def bring_up(net: ScaleOut, timeout: float = 300) -> None:
+    """Directors started; waits for three BGP sessions and three next hops."""
+    net.start_directors()
+    net.say(f"started {'ExaBGP (static route)' if net.static else 'director -f'} "
+            f"in {', '.join(DIRS)}; waiting for the checkers and the BGP sessions")
+    wait_for(lambda: net.ready(), timeout, 0.5, "3 real servers in each director's IPVS")
+    wait_for(net.hops_of(DIRS), timeout, 0.2, "3 next hops on the router's route to the VIP")
+    net.say(f"router: {VIP}/32 via {', '.join(net.next_hops())} (BIRD sessions: "
+            f"{net.sessions()})")
+
+
+def fetch(net: ScaleOut, ports: list[int]) -> dict[int, str]:
+    """One request per client source port: port -> the body (the real server's name)."""
+    got = net.ask("fetch", ports=ports)
+    return {int(k): v for k, v in got.items()}
+
+
+def via(net: ScaleOut, hosts: tuple[str, ...]) -> dict[int, str]:
+    """Client port -> the director whose IPVS table holds its connection."""
+    out: dict[int, str] = {}
+    for host in hosts:
+        for _, client, _ in net.flows(host):
+            ip, port = client.rsplit(":", 1)
+            if ip == CLIENT:
+                out[int(port)] = host
+    return out
+
+
+def spread(net: ScaleOut, ports: list[int]) -> tuple[dict[int, str], dict[int, str]]:
+    """Requests from `ports`: which real server answered each, which director took it."""
+    bodies = fetch(net, ports)
+    directors = via(net, DIRS) if net.ipvs else {}
+    net.say(f"{len(ports)} requests from as many source ports: real servers "
+            f"{dict(sorted(Counter(bodies.values()).items()))}, directors "
+            f"{dict(sorted(Counter(directors.values()).items()))}")
+    return bodies, directors
+
+
+def pool_fails(net: ScaleOut, host: str, ports: list[int]) -> tuple[float, float,
+                                                                   dict[int, str]]:
+    """`host`'s checks fail: seconds to its withdrawal, the answers meanwhile for
+    `ports`, seconds to its return once the real servers are reachable again."""
+    others = tuple(d for d in DIRS if d != host)
+    t = time.time()
+    net.block_pool(host, True)
+    net.say(f"{host} can no longer reach any real server (nft drop in its namespace)")
+    wait_for(net.hops_of(others), HOLD + 30, 0.05, f"the router's route without {host}")
+    gone = time.time() - t
+    net.say(f"router: {host} withdrawn {gone:.2f} s later; route via "
+            f"{', '.join(net.next_hops())}")
+    bodies = fetch(net, ports)
+    net.say(f"{len(ports)} requests again (same source ports) while {host} is out: "
+            f"real servers {dict(sorted(Counter(bodies.values()).items()))}")
+    t = time.time()
+    net.block_pool(host, False)
+    wait_for(net.hops_of(DIRS), HOLD + 30, 0.05, f"{host} announced again")
+    back = time.time() - t
+    net.say(f"{host} reaches its real servers again: announced {back:.2f} s later")
+    return gone, back, bodies
+
+
+def outage(net: ScaleOut, host: str, kill: bool, n: int = 300) -> Outage:
+    """`n` slow downloads through the VIP and new connections every 50 ms; then `host`
+    dies (kill) or is stopped (SIGTERM). Returns what the router and client saw."""
+    before = tuple(net.next_hops_hosts())
+    after = tuple(h for h in before if h != host)
+    started = net.ask("download", n=n, timeout=180)["established"]
+    net.say(f"{started} slow downloads established ({SIZE // 1000} kB at {RATE}/s each)")
+    carried = sum(1 for state, client, _ in net.flows(host) if state == "ESTABLISHED"
+                  and client.startswith(CLIENT + ":")) if net.ipvs else 0
+    net.ask("probe_start", interval=0.05)
+    probe_warm = wait_for(lambda: net.ask("probe_count")["n"] >= 10, 30, 0.2,
+                          "10 new-connection probes before the event")
+    assert probe_warm
+    t = time.time()
+    if kill:
+        net.kill_node(host)
+        net.say(f"{host} killed: links down, SIGKILL (it carried {carried} downloads)")
+    else:
+        net.stop_node(host)
+        net.say(f"{host} sent SIGTERM (it carried {carried} downloads)")
+    wait_for(net.hops_of(after), HOLD + 30, 0.05, f"the router's route without {host}")
+    withdrawn = time.time() - t
+    proc = net.directors.get(host) or net.procs[f"exabgp-{host}"]
+    alive = proc.poll() is None
+    session = net.sessions().get(host, "?")
+    net.say(f"router: {host} gone from the route {withdrawn:.2f} s after; via "
+            f"{', '.join(net.next_hops())}; its director "
+            f"{'still running' if alive else 'already gone'}, BGP session {session}")
+    if not kill:
+        wait_for(lambda: net.directors[host].poll() is not None if host in net.directors
+                 else net.procs[f"exabgp-{host}"].poll() is not None, 60, 0.1,
+                 f"{host}'s director to exit")
+        net.say(f"{host}'s director exited (rc {_rc(net, host)}), "
+                f"{time.time() - t:.2f} s after the signal")
+    wait_for(lambda: time.time() > t + HOLD + 2, HOLD + 5, 0.1,
+             "new connections to keep probing past the hold time")
+    probes = net.ask("probe_stop")["probes"]
+    failed = [p for p in probes if not p[1]]
+    late = [p[0] - t for p in failed if p[0] >= t]
+    gap = max(late) if late else 0.0
+    net.say(f"new connections: {len(probes)} tried, {len(failed)} failed; the last failure "
+            f"started {gap:.2f} s after the event")
+    res = net.ask("download_wait", timeout=240)
+    d = Downloads(started, res["complete"], res["failed"])
+    net.say(f"downloads: {d.complete} of {d.started} complete ({100 * d.kept:.1f}%); "
+            f"failed: {Counter(d.failed).most_common(3)}")
+    return Outage(host, carried, withdrawn, alive, session, gap, len(probes), len(failed), d)
+
+
+def _rc(net: ScaleOut, host: str) -> int | None:
+    p = net.directors.get(host) or net.procs.get(f"exabgp-{host}")
+    return p.poll() if p else None
+
+
+@attrs.frozen
+class Run:
+    """The four steps' figures, for the demo and the benchmark."""
+    spread_servers: dict[str, int]
+    spread_directors: dict[str, int]
+    pool_withdrawn: float
+    pool_back: float
+    same_server: int  # of len(ports): the same real server with one director out
+    kill: Outage
+    stop: Outage
+
+
+def run_all(net: ScaleOut, ports: list[int], n: int = 300) -> Run:
+    """Up, spread, dir1's pool lost and back, dir3 killed, dir2 stopped."""
+    bring_up(net, 400)
+    bodies, directors = spread(net, ports)
+    gone, back, again = pool_fails(net, "dir1", ports)
+    same = sum(1 for p in ports if again.get(p) == bodies[p])
+    net.say(f"{same} of {len(ports)} source ports reached the same real server as before, "
+            f"{sum(1 for d in directors.values() if d == 'dir1')} of them through another "
+            "director than the first time")
+    kill = outage(net, "dir3", kill=True, n=n)
+    stop = outage(net, "dir2", kill=False, n=n)
+    return Run(dict(Counter(bodies.values())), dict(Counter(directors.values())), gone, back,
+               same, kill, stop)
