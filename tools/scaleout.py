@@ -175,41 +175,58 @@ class ScaleOut(NatPair):
         self.say = say
         self.procs: dict[str, subprocess.Popen[bytes]] = {}  # bird, exabgp
         self.client: subprocess.Popen[str] | None = None
-        self.ipvs = os.path.exists("/proc/net/ip_vs")
+        self.ipvs = (os.path.exists("/proc/net/ip_vs")
+                     or sh("modprobe", "-q", "ip_vs", check=False).returncode == 0)
 
     # -- building ---------------------------------------------------------------------
     def build(self) -> ScaleOut:
-        for host in ("sw", "client", "router", *DIRS, *RSS):
-            self.add_ns(host)
-            self.sysctl(host, "net.ipv4.conf.all.rp_filter", "0")
-            self.sysctl(host, "net.ipv4.conf.default.rp_filter", "0")
-        for br in ("wan", "lan"):
-            self.bridge("sw", br)
-        self._link("client", "wan", f"{CLIENT}/24")
-        self.run("client", "ip", "route", "add", "default", "via", ROUTER_WAN)
-        self._link("router", "wan", f"{ROUTER_WAN}/24", "eth1")
-        self._link("router", "lan", f"{ROUTER_LAN}/24")
-        self.sysctl("router", "net.ipv4.ip_forward", "1")
-        self.sysctl("router", "net.ipv4.fib_multipath_hash_policy", "1")  # L4: ports too
-        for host in (*DIRS, *RSS):
-            self._link(host, "lan", f"{dir_ip(host) if host in DIRS else rs_ip(host)}/24")
-            self.run(host, "ip", "route", "add", "default", "via", ROUTER_LAN)
-            # the VIP on lo is never answered for in ARP on the LAN
-            self.sysctl(host, "net.ipv4.conf.all.arp_ignore", "1")
-            self.sysctl(host, "net.ipv4.conf.all.arp_announce", "2")
-        for host in DIRS:
-            if self.ipvs:
+        """The namespaces, links, addresses and routes in a few `ip -batch` runs (each
+        process start costs a second or so under emulation), then nginx and BIRD."""
+        hosts = ("sw", "client", "router", *DIRS, *RSS)
+        self._batch(None, [f"netns add {self.prefix}-{h}" for h in hosts])
+        self.ns.update({h: f"{self.prefix}-{h}" for h in hosts})
+        # (host, its interface, bridge, address)
+        links = [("client", "eth0", "wan", CLIENT), ("router", "eth1", "wan", ROUTER_WAN),
+                 ("router", "eth0", "lan", ROUTER_LAN)]
+        links += [(h, "eth0", "lan", dir_ip(h) if h in DIRS else rs_ip(h))
+                  for h in (*DIRS, *RSS)]
+        sw = ["link set lo up", "link add wan type bridge", "link add lan type bridge",
+              "link set wan up", "link set lan up"]
+        for host, ifname, br, _ in links:
+            port = f"{host}{br[0]}"
+            sw += [f"link add {port} type veth peer name {ifname} netns {self.ns[host]}",
+                   f"link set {port} master {br} up"]
+        self._batch("sw", sw)
+        for host in hosts[1:]:
+            cmds = ["link set lo up"]
+            for h, ifname, _, addr in links:
+                if h == host:
+                    cmds += [f"addr add {addr}/24 dev {ifname}", f"link set {ifname} up"]
+            if host != "router":
+                gateway = ROUTER_WAN if host == "client" else ROUTER_LAN
+                cmds.append(f"route add default via {gateway}")
+            if host in RSS:
+                cmds.append(f"addr add {VIP}/32 dev lo")
+            self._batch(host, cmds)
+            keys = ["net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.default.rp_filter=0"]
+            if host == "router":  # ECMP hashed on the L4 ports too
+                keys += ["net.ipv4.ip_forward=1", "net.ipv4.fib_multipath_hash_policy=1"]
+            if host in DIRS or host in RSS:  # the VIP on lo: never answered for in ARP
+                keys += ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"]
+            if host in DIRS and self.ipvs:
                 # a director that gets a flow mid-stream (after a rehash) takes it up
-                self.sysctl(host, "net.ipv4.vs.sloppy_tcp", "1")
+                keys.append("net.ipv4.vs.sloppy_tcp=1")
+            self.run(host, "sysctl", "-qw", *keys)
         for host in RSS:
-            self.run(host, "ip", "addr", "add", f"{VIP}/32", "dev", "lo")
             self.slow_nginx(host, host)
+        self._spawn("routes", "router", ["ip", "-ts", "monitor", "route"])
         self.start_bird()
         return self
 
-    def _link(self, host: str, bridge: str, address: str, ifname: str = "eth0") -> None:
-        self.plug(host, ifname, "sw", bridge, f"{self.prefix}{host}{bridge[0]}")
-        self.run(host, "ip", "addr", "add", address, "dev", ifname)
+    def _batch(self, host: str | None, cmds: list[str]) -> None:
+        """`ip -batch` in `host` (None: here), failing on the first error."""
+        ns = ["-n", self.ns[host]] if host else []
+        sh("ip", *ns, "-batch", "-", input="\n".join(cmds) + "\n")
 
     def slow_nginx(self, host: str, body: str) -> None:
         """nginx in `host`: "<body>" at /, a big file at /big sent at RATE."""
@@ -278,6 +295,8 @@ class ScaleOut(NatPair):
         nor TCP FIN), then every process in its namespace is SIGKILLed (the director,
         its children, its ExaBGP: all started here)."""
         self.run(host, "ip", "link", "set", "eth0", "down")
+        if host in self.nginx_hosts:  # (no IPVS: it served itself) it dies with the node
+            self.nginx_hosts.remove(host)
         for pid in sh("ip", "netns", "pids", self.ns[host]).stdout.split():
             try:
                 os.kill(int(pid), signal.SIGKILL)
@@ -319,6 +338,33 @@ class ScaleOut(NatPair):
                        check=False).stdout
         return sorted(w[w.index("via") + 1] for w in (line.split() for line in out.splitlines())
                       if "via" in w)
+
+    def route_changes(self) -> list[tuple[float, list[str]]]:
+        """The router's route to the VIP as `ip -ts monitor route` saw it change: (wall
+        time, its next hops; [] when deleted). Times come from the kernel's event, not
+        from our polling (slow under emulation)."""
+        from datetime import datetime
+
+        events: list[tuple[float, list[str]]] = []
+        with open(os.path.join(self.dir, "routes.log")) as f:
+            text = f.read()
+        for ev in text.split("\n["):
+            head, _, rest = ev.lstrip("[").partition("] ")
+            words = rest.split()
+            if not words or VIP not in words[:2]:
+                continue
+            t = datetime.fromisoformat(head).timestamp()
+            hops = [] if words[0] == "Deleted" else sorted(
+                words[i + 1] for i, w in enumerate(words) if w == "via")
+            events.append((t, hops))
+        return events
+
+    def route_time(self, since: float, hosts: tuple[str, ...]) -> float:
+        """When, after `since`, the router's route went through exactly `hosts`."""
+        want = sorted(dir_ip(h) for h in hosts)
+        return wait_for(lambda: next((t for t, hops in self.route_changes()
+                                      if t >= since and hops == want), None),
+                        10, 0.1, f"the route monitor's event for {hosts}")  # type: ignore
 
     def next_hops_hosts(self) -> list[str]:
         """The directors the router's route to the VIP goes through."""
@@ -459,7 +505,7 @@ def pool_fails(net: ScaleOut, host: str, ports: list[int]) -> tuple[float, float
     net.block_pool(host, True)
     net.say(f"{host} can no longer reach any real server (nft drop in its namespace)")
     wait_for(net.hops_of(others), HOLD + 30, 0.05, f"the router's route without {host}")
-    gone = time.time() - t
+    gone = net.route_time(t, others) - t
     net.say(f"router: {host} withdrawn {gone:.2f} s later; route via "
             f"{', '.join(net.next_hops())}")
     bodies = fetch(net, ports)
@@ -468,7 +514,7 @@ def pool_fails(net: ScaleOut, host: str, ports: list[int]) -> tuple[float, float
     t = time.time()
     net.block_pool(host, False)
     wait_for(net.hops_of(DIRS), HOLD + 30, 0.05, f"{host} announced again")
-    back = time.time() - t
+    back = net.route_time(t, DIRS) - t
     net.say(f"{host} reaches its real servers again: announced {back:.2f} s later")
     return gone, back, bodies
 
@@ -494,7 +540,7 @@ def outage(net: ScaleOut, host: str, kill: bool, n: int = 300) -> Outage:
         net.stop_node(host)
         net.say(f"{host} sent SIGTERM (it carried {carried} downloads)")
     wait_for(net.hops_of(after), HOLD + 30, 0.05, f"the router's route without {host}")
-    withdrawn = time.time() - t
+    withdrawn = net.route_time(t, after) - t
     proc = net.directors.get(host) or net.procs[f"exabgp-{host}"]
     alive = proc.poll() is None
     session = net.sessions().get(host, "?")
