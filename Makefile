@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS  := keepalived nginx ipvsadm iproute2 qemu-system-x86 linux-image-amd64 busybox-static \
+DEBS  := keepalived nginx exabgp bird2 ipvsadm iproute2 qemu-system-x86 linux-image-amd64 busybox-static \
          procps kmod iputils-ping dnsmasq-base openssl nftables libnftables1 \
          chromium chromium-driver bird2 exabgp
 

@@ -18,8 +18,9 @@ import attrs
 from . import parsers as P
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule
+from .bgp import BgpBuilder
 from .errors import Diagnostics
-from .keywords import GRACEFUL_MISSING, NO_EFFECT, OBSOLETE, UNSUPPORTED
+from .keywords import DIRECTOR_EXTENSIONS, GRACEFUL_MISSING, NO_EFFECT, OBSOLETE, UNSUPPORTED
 from .lvs_repairs import LvsRepairs
 from .model import (
     Authentication,
@@ -104,7 +105,7 @@ def _weight_kw(node: Node) -> dict[str, Any]:
     return {"weight": w, "weight_reverse": rev}
 
 
-class Builder(LvsRepairs):
+class Builder(LvsRepairs, BgpBuilder):
     def __init__(self, diags: Diagnostics) -> None:
         self.diags = diags
         self._seen_blocks: dict[tuple[str, str], Any] = {}
@@ -202,7 +203,7 @@ class Builder(LvsRepairs):
         if self._keywords is None:
             self._keywords = {*self.global_spec, *self.instance_spec, *self.vs_spec,
                               *self.rs_spec, *self.checker_spec, *self.url_spec,
-                              *_INLINE_KEYWORDS, *NO_EFFECT}
+                              *_INLINE_KEYWORDS, *NO_EFFECT, *DIRECTOR_EXTENSIONS}
         return self._keywords
 
     def _items(self, node: Node, parse: v.Parser) -> list[Any]:
@@ -251,6 +252,7 @@ class Builder(LvsRepairs):
                 n, lambda c: parse_route([c.name, *c.args], c.pos)))),
             "static_rules": ("static_rules", lambda n: tuple(self._items(
                 n, lambda c: parse_rule([c.name, *c.args], c.pos)))),
+            "bgp_speaker": ("bgp_speaker", self.bgp_speaker),  # director extension
         }
         for node in roots:
             entry = top.get(node.name)
@@ -273,6 +275,12 @@ class Builder(LvsRepairs):
         for static in ("static_ipaddress", "static_routes", "static_rules"):
             if static in out:
                 out[static] = tuple(x for block in out[static] for x in block)
+        if "bgp_speaker" in out:
+            first, *more = out["bgp_speaker"]
+            for extra in more:
+                self.diags.error(extra.pos, f"a second bgp_speaker block (the first is at "
+                                            f"{first.pos}); ignored")
+            out["bgp_speaker"] = first
         for single in ("global_defs", "ssl"):
             if single in out:
                 many = out[single]
@@ -826,6 +834,7 @@ class Builder(LvsRepairs):
             "ha_suspend": leaf("ha_suspend", v.flag),
             "weight": leaf("weight", v.integer(1, 2**31 - 1)),
             "real_server": K("real_servers", self.real_server, block=True, append=True),
+            "bgp_announce": leaf("bgp_announce", self._bgp_announce),  # director extension
         }
         def flag(name: str) -> Callable[[Node], dict[str, bool]]:
             return lambda n: {"_flag_" + name: v.flag(n)}

@@ -69,3 +69,14 @@ GRACEFUL_MISSING: frozenset[str] = frozenset(
     persistence_timeout require_reply router_id script_user user virtualhost weight
     """.split()
 )
+
+# director's own keywords (conf/BGP.md): keepalived does not know them and refuses a
+# config that uses them (`bgp_speaker` and `bgp_announce` are "unknown keyword"s to it;
+# the others live only inside bgp_speaker). tests/unit/test_keywords.py checks that none
+# of them is a keepalived keyword, so a future keepalived keyword of the same name shows.
+DIRECTOR_EXTENSIONS: frozenset[str] = frozenset(
+    """
+    bgp_speaker bgp_announce local_as neighbor remote_as hold_time bfd engine
+    local_address passive withdraw_grace
+    """.split()
+)

@@ -395,6 +395,39 @@ class Checker:
     pos: Pos = NOWHERE
 
 
+# -- BGP (a director extension: keepalived refuses these keywords; conf/BGP.md) ----
+@attrs.frozen(kw_only=True)
+class BgpNeighbor:
+    address: str
+    family: int  # 4 | 6
+    remote_as: int
+    hold_time: int = 9
+    bfd: bool = False  # where the engine offers it (exabgp: no)
+    local_address: str | None = None
+    port: int = 179
+    passive: bool = False
+    pos: Pos = NOWHERE
+
+
+@attrs.frozen(kw_only=True)
+class BgpSpeaker:
+    router_id: str
+    local_as: int
+    neighbors: tuple[BgpNeighbor, ...] = ()
+    engine: str = "exabgp"
+    withdraw_grace: float = 1.0  # at stop: seconds between the confirmed withdrawal and exit
+    pos: Pos = NOWHERE
+
+
+@attrs.frozen(kw_only=True)
+class BgpAnnounce:
+    """`bgp_announce [dev DEV]` of a virtual server: its address /32 (/128) on DEV and
+    announced while the pool has quorum."""
+
+    dev: str = "lo"
+    pos: Pos = NOWHERE
+
+
 # -- LVS ----------------------------------------------------------------------
 @attrs.frozen(kw_only=True)
 class VsGroupEntry:
@@ -483,6 +516,7 @@ class VirtualServer:
     connect_timeout: float | None = None
     warmup: float | None = None
     smtp_alert: bool | None = None
+    bgp_announce: BgpAnnounce | None = None  # director extension
     real_servers: tuple[RealServer, ...] = ()
     pos: Pos = NOWHERE
 
@@ -510,4 +544,5 @@ class Config:
     static_ipaddress: tuple[VirtualIp, ...] = ()
     static_routes: tuple[VirtualRoute, ...] = ()
     static_rules: tuple[VirtualRule, ...] = ()
+    bgp_speaker: BgpSpeaker | None = None  # director extension
     files: tuple[str, ...] = ()

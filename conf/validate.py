@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from .bgp import validate_bgp
 from .errors import Diagnostics, Pos
 from .model import Config, GlobalDefs, TrackRef, VirtualIp, VirtualServer, VrrpInstance
 
@@ -282,7 +283,8 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config
         cfg = attrs.evolve(cfg, global_defs=attrs.evolve(cfg.global_defs,
                                                          lvs_sync_daemon=None))
 
-    return _validate_lvs(cfg, diags, files)
+    cfg = _validate_lvs(cfg, diags, files)
+    return validate_bgp(cfg, diags, interfaces)
 
 
 def _unweighted_trackers(cfg: Config, diags: Diagnostics) -> Config:

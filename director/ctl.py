@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from daemonlib.control import BadRequest, Reply, Request, call, socket_path
@@ -109,7 +110,23 @@ async def _status(directory: str) -> dict[str, Any]:
     if not found:
         raise LookupError(f"no control socket in {directory} (is director running with "
                           f"--runtime-dir {directory}?)")
+    bgp = _bgp_status(directory)
+    if bgp is not None:
+        out["bgp"] = bgp
     return out
+
+
+def _bgp_status(directory: str) -> dict[str, Any] | None:
+    """The BGP speaker's state, as it writes it after each change (and each second);
+    None when no speaker runs."""
+    if not os.path.exists(os.path.join(directory, "bgp.sock")):
+        return None
+    try:
+        with open(os.path.join(directory, "bgp.json")) as f:
+            data = json.load(f)
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return {"error": "the BGP speaker has not published its state yet"}
 
 
 def main(argv: list[str]) -> int:
@@ -209,5 +226,24 @@ def render_status(st: dict[str, Any]) -> str:
                              _override(r.get("override")), str(r.get("activeconns", 0)),
                              str(r.get("inactconns", 0)), str(st_.get("cps", 0)),
                              str(st_.get("inbps", 0)), str(st_.get("outbps", 0))])
+        out += _table(rows)
+    bgp = st.get("bgp")
+    if bgp is not None:
+        if out:
+            out.append("")
+        out.append(f"BGP ({bgp.get('engine', '?')})")
+        if "error" in bgp:
+            out.append(f"  {bgp['error']}")
+        rows = [["  Neighbor", "Session"]]
+        rows += [[f"  {addr}", state] for addr, state in sorted(bgp.get("peers", {}).items())]
+        out += _table(rows)
+        rows = [["  Announced", "Dev", "Since", "Reason"]]
+        for a in bgp.get("announced", []):
+            since = time.strftime("%H:%M:%S", time.localtime(a.get("since", 0)))
+            rows.append([f"  {a['prefix']}", a.get("dev", ""), since, a.get("reason", "")])
+        announced = {a["prefix"] for a in bgp.get("announced", [])}
+        for w in bgp.get("wanted") or []:
+            if w["prefix"] not in announced:
+                rows.append([f"  {w['prefix']} (withdrawn)", "", "", w.get("reason", "")])
         out += _table(rows)
     return "\n".join(out)

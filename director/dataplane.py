@@ -8,11 +8,18 @@ destinations of a service the kernel refused are skipped with one line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .ipvs_table import Op, SvcKey, Table, apply_in_place
+import attrs
+
+from daemonlib import safefile
+
+from .ipvs_table import DestKey, DestSpec, Op, SvcKey, SvcSpec, Table, apply_in_place
 
 if TYPE_CHECKING:
     from .ipvs_fast import FastIpvs
@@ -178,12 +185,31 @@ class KernelPlane(Plane):
 
 
 class DryRunPlane(Plane):
-    """Keeps the table in memory and logs what it would have sent."""
+    """Keeps the table in memory and logs what it would have sent. With `state` (a file
+    in the runtime directory) it also keeps the table there after each change, as the
+    kernel keeps its table, so that a restarted checker child adopts it (`adopt`)."""
 
     dry_run = True
 
-    def __init__(self) -> None:
+    def __init__(self, state: str | None = None, adopt: bool = False) -> None:
         self.table: Table = {}
+        self.state = state
+        if state is not None:
+            if adopt:
+                self.table = _load_table(state)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(state)
+
+    async def apply(self, ops: Iterable[Op]) -> list[tuple[Op, str]]:
+        ops = list(ops)
+        failed = await super().apply(ops)
+        if self.state is not None and ops:
+            try:
+                safefile.write_atomic(self.state, json.dumps(_dump_table(self.table)), 0o600)
+            except OSError as e:
+                log.error("IPVS dry-run: writing %s: %s", self.state, e.strerror or e)
+        return failed
 
     async def read(self) -> Table:
         return {k: (s, dict(d)) for k, (s, d) in self.table.items()}
@@ -197,10 +223,31 @@ class DryRunPlane(Plane):
         apply_in_place(self.table, [op])
 
 
-async def choose_plane(force_dry_run: bool = False) -> Plane:
+def _dump_table(table: Table) -> list[object]:
+    return [[attrs.asdict(k), attrs.asdict(s), [[attrs.asdict(dk), attrs.asdict(ds)]
+                                                for dk, ds in d.items()]]
+            for k, (s, d) in table.items()]
+
+
+def _load_table(path: str) -> Table:
+    try:
+        with open(path) as f:
+            rows = json.load(f)
+        return {SvcKey(**k): (SvcSpec(**s), {DestKey(**dk): DestSpec(**ds) for dk, ds in d})
+                for k, s, d in rows}
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, TypeError) as e:
+        log.error("IPVS dry-run: %s unreadable (%s): starting empty", path, e)
+        return {}
+
+
+async def choose_plane(force_dry_run: bool = False, state: str | None = None,
+                       adopt: bool = False) -> Plane:
+    """`state`: where a dry-run plane keeps its table for a restarted child."""
     if force_dry_run:
         log.warning("IPVS: dry run requested: nothing is sent to the kernel")
-        return DryRunPlane()
+        return DryRunPlane(state, adopt)
     from .ipvs_fast import FastIpvs
 
     fast = FastIpvs.open()
@@ -208,4 +255,4 @@ async def choose_plane(force_dry_run: bool = False) -> Plane:
         return KernelPlane(fast)
     log.warning("IPVS: the kernel has no IPVS (generic netlink family 'IPVS' absent; "
                 "modprobe ip_vs?): DRY RUN, operations are logged and kept in memory only")
-    return DryRunPlane()
+    return DryRunPlane(state, adopt)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from conf.model import Config
 from daemonlib.fifo import Fifo
@@ -41,6 +42,7 @@ class Lvs:
         self._tasks: set[asyncio.Task[object]] = set()
         self.mailer: Mailer | None = None
         self.fifo: Fifo | None = None
+        self.on_quorum: Callable[[], None] | None = None  # after a quorum change is applied
         cfg = enforce(cfg, "checker")  # the script policy, once per load: refused scripts out
         self._set_config(cfg, [Pool(vs) for vs in cfg.virtual_servers])
 
@@ -98,8 +100,10 @@ class Lvs:
             dests = entry[1]
             for s in pool.servers:
                 d = dests.get(DestKey(s.rs.address, s.rs.port or 0))
-                if d is None or (d.weight == 0 and s.rs.weight > 0):
-                    s.checkers_up = [False] * len(s.checkers_up)
+                # in the table and serving: up, even with alpha (which only says how a
+                # fresh start begins), so the adopted table and quorum stay as they are
+                s.checkers_up = [d is not None and not (d.weight == 0 and s.rs.weight > 0)
+                                 ] * len(s.checkers_up)
             pool.quorum_up = pool.weight_sum() >= pool.vs.quorum
 
     async def reload(self, cfg: Config) -> list[Op]:
@@ -182,6 +186,8 @@ class Lvs:
         ops = diff(desired, current)
         failed = {id(op) for op, _ in await self.plane.apply(ops)}
         self.current = apply_ops(self.current, [op for op in ops if id(op) not in failed])
+        if self.on_quorum is not None and any(isinstance(e, QuorumEvent) for e in events):
+            self.on_quorum()  # announced after IPVS has the servers, withdrawn after loss
         return ops
 
     def _mail_checker(self, pool: Pool, rs_index: int, checker_index: int, up: bool) -> None:

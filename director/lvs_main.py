@@ -16,9 +16,12 @@ from typing import cast
 
 from conf.load import reload as reload_config
 from conf.model import Config
+from daemonlib import safefile
 from daemonlib.control import Server
 from daemonlib.runtime import Signals, publish
 
+from .bgp.core import Want, keep_configured, wants
+from .bgp.link import SpeakerLink
 from .ctl_lvs import LvsControl
 from .dataplane import choose_plane
 from .health import Health
@@ -27,15 +30,29 @@ from .lvs import Lvs
 from .pool import rs_name
 
 log = logging.getLogger("director")
+DRY_RUN_STATE = "ipvs-dry-run.json"
+
+
+def bgp_wants(lvs: Lvs) -> tuple[Want, ...]:
+    return wants(lvs.cfg, [p.quorum_up for p in lvs.pools])
 
 
 async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int:
-    plane = await choose_plane(args.dry_run)
+    with contextlib.suppress(OSError):  # the dry-run plane keeps its table there
+        os.close(safefile.open_dir(args.runtime_dir, create=True, mode=0o700))
+    plane = await choose_plane(args.dry_run, os.path.join(args.runtime_dir, DRY_RUN_STATE),
+                               adopt)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     del cfg  # lvs.cfg from now on: a reload frees the old model
     health = Health(lvs)
     signals = Signals()
     await lvs.start(adopt=adopt)
+    link = None
+    if lvs.cfg.bgp_speaker is not None:  # the speaker child announces what the pools want
+        link = SpeakerLink(args.runtime_dir)
+        lvs.on_quorum = lambda: link.update(bgp_wants(lvs))
+        link.update(bgp_wants(lvs))
+        link.start()
     health.start()
     log.info("Startup complete")
     reloads = 0
@@ -59,8 +76,13 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
         log.info("Reloading")
         new = reload_config(args.config, args.config_id, args.all_config, log)
         if new is not None:
+            if link is not None and link.wants is not None:
+                # what the new config no longer announces is withdrawn before it goes
+                await link.sync(keep_configured(link.wants, new))
             await health.stop()
             await lvs.reload(new)
+            if link is not None:
+                link.update(bgp_wants(lvs))
             health.start()
             control.after_reload()
             reloads += 1
@@ -68,6 +90,8 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
     await signals.serve(reload)
     log.info("Stopping")
     await server.close()
+    if link is not None:  # no withdrawal from here: the speaker decides at its own stop
+        await link.close()
     control.stop()
     publisher.cancel()
     await health.stop()

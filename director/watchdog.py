@@ -46,9 +46,16 @@ def next_delay(ran_for: float, previous: float) -> float:
     return min(MAX_BACKOFF, previous * 2) if previous else 1.0
 
 
+STOP_FIRST_TIMEOUT = 30.0  # the others are stopped after this even if a first one hangs
+
+
 class Child:
-    def __init__(self, name: str, run: Callable[[bool], int], pidfile: str | None) -> None:
+    def __init__(self, name: str, run: Callable[[bool], int], pidfile: str | None,
+                 stop_first: bool = False) -> None:
         self.name = name
+        # stopped before the others, which wait for it to exit (the BGP speaker withdraws
+        # the VIPs while IPVS still serves)
+        self.stop_first = stop_first
         self.run = run
         self.pidfile = pidfile
         self.pid = 0
@@ -118,12 +125,20 @@ def supervise(children: list[Child], respawn: bool, pidfile: str | None,
     started()
     sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=running {len(children)} children")
     stopping = False
+    later: list[Child] = []  # stopped once the stop_first children have exited
+    later_deadline = 0.0
     while True:
         now = time.monotonic()
         waits = [c.restart_at - now for c in children if c.restart_at is not None]
+        if later:
+            waits.append(later_deadline - now)
         timeout = max(0.0, min(waits)) if waits else 3600.0
         info = signal.sigtimedwait(WATCHED, timeout)
         now = time.monotonic()
+        if later and (now >= later_deadline or
+                      all(c.pid == 0 for c in children if c.stop_first)):
+            _signal_all(later, signal.SIGTERM)
+            later = []
         if info is None:
             for c in children:
                 if c.restart_at is not None and now >= c.restart_at and not stopping:
@@ -134,7 +149,13 @@ def supervise(children: list[Child], respawn: bool, pidfile: str | None,
             stopping = True
             log.info("Stopping")
             sd_notify("STOPPING=1")
-            _signal_all(children, signal.SIGTERM)
+            first = [c for c in children if c.stop_first and c.pid]
+            later = [c for c in children if c not in first]
+            later_deadline = now + STOP_FIRST_TIMEOUT
+            _signal_all(first, signal.SIGTERM)
+            if not first:
+                _signal_all(later, signal.SIGTERM)
+                later = []
         elif sig == signal.SIGHUP and not stopping:
             log.info("Reloading")
             usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
@@ -145,6 +166,9 @@ def supervise(children: list[Child], respawn: bool, pidfile: str | None,
             _signal_all(children, sig)
         elif sig == signal.SIGCHLD:
             _reap(children, respawn and not stopping, now)
+            if later and all(c.pid == 0 for c in children if c.stop_first):
+                _signal_all(later, signal.SIGTERM)
+                later = []
             if not respawn and not stopping and any(c.pid == 0 for c in children):
                 log.error("A child exited and respawning is off (-R): stopping")
                 stopping = True
@@ -260,6 +284,14 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     if cfg.virtual_servers and not args.vrrp:
         children.append(Child("Healthcheck", checker,
                               args.checkers_pid or "/run/checkers.pid"))
+        if cfg.bgp_speaker is not None:
+
+            def bgp(adopt: bool) -> int:
+                from .bgp.speaker import run
+
+                return side(run, lambda g: None)(adopt)
+
+            children.append(Child("BGP", bgp, None, stop_first=True))
     if args.metrics:
         from .metrics import parse_listen
 

@@ -70,3 +70,15 @@ def test_unsupported_and_no_effect_keywords_are_named(tmp_path):
     assert any("'enable_snmp_vrrp' in global_defs is not supported yet" in m for m in warns)
     assert any("'nat_mask' in global_defs is obsolete" in m for m in warns)
     assert not (NO_EFFECT & UNSUPPORTED) and not (NO_EFFECT & set(OBSOLETE))
+
+
+def test_director_extensions_are_not_keepalived_keywords(tmp_path):
+    """bgp_speaker / bgp_announce and their inner keywords are director's own: none is a
+    keepalived keyword (keepalived refuses them), and director knows each of them."""
+    from conf.keywords import DIRECTOR_EXTENSIONS
+
+    assert not DIRECTOR_EXTENSIONS & set(keepalived_keywords())
+    assert {"bgp_speaker", "bgp_announce"} <= DIRECTOR_EXTENSIONS
+    loaded = load_text(tmp_path, "bgp_speaker {\n router_id 1.1.1.1\n local_as 65010\n"
+                                 " neighbor 10.0.0.1 {\n  remote_as 65000\n }\n}\n")
+    assert loaded.ok and loaded.config.bgp_speaker is not None
