@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEBS  := keepalived nginx exabgp bird2 ipvsadm iproute2 qemu-system-x86 linux-image-amd64 busybox-static \
          procps kmod iputils-ping dnsmasq-base openssl nftables libnftables1 \
-         chromium chromium-driver bird2 exabgp
+         chromium chromium-driver
 
 .PHONY: install debs venv test unit netns kernel lint bench demo demo-scaleout clean
 
