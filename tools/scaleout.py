@@ -268,12 +268,12 @@ class ScaleOut(NatPair):
             path = os.path.join(self.dir, f"{host}.conf")
             with open(path, "w") as f:
                 f.write(static_conf(host) if self.static else director_conf(host))
+            if not self.ipvs:  # the BGP side alone: the director node answers itself
+                self.slow_nginx(host, host)
             if self.static:
                 self.run(host, "ip", "addr", "add", f"{VIP}/32", "dev", "lo")
-                if not self.ipvs:  # the router side alone: the director answers itself
-                    self.slow_nginx(host, host)
                 self.start_exabgp(host)
-            if self.ipvs:
+            if self.ipvs or not self.static:  # without IPVS director runs --dry-run
                 self.start_director(host, path)
 
     def start_exabgp(self, host: str) -> None:
@@ -325,9 +325,10 @@ class ScaleOut(NatPair):
         """`host` no longer reaches the real servers (or again): its checks fail; the
         other directors and the DR traffic (to the VIP) are not touched."""
         if on:
-            rule = ("table inet scaleout { chain out { type filter hook output priority 0;"
-                    f" ip daddr {{ {', '.join(rs_ip(r) for r in RSS)} }} tcp dport 80 drop; }} }}")
-            self.run(host, "nft", rule)
+            rule = ("table inet scaleout {\n chain out {\n type filter hook output priority 0;"
+                    f" ip daddr {{ {', '.join(rs_ip(r) for r in RSS)} }} tcp dport 80 drop;\n"
+                    " }\n}\n")
+            sh("ip", "netns", "exec", self.ns[host], "nft", "-f", "-", input=rule)
         else:
             self.run(host, "nft", "delete", "table", "inet", "scaleout")
 
