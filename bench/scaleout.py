@@ -15,7 +15,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "tools")]
+# tools/ first: this file's own name is scaleout too
+sys.path[:0] = [os.path.join(os.path.dirname(HERE), "tools"), HERE]
 import scaleout as so  # noqa: E402
 from common import HEADER  # noqa: E402
 

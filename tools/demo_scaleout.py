@@ -14,6 +14,7 @@ none). Everything made here is removed at the end, also on failure.
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -27,12 +28,17 @@ def say(msg: str) -> None:
 
 
 def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sloppy-tcp", type=int, choices=(0, 1), default=1,
+                   help="net.ipv4.vs.sloppy_tcp on the directors (0: see what it is for)")
+    args = p.parse_args()
     if os.geteuid() != 0:
         print("demo-scaleout: needs root (network namespaces, IPVS)", file=sys.stderr)
         return 2
     if not os.path.exists("/proc/net/ip_vs"):
         os.system("modprobe -q ip_vs")
-    net = so.ScaleOut("sod", say=say)
+    net = so.ScaleOut("sod", say=say, sloppy_tcp=bool(args.sloppy_tcp))
     try:
         say("building: client -- router (BIRD2, ECMP) -- dir1-3 (director -f, bgp_speaker, "
             "DR, mh) + nginx rs1-3, in namespaces")
@@ -46,7 +52,7 @@ def main() -> int:
     finally:
         net.close()
     print(f"""
-summary (BGP hold time {so.HOLD} s):
+summary (BGP hold time {so.HOLD} s, sloppy_tcp {args.sloppy_tcp}):
   pool lost -> withdrawn       {r.pool_withdrawn:5.2f} s   (back: announced {r.pool_back:.2f} s)
   same real server, 1 out      {r.same_server} of 90 source ports
   SIGKILL: downloads kept      {r.kill.downloads.complete}/{r.kill.downloads.started}, \

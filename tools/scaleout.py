@@ -169,9 +169,10 @@ class ScaleOut(NatPair):
     """The namespaces above; director processes started, logged and stopped by NatPair."""
 
     def __init__(self, prefix: str = "so", static: bool = False,
-                 say: Callable[[str], None] = print) -> None:
+                 say: Callable[[str], None] = print, sloppy_tcp: bool = True) -> None:
         super().__init__(prefix)
         self.static = static
+        self.sloppy_tcp = sloppy_tcp
         self.say = say
         self.procs: dict[str, subprocess.Popen[bytes]] = {}  # bird, exabgp
         self.client: subprocess.Popen[str] | None = None
@@ -215,7 +216,7 @@ class ScaleOut(NatPair):
                 keys += ["net.ipv4.conf.all.arp_ignore=1", "net.ipv4.conf.all.arp_announce=2"]
             if host in DIRS and self.ipvs:
                 # a director that gets a flow mid-stream (after a rehash) takes it up
-                keys.append("net.ipv4.vs.sloppy_tcp=1")
+                keys.append(f"net.ipv4.vs.sloppy_tcp={int(self.sloppy_tcp)}")
             self.run(host, "sysctl", "-qw", *keys)
         for host in RSS:
             self.slow_nginx(host, host)
@@ -302,13 +303,7 @@ class ScaleOut(NatPair):
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass  # gone meanwhile
-        for pgid in self._group(host):  # reaped
-            wait_for(lambda pgid=pgid: self._reaped(pgid), 10, 0.05,
-                     f"{host}'s process {pgid} to die")
-
-    def _reaped(self, pid: int) -> bool:
-        procs = [*self.directors.values(), *self.procs.values()]
-        return all(p.poll() is not None for p in procs if p.pid == pid)
+        wait_for(lambda: not self._group(host), 10, 0.05, f"{host}'s processes to die")
 
     def stop_node(self, host: str) -> None:
         """SIGTERM to the director's parent only, as `kill $(cat pidfile)` or systemd
