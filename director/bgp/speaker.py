@@ -91,7 +91,9 @@ class EngineProcess:
         self._tasks: list[asyncio.Task[None]] = []
         self.on_peer: Callable[[PeerState], None] = lambda _p: None
 
-    async def start(self, timeout: float = 30.0) -> None:
+    # a hung engine, not a slow one: ExaBGP (Python) was seen taking 30 s to print its
+    # banner in the emulated VM with three directors starting; its exit ends the wait
+    async def start(self, timeout: float = 180.0) -> None:
         sock_path = os.path.join(self.dir, ENGINE_SOCKET)
         self._server = await asyncio.start_unix_server(self._channel,
                                                        sock=listen_unix(sock_path))
