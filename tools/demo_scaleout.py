@@ -36,9 +36,12 @@ def main() -> int:
     if os.geteuid() != 0:
         print("demo-scaleout: needs root (network namespaces, IPVS)", file=sys.stderr)
         return 2
-    if not os.path.exists("/proc/net/ip_vs"):
-        os.system("modprobe -q ip_vs")
     net = so.ScaleOut("sod", say=say, sloppy_tcp=bool(args.sloppy_tcp))
+    if not net.ipvs:
+        net.close()
+        print("demo-scaleout: this kernel has no IPVS (make demo-scaleout runs it in the VM)",
+              file=sys.stderr)
+        return 2
     try:
         say("building: client -- router (BIRD2, ECMP) -- dir1-3 (director -f, bgp_speaker, "
             "DR, mh) + nginx rs1-3, in namespaces")
