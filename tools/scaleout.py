@@ -158,11 +158,11 @@ class Outage:
     carried: int  # downloads whose flow went through it just before
     withdrawn_after: float  # s from the event to the router's route losing it
     alive_at_withdraw: bool  # its director still running when the route lost it
-    session_at_withdraw: str  # BIRD's session with it then (Established: an UPDATE)
     gap: float  # s from the event to the start of the last failed new connection
     probes: int
     probe_failures: int
     downloads: Downloads
+    failures: list[str] = attrs.field(factory=list)  # failed probes: when (s), why
 
 
 class ScaleOut(NatPair):
@@ -221,6 +221,7 @@ class ScaleOut(NatPair):
         for host in RSS:
             self.slow_nginx(host, host)
         self._spawn("routes", "router", ["ip", "-ts", "monitor", "route"])
+        self._spawn("links", "sw", ["ip", "-ts", "monitor", "link"])
         self.start_bird()
         return self
 
@@ -355,6 +356,23 @@ class ScaleOut(NatPair):
             events.append((t, hops))
         return events
 
+    def carrier_lost(self, since: float, host: str) -> float:
+        """When, after `since`, the switch saw `host`'s link lose its carrier (the node
+        left the network; `ip netns exec ... link set down` itself takes a second or
+        more to run under emulation)."""
+        from datetime import datetime
+
+        def seen() -> float | None:
+            with open(os.path.join(self.dir, "links.log")) as f:
+                for line in f:
+                    head, _, rest = line.lstrip("[").partition("] ")
+                    if f" {host}l@" in rest and "NO-CARRIER" in rest:
+                        t = datetime.fromisoformat(head).timestamp()
+                        if t >= since:
+                            return t
+            return None
+        return wait_for(seen, 10, 0.1, f"the switch to see {host}'s link down")  # type: ignore
+
     def route_time(self, since: float, hosts: tuple[str, ...]) -> float:
         """When, after `since`, the router's route went through exactly `hosts`."""
         want = sorted(dir_ip(h) for h in hosts)
@@ -394,6 +412,20 @@ class ScaleOut(NatPair):
                    if len(f) >= 4 and f[2] == "Route" and f[3] == "1") != 3:
                 return False
         return True
+
+    def logged(self, host: str, text: str, since: float) -> float:
+        """When `host`'s director first logged a line holding `text` at or after
+        `since` (its log's own timestamps, same clock)."""
+        from datetime import datetime
+
+        def seen() -> float | None:
+            for line in self.log(host).splitlines():
+                if text in line:
+                    t = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                    if t >= since - 0.001:  # the log has milliseconds
+                        return t
+            return None
+        return wait_for(seen, 30, 0.2, f"{host} to log {text!r}")  # type: ignore
 
     def log_tail(self, name: str, n: int = 3000) -> str:
         try:
@@ -492,18 +524,33 @@ def spread(net: ScaleOut, ports: list[int]) -> tuple[dict[int, str], dict[int, s
     return bodies, directors
 
 
-def pool_fails(net: ScaleOut, host: str, ports: list[int]) -> tuple[float, float,
-                                                                   dict[int, str]]:
-    """`host`'s checks fail: seconds to its withdrawal, the answers meanwhile for
-    `ports`, seconds to its return once the real servers are reachable again."""
+@attrs.frozen
+class PoolLoss:
+    """One director's real servers unreachable from it, then reachable again."""
+    detected: float  # s from the drop to its checker's "Lost quorum"
+    withdrawn: float  # s from the drop to the router's route without it
+    back: float  # s from the drop's removal to the route with it again
+    bodies: dict[int, str]  # the answers meanwhile, per client source port
+
+    @property
+    def after_quorum(self) -> float:
+        """s from the quorum lost to the route without it: the BGP part."""
+        return self.withdrawn - self.detected
+
+
+def pool_fails(net: ScaleOut, host: str, ports: list[int]) -> PoolLoss:
+    """`host`'s checks fail: when it withdraws, what `ports` reach meanwhile, when it
+    announces again once the real servers are reachable again."""
     others = tuple(d for d in DIRS if d != host)
     t = time.time()
     net.block_pool(host, True)
     net.say(f"{host} can no longer reach any real server (nft drop in its namespace)")
     wait_for(net.hops_of(others), HOLD + 30, 0.05, f"the router's route without {host}")
     gone = net.route_time(t, others) - t
-    net.say(f"router: {host} withdrawn {gone:.2f} s later; route via "
-            f"{', '.join(net.next_hops())}")
+    detected = net.logged(host, "Lost quorum", t) - t
+    net.say(f"{host}'s checker lost quorum {detected:.2f} s later (delay_loop 1, "
+            f"connect_timeout 1); the router's route lost {host} {gone - detected:.2f} s "
+            f"after that; route via {', '.join(net.next_hops())}")
     bodies = fetch(net, ports)
     net.say(f"{len(ports)} requests again (same source ports) while {host} is out: "
             f"real servers {dict(sorted(Counter(bodies.values()).items()))}")
@@ -512,7 +559,7 @@ def pool_fails(net: ScaleOut, host: str, ports: list[int]) -> tuple[float, float
     wait_for(net.hops_of(DIRS), HOLD + 30, 0.05, f"{host} announced again")
     back = net.route_time(t, DIRS) - t
     net.say(f"{host} reaches its real servers again: announced {back:.2f} s later")
-    return gone, back, bodies
+    return PoolLoss(detected, gone, back, bodies)
 
 
 def outage(net: ScaleOut, host: str, kill: bool, n: int = 300) -> Outage:
@@ -531,6 +578,7 @@ def outage(net: ScaleOut, host: str, kill: bool, n: int = 300) -> Outage:
     t = time.time()
     if kill:
         net.kill_node(host)
+        t = net.carrier_lost(t, host)
         net.say(f"{host} killed: links down, SIGKILL (it carried {carried} downloads)")
     else:
         net.stop_node(host)
@@ -539,10 +587,9 @@ def outage(net: ScaleOut, host: str, kill: bool, n: int = 300) -> Outage:
     withdrawn = net.route_time(t, after) - t
     proc = net.directors.get(host) or net.procs[f"exabgp-{host}"]
     alive = proc.poll() is None
-    session = net.sessions().get(host, "?")
     net.say(f"router: {host} gone from the route {withdrawn:.2f} s after; via "
             f"{', '.join(net.next_hops())}; its director "
-            f"{'still running' if alive else 'already gone'}, BGP session {session}")
+            f"{'still running' if alive else 'gone'}")
     if not kill:
         wait_for(lambda: net.directors[host].poll() is not None if host in net.directors
                  else net.procs[f"exabgp-{host}"].poll() is not None, 60, 0.1,
@@ -555,13 +602,15 @@ def outage(net: ScaleOut, host: str, kill: bool, n: int = 300) -> Outage:
     failed = [p for p in probes if not p[1]]
     late = [p[0] - t for p in failed if p[0] >= t]
     gap = max(late) if late else 0.0
+    why = [f"{p[0] - t:+.2f} s: {p[2]}" for p in failed]
     net.say(f"new connections: {len(probes)} tried, {len(failed)} failed; the last failure "
-            f"started {gap:.2f} s after the event")
+            f"started {gap:.2f} s after the event {why}")
     res = net.ask("download_wait", timeout=240)
     d = Downloads(started, res["complete"], res["failed"])
     net.say(f"downloads: {d.complete} of {d.started} complete ({100 * d.kept:.1f}%); "
             f"failed: {Counter(d.failed).most_common(3)}")
-    return Outage(host, carried, withdrawn, alive, session, gap, len(probes), len(failed), d)
+    return Outage(host, carried, withdrawn, alive, gap, len(probes), len(failed), d,
+                  why)
 
 
 def _rc(net: ScaleOut, host: str) -> int | None:
@@ -574,8 +623,7 @@ class Run:
     """The four steps' figures, for the demo and the benchmark."""
     spread_servers: dict[str, int]
     spread_directors: dict[str, int]
-    pool_withdrawn: float
-    pool_back: float
+    pool: PoolLoss
     same_server: int  # of len(ports): the same real server with one director out
     kill: Outage
     stop: Outage
@@ -585,12 +633,12 @@ def run_all(net: ScaleOut, ports: list[int], n: int = 300) -> Run:
     """Up, spread, dir1's pool lost and back, dir3 killed, dir2 stopped."""
     bring_up(net, 400)
     bodies, directors = spread(net, ports)
-    gone, back, again = pool_fails(net, "dir1", ports)
-    same = sum(1 for p in ports if again.get(p) == bodies[p])
+    pool = pool_fails(net, "dir1", ports)
+    same = sum(1 for p in ports if pool.bodies.get(p) == bodies[p])
     net.say(f"{same} of {len(ports)} source ports reached the same real server as before, "
             f"{sum(1 for d in directors.values() if d == 'dir1')} of them through another "
             "director than the first time")
     kill = outage(net, "dir3", kill=True, n=n)
     stop = outage(net, "dir2", kill=False, n=n)
-    return Run(dict(Counter(bodies.values())), dict(Counter(directors.values())), gone, back,
-               same, kill, stop)
+    return Run(dict(Counter(bodies.values())), dict(Counter(directors.values())), pool, same,
+               kill, stop)

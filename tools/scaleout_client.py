@@ -74,12 +74,22 @@ class Client:
 
     async def probe(self, interval: float) -> None:
         async def one() -> None:
+            # connect within 1 s (a SYN to a dead director is never answered; its
+            # retransmission would come after 1 s), then 3 s for the answer
             t = time.time()
+            phase = "connect"
             try:
-                body = await get(b"/", timeout=1.0)
-                self.probes.append([t, True, body])
+                r, w = await asyncio.wait_for(asyncio.open_connection(VIP, 80), 1.0)
+                phase = "answer"
+                try:
+                    w.write(b"GET / HTTP/1.0\r\n\r\n")
+                    data = await asyncio.wait_for(r.read(), 3.0)
+                finally:
+                    w.close()
+                self.probes.append([t, True, data.split(b"\r\n\r\n", 1)[1].decode().strip()])
             except (TimeoutError, OSError, IndexError) as e:
-                self.probes.append([t, False, type(e).__name__])
+                self.probes.append([t, False, f"{phase} {type(e).__name__} "
+                                             f"after {time.time() - t:.2f} s"])
         pending: set[asyncio.Task[None]] = set()
         try:
             while True:

@@ -53,15 +53,19 @@ def test_1_three_directors_announce_and_share(net, first_round):
 
 @pytest.mark.skipif(STATIC, reason="the static ExaBGP does not follow the pool's quorum")
 def test_2_pool_lost_withdraws_and_flows_keep_their_server(net, first_round):
-    gone, back, again = so.pool_fails(net, "dir1", PORTS)
-    assert gone <= so.HOLD, f"dir1 withdrawn {gone:.2f} s after its pool went"
-    assert back <= so.HOLD + GAP_MARGIN, f"dir1 announced again after {back:.2f} s"
+    pool = so.pool_fails(net, "dir1", PORTS)
     bodies, directors = first_round
     moved = [p for p in PORTS if directors[p] == "dir1"]
     assert moved, "no flow went through dir1 the first time"
     # mh on every director: the flows that went through dir1 reach the same real
     # servers through dir2 and dir3, as do all the others
-    assert again == bodies, {p: (bodies[p], again[p]) for p in PORTS if bodies[p] != again[p]}
+    assert pool.bodies == bodies, {p: (bodies[p], pool.bodies[p]) for p in PORTS
+                                   if bodies[p] != pool.bodies[p]}
+    # the checks take their time (delay_loop 1, connect_timeout 1, slower under
+    # emulation); from the quorum lost, the withdrawal is within the hold time
+    assert pool.after_quorum <= so.HOLD, pool
+    assert pool.withdrawn <= 2 + so.HOLD + GAP_MARGIN, pool
+    assert pool.back <= so.HOLD + GAP_MARGIN, pool
 
 
 def test_3_node_killed_under_300_downloads(net):
@@ -82,5 +86,6 @@ def test_4_director_stopped_under_300_downloads(net):
     assert out.downloads.started == 300, out.downloads
     assert out.carried > 0, "dir2 carried no download: the stop proves nothing"
     assert out.downloads.failed == [], out.downloads
-    assert out.probe_failures == 0, out
+    assert out.probe_failures == 0, out.failures
+    assert out.alive_at_withdraw, "the route kept dir2 until its director had exited"
     assert net.next_hops() == [so.dir_ip("dir1")]
