@@ -62,7 +62,7 @@ BGP {r.pool.after_quorum:.2f} s; back: announced {r.pool.back:.2f} s)
   SIGKILL: downloads kept      {r.kill.downloads.complete}/{r.kill.downloads.started}, \
 new connections failed for {r.kill.gap:.2f} s
   SIGTERM: downloads kept      {r.stop.downloads.complete}/{r.stop.downloads.started}, \
-new connections failed: {r.stop.probe_failures}""")
+new connections failed or lost a SYN: {len(r.stop.failures)}""")
     ok = (r.kill.downloads.kept >= 0.99 and not r.stop.downloads.failed
           and r.same_server == 90)
     say("demo done" if ok else "demo-scaleout: a figure missed its target")

