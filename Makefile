@@ -3,9 +3,12 @@ SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Debian's python3 (built with PGO/LTO) runs director 15-25% faster than a locally built
+# interpreter, and is what a Debian director host runs; any python3 >= 3.11 works.
+BASEPY := $(shell [ -x /usr/bin/python3 ] && echo /usr/bin/python3 || echo python3)
 DEBS  := keepalived nginx exabgp bird2 ipvsadm iproute2 qemu-system-x86 linux-image-amd64 busybox-static \
          procps kmod iputils-ping dnsmasq-base openssl nftables libnftables1 \
-         chromium chromium-driver
+         chromium chromium-driver python3-venv
 
 .PHONY: install debs venv test unit netns kernel lint bench demo demo-scaleout clean
 
@@ -22,9 +25,9 @@ debs:
 venv: $(STAMP)
 
 $(STAMP): setup.cfg pyproject.toml
-	python3 -m venv $(VENV)
+	$(BASEPY) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]' virtme-ng
+	$(PY) -m pip install -q -e '.[test]' virtme-ng --config-settings editable_mode=compat
 	touch $(STAMP)
 
 test: install lint unit netns kernel

@@ -21,9 +21,12 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [HERE, os.path.join(os.path.dirname(HERE), "tests")]
 from common import HEADER, row  # noqa: E402
-from lan import Lan, vrrp_conf  # noqa: E402
+from lan import Daemon, Lan, vrrp_conf, wait_for  # noqa: E402
 
 VIP = "10.9.0.100"
+# the backup's counters readable (lan.Daemon.stat): a director's JSON dump, keepalived's
+# SIGUSR2 stats file
+DUMPS = {"director": ("-P", "--dump-dir", "{dir}"), "keepalived": ("-P",)}
 # name, version, advert_int, signal, keepalived's figure the issue quotes (for reference)
 CASES = [
     ("SIGKILL, v2 advert_int 1", 2, "1", signal.SIGKILL),
@@ -57,12 +60,21 @@ while True:
 """
 
 
+def settled(backup: Daemon, adverts: int, timeout: float) -> None:
+    """`backup` is running as BACKUP (its signal handlers in place: a dump signal before
+    them would kill it) and has heard `adverts` more of the master's adverts."""
+    wait_for(lambda: "Entering BACKUP STATE" in backup.output(), timeout,
+             what=f"{backup.kind} on {backup.host} as BACKUP")
+    backup.wait_adverts(adverts, timeout=timeout)
+
+
 def one_failover(lan: Lan, kind: str, version: int, advert: str, sig: int) -> float:
     a = lan.start("a", kind, vrrp_conf(version=version, advert=advert, priority=150,
                                        state="MASTER"))
     lan.wait_holder(VIP, "a", 30, hosts=("a",))
-    b = lan.start("b", kind, vrrp_conf(version=version, advert=advert, priority=100))
-    time.sleep(1.0 + 3 * float(advert))  # b has heard a few adverts: a settled backup
+    b = lan.start("b", kind, vrrp_conf(version=version, advert=advert, priority=100),
+                  *DUMPS[kind])
+    settled(b, 3, 30 + 5 * float(advert))
     assert lan.holders(VIP) == ["a"], lan.holders(VIP)
     watcher = subprocess.Popen(["ip", "netns", "exec", lan.ns["b"], sys.executable, "-c",
                                 WATCH, VIP], stdout=subprocess.PIPE, text=True)
@@ -97,8 +109,8 @@ def stability(kind: str, seconds: float) -> int:
     try:
         a = lan.start("a", kind, vrrp_conf(advert="0.02", priority=150, state="MASTER"))
         lan.wait_holder(VIP, "a", 30, hosts=("a",))
-        b = lan.start("b", kind, vrrp_conf(advert="0.02", priority=100))
-        time.sleep(2)
+        b = lan.start("b", kind, vrrp_conf(advert="0.02", priority=100), *DUMPS[kind])
+        settled(b, 10, 30)  # the election is over
         before = [d.output().count("Entering") for d in (a, b)]
         time.sleep(seconds)
         after = [d.output().count("Entering") for d in (a, b)]

@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import DIRECTOR, HEADER, compare, row, run_timed  # noqa: E402
+from common import DIRECTOR, HEADER, compare, precompile, row, run_timed  # noqa: E402
 from gen_config import generate, size_args  # noqa: E402
 
 
@@ -23,6 +23,7 @@ def main() -> int:
     if not keepalived:
         print("bench/parse.py: keepalived is not installed (make install)", file=sys.stderr)
         return 1
+    precompile()
     with tempfile.TemporaryDirectory() as d:
         conf = os.path.join(d, "keepalived.conf")
         text = generate(a.vs, a.rs)

@@ -7,7 +7,6 @@ common VIP line) never reaches it, which keeps `director -t` start-up light.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from functools import cache
 from typing import Any
@@ -47,6 +46,8 @@ def parse_prefix(text: str, default_full: bool = True) -> tuple[str, int, int]:
         n = int(plen)
     except ValueError:
         if family == 4:
+            import ipaddress  # a dotted netmask: rare
+
             try:
                 n = ipaddress.IPv4Network(f"0.0.0.0/{plen}").prefixlen
             except ValueError:

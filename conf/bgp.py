@@ -12,7 +12,6 @@ serves as keepalived would, only nothing is announced.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
 
 import attrs
@@ -47,6 +46,8 @@ def parse_asn(text: str) -> int:
 
 
 def _router_id(node: Node) -> str:
+    import ipaddress  # only a bgp_speaker needs it: kept off every director -t
+
     text = v.one(node)
     try:
         return str(ipaddress.IPv4Address(text))
@@ -196,6 +197,8 @@ def announce_addresses(vs: VirtualServer, cfg: Config) -> tuple[str, ...]:
     address of its group (ranges expanded); a fwmark service has none."""
     if vs.address is not None:
         return (vs.address,)
+    import ipaddress
+
     out: list[str] = []
     for g in cfg.virtual_server_groups:
         if g.name != vs.group:
@@ -216,6 +219,7 @@ def validate_bgp(cfg: Config, diags: Diagnostics,
     its device should exist."""
     servers = []
     changed = False
+    families = {nb.family for nb in cfg.bgp_speaker.neighbors} if cfg.bgp_speaker else set()
     for vs in cfg.virtual_servers:
         ann = vs.bgp_announce
         if ann is not None:
@@ -228,6 +232,10 @@ def validate_bgp(cfg: Config, diags: Diagnostics,
                 diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: {drop}")
                 vs = attrs.evolve(vs, bgp_announce=None)
                 changed = True
+            elif vs.family not in families:
+                diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: no IPv"
+                                       f"{vs.family} neighbor in bgp_speaker: announced to "
+                                       f"nobody (each neighbor carries its own family)")
             elif interfaces is not None and ann.dev not in interfaces:
                 diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: interface "
                                        f"{ann.dev} doesn't exist (yet)")

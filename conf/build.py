@@ -41,6 +41,7 @@ from .model import (
     VrrpScript,
     VrrpSyncGroup,
     VsGroupEntry,
+    maker,
 )
 from .source import Quoted
 from .tree import Node
@@ -50,6 +51,11 @@ _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za
 
 
 UINT = v.integer(0, 2**31 - 1)
+# the top-level blocks that are lists (keepalived's alloc_value_block), not keyword blocks
+_TOP_LISTS = frozenset({"static_ipaddress", "static_routes", "static_rules",
+                        "virtual_server_group"})
+# keepalived takes any 32-bit mark (0 too) for a virtual server, a group entry and a checker
+FWMARK_RANGE = (0, 2**32 - 1)
 
 
 class K(NamedTuple):
@@ -57,10 +63,11 @@ class K(NamedTuple):
     parse: v.Parser
     block: bool = False
     append: bool = False
+    single: bool = False  # the parser reads one word (`v.single`)
 
 
 def leaf(field: str | None, parse: v.Parser) -> K:
-    return K(field, parse)
+    return K(field, parse, single=getattr(parse, "single", False))
 
 
 CHECKER_TYPES = (
@@ -111,6 +118,8 @@ class Builder(LvsRepairs, BgpBuilder):
         self._seen_blocks: dict[tuple[str, str], Any] = {}
         self._nft_table_set = False
         self._keywords: set[str] | None = None
+        self._kw: dict[str, list[Any]] = {}
+        self._top_entries = self._top()
         self.global_spec = self._global_spec()
         self.instance_spec = self._instance_spec()
         self.vs_spec = self._vs_spec()
@@ -144,23 +153,28 @@ class Builder(LvsRepairs, BgpBuilder):
             parse.single = getattr(k.parse, "single", False)  # type: ignore[attr-defined]
             spec[name] = k._replace(parse=parse)
 
-    def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any], where: str) -> None:
+    def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any],
+             where: str | None = None) -> None:
+        """Each statement of the block by its keyword's table entry into `kw`; `where`
+        names the block in an unknown keyword's warning (None: its keyword and
+        arguments)."""
         get = spec.get
         for child in v.block_lines(node):
             k = get(child.name)
             if k is None:
-                self.unknown(child, where)
+                self.unknown(child, f"{node.name} {' '.join(node.args)}" if where is None
+                             else where)
                 continue
-            field, parse, block, append = k
+            field, parse, block, append, single = k
             if block != (child.children is not None):
                 self.diags.error(child.pos, f"'{child.name}' " + (
                     "needs a block { ... }" if block else "does not take a block"))
                 continue
-            if len(child.args) > 1 and getattr(parse, "single", False):
+            if single and len(child.args) > 1:
                 # keepalived reads the first word and never looks at the rest
                 self.diags.warning(child.pos, f"{child.name} takes one value: "
                                               f"'{' '.join(child.args[1:])}' ignored")
-                child = Node(child.name, child.args[:1], child.pos)
+                child = Node(child.name, child.args[:1], child.file, child.line)
             try:
                 value = parse(child)
             except Bad as e:
@@ -173,7 +187,10 @@ class Builder(LvsRepairs, BgpBuilder):
                 if value:
                     kw.update(value)  # a keyword that sets several fields
             elif append:
-                kw.setdefault(field, []).append(value)
+                if field in kw:
+                    kw[field].append(value)
+                else:
+                    kw[field] = [value]
             else:
                 kw[field] = value
 
@@ -232,10 +249,33 @@ class Builder(LvsRepairs, BgpBuilder):
                                          f"'{' '.join(node.args[1:])}' ignored")
         return node.args[0]
 
+    def block_keywords(self) -> dict[str, dict[str, bool]]:
+        """For each enclosing block ('' the top level), the keywords that open a block of
+        their own, True for a list block (keepalived's alloc_value_block: `{` and `}`
+        do not nest in it). keepalived reads the lines after a block keyword written
+        without its '{' as its block: tree.iter_tree does the same with this."""
+        def blocks(spec: dict[str, K], lists: bool) -> dict[str, bool]:
+            return {name: lists and name != "authentication"
+                    for name, k in spec.items() if k.block}
+
+        out = {
+            "": {name: name in _TOP_LISTS for name in self._top()},
+            "global_defs": blocks(self.global_spec, lists=True),
+            "vrrp_instance": blocks(self.instance_spec, lists=True),
+            "vrrp_sync_group": {"group": True, **blocks(self._track_spec(), lists=True)},
+            "virtual_server": blocks(self.vs_spec, lists=False),
+            "real_server": blocks(self.rs_spec, lists=False),
+        }
+        for t in CHECKER_TYPES:
+            out[t] = blocks(self.checker_spec, lists=False)
+        out["SMTP_CHECK"] = {**out["SMTP_CHECK"], "host": False}  # see _smtp_hosts
+        out["bgp_speaker"] = {"neighbor": False}  # conf/bgp.py: its one block keyword
+        return out
+
     # -- top level ------------------------------------------------------------
-    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
-        kw: dict[str, list[Any]] = {}
-        top: dict[str, tuple[str, Any]] = {
+    def _top(self) -> dict[str, tuple[str, Any]]:
+        """The top-level blocks: the Config field each fills and its builder."""
+        return {
             "global_defs": ("global_defs", self.global_defs),
             "SSL": ("ssl", self.ssl),
             "vrrp_script": ("vrrp_scripts", self.vrrp_script),
@@ -254,24 +294,34 @@ class Builder(LvsRepairs, BgpBuilder):
                 n, lambda c: parse_rule([c.name, *c.args], c.pos)))),
             "bgp_speaker": ("bgp_speaker", self.bgp_speaker),  # director extension
         }
+
+    def build(self, roots: Iterable[Node], files: list[str]) -> Config:
         for node in roots:
-            entry = top.get(node.name)
-            if entry is None:
-                self.unknown(node, "the top level")
-                continue
-            if node.children is None:  # keepalived: nothing to read; the lines after it
-                self.diags.warning(node.pos, f"'{node.name}' needs a block {{ ... }}; "
-                                             f"ignored")  # are unknown top-level keywords
-                continue
-            field, make = entry
-            try:
-                obj = make(node)
-            except Bad as e:
-                self.bad(node, e, "skipped")
-                continue
-            if obj is not None:
-                kw.setdefault(field, []).append(obj)
-        out: dict[str, Any] = {k: tuple(vals) for k, vals in kw.items()}
+            self.add(node)
+        return self.config(files)
+
+    def add(self, node: Node) -> None:
+        """One top-level statement or block, as soon as the reader has it whole."""
+        entry = self._top_entries.get(node.name)
+        if entry is None:
+            self.unknown(node, "the top level")
+            return
+        if node.children is None:  # keepalived: nothing to read; the lines after it
+            self.diags.warning(node.pos, f"'{node.name}' needs a block {{ ... }}; "
+                                         f"ignored")  # are unknown top-level keywords
+            return
+        field, make = entry
+        try:
+            obj = make(node)
+        except Bad as e:
+            self.bad(node, e, "skipped")
+            return
+        if obj is not None:
+            self._kw.setdefault(field, []).append(obj)
+
+    def config(self, files: list[str]) -> Config:
+        """The model of every block added."""
+        out: dict[str, Any] = {k: tuple(vals) for k, vals in self._kw.items()}
         for static in ("static_ipaddress", "static_routes", "static_rules"):
             if static in out:
                 out[static] = tuple(x for block in out[static] for x in block)
@@ -758,7 +808,7 @@ class Builder(LvsRepairs, BgpBuilder):
         if node.name == "fwmark":
             if len(node.args) not in (1, 2):
                 raise Bad("fwmark takes a mark and an optional family")
-            return VsGroupEntry(fwmark=v.to_int(node.args[0], 1, 2**32 - 1),
+            return VsGroupEntry(fwmark=v.to_int(node.args[0], *FWMARK_RANGE),
                                 family=6 if node.args[1:] == ["inet6"] else 4, pos=node.pos)
         if len(node.args) != 1:
             raise Bad(f"'{node.name}' needs an address (range) and a port")
@@ -893,7 +943,7 @@ class Builder(LvsRepairs, BgpBuilder):
         if not a:
             raise v.Missing("needs 'IP PORT', 'fwmark N' or 'group NAME'")
         if a[0] == "fwmark" and len(a) >= 2:
-            kw["fwmark"] = v.to_int(a[1], 0, 2**32 - 1)
+            kw["fwmark"] = v.to_int(a[1], *FWMARK_RANGE)
             extra = a[2:]
         elif a[0] == "group" and len(a) >= 2:
             kw["group"] = a[1]
@@ -909,7 +959,7 @@ class Builder(LvsRepairs, BgpBuilder):
             extra = a[2:]
         if extra:
             self.diags.warning(node.pos, f"virtual_server: '{' '.join(extra)}' ignored")
-        self.fill(node, self.vs_spec, kw, f"virtual_server {' '.join(a)}")
+        self.fill(node, self.vs_spec, kw)
         fam = kw.pop("_ip_family", None)
         if fam:
             want = 6 if fam == "INET6" else 4
@@ -962,7 +1012,7 @@ class Builder(LvsRepairs, BgpBuilder):
             kw["port"] = v.to_int(a[1], 0, 65535)
         if len(a) > 2:
             self.diags.warning(node.pos, f"real_server: '{' '.join(a[2:])}' ignored")
-        self.fill(node, self.rs_spec, kw, f"real_server {' '.join(a)}")
+        self.fill(node, self.rs_spec, kw)
         if "lb_kind" in kw:
             kw["lvs_method"] = kw.pop("lb_kind")
         kw["pos"] = node.pos
@@ -976,18 +1026,15 @@ class Builder(LvsRepairs, BgpBuilder):
             "bindto": leaf("bindto", v.ip),
             "bind_port": leaf("bind_port", v.port),
             "bind_if": leaf("bind_if", v.one),
-            "fwmark": leaf("fwmark", v.integer(0, 2**32 - 1)),
+            "fwmark": leaf("fwmark", v.integer(*FWMARK_RANGE)),
             "connect_timeout": leaf("connect_timeout", v.number(1e-6, 4294967)),
         }
 
     def _checker_spec(self) -> dict[str, K]:
-        spec = {
-            "connect_ip": leaf("connect_ip", v.ip),
-            "connect_port": leaf("connect_port", v.port),
-            "bindto": leaf("bindto", v.ip),
-            "bind_port": leaf("bind_port", v.port),
-            "bind_if": leaf("bind_if", v.one),
-            "fwmark": leaf("fwmark", v.integer(1, 2**32 - 1)),
+        # the connection options come from _conn_spec so a checker and an SMTP host
+        # block cannot disagree (keepalived's co_* handlers serve both)
+        spec = self._conn_spec()
+        spec.update({
             "delay_loop": leaf("delay_loop", v.number(1e-6, 4294967)),
             "log_all_failures": leaf("log_all_failures", v.flag),
             "url": K("urls", self.url, block=True, append=True),
@@ -1009,7 +1056,7 @@ class Builder(LvsRepairs, BgpBuilder):
             "track_file": leaf("track_file", v.one),
             "file": leaf("track_file", v.one),
             "weight": leaf(None, _weight_kw),
-        }
+        })
         spec.update(self._common_check_opts(checker=True))
         return spec
 
@@ -1028,8 +1075,8 @@ class Builder(LvsRepairs, BgpBuilder):
         hosts: list[dict[str, Any]] = []
         if node.name == "SMTP_CHECK" and any(c.name == "host" for c in node.children or ()):
             hosts = self._smtp_hosts(node)
-            own = Node(node.name, node.args, node.pos)
-            own.children = [c for c in v.block_lines(node) if c.name != "host"]
+            own = Node(node.name, node.args, node.file, node.line,
+                       [c for c in v.block_lines(node) if c.name != "host"])
             node = own
         self.fill(node, self.checker_spec, kw, node.name)
         kw.pop("smtp_alert", None)
@@ -1084,7 +1131,7 @@ class Builder(LvsRepairs, BgpBuilder):
     def url(self, node: Node) -> Url:
         kw: dict[str, Any] = {}
         self.fill(node, self.url_spec, kw, "url")
-        return Url(pos=node.pos, **kw)
+        return _new_url(pos=node.pos, **kw)
 
     def _digest(self, node: Node) -> str:
         d = v.one(node).lower()
@@ -1106,6 +1153,9 @@ class Builder(LvsRepairs, BgpBuilder):
         if not out:
             raise Bad("needs status codes")
         return tuple(out)
+
+_new_url = maker(Url)
+
 
 class _PendingInstance(NamedTuple):
     """An instance whose version/family defaults need the global_defs first."""

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import gc
-import logging
 import socket
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -12,8 +12,11 @@ from .build import Builder
 from .errors import ConfigError, Diagnostics
 from .model import Config
 from .source import Source
-from .tree import iter_tree
+from .tree import TreeBuilder
 from .validate import finish, validate
+
+if TYPE_CHECKING:
+    import logging
 
 
 def default_config_id() -> str:
@@ -50,8 +53,12 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     source = Source(diags, config_id if config_id is not None else default_config_id(),
                     all_config=all_config)
     builder = Builder(diags)
+    # each top-level block built once it is read
+    tree = TreeBuilder(diags, builder.add, builder.block_keywords())
     try:
-        cfg = builder.build(iter_tree(source.read(path), diags), source.files)
+        source.load(path, tree)
+        tree.close()
+        cfg = builder.config(source.files)
     except ConfigError as e:
         diags.error(e.pos, e.message)
         return Loaded(None, diags)

@@ -11,7 +11,7 @@ import attrs
 
 from .addrsyntax import SyntaxProblem, parse_ip
 from .errors import Diagnostics
-from .model import Checker, RealServer
+from .model import Checker, RealServer, maker
 from .tree import Node
 
 
@@ -79,49 +79,70 @@ class LvsRepairs:
         does once the file is read (validate_check_config, then the checkers' own
         defaults), and build each object once: the model carries effective values."""
         out = []
-        name = f"virtual_server {' '.join(node.args)}"
-        vs_ctimeout = _pick(vs.get("connect_timeout"), 5.0)
         vs_loop = vs.get("delay_loop", 60.0)
         vs_kind = vs.get("lb_kind", "NAT")
         vs_family = vs.get("family")
+        # what a real server takes from its virtual server when it does not say
+        inherited = {
+            "lvs_method": vs_kind,
+            "inhibit_on_failure": vs.get("inhibit_on_failure", False),
+            "alpha": vs.get("alpha", False),
+            "virtualhost": vs.get("virtualhost"),
+            "delay_loop": vs_loop,
+            "weight": vs.get("weight", 1),
+            "connect_timeout": _pick(vs.get("connect_timeout"), 5.0),
+        }
+        for k in ("retry", "delay_before_retry", "warmup"):
+            if vs.get(k) is not None:
+                inherited[k] = vs[k]
+        by_port = "fwmark" in vs or "group" in vs
+        vs_port = vs.get("port")
         seen: set[tuple[str, int | None]] = set()
         weight_sum = 0
-        for rs in rss:
-            rs.setdefault("lvs_method", vs_kind)
-            where = f"{name}: real_server {rs['address']}"
+        for given in rss:
+            rs = {**inherited, **given}
             # keepalived (rs_end_handler): another family only where IPVS allows it (TUN)
             if rs["lvs_method"] != "TUN":
                 if vs_family is None:
                     vs_family = vs["family"] = rs["family"]
                 elif rs["family"] != vs_family:
-                    self.diags.warning(rs["pos"], f"{where} is not of the virtual server's "
-                                                  f"address family; skipped (as keepalived)")
+                    self.diags.warning(rs["pos"], f"{self._rs_where(node, rs)} is not of the "
+                                                  f"virtual server's address family; skipped "
+                                                  f"(as keepalived)")
                     continue
-            self._rs_port(vs, rs, where)
+            port = rs.get("port")
+            if by_port or (port and port != vs_port and rs["lvs_method"] != "NAT"):
+                self._rs_port(vs, rs, self._rs_where(node, rs))
+            elif not port:
+                rs["port"] = vs_port
             key = (rs["address"], rs.get("port"))
             if key in seen:
-                self.diags.warning(rs["pos"], f"{where} port {rs.get('port')} is listed "
-                                              f"twice; the second removed (as keepalived)")
+                self.diags.warning(rs["pos"], f"{self._rs_where(node, rs)} port {rs.get('port')}"
+                                              f" is listed twice; the second removed "
+                                              f"(as keepalived)")
                 continue
             seen.add(key)
-            rs.setdefault("inhibit_on_failure", vs.get("inhibit_on_failure", False))
-            rs.setdefault("alpha", vs.get("alpha", False))
-            rs.setdefault("virtualhost", vs.get("virtualhost"))
-            rs.setdefault("delay_loop", vs_loop)
-            rs.setdefault("weight", vs.get("weight", 1))
-            rs.setdefault("connect_timeout", vs_ctimeout)
-            for k in ("retry", "delay_before_retry", "warmup"):
-                if rs.get(k) is None and vs.get(k) is not None:
-                    rs[k] = vs[k]
-            flat = [x for c in rs.get("checkers", ()) if c is not None
-                    for x in (c if isinstance(c, list) else [c])]
-            rs["checkers"] = tuple(self._checker_defaults(c, rs, vs_loop) for c in flat)
+            checkers = rs.get("checkers")
+            if checkers is not None:
+                ck_base = {
+                    "connect_timeout": rs["connect_timeout"],
+                    "delay_loop": rs["delay_loop"],
+                    "alpha": rs["alpha"],
+                    "virtualhost": rs["virtualhost"],
+                    "connect_ip": rs["address"],
+                    "connect_port": rs.get("port"),
+                }
+                rs["checkers"] = tuple(
+                    self._checker_defaults({**ck_base, **x}, rs, vs_loop)
+                    for c in checkers if c is not None
+                    for x in (c if isinstance(c, list) else (c,)))
             weight_sum += rs["weight"]
-            out.append(RealServer(**rs))
+            out.append(_new_rs(**rs))
         if vs_family is not None:
             vs.setdefault("family", vs_family)
         quorum = vs.get("quorum", 1)
         if out and quorum > weight_sum:
+            name = f"virtual_server {' '.join(node.args)}"
             self.diags.warning(node.pos, f"{name}: quorum {quorum} exceeds the real servers' "
                                          f"total weight {weight_sum}; reduced to it "
                                          f"(as keepalived)")
@@ -129,10 +150,15 @@ class LvsRepairs:
         if out and vs.get("hysteresis", 0) >= quorum:
             new = max(quorum - 1, 0)
             if vs.get("hysteresis", 0) != new:
+                name = f"virtual_server {' '.join(node.args)}"
                 self.diags.warning(node.pos, f"{name}: hysteresis {vs['hysteresis']} >= quorum "
                                              f"{quorum}; set to {new}")
             vs["hysteresis"] = new
         return out
+
+    @staticmethod
+    def _rs_where(node: Node, rs: dict[str, Any]) -> str:
+        return f"virtual_server {' '.join(node.args)}: real_server {rs['address']}"
 
     def _rs_port(self, vs: dict[str, Any], rs: dict[str, Any], where: str) -> None:
         """keepalived: a real server without a port takes the virtual server's; with
@@ -161,12 +187,6 @@ class LvsRepairs:
         default (retry 1, MISC 0, DNS 3; delay_before_retry 1 s, HTTP/SSL 3 s, DNS the
         delay_loop); warmup defaults to the delay_loop."""
         kind = c["type"]
-        c.setdefault("connect_timeout", rs["connect_timeout"])
-        c.setdefault("delay_loop", rs["delay_loop"])
-        c.setdefault("alpha", rs["alpha"])
-        c.setdefault("virtualhost", rs["virtualhost"])
-        c.setdefault("connect_ip", rs["address"])
-        c.setdefault("connect_port", rs.get("port"))
         if c.get("retry") is None:
             c["retry"] = _pick(rs.get("retry"), _DEFAULT_RETRY.get(kind, 1))
         if c.get("delay_before_retry") is None:
@@ -178,9 +198,11 @@ class LvsRepairs:
             c["warmup"] = _pick(rs.get("warmup"), c["delay_loop"])
         if kind == "MISC_CHECK" and not c.get("misc_timeout"):
             c["misc_timeout"] = vs_loop  # keepalived: the virtual server's delay_loop
-        return Checker(**c)
+        return _new_checker(**c)
 
 
+_new_rs = maker(RealServer)
+_new_checker = maker(Checker)
 _DEFAULT_RETRY = {"MISC_CHECK": 0, "DNS_CHECK": 3}
 _DEFAULT_DBR = {"HTTP_GET": 3.0, "SSL_GET": 3.0, "DNS_CHECK": 0.0}
 

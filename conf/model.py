@@ -7,16 +7,22 @@ compares the two. Each object keeps `pos`, the file:line where it was declared.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import attrs
 
 from .errors import NOWHERE, Pos
 
-# every class spells out attrs.frozen(kw_only=True): type checkers see through it, not
-# through an alias (kept for code that still uses it)
+T = TypeVar("T")
+
+# every class spells out attrs.frozen(kw_only=True, weakref_slot=False): type checkers see
+# through it, not through an alias (kept for code that still uses it). No __weakref__
+# slot: nothing refers to a model object weakly, and `maker` needs the plain layout.
 frozen = attrs.frozen(kw_only=True)
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Script:
     """A command line as written, and its argv split as keepalived splits it; `user` and
     `group`: who runs it when the line or its block says (else `script_user`)."""
@@ -29,7 +35,7 @@ class Script:
 
 
 # -- global_defs ---------------------------------------------------------------
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class SslConfig:
     password: str | None = None
     ca: str | None = None
@@ -38,7 +44,7 @@ class SslConfig:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class LvsSyncDaemon:
     interface: str
     vrrp_instance: str
@@ -50,7 +56,7 @@ class LvsSyncDaemon:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class GlobalDefs:
     router_id: str | None = None
     notification_email: tuple[str, ...] = ()
@@ -120,7 +126,7 @@ class GlobalDefs:
 
 
 # -- trackers -----------------------------------------------------------------
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VrrpScript:
     name: str
     script: Script | None = None
@@ -136,7 +142,7 @@ class VrrpScript:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class TrackFileDef:
     name: str
     file: str | None = None
@@ -148,7 +154,7 @@ class TrackFileDef:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class TrackProcess:
     name: str
     process: str | None = None
@@ -165,7 +171,7 @@ class TrackProcess:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class TrackRef:
     """A tracker named in a track_* block, with a weight override if one was given."""
 
@@ -176,7 +182,7 @@ class TrackRef:
 
 
 # -- VRRP ---------------------------------------------------------------------
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VirtualIp:
     address: str  # without prefix
     prefixlen: int
@@ -196,7 +202,7 @@ class VirtualIp:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class NextHop:
     """One path of a multipath route (`nexthop via A dev X weight N`)."""
 
@@ -206,7 +212,7 @@ class NextHop:
     onlink: bool = False
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VirtualRoute:
     dst: str  # "default" or CIDR
     family: int
@@ -226,7 +232,7 @@ class VirtualRoute:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VirtualRule:
     family: int
     src: str | None = None  # from
@@ -242,7 +248,7 @@ class VirtualRule:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class UnicastPeer:
     address: str
     min_ttl: int | None = None
@@ -250,14 +256,14 @@ class UnicastPeer:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Authentication:
     auth_type: str  # PASS | AH
     auth_pass: str = ""
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Notify:
     """The notify scripts of an instance or sync group."""
 
@@ -271,7 +277,7 @@ class Notify:
     notify_fifo: str | None = None
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VrrpInstance:
     name: str
     state: str | None = None  # MASTER | BACKUP | None (keepalived: BACKUP)
@@ -320,7 +326,7 @@ class VrrpInstance:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VrrpSyncGroup:
     name: str
     group: tuple[str, ...] = ()
@@ -335,7 +341,7 @@ class VrrpSyncGroup:
 
 
 # -- checkers -----------------------------------------------------------------
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Url:
     path: str = "/"
     digest: str | None = None
@@ -346,7 +352,7 @@ class Url:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Checker:
     """One checker block of a real server; `type` is the block keyword."""
 
@@ -396,7 +402,7 @@ class Checker:
 
 
 # -- BGP (a director extension: keepalived refuses these keywords; conf/BGP.md) ----
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class BgpNeighbor:
     address: str
     family: int  # 4 | 6
@@ -409,7 +415,7 @@ class BgpNeighbor:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class BgpSpeaker:
     router_id: str
     local_as: int
@@ -419,7 +425,7 @@ class BgpSpeaker:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class BgpAnnounce:
     """`bgp_announce [dev DEV]` of a virtual server: its address /32 (/128) on DEV and
     announced while the pool has quorum."""
@@ -429,7 +435,7 @@ class BgpAnnounce:
 
 
 # -- LVS ----------------------------------------------------------------------
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VsGroupEntry:
     """An address (or range / CIDR) and port, or a fwmark, of a virtual_server_group."""
 
@@ -441,14 +447,14 @@ class VsGroupEntry:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VirtualServerGroup:
     name: str
     entries: tuple[VsGroupEntry, ...] = ()
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class RealServer:
     address: str
     port: int | None = None
@@ -473,7 +479,7 @@ class RealServer:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class SorryServer:
     address: str
     port: int | None = None
@@ -481,7 +487,7 @@ class SorryServer:
     pos: Pos = NOWHERE
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class VirtualServer:
     address: str | None = None  # IP form
     port: int | None = None
@@ -530,7 +536,7 @@ class VirtualServer:
         return f"[{self.address}]:{self.protocol.lower()}:{self.port}"
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class Config:
     global_defs: GlobalDefs = GlobalDefs()
     ssl: SslConfig | None = None
@@ -546,3 +552,31 @@ class Config:
     static_rules: tuple[VirtualRule, ...] = ()
     bgp_speaker: BgpSpeaker | None = None  # director extension
     files: tuple[str, ...] = ()
+
+
+def maker(cls: type[T]) -> Callable[..., T]:
+    """A constructor for a frozen class the parser builds by the thousand (real servers,
+    checkers): `maker(cls)(**kw)` is the object `cls(**kw)` is, made with plain slot
+    stores. attrs' frozen __init__ sets each field through object.__setattr__, which is
+    most of the cost of building a 10,000-server model. The object is made as an
+    instance of a twin class of the same slots and then given its real class, which
+    CPython allows between such layouts; the fields must be plain (no factory,
+    converter or validator), as the model's are."""
+    fields = attrs.fields(cls)  # type: ignore[arg-type]
+    params, body, defaults = [], [], {}
+    for i, f in enumerate(fields):
+        if (isinstance(f.default, attrs.Factory) or f.converter is not None  # type: ignore[arg-type]
+                or f.validator is not None or not f.init or f.alias != f.name):
+            raise TypeError(f"maker({cls.__name__}): field {f.name} is not plain")
+        if f.default is attrs.NOTHING:
+            params.append(f.name)
+        else:
+            params.append(f"{f.name}=_d{i}")
+            defaults[f"_d{i}"] = f.default
+        body.append(f"    self.{f.name} = {f.name}\n")
+    src = (f"def __init__(self, *, {', '.join(params)}):\n{''.join(body)}"
+           f"    self.__class__ = _cls\n")
+    ns: dict[str, Any] = {"_cls": cls, **defaults}
+    exec(compile(src, f"<conf.model maker {cls.__name__}>", "exec"), ns)
+    slots = cls.__dict__["__slots__"]  # the fields; no __weakref__ (weakref_slot=False)
+    return type(f"_{cls.__name__}Maker", (), {"__slots__": slots, "__init__": ns["__init__"]})

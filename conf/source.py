@@ -1,4 +1,5 @@
-"""The keepalived.conf preprocessor: files in, token lines with positions out.
+"""The keepalived.conf preprocessor: files in, token lines with positions out (`read`),
+or, on the path every load takes, statement trees (`load`, fused with conf/tree.py).
 
 Handles what keepalived handles before the block parser sees a line: comments
 (`#`, `!` outside quotes), `include`/`includet` with globs and brace patterns,
@@ -6,19 +7,20 @@ Handles what keepalived handles before the block parser sees a line: comments
 trailing backslash) and their `$NAME` / `${NAME}` uses, and `~SEQ` / `~LST` line
 expansion. Every produced line keeps the file and line it came from.
 
-This is the hot path of `director -t` on big configs, so the common case (a line
-with no quote, no `$`, no `~`) stays on plain `str` methods.
+This is the hot path of `director -t` (and of every reload) on big configs: the
+common line becomes a tree node with a few plain `str` methods, and a file with no
+line for the preprocessor skips even the looks for one.
 """
 
 from __future__ import annotations
 
-import glob
 import io
 import os
 import re
 from collections.abc import Iterator
 
 from .errors import ConfigError, Diagnostics, Pos
+from .tree import _NONE, Line, Node, TreeBuilder, _list_args
 
 
 class Quoted(str):
@@ -26,8 +28,6 @@ class Quoted(str):
 
     __slots__ = ()
 
-
-Line = tuple[list[str], Pos]
 
 _DEF_RE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$")
 _USE_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -151,6 +151,20 @@ def _lst_values(spec: str) -> tuple[list[str], list[list[str]]]:
     return names, sets
 
 
+def _has_special_lines(text: str) -> bool:
+    """Whether a line of `text` may be a conditional, definition, expansion, include or
+    quoted line: `$`, NUL or `"` anywhere, or `@`, `~` or `include` starting a line."""
+    if "$" in text or "\x00" in text or '"' in text:
+        return True
+    for word in ("@", "~", "include"):
+        i = text.find(word)
+        while i >= 0:
+            if not text[text.rfind("\n", 0, i) + 1 : i].strip():
+                return True
+            i = text.find(word, i + 1)
+    return False
+
+
 def _is_include(s: str) -> bool:
     word = s.split(None, 1)[0] if s else ""
     return word == "include" or word == "includet"
@@ -161,8 +175,19 @@ def _include_words(s: str) -> list[str]:
     return [w.strip('"') for w in s.split()]
 
 
+class _Lines:
+    """The sink of `Source.read`: token lines as they come."""
+
+    def __init__(self) -> None:
+        self.lines: list[Line] = []
+
+    def feed(self, tokens: list[str], pos: Pos) -> None:
+        self.lines.append((tokens, pos))
+
+
 class Source:
-    """Reads a config tree into token lines. Problems go to `diags`."""
+    """Reads a config tree into token lines (`read`) or straight into a statement tree
+    (`load`). Problems go to `diags`."""
 
     def __init__(
         self,
@@ -177,9 +202,22 @@ class Source:
         self.defs: dict[str, str] = dict(defines or {})
         self.files: list[str] = []
         self._stack: list[str] = []
+        self._sink: _Lines | TreeBuilder = _Lines()
+
+    def read(self, path: str) -> Iterator[Line]:
+        """The token lines of a config file and what it includes."""
+        sink = self._sink = _Lines()
+        self._file(path, None)
+        yield from sink.lines
+
+    def load(self, path: str, tree: TreeBuilder) -> None:
+        """Feed `tree` with a config file and what it includes; raises ConfigError if
+        the file cannot be read. The caller closes the tree."""
+        self._sink = tree
+        self._file(path, None)
 
     # -- files -------------------------------------------------------------
-    def read(self, path: str, at: Pos | None = None) -> Iterator[Line]:
+    def _file(self, path: str, at: Pos | None) -> None:
         real = os.path.realpath(path)
         if real in self._stack:
             chain = " -> ".join([*self._stack, real])
@@ -199,15 +237,22 @@ class Source:
         self.files.append(path)
         self._stack.append(real)
         try:
-            yield from self._lines(data.decode("utf-8", "surrogateescape"), path)
+            text = data.decode("utf-8", "surrogateescape")
+            del data
+            if isinstance(self._sink, TreeBuilder):
+                self._tree_lines(text, path, self._sink)
+            else:
+                self._lines(text, path)
         finally:
             self._stack.pop()
 
-    def _include(self, tokens: list[str], pos: Pos) -> Iterator[Line]:
+    def _include(self, tokens: list[str], pos: Pos) -> None:
         strict = self.all_config or tokens[0] == "includet"
         if len(tokens) < 2:
             self.diags.error(pos, f"'{tokens[0]}' needs a file name or pattern")
             return
+        import glob  # only configs with includes need it
+
         base = os.path.dirname(pos.file)
         for pattern in tokens[1:]:
             if not os.path.isabs(pattern):
@@ -221,13 +266,14 @@ class Source:
                 (self.diags.error if strict else self.diags.warning)(pos, msg)
                 continue
             for f in found:
-                yield from self.read(f, pos)
+                self._file(f, pos)
 
     # -- lines ----------------------------------------------------------------
-    def _lines(self, text: str, path: str) -> Iterator[Line]:
-        # one line at a time: a list of every line would live as long as the parse
+    def _lines(self, text: str, path: str) -> None:
+        """`read`'s way: each line's tokens to the sink (one line at a time: a list of
+        every line would live as long as the parse)."""
         lines = enumerate(io.StringIO(text, newline="\n"), 1)
-        make_pos = tuple.__new__  # Pos(path, i) without NamedTuple's Python-level __new__
+        feed = self._sink.feed
         for i, s in lines:
             if "#" in s or "!" in s:
                 s = strip_comment(s)
@@ -236,15 +282,100 @@ class Source:
                 continue
             c = s[0]
             if c == "@" or c == "$" or c == "~" or c == "i" or "$" in s or "\x00" in s:
-                yield from self._special(s, make_pos(Pos, (path, i)), lines)
+                self._special(s, Pos(path, i), lines)
             elif '"' in s:
-                yield tokenize(s), make_pos(Pos, (path, i))
+                feed(tokenize(s), Pos(path, i))
             elif "{" in s or "}" in s:
-                yield s.replace("{", " { ").replace("}", " } ").split(), make_pos(Pos, (path, i))
+                feed(s.replace("{", " { ").replace("}", " } ").split(), Pos(path, i))
             else:
-                yield s.split(), make_pos(Pos, (path, i))
+                feed(s.split(), Pos(path, i))
 
-    def _special(self, s: str, pos: Pos, lines: Iterator[tuple[int, str]]) -> Iterator[Line]:
+    def _tree_lines(self, text: str, path: str, tree: TreeBuilder) -> None:
+        """`_lines` fused with the tree: the shapes nearly every line has (`kw args`,
+        `kw args {`, `}`) become nodes here, without a token line or a Pos each, as
+        `TreeBuilder.feed` would make them; the rest goes through `_special` /
+        `tree.feed` as in `_lines`. The tree's state is kept in locals and handed back
+        around every call out."""
+        # stripped in C as the lines are read (a comment cut after the strip ends the
+        # same: the cut never falls in the whitespace)
+        lines = enumerate(map(str.strip, io.StringIO(text, newline="\n")), 1)
+        root, stack, kinds, diags = tree.root, tree.stack, tree.kinds, tree.diags
+        body, last, opens, flat, pending = (tree.body, tree.last, tree.opens, tree.flat,
+                                            tree.pending)
+        top_opens = kinds.get("", _NONE)
+        flush, feed = tree.flush, tree.feed
+        # most big configs have no line the preprocessor must look at: skip the looks
+        comments = "#" in text or "!" in text
+        special = _has_special_lines(text)
+        for i, s in lines:
+            if not s:
+                continue
+            if comments and ("#" in s or "!" in s):
+                s = strip_comment(s).strip()
+                if not s:
+                    continue
+            if special:
+                c = s[0]
+                if (c == "@" or c == "~" or "$" in s or "\x00" in s or '"' in s
+                        or (c == "i" and s.startswith("include"))):
+                    tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
+                        body, last, opens, flat, pending)
+                    if c == "@" or c == "~" or "$" in s or "\x00" in s or _is_include(s):
+                        self._special(s, Pos(path, i), lines)
+                    else:  # quotes
+                        feed(tokenize(s), Pos(path, i))
+                    body, last, opens, flat, pending = (tree.body, tree.last, tree.opens,
+                                                        tree.flat, tree.pending)
+                    continue
+            if pending is not None:
+                tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
+                    body, last, opens, flat, pending)
+                tree.settle(s[0] == "{")
+                body, last, opens, flat, pending = (tree.body, tree.last, tree.opens,
+                                                    tree.flat, tree.pending)
+            if not stack and len(root) > 1:
+                flush()
+            if "{" in s or "}" in s:
+                if s == "}" and stack:
+                    body = stack.pop()[1]
+                    if stack:  # TreeBuilder._close, inline
+                        top = stack[-1]
+                        flat = top[2]
+                        opens = kinds.get(top[0].name, _NONE) if top[0].name else _NONE
+                    else:
+                        flat = False
+                        opens = top_opens
+                    last = None
+                    continue
+                if not flat and s[-1] == "{" and "}" not in s and s.count("{") == 1:
+                    tokens = s[:-1].split()
+                    if tokens:  # TreeBuilder._open, inline
+                        name = tokens[0]
+                        node = Node(name, tokens[1:], path, i, [])
+                        body.append(node)
+                        flat = opens.get(name, False)
+                        if flat and stack:
+                            _list_args(node, diags)
+                        stack.append((node, body, flat))
+                        body = node.children  # type: ignore[assignment]
+                        opens = kinds.get(name, _NONE)
+                        last = None
+                        continue
+                tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
+                    body, last, opens, flat, pending)
+                feed(s.replace("{", " { ").replace("}", " } ").split(), Pos(path, i))
+                body, last, opens, flat, pending = (tree.body, tree.last, tree.opens,
+                                                    tree.flat, tree.pending)
+                continue
+            tokens = s.split()
+            last = Node(tokens[0], tokens[1:], path, i)
+            body.append(last)
+            if tokens[0] in opens:  # a block keyword: its '{' may be on the next line
+                pending = last
+        tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
+            body, last, opens, flat, pending)
+
+    def _special(self, s: str, pos: Pos, lines: Iterator[tuple[int, str]]) -> None:
         """A line that may be a conditional, a definition, an expansion or an include."""
         if "\x00" in s:
             self.diags.error(pos, "line contains a NUL byte; ignored")
@@ -266,7 +397,7 @@ class Source:
                     value = value[:-1].rstrip() + "\n" + strip_comment(nxt[1]).strip()
                 self.defs[m.group(1)] = value.strip("\n")
                 return
-        yield from self._expand(s, pos, 0)
+        self._expand(s, pos, 0)
 
     def _conditional(self, s: str) -> str | None:
         negate = s.startswith("@^")
@@ -278,14 +409,14 @@ class Source:
             return None
         return rest.strip() or None
 
-    def _expand(self, s: str, pos: Pos, depth: int) -> Iterator[Line]:
+    def _expand(self, s: str, pos: Pos, depth: int) -> None:
         if depth > 16:
             self.diags.error(pos, "definitions nested too deeply (recursive definition?)")
             return
         if s.startswith("~"):
             m = _EXPAND_RE.match(s)
             if m:
-                yield from self._loop(m, s[m.end() :], pos, depth)
+                self._loop(m, s[m.end() :], pos, depth)
                 return
         if "$" in s:
             s2 = _USE_RE.sub(self._substitute, s)
@@ -293,21 +424,21 @@ class Source:
                 for part in s2.split("\n"):
                     part = part.strip()
                     if part:
-                        yield from self._expand(part, pos, depth + 1)
+                        self._expand(part, pos, depth + 1)
                 return
         if _is_include(s):
-            yield from self._include(_include_words(s), pos)
+            self._include(_include_words(s), pos)
             return
         tokens = tokenize(s)
         if tokens:
-            yield tokens, pos
+            self._sink.feed(tokens, pos)
 
     def _substitute(self, m: re.Match[str]) -> str:
         name = m.group(1) or m.group(2)
         value = self.defs.get(name)
         return m.group(0) if value is None else value
 
-    def _loop(self, m: re.Match[str], body: str, pos: Pos, depth: int) -> Iterator[Line]:
+    def _loop(self, m: re.Match[str], body: str, pos: Pos, depth: int) -> None:
         kind = m.group(1)
         spec = m.group(2)
         if kind.startswith("SEQ"):
@@ -335,7 +466,7 @@ class Source:
         try:
             for values in sets:
                 self.defs.update(zip(names, values, strict=True))
-                yield from self._expand(body, pos, depth + 1)
+                self._expand(body, pos, depth + 1)
         finally:
             for var, old in saved.items():
                 if old is None:

@@ -4,7 +4,6 @@ the value or raises `Bad` with a message that the builder prefixes with file:lin
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from typing import Any
 
@@ -86,7 +85,15 @@ def integer(lo: int = 0, hi: int = 2**31 - 1) -> Parser:
     @single
     def parse(node: Node) -> int:
         a = node.args
-        return to_int(a[0] if a else one(node), lo, hi)
+        if a:
+            try:  # the common case inline: this runs for most lines of a big config
+                v = int(a[0])
+            except ValueError:
+                return to_int(a[0], lo, hi)
+            if lo <= v <= hi:
+                return v
+            return to_int(a[0], lo, hi)
+        return to_int(one(node), lo, hi)
 
     return parse
 
@@ -95,7 +102,15 @@ def number(lo: float = 0.0, hi: float = 4294967.0) -> Parser:
     @single
     def parse(node: Node) -> float:
         a = node.args
-        return to_float(a[0] if a else one(node), lo, hi)
+        if a:
+            try:
+                v = float(a[0])
+            except ValueError:
+                return to_float(a[0], lo, hi)
+            if lo <= v <= hi:
+                return v
+            return to_float(a[0], lo, hi)
+        return to_float(one(node), lo, hi)
 
     return parse
 
@@ -170,6 +185,8 @@ def port(node: Node) -> int:
 
 def split_argv(cmd: str) -> tuple[str, ...]:
     """Split like keepalived: whitespace, with quotes and backslashes honoured."""
+    import shlex  # only configs with scripts need it
+
     try:
         return tuple(shlex.split(cmd, posix=True))
     except ValueError:

@@ -114,8 +114,17 @@ def _report(loaded: Loaded, stream: TextIO | None = None) -> None:
 
 
 def config_test(args: argparse.Namespace) -> int:
-    from conf import load
+    import gc
 
+    # the parser's import makes thousands of objects and no garbage: the collector
+    # would only rescan them (conf.load keeps it off during the parse itself)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        from conf import load
+    finally:
+        if was_enabled:
+            gc.enable()
     loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
     _report(loaded)
     if args.dump_conf and loaded.config is not None:

@@ -186,30 +186,46 @@ class KernelPlane(Plane):
 
 class DryRunPlane(Plane):
     """Keeps the table in memory and logs what it would have sent. With `state` (a file
-    in the runtime directory) it also keeps the table there after each change, as the
-    kernel keeps its table, so that a restarted checker child adopts it (`adopt`)."""
+    in the runtime directory) it also journals each applied operation there, as the
+    kernel keeps its table over a restart of the daemon's child, so that a restarted
+    checker child adopts it (`adopt`). A journal line costs what the operation costs,
+    not what the table does; a start rewrites it whole (a fresh start: empty)."""
 
     dry_run = True
 
     def __init__(self, state: str | None = None, adopt: bool = False) -> None:
         self.table: Table = {}
         self.state = state
+        self._journal: list[str] = []
         if state is not None:
             if adopt:
-                self.table = _load_table(state)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(state)
+                self.table = _replay(state)
+            self._journal = [_op_line(op) for op in _as_adds(self.table)]
+            with contextlib.suppress(OSError):
+                os.unlink(state)
+            self._flush()
 
     async def apply(self, ops: Iterable[Op]) -> list[tuple[Op, str]]:
-        ops = list(ops)
         failed = await super().apply(ops)
-        if self.state is not None and ops:
-            try:
-                safefile.write_atomic(self.state, json.dumps(_dump_table(self.table)), 0o600)
-            except OSError as e:
-                log.error("IPVS dry-run: writing %s: %s", self.state, e.strerror or e)
+        self._flush()
         return failed
+
+    def _flush(self) -> None:
+        if self.state is None or not self._journal:
+            return
+        data, self._journal = "".join(self._journal), []
+        try:
+            fd = safefile.open_dir(os.path.dirname(self.state) or ".")
+            try:
+                out = os.open(os.path.basename(self.state),
+                              os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600,
+                              dir_fd=fd)
+            finally:
+                os.close(fd)
+            with os.fdopen(out, "a") as f:
+                f.write(data)
+        except OSError as e:
+            log.error("IPVS dry-run: writing %s: %s", self.state, e.strerror or e)
 
     async def read(self) -> Table:
         return {k: (s, dict(d)) for k, (s, d) in self.table.items()}
@@ -221,25 +237,46 @@ class DryRunPlane(Plane):
             raise LookupError(f"no such service {op.svc}")
         log.info("IPVS dry-run: %s", op)
         apply_in_place(self.table, [op])
+        if self.state is not None:
+            self._journal.append(_op_line(op))
 
 
-def _dump_table(table: Table) -> list[object]:
-    return [[attrs.asdict(k), attrs.asdict(s), [[attrs.asdict(dk), attrs.asdict(ds)]
-                                                for dk, ds in d.items()]]
-            for k, (s, d) in table.items()]
+_FIELDS = {cls: tuple(f.name for f in attrs.fields(cls))
+           for cls in (SvcKey, SvcSpec, DestKey, DestSpec)}
 
 
-def _load_table(path: str) -> Table:
+def _row(obj: Any) -> list[Any] | None:
+    return None if obj is None else [getattr(obj, n) for n in _FIELDS[type(obj)]]
+
+
+def _op_line(op: Op) -> str:
+    return json.dumps([op.what, _row(op.svc), _row(op.spec), _row(op.dest),
+                       _row(op.dspec)]) + "\n"
+
+
+def _as_adds(table: Table) -> list[Op]:
+    ops = []
+    for k, (spec, dests) in table.items():
+        ops.append(Op("add", k, spec))
+        ops += [Op("add", k, dest=dk, dspec=ds) for dk, ds in dests.items()]
+    return ops
+
+
+def _replay(path: str) -> Table:
+    table: Table = {}
     try:
         with open(path) as f:
-            rows = json.load(f)
-        return {SvcKey(**k): (SvcSpec(**s), {DestKey(**dk): DestSpec(**ds) for dk, ds in d})
-                for k, s, d in rows}
+            for line in f:
+                what, svc, spec, dest, dspec = json.loads(line)
+                apply_in_place(table, [Op(
+                    what, SvcKey(*svc), None if spec is None else SvcSpec(*spec),
+                    None if dest is None else DestKey(*dest),
+                    None if dspec is None else DestSpec(*dspec))])
     except FileNotFoundError:
-        return {}
-    except (OSError, ValueError, TypeError) as e:
-        log.error("IPVS dry-run: %s unreadable (%s): starting empty", path, e)
-        return {}
+        pass
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        log.error("IPVS dry-run: %s unreadable (%s): adopting what was read", path, e)
+    return table
 
 
 async def choose_plane(force_dry_run: bool = False, state: str | None = None,

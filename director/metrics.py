@@ -29,7 +29,7 @@ IPVS_COUNTERS = (("conns", "conn"), ("inpkts", "in_packets"), ("outpkts", "out_p
 
 def read_state(directory: str) -> dict[str, Any]:
     state: dict[str, Any] = {}
-    for name in ("vrrp", "lvs"):
+    for name in ("vrrp", "lvs", "bgp"):
         try:
             with open(os.path.join(directory, f"{name}.json")) as f:
                 state[name] = json.load(f)
@@ -49,6 +49,25 @@ class Collector:
         yield up
         yield from self._vrrp(st["vrrp"] or {"instances": []})
         yield from self._lvs(st["lvs"] or {"virtual_servers": []})
+        if st["bgp"]:
+            yield from self._bgp(st["bgp"])
+
+    def _bgp(self, bgp: dict[str, Any]) -> Iterator[Metric]:
+        """The BGP speaker's sessions and announcements (director's extension)."""
+        session = GaugeMetricFamily("director_bgp_session_up", "1 while the BGP session "
+                                    "with the neighbor is established", labels=["neighbor"])
+        for addr, state in sorted(bgp.get("peers", {}).items()):
+            session.add_metric([addr], 1 if state == "up" else 0)
+        announced = GaugeMetricFamily("director_bgp_announced", "1 for each prefix the "
+                                      "speaker announces", labels=["prefix", "dev"])
+        for a in bgp.get("announced", []):
+            announced.add_metric([a["prefix"], a.get("dev", "")], 1)
+        updates = CounterMetricFamily("director_bgp_updates", "announcements and "
+                                      "withdrawals the engine confirmed")
+        updates.add_metric([], bgp.get("updates", 0))
+        yield session
+        yield announced
+        yield updates
 
     def _vrrp(self, v: dict[str, Any]) -> Iterator[Metric]:
         labels = ["iname", "intf", "vrid", "ip_address"]

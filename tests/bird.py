@@ -20,16 +20,25 @@ protocol kernel {{
     ipv4 {{ export all; import none; }};
     merge paths on;
 }}
+protocol kernel {{
+    ipv6 {{ export all; import none; }};
+    merge paths on;
+}}
 template bgp director {{
-    local {router_id} as {local_as};
+    local as {local_as};
     hold time {hold};
     passive on;                 # the directors connect
     error wait time 1, 2;       # a director that comes back is heard at once
     debug {{ states, routes }};
     ipv4 {{ import all; export none; }};
+    ipv6 {{ import all; export none; }};
 }}
 {peers}
 """
+
+
+def _host(address: str) -> str:
+    return f"{address}/128" if ":" in address else f"{address}/32"
 
 
 class Bird:
@@ -62,9 +71,9 @@ class Bird:
         return sh("birdc", "-s", self.sock, *cmd).stdout
 
     def _show(self, address: str) -> str:
-        """`show route ADDRESS/32`; birdc fails with 'Network not found' when there is
-        none, which is an answer here."""
-        r = sh("birdc", "-s", self.sock, "show", "route", f"{address}/32", check=False)
+        """`show route ADDRESS/32` (/128); birdc fails with 'Network not found' when
+        there is none, which is an answer here."""
+        r = sh("birdc", "-s", self.sock, "show", "route", _host(address), check=False)
         if r.returncode and "Network not found" not in r.stdout:
             raise AssertionError(f"birdc: {r.stdout}{r.stderr}")
         return r.stdout
@@ -80,15 +89,16 @@ class Bird:
 
     def removed_time(self, address: str) -> str:
         """When BIRD's log last shows a route to `address`/32 removed (HH:MM:SS.mmm)."""
-        stamps = re.findall(rf"^(\S+) <TRACE> \S+ > removed \S* ?{re.escape(address)}/32",
+        stamps = re.findall(rf"^(\S+) <TRACE> \S+ > removed \S* ?{re.escape(_host(address))}",
                             self.log(), re.M)
-        assert stamps, f"no removal of {address}/32 in BIRD's log"
+        assert stamps, f"no removal of {_host(address)} in BIRD's log"
         return stamps[-1].split(" ")[-1]
 
     def kernel_nexthops(self, address: str) -> list[str]:
         """The next hops of the router namespace's kernel route to `address`."""
-        out = self.hosts.run(self.host, "ip", "route", "show", f"{address}/32").stdout
-        return re.findall(r"via (\S+)", out)
+        family = "-6" if ":" in address else "-4"
+        out = self.hosts.run(self.host, "ip", family, "route", "show", _host(address)).stdout
+        return re.findall(r"via (?:inet6 )?(\S+)", out)
 
     def counters(self, protocol: str) -> dict[str, int]:
         """A protocol's import counters: updates and withdraws received."""
@@ -97,6 +107,10 @@ class Bird:
         wd = re.search(r"Import withdraws:\s+(\d+)", out)
         return {"updates": int(up.group(1)) if up else 0,
                 "withdraws": int(wd.group(1)) if wd else 0}
+
+    def since(self, protocol: str) -> str:
+        """When the protocol last changed state (a new session changes it)."""
+        return self.birdc("show", "protocols", protocol).strip().splitlines()[-1].split()[4]
 
     def state(self, protocol: str) -> str:
         out = self.birdc("show", "protocols", protocol)

@@ -34,6 +34,8 @@ class Daemon:
         self.log = os.path.join(self.dir, "log")
         args = tuple(x.replace("{dir}", self.dir) for x in args)
         env = {k: v.replace("{dir}", self.dir) for k, v in (env or {}).items()}
+        if kind == "keepalived":  # its SIGUSR1/SIGUSR2 dumps go to $TMPDIR: keep them ours
+            env.setdefault("TMPDIR", self.dir)
         pids = ["-p", f"{self.dir}/k.pid", "-r", f"{self.dir}/v.pid", "-c", f"{self.dir}/c.pid"]
         # director children publish live state: keep it in the daemon's directory
         exe = ["keepalived"] if kind == "keepalived" else [DIRECTOR, "--runtime-dir", self.dir]
@@ -82,16 +84,77 @@ class Daemon:
         with open(path) as f:
             return json.load(f)
 
+    def keepalived_stats(self) -> list[dict[str, int]]:
+        """keepalived's counters per instance (config order), from the file its VRRP
+        child writes on SIGUSR2 ($TMPDIR/keepalived.stats, vrrp_print_stats), named as
+        the director's: advert_rcvd, advert_sent, become_master, release_master,
+        pri_zero_rcvd, pri_zero_sent."""
+        path = os.path.join(self.dir, "keepalived.stats")
+        if os.path.exists(path):
+            os.unlink(path)
+        self.proc.send_signal(signal.SIGUSR2)
+        # one fprintf'd buffer, flushed at fclose: complete once its last line is in
+        stats = wait_for(lambda: _keepalived_stats(path), 10,
+                         what=f"keepalived.stats of {self.host} after SIGUSR2")
+        return stats  # type: ignore[return-value]
+
     def stat(self, counter: str, instance: int = 0) -> int:
+        if self.kind == "keepalived":
+            return self.keepalived_stats()[instance][counter]
         return int(self.dump_json()[instance]["stats"][counter])
 
     def wait_adverts(self, n: int, timeout: float = 15.0, instance: int = 0) -> None:
-        """Wait until this director has received `n` more adverts than now: it hears its
-        peer, so its Master_Down keeps being reset (a "nothing moved" check is then
-        about adverts really heard, not about a guessed time)."""
+        """Wait until this daemon (director or keepalived) has received `n` more adverts
+        than now: it hears its peer, so its Master_Down keeps being reset (a "nothing
+        moved" check is then about adverts really heard, not about a guessed time)."""
         start = self.stat("advert_rcvd", instance)
         wait_for(lambda: self.stat("advert_rcvd", instance) >= start + n, timeout, step=0.2,
                  what=f"{self.host} to hear {n} more advert(s)")
+
+    def quiet(self, adverts: int, timeout: float = 15.0) -> None:
+        """Give this BACKUP the chance to misbehave before a "nothing moved" check: it
+        hears `adverts` more of the master's adverts (each a Master_Down it could have
+        let expire) and never becomes master meanwhile; by its own counters, not by a
+        guessed time (a director needs --dump-dir)."""
+        before = self.stat("become_master")
+        self.wait_adverts(adverts, timeout)
+        assert self.stat("become_master") == before, f"{self.kind} on {self.host} became master"
+
+
+_KA_STATS = {("Advertisements", "Received"): "advert_rcvd",
+             ("Advertisements", "Sent"): "advert_sent",
+             ("", "Became master"): "become_master", ("", "Released master"): "release_master",
+             ("Priority Zero", "Received"): "pri_zero_rcvd",
+             ("Priority Zero", "Sent"): "pri_zero_sent"}
+
+
+def _keepalived_stats(path: str) -> list[dict[str, int]] | None:
+    """The instances of a keepalived.stats file, or None while it is absent or not
+    complete (every instance ends with its 'Priority Zero' Sent line)."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except FileNotFoundError:
+        return None
+    out: list[dict[str, int]] = []
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("VRRP Instance:"):
+            out.append({})
+            section = ""
+            continue
+        name, _, value = line.strip().partition(":")
+        if not value.strip():  # a heading: "  Advertisements:"
+            section = name
+            continue
+        if line.startswith("  ") and not line.startswith("    "):
+            section = ""  # a top-level counter of the instance: "  Became master: 0"
+        key = _KA_STATS.get((section, name))
+        if key is not None and out:
+            out[-1][key] = int(value)
+    if not out or any(len(i) != len(_KA_STATS) for i in out):
+        return None
+    return out
 
 
 class AddrMonitor:

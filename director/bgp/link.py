@@ -13,9 +13,9 @@ import os
 import time
 
 from .core import Want
-from .speaker import SOCKET
 
 log = logging.getLogger("director.bgp")
+SOCKET = "bgp.sock"  # in the runtime directory; the speaker listens
 
 
 class SpeakerLink:

@@ -9,11 +9,10 @@ import collections
 import re
 import subprocess
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
-from testlib import ROOT, wait_until
+from testlib import ROOT, wait_for, wait_until
 from topo import VIP, Topology, rs_ip
 
 from conf import load
@@ -391,50 +390,75 @@ def test_health_checkers_drive_the_table(ipvs_clean, topology, tmp_path):
 
 def test_killed_checker_child_leaves_the_table_alone(ipvs_clean, topology, tmp_path):
     """director -C under its watchdog: rs2 is down (its nginx stopped) so the table has
-    rs1 only; SIGKILL of the checker child -> a new child, and the table never changes
-    (no re-add of rs2, no flush) while it adopts the kernel's state."""
+    rs1 only; SIGKILL of the checker child -> a new child that adopts the kernel's state:
+    its start-up applies no IPVS operation and, through its first checks of both real
+    servers, it adds and removes nothing, so the table is the one before the kill.
+    Every step waits for its event (the checkers' check counts over the control socket,
+    the pid file, the new child's log lines), never for a span of time."""
     import os
     import signal as sig
     import subprocess
+
+    from daemonlib.control import Request, call
 
     topology.stop_nginx(2)
     conf = tmp_path / "keepalived.conf"
     conf.write_text(textwrap.dedent(CHECKED))
     pids = tmp_path / "checkers.pid"
-    proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "director"), "-C", "-n", "-l",
-                             "-f", str(conf), "-p", str(tmp_path / "k.pid"), "-c", str(pids),
-                             "--runtime-dir", str(tmp_path / "run")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        def dests() -> list[str]:
-            return sorted(re.findall(r"->\s+(\S+:80)\s", ipvsadm("-Ln")))
+    run = tmp_path / "run"
+    log_path = tmp_path / "director.log"
+    rs1, rs2 = f"{rs_ip(1)}:80", f"{rs_ip(2)}:80"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "director"), "-C", "-n",
+                                 "-l", "-f", str(conf), "-p", str(tmp_path / "k.pid"),
+                                 "-c", str(pids), "--runtime-dir", str(run)],
+                                stdout=log, stderr=subprocess.STDOUT)
 
-        # rs1 alone, and for 5 s: programming done and rs2's checker settled (mid-start
-        # the table shows rs1 alone for a moment too)
-        end = time.monotonic() + 180
-        stable_since = None
-        while stable_since is None or time.monotonic() - stable_since < 5:
-            assert time.monotonic() < end, ipvsadm("-Ln")
-            if dests() == [f"{rs_ip(1)}:80"]:
-                stable_since = stable_since or time.monotonic()
-            else:
-                stable_since = None
-            time.sleep(0.25)
+    def dests() -> list[str]:
+        return sorted(re.findall(r"->\s+(\S+:80)\s", ipvsadm("-Ln")))
+
+    def servers() -> dict[str, dict] | None:
+        """The live checker child's real servers (None while no child answers)."""
+        reply = asyncio.run(call(str(run), "lvs", Request("status"), timeout=30))
+        if not reply.ok:
+            return None
+        rss = reply.data["virtual_servers"][0]["real_servers"]
+        return {f"{r['address']}:{r['port']}": r for r in rss}
+
+    def checked(n: int) -> dict[str, dict] | None:
+        """The real servers once each checker has run `n` checks, rs1 up, rs2 down."""
+        st = servers()
+        if st is None or any(c["checks"] < n for r in st.values() for c in r["checkers"]):
+            return None
+        return st if st[rs1]["alive"] and not st[rs2]["alive"] else None
+
+    def child_lines(pid: int) -> list[str]:
+        return [ln for ln in log_path.read_text(errors="replace").splitlines()
+                if f"director[{pid}]:" in ln]
+
+    try:
+        # rs2's TCP_CHECK (retry 1) has failed twice: down for good, the table settled
+        wait_for(lambda: checked(2) and dests() == [rs1], 240,
+                 what="rs1 up, rs2 down after two failed checks, the table rs1 alone")
+        before = listing()
         child = int(pids.read_text())
         os.kill(child, sig.SIGKILL)
-        seen = set()
-        end = time.monotonic() + 60
-        while time.monotonic() < end:
-            seen.add(tuple(dests()))
-            if pids.exists() and pids.read_text().strip() and int(pids.read_text()) != child:
-                break
-            time.sleep(0.05)
-        new_child = int(pids.read_text())
-        assert new_child != child
-        for _ in range(100):  # the new child's start-up and first checks (~5 s)
-            seen.add(tuple(dests()))
-            time.sleep(0.05)
-        assert seen == {(f"{rs_ip(1)}:80",)}, seen
+
+        def new_pid() -> int | None:
+            text = pids.read_text().strip() if pids.exists() else ""
+            return int(text) if text and int(text) != child else None
+        new_child = wait_for(new_pid, 120, what="the watchdog's new checker child in its "
+                                                "pid file")
+        # the counts are the new child's: the old one is gone, its socket with it
+        wait_for(lambda: checked(2), 240,
+                 what="the new child's first two checks of each real server")
+        lines = child_lines(new_child)
+        assert any("IPVS: 1 virtual services, 0 operations applied, 0 refused" in ln
+                   for ln in lines), lines
+        changes = [ln for ln in lines
+                   if re.search(r"(Adding|Removing) service|(Lost|Gained) quorum", ln)]
+        assert changes == [], changes
+        assert listing() == before, (before, ipvsadm("-Ln"))
     finally:
         proc.send_signal(sig.SIGTERM)
         proc.wait(60)

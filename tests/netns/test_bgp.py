@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import time
 from datetime import datetime
 
 import pytest
@@ -149,11 +150,13 @@ def test_announce_follows_quorum_and_survives_child_restarts(net):
     # SIGTERM: withdrawn first (an explicit withdrawal, while director still runs), then
     # the rest stops
     before = bird.counters("d1")
+    t0 = time.monotonic()
     d.proc.send_signal(signal.SIGTERM)
     wait_for(lambda: bird.routes(VIP) == [], 10, what="the route withdrawn at TERM")
     assert d.proc.poll() is None, "director exited before BIRD saw the withdrawal"
     assert bird.counters("d1")["withdraws"] == before["withdraws"] + 1
     assert d.proc.wait(20) == 0
+    print(f"TERM -> director exited: {time.monotonic() - t0:.2f} s (withdraw_grace 2)")
     out = d.output()
     t_term = log_time(d, rf"director\[{d.proc.pid}\]: Stopping$")
     gone = bird_time(t_term, bird.removed_time(VIP))
@@ -173,6 +176,14 @@ def test_two_directors_are_two_ecmp_next_hops_and_reload_withdraws_first(net):
              what="two next hops for the VIP in the router's kernel table")
     assert sorted(bird.routes(VIP)) == both
 
+    # the real server unreachable from d1 only: d1 withdraws, d2 stays; then back
+    net.run("d1", "ip", "route", "add", "unreachable", f"{NET}.21/32")
+    wait_for(lambda: bird.kernel_nexthops(VIP) == [f"{NET}.12"], 15,
+             what="d1's next hop gone while it cannot reach the real server")
+    net.run("d1", "ip", "route", "del", "unreachable", f"{NET}.21/32")
+    wait_for(lambda: sorted(bird.kernel_nexthops(VIP)) == both, 15,
+             what="d1's next hop back")
+
     # a reload that removes d1's announced service: withdrawn before IPVS loses it
     d1.write_conf(director_conf(f"{NET}.11", vs=False))
     d1.proc.send_signal(signal.SIGHUP)
@@ -185,3 +196,38 @@ def test_two_directors_are_two_ecmp_next_hops_and_reload_withdraws_first(net):
         out.index("dry-run: del service [10.30.0.100]:tcp:80")
     assert bird.state("d1") == "Established"
     assert d2.proc.poll() is None
+
+    # a reload that changes d2's bgp_speaker (hold time): its engine restarts and
+    # announces again; the reload that changes nothing there leaves BIRD alone
+    speaker = bgp_status(d2)["pid"]
+    session, announced = bird.since("d2"), bird.route_time(VIP)
+    d2.write_conf(director_conf(f"{NET}.12").replace("hold_time 3", "hold_time 5"))
+    d2.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "hold-time 5;" in open(os.path.join(d2.dir, "exabgp.conf")).read(), 15,
+             what="d2's engine configuration rewritten")
+    wait_for(lambda: bird.state("d2") == "Established" and bird.since("d2") != session and
+             bird.route_time(VIP) not in (None, announced) and
+             bird.kernel_nexthops(VIP) == [f"{NET}.12"], 20,
+             what="d2's new session announcing the VIP again after its reload")
+    assert bgp_status(d2)["pid"] == speaker  # the speaker stayed, its engine restarted
+    assert "BGP: bgp_speaker changed: the engine restarts" in d2.output()
+
+
+def test_ipv6_vip_over_an_ipv6_session(net):
+    """An IPv6 VIP (/128 on lo) announced to an IPv6 neighbor, next hop the director's own
+    address on that link."""
+    vip6 = "2001:db8::100"
+    bird = Bird(net, "r", f"{NET}.1", 65000, {"d1": ("fd00:41::11", 65010)})
+    conf = director_conf("10.41.0.11").replace(f"neighbor {NET}.1", "neighbor fd00:41::1")
+    conf = conf.replace(f"{VIP} 80", f"{vip6} 80").replace(f"{NET}.21 80", "fd00:41::21 80")
+    conf = conf.split("\nvirtual_server", 2)
+    d = net.start("d1", "director", conf[0] + "\nvirtual_server" + conf[1], "--dry-run")
+    wait_for(lambda: bird.routes(vip6) == ["fd00:41::11"], 30,
+             what="the IPv6 VIP's route in BIRD")
+    assert bird.kernel_nexthops(vip6) == ["fd00:41::11"]
+    assert vip6 in net.addrs("d1", "lo")
+    net.nginx_stop("rs")
+    wait_for(lambda: bird.routes(vip6) == [], 15, what="the IPv6 route withdrawn")
+    assert vip6 not in net.addrs("d1", "lo")
+    assert "BGP: withdrawn 2001:db8::100/128: VS [2001:db8::100]:tcp:80 lost quorum" in \
+        d.output()

@@ -8,7 +8,6 @@ from __future__ import annotations
 import shutil
 import signal
 import sys
-import time
 
 import pytest
 from lan import vrrp_conf, wait_for
@@ -94,7 +93,7 @@ def test_reload_keeps_the_sequence_number(lan):
              what="keepalived hearing a few numbered adverts")
     a.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "Resuming MASTER STATE (reload)" in a.output(), 10, what="reload")
-    time.sleep(4)  # above keepalived's Master_Down interval (3 s + skew) at advert_int 1
+    b.quiet(5, timeout=20)  # > keepalived's Master_Down interval (3 s + skew) at 1 s
     assert "already processed" not in b.output()
     assert "Entering MASTER STATE" not in b.output()
     assert lan.holders(VIP) == ["a"]

@@ -6,7 +6,6 @@ killed -> the other takes the VIP, the first back -> it preempts (or not, `nopre
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 from lan import vrrp_conf, wait_for
@@ -28,19 +27,10 @@ pytestmark = pytest.mark.skipif(shutil.which("keepalived") is None,
 
 
 def start(lan, host: str, kind: str, text: str):
-    """A director keeps its counters readable (--dump-dir) for `quiet`."""
+    """A director keeps its counters readable (--dump-dir) for `Daemon.quiet`;
+    keepalived writes its own on SIGUSR2 (lan.Daemon.keepalived_stats)."""
     return lan.start(host, kind, text, *(("-P", "--dump-dir", "{dir}")
                                         if kind == "director" else ("-P",)))
-
-
-def quiet(node, adverts: int, window: float) -> None:
-    """Give `node` (a BACKUP) the chance to misbehave before checking nothing moved: a
-    director shows it heard `adverts` more adverts; keepalived has no counter we can
-    read per test, so it gets `window` seconds (several of its Master_Down intervals)."""
-    if node.kind == "director":
-        node.wait_adverts(adverts)
-    else:
-        time.sleep(window)
 
 
 def conf(host: str, priority: int, mode: dict, **kw) -> str:
@@ -57,12 +47,11 @@ def conf(host: str, priority: int, mode: dict, **kw) -> str:
 def test_failover_and_preempt(lan, mode, master, backup):
     m = MODES[mode]
     vip = m.get("vips", ("10.9.0.100/24",))[0].split("/")[0]
-    slow = m["version"] == 2
     a = start(lan, "a", master, conf("a", 150, m))
     b = start(lan, "b", backup, conf("b", 100, m))
     lan.wait_holder(vip, "a", 20)
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 20, what="b as BACKUP")
-    quiet(b, 3, 4.0 if slow else 0.5)
+    b.quiet(3)
     assert lan.holders(vip) == ["a"], "a second master appeared"
     a.kill()  # SIGKILL: no priority 0, the VIP is left behind on a
     lan.wait_holder(vip, "b", 20, hosts=("b",))
@@ -81,12 +70,12 @@ def test_nopreempt(lan, master, backup):
     lan.wait_holder("10.9.0.100", "a", 20)
     b = start(lan, "b", backup, conf("b", 100, m, nopreempt=True))
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 20, what="b as BACKUP")
-    quiet(b, 5, 1.0)
+    b.quiet(5)
     assert lan.holders("10.9.0.100") == ["a"]
     a.kill()
     lan.wait_holder("10.9.0.100", "b", 20, hosts=("b",))
     a = start(lan, "a", master, conf("a", 150, m, nopreempt=True))
     wait_for(lambda: "Entering BACKUP STATE" in a.output(), 20, what="a as BACKUP")
-    quiet(a, 10, 2.5)  # many Master_Down intervals at 0.1 s
+    a.quiet(10)  # many Master_Down intervals at 0.1 s
     assert lan.holders("10.9.0.100") == ["b"], "the higher priority node preempted"
     assert b.proc.poll() is None

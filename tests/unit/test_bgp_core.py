@@ -153,3 +153,20 @@ def test_dry_run_table_is_kept_for_a_restarted_child(tmp_path):
         assert await DryRunPlane(state, adopt=True).read() == {}  # the fresh start removed it
 
     asyncio.run(run())
+
+
+def test_bgp_metrics_from_the_speaker_state(tmp_path):
+    import json
+
+    from director.metrics import Collector
+
+    (tmp_path / "bgp.json").write_text(json.dumps({
+        "engine": "exabgp", "peers": {"10.40.0.1": "up", "10.40.0.2": "connected"},
+        "announced": [{"prefix": "10.30.0.1/32", "dev": "lo", "since": 0, "reason": "q"}],
+        "updates": 3}))
+    got = {(m.name, tuple(sorted(s.labels.items()))): s.value
+           for m in Collector(str(tmp_path)).collect() for s in m.samples}
+    assert got[("director_bgp_session_up", (("neighbor", "10.40.0.1"),))] == 1
+    assert got[("director_bgp_session_up", (("neighbor", "10.40.0.2"),))] == 0
+    assert got[("director_bgp_announced", (("dev", "lo"), ("prefix", "10.30.0.1/32")))] == 1
+    assert got[("director_bgp_updates", ())] == 3

@@ -40,10 +40,14 @@ def test_unbalanced_braces_are_repaired_as_keepalived(tmp_path):
     loaded = load_text(tmp_path, "global_defs {\n}\n}\n")
     assert loaded.ok
     assert any(m.startswith("3: '}' without") for m in messages(loaded, "warning"))
-    loaded = load_text(tmp_path, "virtual_server 10.0.0.1 80\n delay_loop 6\n}\n")
-    assert loaded.ok and loaded.config.virtual_servers == ()
+    # a block keyword without '{': its block is the lines up to the next '}'
+    loaded = load_text(tmp_path, "virtual_server 10.0.0.1 80\n delay_loop 6\n protocol TCP\n"
+                                 " real_server 10.0.1.1 80 {\n }\n}\n")
+    assert loaded.ok, messages(loaded)
+    (vs,) = loaded.config.virtual_servers
+    assert (vs.key, vs.delay_loop, len(vs.real_servers)) == ("[10.0.0.1]:tcp:80", 6, 1)
     warns = messages(loaded, "warning")
-    assert any(m.startswith("1: 'virtual_server' needs a block") for m in warns), warns
+    assert any(m.startswith("1: 'virtual_server' has no '{'") for m in warns), warns
 
 
 def test_global_defs_values_and_defaults(tmp_path):
@@ -421,7 +425,12 @@ def test_leaf_given_a_block_and_block_given_a_value(tmp_path):
     loaded = load_text(tmp_path, VRRP.format(body="priority { 1 }\ntrack_script chk"))
     errs = messages(loaded, "error")
     assert any("'priority' does not take a block" in m for m in errs)
-    assert any("'track_script' needs a block" in m for m in errs)
+    # keepalived (2.2.7 checked): the list block reads the next lines, here the
+    # virtual_ipaddress keyword, its '{' and the VIP, as track scripts, up to its '}'
+    warns = messages(loaded, "warning")
+    assert any("'track_script' has no '{'" in m for m in warns), warns
+    assert any("track_script '10.0.0.1' is not defined" in m for m in warns), warns
+    assert instance(loaded).virtual_ipaddress == ()
 
 
 def test_udp_check_hex_and_dns_types_as_keepalived(tmp_path):
@@ -538,3 +547,117 @@ def test_sorry_server_repairs(tmp_path):
     assert any("sorry_server port 8080 reset to 80 (DR)" in m for m in warns), warns
     assert any("sorry_server fd00::9 is not of the virtual server's family" in m
                for m in warns)
+
+
+def test_fwmark_limits_are_the_same_for_vs_group_and_checker(tmp_path):
+    """keepalived takes 0..UINT_MAX for a virtual server's, a group entry's and a
+    checker's fwmark (co_fwmark_handler, alloc_vs, alloc_vsg_entry); one bound past it
+    is refused by all three alike."""
+    text = """
+        virtual_server_group G {{
+            fwmark {m}
+        }}
+        virtual_server fwmark {m} {{
+            protocol TCP
+            real_server 10.2.0.1 {{
+                TCP_CHECK {{ connect_port 80
+                    fwmark {m} }}
+                SMTP_CHECK {{ host {{ connect_ip 10.2.0.9
+                    fwmark {m} }} }}
+            }}
+        }}
+    """
+    for mark in (0, 4294967295):
+        loaded = load_text(tmp_path, text.format(m=mark))
+        assert loaded.ok and not messages(loaded, "error"), messages(loaded)
+        assert loaded.config.virtual_server_groups[0].entries[0].fwmark == mark
+        vs = loaded.config.virtual_servers[0]
+        assert vs.fwmark == mark
+        tcp, smtp = vs.real_servers[0].checkers
+        assert (tcp.fwmark, smtp.fwmark) == (mark, mark), (tcp, smtp)
+    loaded = load_text(tmp_path, text.format(m=4294967296))
+    bad = {m.split(":")[0] for m in messages(loaded) if "4294967296" in m}
+    assert bad == {"3", "5"}, messages(loaded)  # the virtual server is skipped whole
+    loaded = load_text(tmp_path, text.format(m=4294967296).replace("fwmark 4294967296 {",
+                                                                   "fwmark 1 {"))
+    bad = {m.split(":")[0] for m in messages(loaded) if "4294967296" in m}
+    assert bad == {"3", "9", "11"}, messages(loaded)
+    tcp, smtp = loaded.config.virtual_servers[0].real_servers[0].checkers
+    assert (tcp.fwmark, smtp.fwmark) == (None, None)
+
+
+MISSING_BRACES = """
+virtual_server 10.0.0.1 80
+{
+    protocol TCP
+    real_server 10.0.1.1 80
+        weight 3
+    }
+    real_server 10.0.1.2 80 {
+        weight 4
+        TCP_CHECK
+            connect_port 8080
+        }
+    }
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress
+        10.9.9.1
+        10.9.9.2
+    }
+    unicast_peer
+    {
+        10.9.9.7
+    }
+    priority 120
+}
+"""
+
+
+def test_block_keyword_without_its_brace_takes_the_next_lines(tmp_path):
+    """keepalived (lib/parser.c) splits '{' and '}' off as lines of their own; a block
+    keyword whose next line is not '{' reads the lines up to the next '}' as its block
+    (process_stream: 'Missing {'; alloc_value_block: '{ missing' for list blocks), and
+    a '{' alone on the next line is the ordinary case. Checked against keepalived 2.2.7
+    (its VS/RS and VIP/peer lists for this same text)."""
+    loaded = load_text(tmp_path, MISSING_BRACES)
+    assert loaded.ok, messages(loaded)
+    (vs,) = loaded.config.virtual_servers
+    assert vs.protocol == "TCP"
+    rs1, rs2 = vs.real_servers
+    assert (rs1.address, rs1.weight, rs2.address, rs2.weight) == ("10.0.1.1", 3, "10.0.1.2", 4)
+    (tcp,) = rs2.checkers
+    assert (tcp.type, tcp.connect_port) == ("TCP_CHECK", 8080)
+    inst = instance(loaded)
+    assert [x.address for x in inst.virtual_ipaddress] == ["10.9.9.1", "10.9.9.2"]
+    assert [p.address for p in inst.unicast_peer] == ["10.9.9.7"]
+    assert inst.priority == 120  # the instance is not closed early by the VIPs' '}'
+    warned = sorted(int(m.split(":")[0]) for m in messages(loaded, "warning")
+                    if "has no '{'" in m)
+    assert warned == [5, 10, 18], messages(loaded)  # not 2 nor 22: '{' on the next line
+
+
+def test_block_keyword_without_brace_at_the_end_of_the_file(tmp_path):
+    loaded = load_text(tmp_path, "global_defs {\n router_id x\n}\nvrrp_script chk\n")
+    assert any("'vrrp_script' has no '{' and the file ends" in m
+               for m in messages(loaded, "warning")), messages(loaded)
+
+
+def test_a_plain_keyword_is_not_taken_for_a_block(tmp_path):
+    """Only keywords that take a block open one: a value keyword's next line is its
+    sibling (keepalived's leaf handlers never read further lines)."""
+    loaded = load_text(tmp_path, VRRP.format(body="priority 99\n    advert_int 2"))
+    assert loaded.ok and not messages(loaded, "warning"), messages(loaded)
+    assert (instance(loaded).priority, instance(loaded).advert_int) == (99, 2)
+
+
+def test_a_list_block_takes_no_value_of_its_own(tmp_path):
+    """keepalived: 'Block track_script has extra parameters chk ...', then reads the
+    list as usual (2.2.7 checked)."""
+    loaded = load_text(tmp_path, VRRP.format(body="track_interface eth1 {\n eth2\n}"))
+    assert loaded.ok, messages(loaded)
+    assert [t.name for t in instance(loaded).track_interface] == ["eth2"]
+    assert any(m.startswith("5: 'track_interface' takes no value before its block: 'eth1'")
+               for m in messages(loaded, "warning")), messages(loaded)
