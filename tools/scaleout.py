@@ -580,10 +580,11 @@ def outage(net: ScaleOut, host: str, kill: bool, n: int = 300) -> Outage:
     dies (kill) or is stopped (SIGTERM). Returns what the router and client saw."""
     before = tuple(net.next_hops_hosts())
     after = tuple(h for h in before if h != host)
-    started = net.ask("download", n=n, timeout=180)["established"]
+    got = net.ask("download", n=n, timeout=180)
+    started, ports = got["established"], {f"{CLIENT}:{p}" for p in got["ports"]}
     net.say(f"{started} slow downloads established ({SIZE // 1000} kB at {RATE}/s each)")
     carried = sum(1 for state, client, _ in net.flows(host) if state == "ESTABLISHED"
-                  and client.startswith(CLIENT + ":")) if net.ipvs else 0
+                  and client in ports)
     net.ask("probe_start", interval=0.05)
     probe_warm = wait_for(lambda: net.ask("probe_count")["n"] >= 10, 30, 0.2,
                           "10 new-connection probes before the event")

@@ -3,7 +3,7 @@ driven by JSON lines on stdin, one JSON line answered per command:
 
     {"cmd": "fetch", "ports": [...]}      one GET / per source port -> {port: body}
     {"cmd": "download", "n": N}           N slow GET /big, answered once all are
-                                          receiving -> {"established": k}
+                                          receiving -> {"established": k, "ports": [...]}
     {"cmd": "probe_start", "interval": s} a new connection (GET /, 1 s timeout) every s
     {"cmd": "probe_count"}                -> {"n": probes so far}
     {"cmd": "probe_stop"}                 -> {"probes": [[start wall time, ok, body or
@@ -47,6 +47,7 @@ async def fetch(port: int) -> str:
 class Client:
     def __init__(self) -> None:
         self.downloads: list[asyncio.Task[str]] = []
+        self.ports: list[int] = []  # the downloads' source ports
         self.receiving = 0
         self.probes: list[list[object]] = []
         self.probe_task: asyncio.Task[None] | None = None
@@ -55,6 +56,7 @@ class Client:
         """"ok", or why it failed."""
         try:
             r, w = await asyncio.wait_for(asyncio.open_connection(VIP, 80), 10)
+            self.ports.append(w.get_extra_info("sockname")[1])
         except (TimeoutError, OSError) as e:
             self.receiving += 1  # counted as started: it failed at once
             return f"connect {type(e).__name__}"
@@ -117,7 +119,7 @@ class Client:
                 bodies += await asyncio.gather(*(fetch(p) for p in ports[i:i + 30]))
             return dict(zip(map(str, ports), bodies, strict=True))
         if cmd == "download":
-            self.downloads, self.receiving = [], 0
+            self.downloads, self.receiving, self.ports = [], 0, []
             for i in range(msg["n"]):
                 self.downloads.append(asyncio.ensure_future(self.download()))
                 if i % 50 == 49:
@@ -126,7 +128,7 @@ class Client:
             while self.receiving < msg["n"] and time.monotonic() < end:
                 await asyncio.sleep(0.1)
             return {"established": sum(1 for t in self.downloads if not t.done()
-                                       or t.result() == "ok")}
+                                       or t.result() == "ok"), "ports": self.ports}
         if cmd == "probe_start":
             self.probes = []
             self.probe_task = asyncio.ensure_future(self.probe(msg["interval"]))
