@@ -82,7 +82,7 @@ demo-scaleout: install
 	@if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then \
 	  $(PY) tools/demo_scaleout.py; \
 	else \
-	  echo "this kernel has no IPVS: running the demo in the VM (about 10 minutes)"; \
+	  echo "this kernel has no IPVS: running the demo in the VM (5-10 minutes)"; \
 	  tools/run-in-vm python tools/demo_scaleout.py; \
 	fi
 
