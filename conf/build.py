@@ -481,30 +481,50 @@ class Builder(LvsRepairs, BgpBuilder):
         return v.to_float(v.one(node), 0.0, 4294.967295)
 
     def _sync_daemon(self, node: Node) -> LvsSyncDaemon:
+        """`lvs_sync_daemon IFNAME [INSTANCE] [inst NAME] [id N] [maxlen N] [port N]
+        [ttl N] [group ADDR]`; keepalived still reads the old form `IFNAME INSTANCE SYNCID`
+        (with a warning). Without an instance the LVS side runs both daemons."""
         a = node.args
-        if len(a) < 2:
-            raise Bad("needs an interface and a vrrp_instance name")
+        if not a:
+            raise Bad("needs an interface")
         kw: dict[str, Any] = {}
-        i = 2
+        note = ""
+        i = 1
         while i < len(a):
             key = a[i]
-            if i + 1 >= len(a):
-                raise Bad(f"'{key}' needs a value")
-            val = a[i + 1]
-            if key == "id":
-                kw["syncid"] = v.to_int(val, 0, 255)
-            elif key == "maxlen":
-                kw["maxlen"] = v.to_int(val, 1, 65535 - 20 - 8)
-            elif key == "port":
-                kw["port"] = v.to_int(val, 1, 65535)
-            elif key == "ttl":
-                kw["ttl"] = v.to_int(val, 1, 255)
-            elif key == "group":
-                kw["group"] = parse_ip(val)[0]
+            if key in ("inst", "id", "maxlen", "port", "ttl", "group"):
+                if i + 1 >= len(a):
+                    raise Bad(f"'{key}' needs a value")
+                val = a[i + 1]
+                if key == "inst":
+                    kw["vrrp_instance"] = val
+                elif key == "id":
+                    kw["syncid"] = v.to_int(val, 0, 255)
+                elif key == "maxlen":
+                    kw["maxlen"] = v.to_int(val, 1, 65535 - 20 - 8)
+                elif key == "port":
+                    kw["port"] = v.to_int(val, 1, 65535)
+                elif key == "ttl":
+                    kw["ttl"] = v.to_int(val, 1, 255)
+                else:
+                    kw["group"] = parse_ip(val)[0]
+                i += 2
+                continue
+            if i == 1:
+                kw["vrrp_instance"] = key
+            elif i == 2:
+                try:
+                    kw["syncid"] = v.to_int(key, 0, 255)
+                    note = f"use the keyword 'id' before the sync id ({key})"
+                except Bad:
+                    note = f"invalid sync id '{key}': the instance's VRID is used"
             else:
                 raise Bad(f"unknown lvs_sync_daemon option '{key}'")
-            i += 2
-        return LvsSyncDaemon(interface=a[0], vrrp_instance=a[1], pos=node.pos, **kw)
+            i += 1
+        value = LvsSyncDaemon(interface=a[0], pos=node.pos, **kw)
+        if note:
+            raise v.Fixed(value, note)
+        return value
 
     def _flush_on_stop(self, node: Node) -> str:
         if not node.args:

@@ -47,7 +47,7 @@ class SslConfig:
 @attrs.frozen(kw_only=True, weakref_slot=False)
 class LvsSyncDaemon:
     interface: str
-    vrrp_instance: str
+    vrrp_instance: str | None = None  # None: the LVS side runs both daemons
     syncid: int | None = None
     maxlen: int | None = None
     port: int | None = None

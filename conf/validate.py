@@ -277,7 +277,7 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config
                                              f"executable file (yet)")
 
     sd = cfg.global_defs.lvs_sync_daemon
-    if sd and sd.vrrp_instance not in inst_by_name:
+    if sd and sd.vrrp_instance is not None and sd.vrrp_instance not in inst_by_name:
         diags.warning(sd.pos, f"lvs_sync_daemon: vrrp_instance {sd.vrrp_instance} is not "
                               f"defined; lvs_sync_daemon cleared (as keepalived)")
         cfg = attrs.evolve(cfg, global_defs=attrs.evolve(cfg.global_defs,

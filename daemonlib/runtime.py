@@ -5,10 +5,9 @@ therefore never hold up a VRRP advert or a check."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from . import safefile
@@ -17,11 +16,53 @@ log = logging.getLogger("director")
 
 
 def write_json(path: str, data: Any) -> None:
+    import json  # not at import: Signals is wanted before a child's first IPVS op, json not
+
     safefile.write_atomic(path, json.dumps(data), 0o600)
+
+
+class Stale(Exception):
+    """Raised by a status stream whose state changed under it (a reload): that round's
+    file is dropped, the next round writes a whole one."""
 
 
 async def publish(directory: str, name: str,
                   producer: Callable[[], Awaitable[Any]], interval: float = 1.0) -> None:
+    async def write(path: str) -> None:
+        write_json(path, await producer())
+
+    await _every(directory, name, write, interval)
+
+
+async def publish_stream(directory: str, name: str, chunks: Callable[[], AsyncIterator[str]],
+                         interval: float = 1.0) -> None:
+    """As publish, but the JSON text comes in pieces and goes to the file as it comes:
+    a status of 10,000 real servers is never whole in memory (a Python process keeps
+    the high-water mark of its heap), and the producer may let the loop run between
+    pieces."""
+
+    async def write(path: str) -> None:
+        f = safefile.AtomicFile(path, 0o600)
+        try:
+            buf: list[str] = []
+            size = 0
+            async for piece in chunks():
+                buf.append(piece)
+                size += len(piece)
+                if size >= 1 << 16:
+                    f.write("".join(buf).encode())
+                    buf, size = [], 0
+            f.write("".join(buf).encode())
+        except BaseException:
+            f.abort()
+            raise
+        f.commit()
+
+    await _every(directory, name, write, interval)
+
+
+async def _every(directory: str, name: str, write: Callable[[str], Awaitable[None]],
+                 interval: float) -> None:
     path = os.path.join(directory, name)
     try:  # private when we make it; an existing one is checked at each write
         os.close(safefile.open_dir(directory, create=True, mode=0o700))
@@ -31,8 +72,10 @@ async def publish(directory: str, name: str,
     warned = False
     while True:
         try:
-            write_json(path, await producer())
+            await write(path)
             warned = False
+        except Stale:
+            pass
         except OSError as e:
             if not warned:
                 log.error("writing %s: %s", path, e.strerror or e)

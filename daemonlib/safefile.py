@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -78,31 +77,59 @@ def check_target(dirfd: int, name: str, shown: str) -> None:
         raise Refused(f"{shown} is owned by uid {st.st_uid}; not replaced")
 
 
-def _replace(path: str, data: bytes, mode: int, create_dir: bool, keep_open: bool) -> int:
-    directory, name = os.path.split(os.path.abspath(path))
-    dirfd = open_dir(directory, create=create_dir)
-    try:
-        check_target(dirfd, name, path)
-        tmp = f".{name}.{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dirfd)
+class AtomicFile:
+    """A file replaced atomically, written piece by piece (a big status need never be
+    whole in memory): `write` as often as needed, then `commit` (renamed into place) or
+    `abort` (the temporary removed, the old file untouched). Same refusals as
+    write_atomic, raised at creation."""
+
+    def __init__(self, path: str, mode: int = 0o600, create_dir: bool = False) -> None:
+        self.mode = mode
+        directory, self.name = os.path.split(os.path.abspath(path))
+        self.dirfd = open_dir(directory, create=create_dir)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fchmod(fd, mode)  # exactly `mode`, whatever the umask
-            os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+            check_target(self.dirfd, self.name, path)
+            self.tmp = f".{self.name}.{os.urandom(8).hex()}"  # not `secrets`: hashlib at start
+            self.fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                              | os.O_CLOEXEC, 0o600, dir_fd=self.dirfd)
         except BaseException:
-            os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dirfd)
+            os.close(self.dirfd)
             raise
-    finally:
-        os.close(dirfd)
-    if keep_open:
-        return fd
-    os.close(fd)
-    return -1
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+
+    def commit(self, keep_open: bool = False) -> int:
+        """The file renamed into place; its descriptor if `keep_open` (else -1)."""
+        try:
+            os.fchmod(self.fd, self.mode)  # exactly `mode`, whatever the umask
+            os.rename(self.tmp, self.name, src_dir_fd=self.dirfd, dst_dir_fd=self.dirfd)
+        except BaseException:
+            self.abort()
+            raise
+        os.close(self.dirfd)
+        if keep_open:
+            return self.fd
+        os.close(self.fd)
+        return -1
+
+    def abort(self) -> None:
+        os.close(self.fd)
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp, dir_fd=self.dirfd)
+        os.close(self.dirfd)
+
+
+def _replace(path: str, data: bytes, mode: int, create_dir: bool, keep_open: bool) -> int:
+    f = AtomicFile(path, mode, create_dir)
+    try:
+        f.write(data)
+    except BaseException:
+        f.abort()
+        raise
+    return f.commit(keep_open)
 
 
 def write_atomic(path: str, data: bytes | str, mode: int = 0o600,

@@ -10,17 +10,16 @@ event loop. A failed delivery is logged and forgotten, as keepalived does.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import email.utils
-import getpass
 import logging
-import smtplib
 import socket
 import time
 
 import attrs
 
 from conf.model import GlobalDefs
+
+# email, smtplib, getpass and the thread pool are imported when mail is configured or
+# sent: a daemon without smtp_alert does not pay for them at start-up
 
 log = logging.getLogger("director.smtp")
 
@@ -47,6 +46,8 @@ class MailSettings:
         as keepalived: router_id and HELO name the host name, sender user@host."""
         if not g.notification_email or not g.smtp_server:
             return None
+        import getpass
+
         host = hostname or socket.gethostname()
         try:
             user = getpass.getuser()
@@ -122,6 +123,8 @@ def envelope_address(address: str) -> str:
 
 def compose(s: MailSettings, alert: Alert, now: float | None = None) -> bytes:
     """The message (headers and body, CRLF lines) keepalived's alerts look like."""
+    import email.utils
+
     date = email.utils.formatdate(now if now is not None else time.time(), localtime=True)
     lines = [f"Date: {date}", f"From: {s.sender}", f"Subject: {alert.subject}",
              "X-Mailer: director (keepalived-compatible)",
@@ -133,6 +136,8 @@ class Mailer:
     """Sends alerts in order from one worker thread; `send` never blocks."""
 
     def __init__(self, settings: MailSettings) -> None:
+        import concurrent.futures
+
         self.settings = settings
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="smtp")
         self._pending: set[asyncio.Future[None]] = set()
@@ -161,6 +166,8 @@ class Mailer:
         future.add_done_callback(self._pending.discard)
 
     def _deliver(self, alert: Alert) -> None:
+        import smtplib
+
         s = self.settings
         try:
             with smtplib.SMTP(s.server, s.port, local_hostname=s.helo,

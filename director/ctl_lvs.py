@@ -22,7 +22,7 @@ from daemonlib.control import (
 from daemonlib.runtime import write_json
 
 from .desired import service_keys
-from .ipvs_table import DestKey
+from .ipvs_table import DestKey, SvcKey
 from .lvs import Lvs
 from .overrides import DRAINED, DRAINING, Override, command, drain_step, find_rs, find_vs
 from .pool import rs_name
@@ -168,8 +168,14 @@ class LvsControl:
             if not todo:
                 return
             started = loop.time()
-            try:
-                _table, stats = await self.lvs.plane.read_with_stats()
+            stats: dict[tuple[SvcKey, DestKey], dict[str, int]] | None = {}
+            try:  # only the services of the draining servers' virtual servers
+                counts = {}
+                for k in {k for vi, _ri in todo if vi < len(self.lvs.keys)
+                          for k in self.lvs.keys[vi] if k in self.lvs.current}:
+                    for dk, st in (await self.lvs.plane.dest_stats(k)).items():
+                        counts[(k, dk)] = st
+                stats = counts
             except Exception as e:  # the kernel said no: try again next round
                 failures += 1  # EBUSY while the status publisher's dump runs: routine
                 (log.error if failures >= 3 else log.debug)(

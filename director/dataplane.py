@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from daemonlib import safefile
+from daemonlib.ipvs_syncd import SyncdCommand, run_commands
 
 from .ipvs_table import DestKey, DestSpec, Op, SvcKey, SvcSpec, Table, apply_in_place
 
@@ -38,6 +38,15 @@ class Plane:
 
     async def read_with_stats(self) -> tuple[Table, dict[Any, dict[str, int]]]:
         return await self.read(), {}
+
+    async def service_stats(self) -> dict[SvcKey, dict[str, int]]:
+        """The kernel's counters of each service (none in a dry run)."""
+        return {}
+
+    async def dest_stats(self, key: SvcKey) -> dict[DestKey, dict[str, int]]:
+        """The counters and connection counts of each destination of one service: read
+        service by service, so that no status holds the whole table's at once."""
+        return {}
 
     async def send(self, op: Op) -> None:
         raise NotImplementedError
@@ -92,11 +101,10 @@ class Plane:
     async def set_timeouts(self, tcp: int | None, tcpfin: int | None, udp: int | None) -> None:
         pass
 
-    async def start_sync_daemon(self, **kw: Any) -> None:
-        pass
-
-    async def stop_sync_daemon(self) -> None:
-        pass
+    async def sync_daemon(self, cmds: list[SyncdCommand]) -> None:
+        """The IPVS sync daemons (lvs_sync_daemon without a VRRP instance)."""
+        for cmd in cmds:
+            log.info("IPVS dry-run: %s", cmd.describe())
 
     def close(self) -> None:
         pass
@@ -112,8 +120,9 @@ def _reason(e: Exception) -> str:
 
 
 class KernelPlane(Plane):
-    """The hot requests (services, real servers, table dumps) go over ipvs_fast; the rare
-    ones (timeouts, the sync daemon) over pyroute2, imported on first use."""
+    """The hot requests (services, real servers, table dumps) go over ipvs_fast; the
+    timeouts over pyroute2, imported on first use; the sync daemons over
+    daemonlib/ipvs_syncd (shared with the VRRP side)."""
 
     def __init__(self, fast: FastIpvs | None = None) -> None:
         if fast is None:
@@ -140,6 +149,12 @@ class KernelPlane(Plane):
     async def read_with_stats(self) -> tuple[Table, dict[Any, dict[str, int]]]:
         return await self.fast.read()
 
+    async def service_stats(self) -> dict[SvcKey, dict[str, int]]:
+        return await self.fast.service_stats()
+
+    async def dest_stats(self, key: SvcKey) -> dict[DestKey, dict[str, int]]:
+        return await self.fast.dest_stats(key)
+
     async def send_many(self, ops: list[Op]) -> list[BaseException | None]:
         from .ipvs_fast import IpvsError
 
@@ -157,31 +172,17 @@ class KernelPlane(Plane):
             log.error("IPVS: cannot set timeouts tcp=%s tcpfin=%s udp=%s: %s", tcp, tcpfin,
                       udp, _reason(e))
 
-    async def start_sync_daemon(self, **kw: Any) -> None:
-        from .ipvs_netlink import DAEMON_BACKUP, DAEMON_MASTER
-
-        for state, name in ((DAEMON_MASTER, "master"), (DAEMON_BACKUP, "backup")):
-            try:
-                await self.sock.new_daemon(state, **kw)
-                log.info("IPVS: started %s sync daemon on %s (syncid %s)", name,
-                         kw.get("ifname"), kw.get("syncid", 0))
-            except Exception as e:
-                log.error("IPVS: cannot start %s sync daemon on %s: %s", name,
-                          kw.get("ifname"), _reason(e))
-
-    async def stop_sync_daemon(self) -> None:
-        from .ipvs_netlink import DAEMON_BACKUP, DAEMON_MASTER
-
-        for state in (DAEMON_MASTER, DAEMON_BACKUP):
-            try:
-                await self.sock.del_daemon(state)
-            except Exception as e:
-                log.debug("IPVS: stopping sync daemon %s: %s", state, _reason(e))
+    async def sync_daemon(self, cmds: list[SyncdCommand]) -> None:
+        if cmds:
+            await asyncio.to_thread(run_commands, cmds)
 
     def close(self) -> None:
         self.fast.close()
         if self._slow is not None:
             self._slow.close()
+
+
+JOURNAL_BATCH = 512  # journal lines written together
 
 
 class DryRunPlane(Plane):
@@ -239,6 +240,8 @@ class DryRunPlane(Plane):
         apply_in_place(self.table, [op])
         if self.state is not None:
             self._journal.append(_op_line(op))
+            if len(self._journal) >= JOURNAL_BATCH:  # a start's 10,000 lines never at once
+                self._flush()
 
 
 _FIELDS = {cls: tuple(f.name for f in attrs.fields(cls))
@@ -250,6 +253,8 @@ def _row(obj: Any) -> list[Any] | None:
 
 
 def _op_line(op: Op) -> str:
+    import json  # the dry run's alone: not on the kernel plane's start-up path
+
     return json.dumps([op.what, _row(op.svc), _row(op.spec), _row(op.dest),
                        _row(op.dspec)]) + "\n"
 
@@ -263,6 +268,8 @@ def _as_adds(table: Table) -> list[Op]:
 
 
 def _replay(path: str) -> Table:
+    import json
+
     table: Table = {}
     try:
         with open(path) as f:

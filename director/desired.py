@@ -63,11 +63,13 @@ def service_spec(vs: VirtualServer, family: int) -> SvcSpec:
                    netmask=netmask, pe_name=vs.persistence_engine)
 
 
-def desired_table(cfg: Config, pools: list[Pool]) -> Table:
-    """`pools` parallel to cfg.virtual_servers."""
+def desired_table(cfg: Config, pools: list[Pool],
+                  keys: list[list[SvcKey]] | None = None) -> Table:
+    """`pools` (and `keys`, their service_keys when known) parallel to
+    cfg.virtual_servers."""
     table: Table = {}
-    for vs, pool in zip(cfg.virtual_servers, pools, strict=True):
+    for i, (vs, pool) in enumerate(zip(cfg.virtual_servers, pools, strict=True)):
         dests = pool.dests()
-        for key in service_keys(vs, cfg):
+        for key in service_keys(vs, cfg) if keys is None else keys[i]:
             table[key] = (service_spec(vs, key.family), dict(dests))
     return table

@@ -64,6 +64,11 @@ _U32 = struct.Struct("=HHI")
 _DEST_SPEC = struct.Struct("=HHIHHIHHIHHI")  # fwd, weight, u_thresh, l_thresh: one pack
 _FLAGS = struct.Struct("=HHII")
 BATCH = 512  # requests per sendmsg: their ACKs must fit the receive buffer
+# The usual request, an IPv4 real server with its settings (not TUN), as one pack: the
+# CMD_ATTR_DEST nest, address family, address, port (big-endian: packed as htons), and
+# forward/weight/u_threshold/l_threshold. Thousands of them at start-up.
+_DEST4 = struct.Struct("=HH" "HHH2x" "HH4s" "HHH2x" "HHIHHIHHIHHI")
+_DEST4_LEN = _DEST4.size - 4
 
 
 class IpvsError(OSError):
@@ -97,6 +102,7 @@ class Encoder:
     def __init__(self, family_id: int) -> None:
         self.family_id = family_id
         self._keys: dict[SvcKey, bytes] = {}
+        self._nested: dict[SvcKey, bytes] = {}  # CMD_ATTR_SERVICE around svc_key
 
     def svc_key(self, key: SvcKey) -> bytes:
         got = self._keys.get(key)
@@ -138,8 +144,30 @@ class Encoder:
                         + _U16.pack(6, DEST_TUN_FLAGS, spec.tun_flags))
         return out
 
+    def _svc_nest(self, key: SvcKey) -> bytes:
+        got = self._nested.get(key)
+        if got is None:
+            svc = self.svc_key(key)
+            got = _NLA.pack(4 + len(svc), CMD_ATTR_SERVICE) + svc
+            if len(self._nested) < 65536:
+                self._nested[key] = got
+        return got
+
     def op(self, op: Op, seq: int, pid: int = 0) -> bytes:
         """One request with NLM_F_ACK, as pyroute2 would build it."""
+        spec = op.dspec
+        if (op.dest is not None and spec is not None and op.what != "del"
+                and spec.forward != "TUN" and ":" not in op.dest.address):
+            svc = self._svc_nest(op.svc)
+            return _HDR.pack(24 + len(svc) + _DEST4_LEN, self.family_id,
+                             NLM_F_REQUEST | NLM_F_ACK, seq, pid,
+                             CMD_NEW_DEST if op.what == "add" else CMD_SET_DEST,
+                             GENL_VERSION, 0) + svc + _DEST4.pack(
+                _DEST4.size, CMD_ATTR_DEST, 6, DEST_ADDR_FAMILY, socket.AF_INET,
+                8, DEST_ADDR, socket.inet_pton(socket.AF_INET, op.dest.address),
+                6, DEST_PORT, socket.htons(op.dest.port),
+                8, DEST_FWD_METHOD, FWD[spec.forward], 8, DEST_WEIGHT, spec.weight,
+                8, DEST_U_THRESH, spec.u_threshold, 8, DEST_L_THRESH, spec.l_threshold)
         svc = self.svc_key(op.svc)
         if op.dest is None:
             if op.spec is not None:
@@ -362,24 +390,41 @@ class FastIpvs:
         (without `stats`: only the connection counts of each destination)."""
         table: Table = {}
         counters: dict[Any, dict[str, int]] = {}
-        for top in await self._dump(CMD_GET_SERVICE):
-            raw = top.get(CMD_ATTR_SERVICE)
-            if raw is None:
-                continue
-            key, spec, st = decode_service(attrs(raw, 0, len(raw)), stats)
+        for key, spec, st in await self._services(stats):
             counters[key] = st
-            svc = self.enc.svc_key(key)
             dests = {}
-            for dtop in await self._dump(CMD_GET_DEST, _NLA.pack(4 + len(svc),
-                                                                 CMD_ATTR_SERVICE) + svc):
-                draw = dtop.get(CMD_ATTR_DEST)
-                if draw is None:
-                    continue
-                dkey, dspec, dst = decode_dest(attrs(draw, 0, len(draw)), key.family, stats)
+            for dkey, dspec, dst in await self._dests(key, stats):
                 dests[dkey] = dspec
                 counters[(key, dkey)] = dst
             table[key] = (spec, dests)
         return table, counters
+
+    async def service_stats(self) -> dict[SvcKey, dict[str, int]]:
+        """The counters of each service."""
+        return {key: st for key, _spec, st in await self._services(True)}
+
+    async def dest_stats(self, key: SvcKey) -> dict[DestKey, dict[str, int]]:
+        """The counters of each destination of one service."""
+        return {dkey: dst for dkey, _spec, dst in await self._dests(key, True)}
+
+    async def _services(self, stats: bool) -> list[tuple[SvcKey, SvcSpec, dict[str, int]]]:
+        out = []
+        for top in await self._dump(CMD_GET_SERVICE):
+            raw = top.get(CMD_ATTR_SERVICE)
+            if raw is not None:
+                out.append(decode_service(attrs(raw, 0, len(raw)), stats))
+        return out
+
+    async def _dests(self, key: SvcKey, stats: bool
+                     ) -> list[tuple[DestKey, DestSpec, dict[str, int]]]:
+        svc = self.enc.svc_key(key)
+        out = []
+        for dtop in await self._dump(CMD_GET_DEST, _NLA.pack(4 + len(svc), CMD_ATTR_SERVICE)
+                                     + svc):
+            draw = dtop.get(CMD_ATTR_DEST)
+            if draw is not None:
+                out.append(decode_dest(attrs(draw, 0, len(draw)), key.family, stats))
+        return out
 
 
 def resolve_family(sock: socket.socket, name: str) -> int | None:

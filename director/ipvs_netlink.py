@@ -1,8 +1,9 @@
 """The IPVS generic netlink family over pyroute2's asyncio sockets: the rare messages.
 
-The hot path (services, real servers, table dumps) is ipvs_fast.py; this module serves
-the timeouts and the sync daemon, and is the reference the fast encoder is checked
-against (its `apply` and `read` are used by the tests only).
+The hot path (services, real servers, table dumps) is ipvs_fast.py and the sync daemons
+are daemonlib/ipvs_syncd.py; this module serves the timeouts, and is the reference both
+encoders are checked against (its `apply`, `read` and `daemon_request` are used by the
+tests only).
 
 pyroute2 ships the message layout but leaves the sync-daemon and timeout
 attributes as raw bytes, decodes a destination's tunnel port in host order, and
@@ -20,11 +21,11 @@ from pyroute2.netlink import nla
 from pyroute2.netlink.generic import AsyncGenericNetlinkSocket
 from pyroute2.netlink.generic import ipvs as pr_ipvs
 
+from daemonlib.ipvs_syncd import ROLE_STATE, SyncdCommand
+
 from .ipvs_fast import AF, FWD, FWD_NAME, PROTO, PROTO_NAME, TUN_NAME, TUN_TYPE
 from .ipvs_fast import ipvs_available as ipvs_available
 from .ipvs_table import FLAG_MASK, DestKey, DestSpec, Op, SvcKey, SvcSpec, Table
-
-DAEMON_MASTER, DAEMON_BACKUP = 1, 2
 
 
 class IpvsMsg(pr_ipvs.ipvsmsg):
@@ -132,6 +133,27 @@ def op_request(op: Op) -> tuple[int, list[tuple[str, Any]]]:
     return _CMDS[(op.what, op.dest is not None)], attrs
 
 
+def daemon_request(cmd: SyncdCommand) -> tuple[int, list[tuple[str, Any]]]:
+    """A sync daemon command as pyroute2 takes it: the reference that
+    daemonlib/ipvs_syncd's encoder is checked against."""
+    p = cmd.params
+    attrs: list[tuple[str, Any]] = [("IPVS_DAEMON_ATTR_STATE", ROLE_STATE[cmd.role])]
+    if cmd.op == "start":
+        attrs += [("IPVS_DAEMON_ATTR_MCAST_IFN", p.ifname),
+                  ("IPVS_DAEMON_ATTR_SYNC_ID", p.syncid)]
+        if p.maxlen is not None:
+            attrs.append(("IPVS_DAEMON_ATTR_SYNC_MAXLEN", p.maxlen))
+        if p.group is not None:
+            attrs.append(("IPVS_DAEMON_ATTR_MCAST_GROUP6" if ":" in p.group
+                          else "IPVS_DAEMON_ATTR_MCAST_GROUP", p.group))
+        if p.port is not None:
+            attrs.append(("IPVS_DAEMON_ATTR_MCAST_PORT", p.port))
+        if p.ttl is not None:
+            attrs.append(("IPVS_DAEMON_ATTR_MCAST_TTL", p.ttl))
+    kind = pr_ipvs.IPVS_CMD_NEW_DAEMON if cmd.op == "start" else pr_ipvs.IPVS_CMD_DEL_DAEMON
+    return kind, [("IPVS_CMD_ATTR_DAEMON", {"attrs": attrs})]
+
+
 def _attrs(msg: Any) -> dict[str, Any]:
     return dict(msg["attrs"]) if msg else {}
 
@@ -231,30 +253,6 @@ class IpvsSocket(AsyncGenericNetlinkSocket):
         return {"tcp": a.get("IPVS_CMD_ATTR_TIMEOUT_TCP", 0),
                 "tcpfin": a.get("IPVS_CMD_ATTR_TIMEOUT_TCP_FIN", 0),
                 "udp": a.get("IPVS_CMD_ATTR_TIMEOUT_UDP", 0)}
-
-    async def new_daemon(self, state: int, ifname: str, syncid: int = 0,
-                         maxlen: int | None = None, group: str | None = None,
-                         port: int | None = None, ttl: int | None = None) -> None:
-        attrs: list[tuple[str, Any]] = [
-            ("IPVS_DAEMON_ATTR_STATE", state),
-            ("IPVS_DAEMON_ATTR_MCAST_IFN", ifname),
-            ("IPVS_DAEMON_ATTR_SYNC_ID", syncid),
-        ]
-        if maxlen is not None:
-            attrs.append(("IPVS_DAEMON_ATTR_SYNC_MAXLEN", maxlen))
-        if group is not None:
-            attrs.append(("IPVS_DAEMON_ATTR_MCAST_GROUP6" if ":" in group
-                          else "IPVS_DAEMON_ATTR_MCAST_GROUP", group))
-        if port is not None:
-            attrs.append(("IPVS_DAEMON_ATTR_MCAST_PORT", port))
-        if ttl is not None:
-            attrs.append(("IPVS_DAEMON_ATTR_MCAST_TTL", ttl))
-        await self.request(pr_ipvs.IPVS_CMD_NEW_DAEMON,
-                           [("IPVS_CMD_ATTR_DAEMON", {"attrs": attrs})])
-
-    async def del_daemon(self, state: int) -> None:
-        await self.request(pr_ipvs.IPVS_CMD_DEL_DAEMON, [
-            ("IPVS_CMD_ATTR_DAEMON", {"attrs": [("IPVS_DAEMON_ATTR_STATE", state)]})])
 
     async def daemons(self) -> list[dict[str, Any]]:
         out = []

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from conf.model import Config
+from conf.model import Config, VirtualServer
 from daemonlib.fifo import Fifo
+from daemonlib.ipvs_syncd import Role, SyncdCommand, SyncdParams
 from daemonlib.scripts import enforce, run_script
 from daemonlib.smtp import (
     Mailer,
@@ -28,9 +29,34 @@ from .dataplane import Plane
 from .desired import desired_table, service_keys
 from .ipvs_table import DestKey, Op, SvcKey, Table, apply_ops, diff
 from .overrides import Override
-from .pool import Event, Pool, QuorumEvent, RsEvent, rs_name
+from .pool import Event, Pool, QuorumEvent, RsEvent, RsState, rs_name
 
 log = logging.getLogger("director.lvs")
+
+
+def _both(cfg: Config | None) -> SyncdParams | None:
+    """The options of the sync daemons this side runs: `lvs_sync_daemon` without a VRRP
+    instance (one that names an instance has its daemons driven by the VRRP side)."""
+    sd = cfg.global_defs.lvs_sync_daemon if cfg is not None else None
+    return SyncdParams.of(sd, None) if sd is not None and sd.vrrp_instance is None else None
+
+
+def syncd_commands(old: Config | None, new: Config | None) -> list[SyncdCommand]:
+    """keepalived's checker: at start (`old` None) both daemons, after stopping leftovers
+    of a crashed run; at stop (`new` None) both stopped; at a reload restarted only when
+    their options change."""
+    was, now = _both(old), _both(new)
+    if was == now:
+        return []
+    roles: tuple[Role, Role] = ("master", "backup")
+    cmds = []
+    if old is None and now is not None:
+        cmds += [SyncdCommand("stop", r, now, cleanup=True) for r in roles]
+    elif was is not None:
+        cmds += [SyncdCommand("stop", r, was) for r in roles]
+    if now is not None:
+        cmds += [SyncdCommand("start", r, now) for r in roles]
+    return cmds
 
 
 class Lvs:
@@ -44,12 +70,13 @@ class Lvs:
         self.fifo: Fifo | None = None
         self.on_quorum: Callable[[], None] | None = None  # after a quorum change is applied
         cfg = enforce(cfg, "checker")  # the script policy, once per load: refused scripts out
-        self._set_config(cfg, [Pool(vs) for vs in cfg.virtual_servers])
+        self._set_config(cfg, [Pool(vs) for vs in cfg.virtual_servers],
+                         [service_keys(vs, cfg) for vs in cfg.virtual_servers])
 
-    def _set_config(self, cfg: Config, pools: list[Pool]) -> None:
+    def _set_config(self, cfg: Config, pools: list[Pool], keys: list[list[SvcKey]]) -> None:
         self.cfg = cfg
         self.pools = pools
-        self.keys = [service_keys(vs, cfg) for vs in cfg.virtual_servers]
+        self.keys = keys
         g = cfg.global_defs
         if self.mailer is not None:  # a reload: queued alerts still go out
             self.mailer.close()
@@ -65,7 +92,7 @@ class Lvs:
 
     # -- whole-table operations ------------------------------------------------
     async def _sync_all(self, owned: set[SvcKey], flush: bool) -> list[Op]:
-        desired = desired_table(self.cfg, self.pools)
+        desired = desired_table(self.cfg, self.pools, self.keys)
         current = await self.plane.read()
         ops = diff(desired, current, owned=owned, flush=flush)
         failed = {id(op) for op, _ in await self.plane.apply(ops)}
@@ -85,11 +112,7 @@ class Lvs:
         if (g.lvs_timeout_tcp, g.lvs_timeout_tcpfin, g.lvs_timeout_udp) != (None, None, None):
             await self.plane.set_timeouts(g.lvs_timeout_tcp, g.lvs_timeout_tcpfin,
                                           g.lvs_timeout_udp)
-        sd = g.lvs_sync_daemon
-        if sd is not None:
-            kw = {"ifname": sd.interface, "syncid": sd.syncid or 0, "maxlen": sd.maxlen,
-                  "group": sd.group, "port": sd.port, "ttl": sd.ttl}
-            await self.plane.start_sync_daemon(**kw)
+        await self.plane.sync_daemon(syncd_commands(None, self.cfg))
         return await self._sync_all(set(), g.lvs_flush)
 
     def _adopt(self, current: Table) -> None:
@@ -109,31 +132,33 @@ class Lvs:
     async def reload(self, cfg: Config) -> list[Op]:
         """Adopt a new config; real servers that stay keep their health."""
         cfg = enforce(cfg, "checker")
-        old = {}
-        for old_keys, old_pool in zip(self.keys, self.pools, strict=True):
-            for s in old_pool.servers:
-                old[(tuple(old_keys), s.rs.address, s.rs.port)] = s
-        pools = []
+        before = {tuple(k): p for k, p in zip(self.keys, self.pools, strict=True)}
+        pools, all_keys = [], []
         for vs in cfg.virtual_servers:
+            keys = service_keys(vs, cfg)
+            all_keys.append(keys)
+            prev_pool = before.pop(tuple(keys), None)
+            if prev_pool is not None and prev_pool.vs == vs:
+                pools.append(_carried(prev_pool, vs))  # the common case: unchanged
+                continue
             pool = Pool(vs)
-            keys = tuple(service_keys(vs, cfg))
+            old = {(s.rs.address, s.rs.port): s for s in prev_pool.servers} if prev_pool else {}
             for s in pool.servers:
-                prev = old.get((keys, s.rs.address, s.rs.port))
+                prev = old.pop((s.rs.address, s.rs.port), None)
                 if prev is not None and len(prev.checkers_up) == len(s.checkers_up):
                     s.checkers_up = list(prev.checkers_up)
                     if prev.rs.weight == s.rs.weight:
                         s.weight = prev.weight  # a dynamic weight survives
                 if prev is not None:
                     s.override = prev.override  # the operator's, until `ctl clear`
-                    old.pop((keys, s.rs.address, s.rs.port), None)
             pool.quorum_up = pool.weight_sum() >= vs.quorum
             pools.append(pool)
-        for (_keys, address, port), s in old.items():
-            if s.override is not None:
-                log.warning("Override of real server %s:%s dropped: the new configuration "
-                            "no longer has it", address, port or 0)
+            _dropped(old.values())
+        for gone in before.values():
+            _dropped(gone.servers)
         previously_owned = set(self.owned)
-        self._set_config(cfg, pools)
+        await self.plane.sync_daemon(syncd_commands(self.cfg, cfg))
+        self._set_config(cfg, pools, all_keys)
         return await self._sync_all(previously_owned, False)
 
     async def stop(self) -> list[Op]:
@@ -146,8 +171,7 @@ class Lvs:
         elif not self.keep_on_stop:
             ops = [Op("del", k) for k in sorted(self.owned) if k in self.current]
         await self.plane.apply(ops)
-        if g.lvs_sync_daemon is not None and not self.keep_on_stop:
-            await self.plane.stop_sync_daemon()
+        await self.plane.sync_daemon(syncd_commands(self.cfg, None))
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
         if self.fifo:
@@ -217,3 +241,23 @@ class Lvs:
                 task = asyncio.get_running_loop().create_task(run_script(e.script, what=what))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+
+
+def _carried(pool: Pool, vs: VirtualServer) -> Pool:
+    """An unchanged virtual server's pool over a reload: its servers keep their health,
+    dynamic weights and overrides (as a changed one's matched servers do), and now
+    point at the new model's objects (equal to the old), so the old model is freed."""
+    pool.vs = vs
+    for s, rs in zip(pool.servers, vs.real_servers, strict=True):
+        if s.made is not None:
+            s.made = (rs, s.made[1], s.made[2])
+        s.rs = rs
+    pool.quorum_up = pool.weight_sum() >= vs.quorum
+    return pool
+
+
+def _dropped(servers: Iterable[RsState]) -> None:
+    for s in servers:
+        if s.override is not None:
+            log.warning("Override of real server %s:%s dropped: the new configuration "
+                        "no longer has it", s.rs.address, s.rs.port or 0)

@@ -57,6 +57,10 @@ class RsState:
     checkers_up: list[bool]
     weight: int
     override: Override | None = None  # the operator's (director ctl), kept over reloads
+    # (rs, key, spec at weight): made once per server and weight, so that the table and
+    # the next diff share the objects (compared by identity, not field by field)
+    made: tuple[RealServer, DestKey, DestSpec] | None = attrs.field(
+        default=None, eq=False, repr=False)
 
     @property
     def alive(self) -> bool:
@@ -94,7 +98,7 @@ class Pool:
         self.quorum_up = self.weight_sum() >= vs.quorum
 
     def weight_sum(self) -> int:
-        return sum(s.weight for s in self.servers if s.alive)
+        return sum(s.weight for s in self.servers if all(s.checkers_up))  # s.alive, inlined
 
     def set_checker(self, rs_index: int, checker_index: int, up: bool) -> list[Event]:
         state = self.servers[rs_index]
@@ -144,16 +148,20 @@ class Pool:
         use_sorry = sorry is not None and not self.quorum_up
         for s in self.servers:
             rs = s.rs
-            ttype, tport, tflags = tunnel(rs.tunnel_type or vs.tunnel_type)
-            spec = DestSpec(
-                forward=rs.lvs_method or vs.lb_kind, weight=s.weight,
-                u_threshold=rs.uthreshold or 0, l_threshold=rs.lthreshold or 0,
-                tun_type=ttype, tun_port=tport, tun_flags=tflags,
-            )
-            key = DestKey(rs.address, rs.port or 0)
-            want = spec if s.alive and not use_sorry else (
+            made = s.made
+            if made is None or made[0] is not rs or made[2].weight != s.weight:
+                ttype, tport, tflags = tunnel(rs.tunnel_type or vs.tunnel_type)
+                made = s.made = (rs, DestKey(rs.address, rs.port or 0), DestSpec(
+                    forward=rs.lvs_method or vs.lb_kind, weight=s.weight,
+                    u_threshold=rs.uthreshold or 0, l_threshold=rs.lthreshold or 0,
+                    tun_type=ttype, tun_port=tport, tun_flags=tflags,
+                ))
+            _rs, key, spec = made
+            up = s.alive and not use_sorry
+            want = spec if up else (
                 attrs.evolve(spec, weight=0) if rs.inhibit_on_failure else None)
-            want = apply(want, s.alive and not use_sorry, s.override)
+            if s.override is not None:
+                want = apply(want, up, s.override)
             if want is not None:
                 out[key] = want
         if sorry is not None and (use_sorry or vs.sorry_server_inhibit):

@@ -18,6 +18,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from conf.model import VirtualIp, VirtualRoute, VirtualRule
+from daemonlib.ipvs_syncd import SyncdCommand, run_commands
 
 from .announce import Announcer, first_ipv4, link_local
 from .plane import Op
@@ -316,6 +317,12 @@ class Worker:
 
     def announcer(self, ifname: str) -> Announcer:
         return Announcer(ifname)
+
+    def sync_daemon(self, cmds: list[SyncdCommand]) -> None:
+        """IPVS sync daemon commands, in order with the address changes (a new MASTER's
+        daemon starts after its VIPs are in place, as keepalived)."""
+        if cmds:
+            self.pool.submit(run_commands, cmds)
 
     def submit(self, fn: Callable[[Addresses], object]) -> concurrent.futures.Future[object]:
         """`fn(addresses)` on the worker's thread, in order with the calls (the

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from conf.model import Config, VrrpInstance, VrrpSyncGroup
 from daemonlib.fifo import Fifo
+from daemonlib.ipvs_syncd import SyncdParams
 from daemonlib.scripts import enforce
 from daemonlib.smtp import Mailer, MailSettings, vrrp_enabled
 
@@ -20,6 +21,7 @@ from .packet import VRRP_PROTO
 from .plane import VrrpPlane
 from .receive import Received
 from .router import Router
+from .syncd import SyncdFollower
 from .syncgroup import Command, Force, GroupEntered, GroupFault, Member, SyncCore, member_weight
 from .trackers import FileTracker, ProcessTracker, ScriptTracker, Tracker, Trackers
 from .transport import VrrpSocket
@@ -113,6 +115,10 @@ class VrrpDaemon:
         self.trackers.processes = {p.name: ProcessTracker(p) for p in cfg.track_processes}
         self.routers = [Router(i, g, self.addrs, self.fifos) for i in cfg.vrrp_instances]
         self.by_name = {r.name: r for r in self.routers}
+        sd = g.lvs_sync_daemon
+        if sd is not None and sd.vrrp_instance in self.by_name:  # else: the LVS side's
+            r = self.by_name[sd.vrrp_instance]
+            r.syncd = SyncdFollower(SyncdParams.of(sd, r.vrid))
         settings = MailSettings.from_global(g)
         self.mailer = Mailer(settings) if settings is not None else None
         for r in self.routers:
@@ -226,6 +232,7 @@ class VrrpDaemon:
         for r in self.routers:  # a sync group may move members not started yet
             r.loop = loop
         previous = previous or {}
+        self._adopt_syncd(previous.values())
         old_mailers = {r.mailer for r in previous.values() if r.mailer is not None}
         for r in self.routers:
             old = previous.pop(r.key, None)
@@ -247,6 +254,14 @@ class VrrpDaemon:
             old.stop()
         for mailer in old_mailers:  # their last alerts still go out, then the thread ends
             mailer.close()
+
+    def _adopt_syncd(self, previous: Iterable[Router]) -> None:
+        """A reload keeps the sync daemon when its options stay; else the old one stops."""
+        old = next((r.syncd for r in previous if r.syncd is not None), None)
+        if old is None:
+            return
+        new = next((r.syncd for r in self.routers if r.syncd is not None), None)
+        self.addrs.sync_daemon(new.adopt(old) if new is not None else old.stop())
 
     async def handover(self) -> dict[tuple[str, int, int], Router]:
         """For a reload: stop this daemon's loops and sockets, leave addresses as they

@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from conf.model import VirtualIp, VirtualRoute, VirtualRule
+from daemonlib.ipvs_syncd import SyncdCommand
 
 Op = Literal["add", "delete"]
 
@@ -55,6 +56,7 @@ class VrrpPlane(Protocol):
     def source_address(self, ifname: str, family: int) -> str | None: ...
     def interface_of(self, address: str) -> str | None: ...
     def announcer(self, ifname: str) -> Announce: ...
+    def sync_daemon(self, cmds: list[SyncdCommand]) -> None: ...  # IPVS sync daemons
     # anything else that must run in order with the changes (the firewall's sets, static
     # addresses): fn gets the synchronous rtnetlink side (addresses.Addresses)
     def submit(self, fn: Callable[[Any], object]) -> concurrent.futures.Future[object]: ...
@@ -148,6 +150,10 @@ class RecordingPlane:
 
     def announcer(self, ifname: str) -> RecordingAnnouncer:
         return RecordingAnnouncer(ifname, self.calls)
+
+    def sync_daemon(self, cmds: list[SyncdCommand]) -> None:
+        for cmd in cmds:
+            self._rec("sync_daemon", cmd.op, cmd.role, cmd.cleanup)
 
     def submit(self, fn: Callable[[Any], object]) -> concurrent.futures.Future[object]:
         """Runs `fn` at once with this plane standing for the rtnetlink side."""

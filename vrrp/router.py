@@ -23,6 +23,7 @@ from . import ah, firewall, fsm, garp
 from .packet import AUTH_AH, AUTH_NONE, AUTH_PASS, Advert, encode
 from .plane import AdvertRx, AdvertTx, Announce, VrrpPlane
 from .receive import COUNTERS, Policy, Received, check
+from .syncd import SyncdFollower
 from .trackers import Tracker
 
 if TYPE_CHECKING:
@@ -106,6 +107,7 @@ class Router:
         self._tasks: set[asyncio.Task[object]] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.firewall: firewall.Firewall | None = None  # the daemon's VIP drop rules
+        self.syncd: SyncdFollower | None = None  # lvs_sync_daemon names this instance
 
     # -- set-up ------------------------------------------------------------------
     def attach(self, rx: AdvertRx, tx: AdvertTx) -> None:
@@ -140,6 +142,8 @@ class Router:
     # -- life cycle -----------------------------------------------------------------
     def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        if self.syncd is not None:
+            self.addrs.sync_daemon(self.syncd.start())
         if not self.src:
             log.error("(%s) interface %s has no %s address to advertise from", self.name,
                       self.ifname, "IPv6 link-local" if self.family == 6 else "IPv4")
@@ -171,6 +175,8 @@ class Router:
         self._shown = fsm.MASTER
         self._add_addresses()
         self._start_garp()
+        if self.syncd is not None:
+            self.addrs.sync_daemon(self.syncd.resume_master())
         self._do(self.fsm.resume(self._now()))
 
     def detach(self) -> None:
@@ -182,6 +188,8 @@ class Router:
         self.fsm.deadline = None
 
     def stop(self, keep_addresses: bool = False) -> None:
+        if self.syncd is not None:  # first, as keepalived: before the priority-0 advert
+            self.addrs.sync_daemon(self.syncd.stop())
         self._do(self.fsm.stop(self._now()), keep_addresses=keep_addresses)
         if self.announcer:
             self.announcer.close()
@@ -323,6 +331,8 @@ class Router:
             if not keep_addresses:
                 self._remove_addresses()
         self._notify("STOP" if state == fsm.INIT else state)
+        if self.syncd is not None:
+            self.addrs.sync_daemon(self.syncd.entered(prev, state))
         if self.group is not None:
             self.group.entered(self, state)
 

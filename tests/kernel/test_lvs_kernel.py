@@ -50,7 +50,7 @@ def config(tmp_path: Path, text: str, name: str = "keepalived.conf"):
 EVERY_KIND = """
 global_defs {
     lvs_timeouts tcp 901 tcpfin 121 udp 301
-    lvs_sync_daemon lo VI_1 id 7 maxlen 1400
+    lvs_sync_daemon lo id 7 maxlen 1400     # no instance: the LVS side runs both daemons
 }
 vrrp_instance VI_1 {
     interface lo

@@ -217,10 +217,11 @@ class CountingPlane(DryRunPlane):
         super().__init__()
         self.active: dict[DestKey, int] = {}
 
-    async def read_with_stats(self):
-        table = await self.read()
-        return table, {(k, d): {"activeconns": self.active.get(d, 0)}
-                       for k, (_s, dests) in table.items() for d in dests}
+    async def service_stats(self):
+        return {k: {} for k in self.table}
+
+    async def dest_stats(self, key):
+        return {d: {"activeconns": self.active.get(d, 0)} for d in self.table[key][1]}
 
 
 def test_lvs_control_drain_weight_reload_and_bad_input(tmp_path):
