@@ -402,7 +402,7 @@ class ScaleOut(NatPair):
         return [(f[2], f[3], f[5].split(":")[0]) for f in (line.split() for line in
                 out.splitlines()) if len(f) >= 6 and f[0] == "TCP"]
 
-    def conns(self, host: str) -> int:
+    def scheduled(self, host: str) -> int:
         """Connections IPVS scheduled in `host` since the start (its stats)."""
         out = self.run(host, "ipvsadm", "-Ln", "--stats", "-t", f"{VIP}:80",
                        check=False).stdout
@@ -527,11 +527,11 @@ def spread(net: ScaleOut, ports: list[int]) -> tuple[dict[int, str], dict[int, s
     """Requests from `ports`: which real server answered each, which director took it
     (from the IPVS connection tables, where entries may have expired), and how many
     connections each director's IPVS counted."""
-    before = {h: net.conns(h) for h in DIRS}
+    before = {h: net.scheduled(h) for h in DIRS}
     bodies = fetch(net, ports)
     directors = via(net, DIRS) if net.ipvs else {}
     def counted() -> dict[str, int] | None:
-        got = {h: net.conns(h) - before[h] for h in DIRS}
+        got = {h: net.scheduled(h) - before[h] for h in DIRS}
         return got if sum(got.values()) >= len(ports) else None
     # the kernel folds its per-CPU counters into what ipvsadm reads every 2 s
     conns: dict[str, int] = {h: 0 for h in DIRS}
@@ -539,7 +539,7 @@ def spread(net: ScaleOut, ports: list[int]) -> tuple[dict[int, str], dict[int, s
         if net.ipvs:
             conns = wait_for(counted, 10, 0.5, "IPVS stats to count the requests")  # type: ignore
     except WaitTimeout:
-        conns = {h: net.conns(h) - before[h] for h in DIRS}  # the test says what is wrong
+        conns = {h: net.scheduled(h) - before[h] for h in DIRS}  # the test says what is wrong
     net.say(f"{len(ports)} requests from as many source ports: real servers "
             f"{dict(sorted(Counter(bodies.values()).items()))}, connections per director "
             f"(IPVS stats) {conns}")
