@@ -10,7 +10,7 @@ DEBS  := keepalived nginx exabgp bird2 ipvsadm iproute2 qemu-system-x86 linux-im
          procps kmod iputils-ping dnsmasq-base openssl nftables libnftables1 \
          chromium chromium-driver python3-venv
 
-.PHONY: install debs venv test unit netns kernel lint bench demo clean
+.PHONY: install debs venv test unit netns kernel lint bench demo demo-scaleout clean
 
 install: debs venv
 
@@ -57,7 +57,8 @@ bench: install
 	   $(PY) bench/reload.py; echo; \
 	   $(PY) bench/ipvs_read.py; echo; \
 	   tools/run-in-vm python bench/checkers.py --compare 200; echo; \
-	   tools/run-in-vm python bench/memory.py --vs 1000 --rs 10 --seconds $(BENCH_MEM_S); \
+	   tools/run-in-vm python bench/memory.py --vs 1000 --rs 10 --seconds $(BENCH_MEM_S); echo; \
+	   tools/run-in-vm python bench/scaleout.py; \
 	 } | grep -v '^booting' | tee bench/RESULTS.md
 	$(PY) bench/summary.py bench/RESULTS.md
 
@@ -73,6 +74,16 @@ demo: install
 	else \
 	  echo "this kernel has no IPVS: running the demo in the VM (about 2 minutes)"; \
 	  tools/run-in-vm python tools/demo.py; \
+	fi
+
+# issue 14: three active directors behind a BGP/ECMP router (BIRD2), DR + mh, with a
+# timeline: spread, a pool lost, a node killed and a director stopped under 300 downloads
+demo-scaleout: install
+	@if [ -e /proc/net/ip_vs ] || modprobe -q ip_vs 2>/dev/null; then \
+	  $(PY) tools/demo_scaleout.py; \
+	else \
+	  echo "this kernel has no IPVS: running the demo in the VM (5-10 minutes)"; \
+	  tools/run-in-vm python tools/demo_scaleout.py; \
 	fi
 
 clean:

@@ -71,7 +71,9 @@ class EngineProcess:
         self.on_peer: Callable[[PeerState], None] = lambda _p: None
         self.stopping = False  # stop() was asked: its exit is no failure
 
-    async def start(self, timeout: float = 30.0) -> None:
+    # a hung engine, not a slow one: ExaBGP (Python) was seen taking 30 s to print its
+    # banner in the emulated VM with three directors starting; its exit ends the wait
+    async def start(self, timeout: float = 180.0) -> None:
         sock_path = os.path.join(self.dir, ENGINE_SOCKET)
         self._server = await asyncio.start_unix_server(self._channel,
                                                        sock=listen_unix(sock_path))
