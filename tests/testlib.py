@@ -17,12 +17,13 @@ from nettopo import (  # noqa: E402
     answer_server,
     nginx_conf,
     sh,
+    slow_site,
     wait_for,
     wait_until,
 )
 
 __all__ = ["EXAMPLES", "FIXTURES", "ROOT", "Hosts", "WaitTimeout", "answer_server", "example",
-           "nginx_conf", "sh", "wait_for", "wait_until"]
+           "nginx_conf", "sh", "slow_site", "wait_for", "wait_until"]
 
 
 EXAMPLES = os.path.join(ROOT, "conf", "examples")

@@ -71,6 +71,21 @@ http {{
 """
 
 
+def slow_site(d: str, body: str, size: int, rate: int | str, connections: int) -> str:
+    """Write an nginx site in `d`: "<body>" at /, a `size`-byte file at /big sent at
+    `rate` (nginx's limit_rate: a download that lasts). Returns the config's path."""
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "big"), "wb") as f:
+        f.write(b"x" * size)
+    server = (f"    server {{ listen 80; root {d};\n"
+              f"        location = /big {{ limit_rate {rate}; }}\n"
+              f"        location = / {{ return 200 \"{body}\\n\"; }} }}")
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(nginx_conf(d, server, connections=connections, head="user root;"))
+    return conf
+
+
 def answer_server(body: str, v6: bool = False) -> str:
     """An nginx `server` on port 80 answering `body` to every request."""
     listen = "listen 80; listen [::]:80;" if v6 else "listen 80;"

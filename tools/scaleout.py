@@ -38,7 +38,7 @@ import attrs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nat_pair import NatPair  # noqa: E402
-from nettopo import WaitTimeout, nginx_conf, sh, wait_for  # noqa: E402
+from nettopo import WaitTimeout, sh, slow_site, wait_for  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VIP = "10.30.0.100"
@@ -234,15 +234,8 @@ class ScaleOut(NatPair):
     def slow_nginx(self, host: str, body: str) -> None:
         """nginx in `host`: "<body>" at /, a big file at /big sent at RATE."""
         d = self.nginx_dir(host)
-        os.makedirs(d, exist_ok=True)
-        with open(os.path.join(d, "big"), "wb") as f:
-            f.write(b"x" * SIZE)
-        server = (f"    server {{ listen 80; root {d};\n"
-                  f"        location = /big {{ limit_rate {RATE}; }}\n"
-                  f"        location = / {{ return 200 \"{body}\\n\"; }} }}")
-        with open(os.path.join(d, "nginx.conf"), "w") as f:
-            f.write(nginx_conf(d, server, connections=1024, head="user root;"))
-        self.run(host, "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
+        conf = slow_site(d, body, SIZE, RATE, connections=1024)
+        self.run(host, "nginx", "-c", conf, "-p", d)
         if host not in self.nginx_hosts:
             self.nginx_hosts.append(host)
 

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from testlib import WaitTimeout, nginx_conf, sh, wait_for
+from testlib import WaitTimeout, sh, slow_site, wait_for
 from topo import VIP, Topology, rs_ip
 
 DIRECTOR = os.path.join(os.path.dirname(sys.executable), "director")
@@ -64,15 +64,8 @@ def nginx_slow(topo: Topology, i: int) -> None:
     """Real server i answers "rs<i>" at /, and a big file slowly at /big."""
     topo.stop_nginx(i)  # waits for it to go
     d = topo.nginx_dir(f"rs{i}")  # where the topology stops it again at the end
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "big"), "wb") as f:
-        f.write(b"x" * SIZE)
-    server = (f"    server {{ listen 80; root {d};\n"
-              f"        location = /big {{ limit_rate {RATE}; }}\n"
-              f"        location = / {{ return 200 \"rs{i}\\n\"; }} }}")
-    with open(os.path.join(d, "nginx.conf"), "w") as f:
-        f.write(nginx_conf(d, server, connections=64, head="user root;"))  # reads big
-    topo.run(f"rs{i}", "nginx", "-c", os.path.join(d, "nginx.conf"), "-p", d)
+    conf = slow_site(d, f"rs{i}", SIZE, RATE, connections=64)  # reads big
+    topo.run(f"rs{i}", "nginx", "-c", conf, "-p", d)
 
 
 def dests() -> dict[str, tuple[int, int]]:
