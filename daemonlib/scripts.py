@@ -181,28 +181,38 @@ class ScriptPolicy:
         self.table: dict[Script, Runnable | None] = {}
         self.any_runs = False
         self.any_insecure = False
+        self.g = g
+        self._default: tuple[RunAs | None, str] | None = None
+
+    def default(self) -> tuple[RunAs | None, str]:
+        """Whom a script without its own user runs as, or why it may not run. Looked up
+        at the first script, not before: a user lookup reads the NSS files (a few dozen
+        file operations, on the way to the first IPVS operation)."""
+        if self._default is not None:
+            return self._default
         # keepalived: script_user, else keepalived_script if it exists, else root; with
         # enable_script_security and neither, scripts without their own user are refused
-        self.default_error = ""
-        self.default: RunAs | None = None
+        g, run_as, error = self.g, None, ""
         if g.script_user:
             try:
-                self.default = lookup_user(g.script_user, g.script_group)
+                run_as = lookup_user(g.script_user, g.script_group)
             except LookupError as e:
-                self.default_error = f"script_user ({g.pos}): {e}"
+                error = f"script_user ({g.pos}): {e}"
         else:
             try:
-                self.default = lookup_user(DEFAULT_USER, None)
+                run_as = lookup_user(DEFAULT_USER, None)
             except LookupError:
                 if self.security:
-                    self.default_error = (f"no script_user and no user {DEFAULT_USER}: "
-                                          "enable_script_security will not run scripts as root")
+                    error = (f"no script_user and no user {DEFAULT_USER}: "
+                             "enable_script_security will not run scripts as root")
+        self._default = (run_as, error)
+        return self._default
 
     def resolve(self, script: Script, what: str) -> Runnable | None:
         """The verdict on `script` (its own user/group if it has them), logged once."""
         if script in self.table:
             return self.table[script]
-        run_as, refused, verdict = self.default, self.default_error, None
+        (run_as, refused), verdict = self.default(), None
         if script.user:
             refused = ""
             try:

@@ -20,6 +20,7 @@ from conf.model import Config
 from daemonlib import safefile
 from daemonlib.runtime import Signals, Stale
 
+from . import bundle
 from .dataplane import choose_plane
 from .ipvs_table import DestKey, SvcKey
 from .lvs import Lvs
@@ -69,6 +70,7 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
         link.start()
     health.start()
     log.info("Startup complete")
+    bundle.drop()  # what start-up imports is in: the bundle's memory goes
     reloads = 0
     reloading = False
 

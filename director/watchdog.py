@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 from daemonlib import safefile
 
+from . import bundle
+
 log = logging.getLogger("director")
 
 PR_SET_PDEATHSIG = 1
@@ -229,6 +231,7 @@ class _Model:
 
     def release(self) -> None:
         self.cfg = None
+        bundle.drop()  # the parent imports nothing more of note; a respawn imports normally
         gc.unfreeze()
         gc.collect()
         try:  # the parse's big blocks went to malloc's heap: give its free pages back
@@ -248,14 +251,18 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     model = _Model(holder.pop(), load)
     cfg = model.cfg
 
-    def side(run_side: Callable[..., object], tune: Callable[[object], None]
-             ) -> Callable[[bool], int]:
+    def side(run_side: Callable[..., object], tune: Callable[[object], None],
+             drops_bundle: bool = False) -> Callable[[bool], int]:
+        """`drops_bundle`: run_side lets go of the start-up bundle itself, once it has
+        imported what its start needs (else it goes now)."""
         def run(adopt: bool) -> int:
             box = [model.take()]
             if box[0] is None:
                 log.error("the configuration has errors: the child does not start")
                 return 4
             tune(box[0].global_defs)
+            if not drops_bundle:
+                bundle.drop()
             return asyncio.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
 
         return run
@@ -276,7 +283,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
             sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
                         g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
 
-        return side(run, tune)(adopt)
+        return side(run, tune, drops_bundle=True)(adopt)
 
     children = []
     if cfg.vrrp_instances and not args.check:
@@ -304,6 +311,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
         def status(_adopt: bool) -> int:
             from .metrics import serve
 
+            bundle.drop()
             return asyncio.run(serve(args.metrics, args.runtime_dir))
 
         children.append(Child("Status", status, None))

@@ -188,10 +188,11 @@ def test_users_and_groups():
         scripts.lookup_user("no-such-user-x", None)
     with pytest.raises(LookupError, match="group 'no-such-group-x'"):
         scripts.lookup_user("nobody", "no-such-group-x")
-    p = scripts.ScriptPolicy(GlobalDefs(enable_script_security=True))
-    if p.default is None:  # no keepalived_script user here: root is not the fallback
-        assert "no script_user" in p.default_error
-    assert scripts.ScriptPolicy(GlobalDefs(script_user="nobody")).default.name == "nobody"
+    run_as, error = scripts.ScriptPolicy(GlobalDefs(enable_script_security=True)).default()
+    if run_as is None:  # no keepalived_script user here: root is not the fallback
+        assert "no script_user" in error
+    run_as, _ = scripts.ScriptPolicy(GlobalDefs(script_user="nobody")).default()
+    assert run_as is not None and run_as.name == "nobody"
 
 
 def test_notify_lines_carry_their_user(tmp_path):

@@ -1,0 +1,212 @@
+"""The start-up module bundle: the code of the modules a daemon start imports, in one file.
+
+Each import costs the interpreter half a dozen file operations (directory stats, the
+.pyc's open/fstat/read/close); a start imports ~200 modules. Where files are slow (a
+cold page cache at boot; the emulated VM's uncached 9p share, ~5 ms an operation) that
+is most of the start-up. The bundle, written at install time by `director.bundle_build`
+next to the package's .pyc files, holds their marshalled code; it is read with an
+open and a read or two, and a finder first on sys.meta_path serves the modules from it.
+
+It never runs stale code. Each module is served from the bundle only if, now:
+- the directory it was found in, and every sys.path entry searched before it (the ones
+  that could shadow it), has the modification time recorded at build time: adding,
+  removing or renaming a file in a directory changes it, which covers package managers
+  (dpkg, pip write new files and rename or unlink the old) and shadowing;
+- for the project's own modules (edited in place by people), its source file has the
+  recorded size and modification time, the check the interpreter makes for a .pyc;
+- the bundle was written by an interpreter with this one's bytecode magic number, and
+  the interpreter does not optimise (-O changes the code).
+Anything else is imported the normal way. The loader is a SourceFileLoader that only
+takes its code from the bundle, so __file__, tracebacks, get_source and resources work
+as for any module. `drop()` frees the bundle once the process has started.
+"""
+
+# Only built-in and frozen modules here (no __future__, no typing): this runs before
+# the bundle can serve anything, so each other import would be file operations.
+import _imp
+import marshal
+import os
+import sys
+from _frozen_importlib_external import MAGIC_NUMBER, SourceFileLoader, spec_from_file_location
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+FORMAT = b"DIRB1"
+PROJECT = ("conf", "daemonlib", "vrrp", "checkers", "director")
+
+
+def path() -> str:
+    tag = sys.implementation.cache_tag
+    return f"{__file__.rpartition('/')[0]}/__pycache__/startup.{tag}.bundle"
+
+
+def header() -> bytes:
+    return FORMAT + MAGIC_NUMBER
+
+
+class _Loader(SourceFileLoader):
+    def __init__(self, fullname: str, path: str, finder: "Finder") -> None:
+        super().__init__(fullname, path)
+        self.finder = finder
+
+    def get_code(self, fullname: str) -> "Any":
+        code = self.finder.code(fullname, self.path)
+        return code if code is not None else super().get_code(fullname)
+
+
+class Finder:
+    """`index`: module name -> (file, is package, the directory searched for it (a
+    sys.path entry or the package's), whether that is a sys.path entry, the directory
+    holding the file (a package's own), (size, mtime_ns) of a project source or None,
+    section, offset in it and length of its code).
+
+    The file is in sections: the first (what the parent and the checker child import)
+    comes with the index in one read; the others (the VRRP side's pyroute2, the status
+    server's aiohttp, ...) are read, one read each, when one of their modules is first
+    wanted: a process reads only what it uses."""
+
+    def __init__(self, fd: int, meta: "dict[str, Any]", first: "memoryview", base: int
+                 ) -> None:
+        self.fd: int | None = fd
+        self.index: dict[str, tuple[Any, ...]] = meta["modules"]
+        self.dirs: dict[str, int] = meta["dirs"]  # directory -> mtime_ns (-1: absent)
+        # (offset from `base`, where the first section starts; length)
+        self.places: list[tuple[int, int]] = meta["sections"]
+        self.base = base
+        self.sections: list[Any] = [first] + [None] * (len(self.places) - 1)
+        self.fresh: dict[str, bool] = {}  # directories checked in this process
+        self.served = 0
+
+    def _dir_ok(self, d: str) -> bool:
+        ok = self.fresh.get(d)
+        if ok is None:
+            want = self.dirs.get(d)
+            try:
+                now = os.stat(d).st_mtime_ns
+            except OSError:
+                now = -1
+            ok = self.fresh[d] = want is not None and now == want
+        return ok
+
+    def find_spec(self, fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
+        entry = self.index.get(fullname)
+        if entry is None:
+            return None
+        file, is_pkg, search, top, home, src = entry[:6]
+        if not top:  # a submodule: searched in its package's __path__ only
+            if list(path or ()) != [search] or not self._dir_ok(search):
+                return None
+        else:  # searched along sys.path: nothing before its entry may have changed
+            for p in sys.path:
+                if not isinstance(p, str) or not self._dir_ok(p or "."):
+                    return None
+                if p == search:
+                    break
+            else:
+                return None
+        if home != search and not self._dir_ok(home):
+            return None
+        if src is not None:
+            try:
+                st = os.stat(file)
+            except OSError:
+                return None
+            if (st.st_size, st.st_mtime_ns) != src:
+                return None
+        return spec_from_file_location(fullname, file, loader=_Loader(fullname, file, self),
+                                       submodule_search_locations=[home] if is_pkg else None)
+
+    def code(self, fullname: str, file: str) -> "Any":
+        entry = self.index.get(fullname)
+        if entry is None or entry[0] != file:  # (after close(): the index is empty)
+            return None
+        section, off, length = entry[6:]
+        data = self.sections[section]
+        if data is None:
+            if self.fd is None:
+                return None
+            where, size = self.places[section]
+            try:
+                data = self.sections[section] = memoryview(_read(self.fd, size,
+                                                                 self.base + where))
+            except (OSError, ValueError):
+                return None
+        code = marshal.loads(data[off:off + length])
+        _imp._fix_co_filename(code, file)  # type: ignore[attr-defined]
+        self.served += 1
+        return code
+
+    def invalidate_caches(self) -> None:
+        self.fresh.clear()
+
+    def close(self) -> None:
+        self.index = {}
+        self.sections = []
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+_finder: Finder | None = None
+
+
+def _read(fd: int, size: int, at: int) -> bytes:
+    """`size` bytes at `at`: one read, unless it comes short."""
+    data = os.pread(fd, size, at)
+    while len(data) < size:
+        more = os.pread(fd, size - len(data), at + len(data))
+        if not more:
+            raise ValueError("the bundle is shorter than its index says")
+        data += more
+    return data
+
+
+def load(file: str) -> Finder | None:
+    """The finder of the bundle `file` (its index and first section read); None if it
+    is missing or not one for this interpreter."""
+    try:
+        fd = os.open(file, os.O_RDONLY)  # kept (close-on-exec) for the later sections
+    except OSError:
+        return None
+    head = header()
+    try:
+        lead = os.pread(fd, len(head) + 8, 0)
+        if len(lead) != len(head) + 8 or not lead.startswith(head):
+            raise ValueError("not a bundle of this interpreter")
+        meta_len = int.from_bytes(lead[len(head):len(head) + 4], "little")
+        first_len = int.from_bytes(lead[len(head) + 4:], "little")
+        view = memoryview(_read(fd, meta_len + first_len, len(lead)))
+        meta = marshal.loads(view[:meta_len])
+    except (OSError, EOFError, ValueError, TypeError):
+        os.close(fd)
+        return None
+    return Finder(fd, meta, view[meta_len:], len(lead) + meta_len)
+
+
+def install() -> Finder | None:
+    """Put the bundle's finder first on sys.meta_path (once); None without a usable
+    bundle, under -O, or with DIRECTOR_BUNDLE=0 in the environment."""
+    global _finder
+    if _finder is None and not sys.flags.optimize and os.environ.get("DIRECTOR_BUNDLE") != "0":
+        _finder = load(path())
+        if _finder is not None:  # where the path finder would look: after the built-in,
+            # frozen and any other finders (they win over files, and so over the bundle)
+            at = next((i for i, f in enumerate(sys.meta_path)
+                       if getattr(f, "__name__", "") == "PathFinder"), len(sys.meta_path))
+            sys.meta_path.insert(at, _finder)
+    return _finder
+
+
+def drop() -> int:
+    """Forget the bundle (start-up is over): later imports are normal ones. Returns
+    the number of modules it served."""
+    global _finder
+    finder, _finder = _finder, None
+    if finder is None:
+        return 0
+    if finder in sys.meta_path:
+        sys.meta_path.remove(finder)
+    finder.close()
+    return finder.served
