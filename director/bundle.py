@@ -29,12 +29,24 @@ import os
 import sys
 from _frozen_importlib_external import MAGIC_NUMBER, SourceFileLoader, spec_from_file_location
 
+_compile = compile
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-FORMAT = b"DIRB1"
+FORMAT = b"DIRB2"
 PROJECT = ("conf", "daemonlib", "vrrp", "checkers", "director")
+# Modules that compile generated source as they are used: attrs writes each class's
+# __init__, __eq__, __repr__... as text and compiles it, a quarter of the CPU time of
+# the imports on the way to the first IPVS operation. The bundle holds the code of the
+# scripts seen at build time, keyed by their full text and file name; any other script
+# is compiled as usual.
+COMPILERS = ("attr._make",)
+# attrs's __hash__ starts from a constant of its own, a str hash: it varies from process
+# to process (hash randomisation). Scripts are keyed without it, compiled with SEED, and
+# the code gets the process's constant back (see _unseeded, _reseed).
+SEED_AT = "hash((\n"
+SEED = 0x5EED_5EED_5EED_5EED
 
 
 def path() -> str:
@@ -54,6 +66,11 @@ class _Loader(SourceFileLoader):
     def get_code(self, fullname: str) -> "Any":
         code = self.finder.code(fullname, self.path)
         return code if code is not None else super().get_code(fullname)
+
+    def exec_module(self, module: "Any") -> None:
+        super().exec_module(module)
+        if module.__name__ in COMPILERS:
+            self.finder.hook(module)
 
 
 class Finder:
@@ -77,7 +94,11 @@ class Finder:
         self.base = base
         self.sections: list[Any] = [first] + [None] * (len(self.places) - 1)
         self.fresh: dict[str, bool] = {}  # directories checked in this process
-        self.served = 0
+        self.served = self.scripts_served = 0
+        # (source, file name) -> (section, offset, length), compiled with these flags
+        self.compiled: dict[tuple[str, str], tuple[int, int, int]] = meta["compiled"]
+        self.compile_flags: int = meta["compile_flags"]
+        self.hooked: list[Any] = []
 
     def _dir_ok(self, d: str) -> bool:
         ok = self.fresh.get(d)
@@ -122,8 +143,14 @@ class Finder:
         entry = self.index.get(fullname)
         if entry is None or entry[0] != file:  # (after close(): the index is empty)
             return None
-        section, off, length = entry[6:]
-        data = self.sections[section]
+        code = self._load(*entry[6:])
+        if code is not None:
+            _imp._fix_co_filename(code, file)  # type: ignore[attr-defined]
+            self.served += 1
+        return code
+
+    def _load(self, section: int, off: int, length: int) -> "Any":
+        data = self.sections[section] if section < len(self.sections) else None
         if data is None:
             if self.fd is None:
                 return None
@@ -133,16 +160,46 @@ class Finder:
                                                                  self.base + where))
             except (OSError, ValueError):
                 return None
-        code = marshal.loads(data[off:off + length])
-        _imp._fix_co_filename(code, file)  # type: ignore[attr-defined]
-        self.served += 1
-        return code
+        return marshal.loads(data[off:off + length])
+
+    def hook(self, module: "Any") -> None:
+        """`module` compiles through the bundle while it lasts, if it compiles with the
+        flags the bundle's code was compiled with (its own __future__ imports)."""
+        flags = 0
+        for value in vars(module).values():
+            if type(value).__name__ == "_Feature" and type(value).__module__ == "__future__":
+                flags |= value.compiler_flag
+        if flags == self.compile_flags and "compile" not in vars(module):
+            module.compile = self.compile
+            self.hooked.append(module)
+
+    def compile(self, source: "Any", filename: "Any", mode: str, flags: int = 0,
+                dont_inherit: bool = False, optimize: int = -1) -> "Any":
+        """builtins.compile as called from a hooked module (inheriting its __future__
+        flags), taking the code of a script seen at build time from the bundle."""
+        if (mode == "exec" and not flags and not dont_inherit and optimize == -1
+                and type(source) is str and type(filename) is str):
+            key, seed = _unseeded(source)
+            entry = self.compiled.get((key, filename)) if key is not None else None
+            code = self._load(*entry) if entry is not None else None
+            if code is not None and seed is not None:
+                code = _reseed(code, seed)
+            if code is not None:
+                self.scripts_served += 1
+                return code
+        inherited = 0 if dont_inherit else self.compile_flags
+        return _compile(source, filename, mode, flags | inherited, True, optimize)
 
     def invalidate_caches(self) -> None:
         self.fresh.clear()
 
     def close(self) -> None:
+        for module in self.hooked:  # back to the built-in
+            if vars(module).get("compile") == self.compile:
+                del module.compile
+        self.hooked = []
         self.index = {}
+        self.compiled = {}
         self.sections = []
         if self.fd is not None:
             os.close(self.fd)
@@ -150,6 +207,47 @@ class Finder:
 
 
 _finder: Finder | None = None
+
+
+def _unseeded(source: str) -> "tuple[str | None, int | None]":
+    """`source` with its __hash__ constant (the int on the line after each SEED_AT, all
+    the same) written as SEED, and the constant; (None, None) if it is not that shape."""
+    parts = source.split(SEED_AT)
+    if len(parts) == 1:
+        return source, None
+    seed = None
+    out = [parts[0]]
+    for part in parts[1:]:
+        line, nl, rest = part.partition("\n")
+        text = line.strip()
+        try:
+            value = int(text[:-1]) if text.endswith(",") else None
+        except ValueError:
+            value = None
+        if value is None or (seed is not None and value != seed):
+            return None, None
+        seed = value
+        out.append(f"{line[:len(line) - len(line.lstrip())]}{SEED},{nl}{rest}")
+    return SEED_AT.join(out), seed
+
+
+def _reseed(code: "Any", seed: int) -> "Any":
+    """`code` (compiled with SEED) as compiled with `seed` instead; None where that is
+    not certain (`seed` equal to another constant, which the compiler would share)."""
+    consts = []
+    changed = False
+    for c in code.co_consts:
+        if type(c) is int and c == SEED:
+            c, changed = seed, True
+        elif type(c) is type(code):
+            new = _reseed(c, seed)
+            if new is None:
+                return None
+            c = new
+        consts.append(c)
+    if changed and any(type(c) is int and c == seed for c in code.co_consts):
+        return None
+    return code.replace(co_consts=tuple(consts))
 
 
 def _read(fd: int, size: int, at: int) -> bytes:

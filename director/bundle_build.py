@@ -17,6 +17,8 @@ import marshal
 import os
 import subprocess
 import sys
+import tempfile
+from typing import Any
 
 from . import bundle
 
@@ -35,17 +37,37 @@ SECTIONS = (
     ("director.metrics",),
 )
 
-# Run in a clean interpreter: imports each section's entries, prints its sys.path (less
-# its own directory), then per section the modules loaded from source that are new.
+# Run in a clean interpreter: records what attrs compiles, imports each section's
+# entries, and writes (marshal, to argv[1]) its sys.path (less its own directory), per
+# section the modules loaded from source that are new, and the scripts attrs compiled.
 _PROBE = """
-import importlib, importlib.machinery, sys
+import importlib, importlib.machinery, marshal, sys
 sys.path[:] = [p for p in sys.path if p and p != '.']
-print('\\t'.join(sys.path))
 seen = set(sys.modules)
-for entries in sys.argv[1:]:
+scripts = []
+try:
+    import attr._make as hooked
+except ImportError:
+    hooked = None
+else:
+    flags = 0
+    for value in vars(hooked).values():
+        if type(value).__name__ == '_Feature' and type(value).__module__ == '__future__':
+            flags |= value.compiler_flag
+    real = compile
+
+    def record(source, filename, mode, *args, **kw):
+        if mode == 'exec' and not args and not kw and type(source) is str:
+            scripts.append((source, filename))
+            return real(source, filename, mode, flags, True)
+        return real(source, filename, mode, *args, **kw)
+
+    hooked.compile = record
+sections = []
+for entries in sys.argv[2:]:
     for name in entries.split(','):
         importlib.import_module(name)
-    print('#')
+    found = []
     for name, mod in sorted(sys.modules.items()):
         spec = getattr(mod, '__spec__', None)
         if name in seen or spec is None or not spec.has_location:
@@ -54,7 +76,11 @@ for entries in sys.argv[1:]:
         if (isinstance(spec.loader, importlib.machinery.SourceFileLoader)
                 and spec.origin.endswith('.py')):
             locs = spec.submodule_search_locations
-            print(name, spec.origin, '' if locs is None else locs[0], sep='\\t')
+            found.append((name, spec.origin, '' if locs is None else locs[0]))
+    sections.append(found)
+with open(sys.argv[1], 'wb') as f:
+    marshal.dump({'path': sys.path, 'sections': sections, 'scripts': scripts,
+                  'flags': flags if hooked else 0}, f)
 """
 
 
@@ -65,29 +91,26 @@ def _mtime(d: str) -> int:
         return -1
 
 
-def probe(sections: tuple[tuple[str, ...], ...] = SECTIONS
-          ) -> tuple[list[str], list[list[tuple[str, str, str]]]]:
-    """The sys.path of a fresh interpreter (less its script's directory), and for each
-    section the name, file and package directory (or '') of each module it loads from
-    source."""
+def probe(sections: tuple[tuple[str, ...], ...] = SECTIONS) -> dict[str, Any]:
+    """What a fresh interpreter loads: "path", its sys.path (less its script's
+    directory); "sections", for each section the name, file and package directory (or
+    '') of each module it loads from source; "scripts", the (source, file name) attrs
+    compiled, with the __future__ "flags" of attrs's module."""
     env = {**os.environ, "DIRECTOR_BUNDLE": "0"}
-    out = subprocess.run([sys.executable, "-c", _PROBE, *(",".join(s) for s in sections)],
-                         env=env, check=True, capture_output=True, text=True).stdout
-    lines = out.splitlines()
-    found: list[list[tuple[str, str, str]]] = []
-    for line in lines[1:]:
-        if line == "#":
-            found.append([])
-        else:
-            found[-1].append(tuple(line.split("\t")))  # type: ignore[arg-type]
-    return lines[0].split("\t"), found
+    with tempfile.NamedTemporaryFile() as out:
+        subprocess.run([sys.executable, "-c", _PROBE, out.name,
+                        *(",".join(s) for s in sections)], env=env, check=True)
+        found: dict[str, Any] = marshal.load(out)
+    return found
 
 
 def build(target: str, search_path: list[str], sections: list[list[tuple[str, str, str]]],
-          own: tuple[str, ...] = bundle.PROJECT) -> dict[str, int]:
+          own: tuple[str, ...] = bundle.PROJECT, scripts: list[tuple[str, str]] | None = None,
+          flags: int = 0) -> dict[str, int]:
     """Write the bundle of `sections` (lists of (name, file, package dir or '')) for an
     interpreter whose sys.path is `search_path`; the sources of the packages `own` are
-    checked file by file. Returns counts for the log."""
+    checked file by file; `scripts` (source, file name) compiled with `flags` go in the
+    first section. Returns counts for the log."""
     dirs: dict[str, int] = {}
     located = []
     for n, mods in enumerate(sections):
@@ -122,12 +145,21 @@ def build(target: str, search_path: list[str], sections: list[list[tuple[str, st
         index[name] = (file, is_pkg, search, top, home, src, n, sizes[n], len(data))
         blobs[n].append(data)
         sizes[n] += len(data)
+    compiled: dict[tuple[str, str], tuple[int, int, int]] = {}
+    for script, filename in scripts or ():
+        source, _ = bundle._unseeded(script)  # as the runtime looks it up
+        if source is not None and (source, filename) not in compiled:
+            data = marshal.dumps(compile(source, filename, "exec", flags, True))
+            compiled[source, filename] = (0, sizes[0], len(data))
+            blobs[0].append(data)
+            sizes[0] += len(data)
 
     places, at = [], 0  # from the end of the index, where the first section starts
     for size in sizes:
         places.append((at, size))
         at += size
-    head = marshal.dumps({"modules": index, "dirs": dirs, "sections": places})
+    head = marshal.dumps({"modules": index, "dirs": dirs, "sections": places,
+                          "compiled": compiled, "compile_flags": flags})
     tmp = f"{target}.{os.getpid()}.tmp"
     with open(tmp, "wb") as f:
         f.write(bundle.header() + len(head).to_bytes(4, "little")
@@ -136,7 +168,7 @@ def build(target: str, search_path: list[str], sections: list[list[tuple[str, st
             f.write(b"".join(part))
     os.replace(tmp, target)
     return {"modules": len(index), "bytes": os.path.getsize(target), "dirs": len(dirs),
-            "first": sizes[0]}
+            "first": sizes[0], "scripts": len(compiled)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,9 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     # made first: creating it changes its parent's modification time, which is recorded
     os.makedirs(os.path.dirname(a.output), exist_ok=True)
-    path, mods = probe()
-    counts = build(a.output, [a.script_dir, *path], mods)
-    print(f"{a.output}: {counts['modules']} modules, {counts['bytes'] // 1024} KiB "
+    found = probe()
+    counts = build(a.output, [a.script_dir, *found["path"]], found["sections"],
+                   scripts=found["scripts"], flags=found["flags"])
+    print(f"{a.output}: {counts['modules']} modules, {counts['scripts']} attrs scripts, "
+          f"{counts['bytes'] // 1024} KiB "
           f"({counts['first'] // 1024} KiB read at start), {counts['dirs']} directories "
           "checked")
     return 0

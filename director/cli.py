@@ -223,6 +223,11 @@ def _load_for_run(args: argparse.Namespace) -> Config | None:
 
 def daemon(args: argparse.Namespace) -> int:
     """The watchdog parent with the VRRP and/or checker children (-P / -C: one side)."""
+    import gc
+
+    # Start-up (imports, the parse) makes long-lived objects and next to no garbage: no
+    # collections until the processes are up; each side enables them once started.
+    gc.disable()
     cfg = _load_for_run(args)
     if cfg is None:
         return EXIT_CONFIG

@@ -71,6 +71,7 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
     health.start()
     log.info("Startup complete")
     bundle.drop()  # what start-up imports is in: the bundle's memory goes
+    gc.enable()  # off since the start (cli.daemon)
     reloads = 0
     reloading = False
 

@@ -232,6 +232,7 @@ class _Model:
     def release(self) -> None:
         self.cfg = None
         bundle.drop()  # the parent imports nothing more of note; a respawn imports normally
+        gc.enable()  # off since the start (cli.daemon)
         gc.unfreeze()
         gc.collect()
         try:  # the parse's big blocks went to malloc's heap: give its free pages back
@@ -253,8 +254,8 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
 
     def side(run_side: Callable[..., object], tune: Callable[[object], None],
              drops_bundle: bool = False) -> Callable[[bool], int]:
-        """`drops_bundle`: run_side lets go of the start-up bundle itself, once it has
-        imported what its start needs (else it goes now)."""
+        """`drops_bundle`: run_side lets go of the start-up bundle and enables the
+        collector itself, once it has started (else both happen now)."""
         def run(adopt: bool) -> int:
             box = [model.take()]
             if box[0] is None:
@@ -263,6 +264,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
             tune(box[0].global_defs)
             if not drops_bundle:
                 bundle.drop()
+                gc.enable()
             return asyncio.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
 
         return run
@@ -312,6 +314,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
             from .metrics import serve
 
             bundle.drop()
+            gc.enable()
             return asyncio.run(serve(args.metrics, args.runtime_dir))
 
         children.append(Child("Status", status, None))
