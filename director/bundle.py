@@ -30,6 +30,7 @@ import sys
 from _frozen_importlib_external import MAGIC_NUMBER, SourceFileLoader, spec_from_file_location
 
 _compile = compile
+CodeType = type((lambda: 0).__code__)  # (types.CodeType, without importing types)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -234,20 +235,22 @@ def _unseeded(source: str) -> "tuple[str | None, int | None]":
 def _reseed(code: "Any", seed: int) -> "Any":
     """`code` (compiled with SEED) as compiled with `seed` instead; None where that is
     not certain (`seed` equal to another constant, which the compiler would share)."""
-    consts = []
+    consts = list(code.co_consts)
     changed = False
-    for c in code.co_consts:
+    for i, c in enumerate(consts):
         if type(c) is int and c == SEED:
-            c, changed = seed, True
-        elif type(c) is type(code):
+            if seed in code.co_consts:
+                return None
+            consts[i] = seed
+            changed = True
+        elif type(c) is CodeType:
             new = _reseed(c, seed)
             if new is None:
                 return None
-            c = new
-        consts.append(c)
-    if changed and any(type(c) is int and c == seed for c in code.co_consts):
-        return None
-    return code.replace(co_consts=tuple(consts))
+            if new is not c:
+                consts[i] = new
+                changed = True
+    return code.replace(co_consts=tuple(consts)) if changed else code
 
 
 def _read(fd: int, size: int, at: int) -> bytes:
