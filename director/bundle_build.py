@@ -66,7 +66,10 @@ else:
 sections = []
 for entries in sys.argv[2:]:
     for name in entries.split(','):
-        importlib.import_module(name)
+        try:  # a missing optional piece leaves its modules to the normal import
+            importlib.import_module(name)
+        except ImportError as e:
+            print(f'bundle: {name} not bundled: {e}', file=sys.stderr)
     found = []
     for name, mod in sorted(sys.modules.items()):
         spec = getattr(mod, '__spec__', None)
