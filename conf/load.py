@@ -62,6 +62,11 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     except ConfigError as e:
         diags.error(e.pos, e.message)
         return Loaded(None, diags)
+    return _finish_config(cfg, diags, check_host)
+
+
+def _finish_config(cfg: Config, diags: Diagnostics, check_host: bool) -> Loaded:
+    """The whole-config steps once every block is built (conf/incremental.py too)."""
     pending = list(cfg.vrrp_instances)
     cfg = finish(attrs.evolve(cfg, vrrp_instances=()), pending, diags)
     cfg = validate(cfg, diags, check_host=check_host)
@@ -71,8 +76,12 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
 def reload(path: str, config_id: str | None, all_config: bool,
            log: logging.Logger) -> Config | None:
     """A running daemon's reload: the file read again, its diagnostics logged; None if
-    it has errors (the caller keeps its running configuration)."""
-    loaded = load(path, config_id=config_id, all_config=all_config)
+    it has errors (the caller keeps its running configuration). Only the top-level
+    blocks that changed since the last reload here are read again (conf/incremental.py:
+    the same result as reading it all)."""
+    from .incremental import load_incremental
+
+    loaded = load_incremental(path, config_id=config_id, all_config=all_config)
     for d in loaded.diags.items:
         (log.error if d.severity == "error" else log.warning)("%s", d)
     if not loaded.ok:

@@ -1,0 +1,313 @@
+"""A reload that re-reads only the top-level blocks that changed.
+
+A running daemon's reload reads the whole file again, as keepalived does; on a big
+config most of it is what the last load read. This keeps, from each load, every
+top-level block's source text (from its first line to the next block's), its first
+line, and what building it gave: the model objects and the diagnostics, in order.
+The next load splits the new text at the old blocks where it still matches them,
+feeds the changed stretches through the usual tree and builder, and puts a block whose
+text and first line are unchanged back as it was built, its diagnostics replayed at the
+point the builder would have made them. The whole-config steps (the builder's merge,
+`finish`, `validate`) run as on a full parse, so the result is the full parse's.
+
+Only `virtual_server` blocks are reused: building one reads nothing outside its block
+(no defaults from global_defs, no names seen before), and they are the bulk of a big
+file. Every other block is read again each time, in file order, so whatever state the
+builder keeps across blocks (names already defined, the nftables table) is rebuilt.
+A full parse instead, and nothing reused, when reuse could change meaning:
+- the file has a preprocessor line (`include`, `@` conditional, `$` definition or
+  use, `~SEQ`/`~LST`, a NUL): what a block means would depend on what came before;
+- a block's text is the same but its first line moved: positions in the model and in
+  messages must stay right (such blocks are read again);
+- the tree reader made a remark (a missing brace...) inside a block: the block's
+  meaning depends on its surroundings; it is read again;
+- the first load in a process, or another file or options.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import os
+import threading
+from typing import Any
+
+from .build import Builder
+from .errors import ConfigError, Diagnostic, Diagnostics, Pos
+from .load import Loaded, _finish_config, default_config_id, load
+from .source import strip_comment, tokenize
+from .tree import Node, TreeBuilder
+
+# the only block kind reused (see the module's doc)
+REUSED = "virtual_server"
+# how many old blocks past a changed one are tried as the place where the texts agree
+# again (past that, the rest of the file is read again)
+LOOKAHEAD = 32
+_make_pos = tuple.__new__  # Pos(file, line) without NamedTuple's Python-level __new__
+
+
+class _Block:
+    """A top-level block as the last load read it: its text (its lines up to the next
+    block's), first line, line count, and, if it may be reused, what building it
+    appended to the builder and the diagnostics building it made."""
+
+    __slots__ = ("text", "line", "nl", "out", "diags")
+
+    def __init__(self, text: str, line: int, out: list[Any] | None,
+                 diags: list[Diagnostic]) -> None:
+        self.text = text
+        self.line = line
+        self.nl = text.count("\n")
+        self.out = out  # None: read again next time
+        self.diags = diags
+
+
+class _Reused(Node):
+    """A reused block in the tree's place of the node it was built from."""
+
+    __slots__ = ("block",)
+
+    def __init__(self, block: _Block, file: str) -> None:
+        super().__init__(REUSED, [], file, block.line, [])
+        self.block = block
+
+
+class _Fallback(Exception):
+    """Reuse could change meaning: read the whole file the usual way."""
+
+
+class _Memory:
+    __slots__ = ("key", "blocks")
+
+    def __init__(self, key: tuple[Any, ...], blocks: list[_Block]) -> None:
+        self.key = key
+        self.blocks = blocks
+
+
+_memory: _Memory | None = None
+_lock = threading.Lock()  # reloads run in a worker thread; one at a time uses the memory
+# what the last load did, for tests and the reload's log line: "full" or "incremental",
+# and the blocks reused
+last_mode = ""
+last_reused = 0
+
+
+def forget() -> None:
+    """Drop what the last load kept (tests; a process that stops reloading)."""
+    global _memory
+    _memory = None
+
+
+def load_incremental(path: str, config_id: str | None = None, all_config: bool = False,
+                     check_host: bool = True) -> Loaded:
+    """`conf.load.load`'s result, reusing what the last call here built where the file
+    still says the same thing."""
+    global _memory, last_mode, last_reused
+    with _lock:
+        cid = config_id if config_id is not None else default_config_id()
+        key = (path, os.path.realpath(path), cid, all_config, check_host)
+        mem, _memory = _memory, None  # kept again only if this load succeeds
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "surrogateescape")
+        except OSError:
+            text = None
+        if text is None or _preprocessed(text):
+            last_mode, last_reused = "full", 0
+            return load(path, config_id=cid, all_config=all_config, check_host=check_host)
+        old = mem.blocks if mem is not None and mem.key == key else []
+        was_enabled = gc.isenabled()
+        gc.disable()  # as conf.load.load: the parse makes no cycles
+        try:
+            try:
+                loaded, blocks, reused = _load(path, text, old, cid, all_config, check_host)
+            except _Fallback:
+                last_mode, last_reused = "full", 0
+                return load(path, config_id=cid, all_config=all_config,
+                            check_host=check_host)
+        finally:
+            if was_enabled:
+                gc.enable()
+        if blocks is not None:
+            _memory = _Memory(key, blocks)
+        last_mode, last_reused = ("incremental" if old else "full"), reused
+        return loaded
+
+
+def _preprocessed(text: str) -> bool:
+    """Whether some line is for the preprocessor: `$` or NUL anywhere, or `@`, `~` or
+    `include` starting a line. (Quotes are read by the tokenizer here too.)"""
+    if "$" in text or "\x00" in text:
+        return True
+    for word in ("@", "~", "include"):
+        i = text.find(word)
+        while i >= 0:
+            if not text[text.rfind("\n", 0, i) + 1 : i].strip():
+                return True
+            i = text.find(word, i + 1)
+    return False
+
+
+def _plan(text: str, old: list[_Block]) -> list[tuple[int, int, int] | tuple[_Block, int]]:
+    """The new text as stretches to read, (start, end, first line), and old blocks to
+    reuse with where they now start, (block, offset), in file order."""
+    plan: list[tuple[int, int, int] | tuple[_Block, int]] = []
+    pos, line, i, n = 0, 1, 0, len(old)
+    start, start_line = 0, 1  # the stretch to read that is open
+    while i < n:
+        b = old[i]
+        if b.line == line and text.startswith(b.text, pos):
+            if b.out is not None:
+                if pos > start:
+                    plan.append((start, pos, start_line))
+                plan.append((b, pos))
+                start, start_line = pos + len(b.text), line + b.nl
+            pos += len(b.text)
+            line += b.nl
+            i += 1
+            continue
+        # changed: an old block further on, at its old line and with its old text?
+        q, qline, found = pos, line, False
+        for j in range(i + 1, min(n, i + 1 + LOOKAHEAD)):
+            cand = old[j]
+            while qline < cand.line:
+                k = text.find("\n", q)
+                if k < 0:
+                    break
+                q, qline = k + 1, qline + 1
+            if qline != cand.line:
+                break
+            if cand.out is not None and text.startswith(cand.text, q):
+                pos, line, i, found = q, qline, j, True
+                break
+        if not found:
+            break
+    if len(text) > start:
+        plan.append((start, len(text), start_line))
+    return plan
+
+
+def _load(path: str, text: str, old: list[_Block], config_id: str, all_config: bool,
+          check_host: bool) -> tuple[Loaded, list[_Block] | None, int]:
+    diags = Diagnostics()
+    builder = Builder(diags)
+    items = diags.items
+    kw = builder._kw  # what `add` appends to, by Config field
+    field = builder._top_entries[REUSED][0]
+    nodes: list[Node] = []  # the top-level nodes, in order
+    # a reusable node's build: id(node) -> (objects appended, its diagnostics' range)
+    built: dict[int, tuple[list[Any], int, int]] = {}
+
+    def on_node(node: Node) -> None:
+        nodes.append(node)
+        if type(node) is _Reused:
+            b = node.block
+            items.extend(b.diags)
+            objs = kw.setdefault(field, [])
+            objs.extend(b.out or ())
+            return
+        if node.name != REUSED or node.children is None or node.file != path:
+            builder.add(node)
+            return
+        have = len(kw.get(field, ()))
+        n0 = len(items)
+        builder.add(node)
+        built[id(node)] = (kw.get(field, [])[have:], n0, len(items))
+
+    tree = TreeBuilder(diags, on_node, builder.block_keywords())
+    offsets: dict[int, int] = {}  # first line of a node -> its offset in text
+    reused = 0
+    try:
+        for step in _plan(text, old):
+            if len(step) == 2:
+                block, at = step
+                # what reading the block would leave: it was read at the top level,
+                # so it must start there now too
+                if tree.stack or tree.pending is not None:
+                    raise _Fallback
+                if len(tree.root) > 1:
+                    tree.flush()
+                tree.root.append(_Reused(block, path))
+                tree.last = None
+                offsets[block.line] = at
+                reused += 1
+            else:
+                _feed(text, *step, path, tree, offsets)
+        tree.close()
+        cfg = builder.config([path])
+    except ConfigError as e:
+        diags.error(e.pos, e.message)
+        return Loaded(None, diags), None, reused
+    loaded = _finish_config(cfg, diags, check_host)
+    return loaded, _remember(text, nodes, built, items, path, offsets), reused
+
+
+def _feed(text: str, start: int, end: int, first: int, path: str, tree: TreeBuilder,
+          offsets: dict[int, int]) -> None:
+    """Lines of text[start:end] (line `first` on) to the tree, as conf/source.py reads a
+    file without preprocessor lines; `offsets` gets where each line starting a
+    top-level node is."""
+    feed = tree.feed
+    root = tree.root
+    lines = text[start:end].split("\n")
+    at = start
+    for i, s in enumerate(lines, first):
+        here = at
+        at += len(s) + 1
+        if "#" in s or "!" in s:
+            s = strip_comment(s)
+        s = s.strip()
+        if not s:
+            continue
+        c = s[0]
+        if c == "@" or c == "$" or c == "~" or "$" in s or "\x00" in s or (
+                c == "i" and s.split(None, 1)[0] in ("include", "includet")):
+            raise _Fallback  # _preprocessed saw none: cannot happen
+        last = root[-1] if root else None
+        if '"' in s:
+            feed(tokenize(s), _make_pos(Pos, (path, i)))
+        elif "{" in s or "}" in s:
+            feed(s.replace("{", " { ").replace("}", " } ").split(),
+                 _make_pos(Pos, (path, i)))
+        else:
+            feed(s.split(), _make_pos(Pos, (path, i)))
+        if root and root[-1] is not last:
+            offsets[i] = here
+
+
+def _remember(text: str, nodes: list[Node], built: dict[int, tuple[list[Any], int, int]],
+              items: list[Diagnostic], path: str, offsets: dict[int, int]
+              ) -> list[_Block] | None:
+    """The blocks of this load for the next: each top-level node's text from its first
+    line to the next node's."""
+    starts = [n.line for n in nodes]
+    if (any(n.file != path for n in nodes) or any(s not in offsets for s in starts)
+            or any(a >= b for a, b in zip(starts, starts[1:], strict=False))):
+        return None  # two blocks on one line, or one we did not see start: no reuse
+    # a block with a remark of the tree reader's inside (a diagnostic no reusable
+    # block's building made) is read again next time
+    mine = bytearray(len(items))
+    for _objs, d0, d1 in built.values():
+        mine[d0:d1] = b"\x01" * (d1 - d0)
+    bad = {bisect.bisect_right(starts, d.pos.line) - 1
+           for d, m in zip(items, mine, strict=True) if not m and d.pos.file == path}
+    blocks: list[_Block] = []
+    if not nodes:
+        return [_Block(text, 1, None, [])]
+    if offsets[starts[0]] > 0:
+        blocks.append(_Block(text[: offsets[starts[0]]], 1, None, []))
+    ends = [offsets[s] for s in starts[1:]] + [len(text)]
+    for k, node in enumerate(nodes):
+        a, e = offsets[starts[k]], ends[k]
+        if type(node) is _Reused:
+            old = node.block
+            blocks.append(old if e - a == len(old.text) else
+                          _Block(text[a:e], old.line, None, []))
+            continue
+        info = built.get(id(node))
+        if info is None or k in bad:
+            blocks.append(_Block(text[a:e], starts[k], None, []))
+        else:
+            objs, d0, d1 = info
+            blocks.append(_Block(text[a:e], starts[k], objs, items[d0:d1]))
+    return blocks
