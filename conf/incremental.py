@@ -77,11 +77,14 @@ class _Fallback(Exception):
 
 
 class _Memory:
-    __slots__ = ("key", "blocks")
+    """What the last load here kept: its blocks, and what validation keeps (`memo`)."""
+
+    __slots__ = ("key", "blocks", "memo")
 
     def __init__(self, key: tuple[Any, ...], blocks: list[_Block]) -> None:
         self.key = key
         self.blocks = blocks
+        self.memo: dict[str, Any] = {}
 
 
 _memory: _Memory | None = None
@@ -112,15 +115,17 @@ def load_incremental(path: str, config_id: str | None = None, all_config: bool =
                 text = f.read().decode("utf-8", "surrogateescape")
         except OSError:
             text = None
-        if text is None or _preprocessed(text):
+        if text is None:  # as load() says it
             last_mode, last_reused = "full", 0
             return load(path, config_id=cid, all_config=all_config, check_host=check_host)
-        old = mem.blocks if mem is not None and mem.key == key else []
+        if mem is None or mem.key != key:
+            mem = _Memory(key, [])
+        was_full = not mem.blocks
         was_enabled = gc.isenabled()
         gc.disable()  # as conf.load.load: the parse makes no cycles
         try:
             try:
-                loaded, blocks, reused = _load(path, text, old, cid, all_config, check_host)
+                loaded, blocks, reused = _load(path, text, mem, check_host)
             except _Fallback:
                 last_mode, last_reused = "full", 0
                 return load(path, config_id=cid, all_config=all_config,
@@ -129,23 +134,10 @@ def load_incremental(path: str, config_id: str | None = None, all_config: bool =
             if was_enabled:
                 gc.enable()
         if blocks is not None:
-            _memory = _Memory(key, blocks)
-        last_mode, last_reused = ("incremental" if old else "full"), reused
+            mem.blocks = blocks
+            _memory = mem
+        last_mode, last_reused = ("full" if was_full else "incremental"), reused
         return loaded
-
-
-def _preprocessed(text: str) -> bool:
-    """Whether some line is for the preprocessor: `$` or NUL anywhere, or `@`, `~` or
-    `include` starting a line. (Quotes are read by the tokenizer here too.)"""
-    if "$" in text or "\x00" in text:
-        return True
-    for word in ("@", "~", "include"):
-        i = text.find(word)
-        while i >= 0:
-            if not text[text.rfind("\n", 0, i) + 1 : i].strip():
-                return True
-            i = text.find(word, i + 1)
-    return False
 
 
 def _plan(text: str, old: list[_Block]) -> list[tuple[int, int, int] | tuple[_Block, int]]:
@@ -187,8 +179,8 @@ def _plan(text: str, old: list[_Block]) -> list[tuple[int, int, int] | tuple[_Bl
     return plan
 
 
-def _load(path: str, text: str, old: list[_Block], config_id: str, all_config: bool,
-          check_host: bool) -> tuple[Loaded, list[_Block] | None, int]:
+def _load(path: str, text: str, mem: _Memory, check_host: bool
+          ) -> tuple[Loaded, list[_Block] | None, int]:
     diags = Diagnostics()
     builder = Builder(diags)
     items = diags.items
@@ -218,7 +210,7 @@ def _load(path: str, text: str, old: list[_Block], config_id: str, all_config: b
     offsets: dict[int, int] = {}  # first line of a node -> its offset in text
     reused = 0
     try:
-        for step in _plan(text, old):
+        for step in _plan(text, mem.blocks):
             if len(step) == 2:
                 block, at = step
                 # what reading the block would leave: it was read at the top level,
@@ -238,7 +230,7 @@ def _load(path: str, text: str, old: list[_Block], config_id: str, all_config: b
     except ConfigError as e:
         diags.error(e.pos, e.message)
         return Loaded(None, diags), None, reused
-    loaded = _finish_config(cfg, diags, check_host)
+    loaded = _finish_config(cfg, diags, check_host, mem.memo)
     return loaded, _remember(text, nodes, built, items, path, offsets), reused
 
 
@@ -262,7 +254,7 @@ def _feed(text: str, start: int, end: int, first: int, path: str, tree: TreeBuil
         c = s[0]
         if c == "@" or c == "$" or c == "~" or "$" in s or "\x00" in s or (
                 c == "i" and s.split(None, 1)[0] in ("include", "includet")):
-            raise _Fallback  # _preprocessed saw none: cannot happen
+            raise _Fallback  # a line for the preprocessor: read it all the usual way
         last = root[-1] if root else None
         if '"' in s:
             feed(tokenize(s), _make_pos(Pos, (path, i)))

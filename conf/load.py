@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -65,11 +65,12 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     return _finish_config(cfg, diags, check_host)
 
 
-def _finish_config(cfg: Config, diags: Diagnostics, check_host: bool) -> Loaded:
+def _finish_config(cfg: Config, diags: Diagnostics, check_host: bool,
+                   memo: dict[str, Any] | None = None) -> Loaded:
     """The whole-config steps once every block is built (conf/incremental.py too)."""
     pending = list(cfg.vrrp_instances)
     cfg = finish(attrs.evolve(cfg, vrrp_instances=()), pending, diags)
-    cfg = validate(cfg, diags, check_host=check_host)
+    cfg = validate(cfg, diags, check_host=check_host, memo=memo)
     return Loaded(cfg, diags)
 
 

@@ -44,7 +44,11 @@ def base(n_vs: int = 12) -> list[str]:
         out += vs_block(v, extra="    frobnicate 1" if v == 4 else "")  # a warning each
         out.append("")
     out += ["virtual_server group G1 {", "    protocol TCP",
-            "    real_server 203.0.113.50 80 {", "    }", "}"]
+            "    real_server 203.0.113.50 80 {", "    }", "}",
+            "track_file TF1 {", "    file /tmp/director-test-tf1", "}",
+            "virtual_server 192.0.2.240 80 {", "    protocol TCP",
+            "    real_server 203.0.113.60 80 {", "        FILE_CHECK {",
+            "            track_file TF1", "        }", "    }", "}"]
     return out
 
 
@@ -75,7 +79,7 @@ def test_first_load_full_then_reuse(tmp_path):
     lines = base()
     check(p, lines, want_reuse=False)
     check(p, lines, want_reuse=True)
-    assert inc.last_reused == 13  # the 13 virtual_server blocks; the rest read again
+    assert inc.last_reused == 14  # the 14 virtual_server blocks; the rest read again
 
 
 def test_one_weight_changed(tmp_path):
@@ -84,7 +88,7 @@ def test_one_weight_changed(tmp_path):
     check(p, lines)
     i = lines.index("        weight 2")
     check(p, lines[:i] + ["        weight 9"] + lines[i + 1:], want_reuse=True)
-    assert inc.last_reused == 12
+    assert inc.last_reused == 13
 
 
 def test_reused_objects_are_the_old_ones(tmp_path):
@@ -105,6 +109,7 @@ def test_reused_objects_are_the_old_ones(tmp_path):
     "shift_top", "blank_between", "bad_value", "missing_value", "unbalanced_open",
     "unbalanced_close", "duplicate_vs", "no_brace_keyword", "comment_change",
     "duplicate_instance", "no_trailing_newline", "empty", "quoted_script", "vs_no_rs",
+    "track_file_gone",
 ])
 def test_mutations_match_a_full_parse(tmp_path, mutate):
     p = tmp_path / "k.conf"
@@ -158,6 +163,8 @@ def test_mutations_match_a_full_parse(tmp_path, mutate):
         new = []
     elif mutate == "quoted_script":
         new = lines[:w] + ['        notify_up "/bin/true {x}"'] + lines[w:]
+    elif mutate == "track_file_gone":  # the reused FILE_CHECK loses its file: removed
+        new = [x.replace("track_file TF1 {", "track_file TF2 {") for x in lines]
     elif mutate == "vs_no_rs":
         new = lines + ["virtual_server 192.0.2.77 80 {", "    protocol TCP", "}"]
     check(p, new, newline=newline)
