@@ -35,7 +35,8 @@ from typing import Any
 from .build import Builder
 from .errors import ConfigError, Diagnostic, Diagnostics, Pos
 from .load import Loaded, _finish_config, default_config_id, load
-from .source import strip_comment, tokenize
+from .model import Config
+from .source import Source, strip_comment, tokenize
 from .tree import Node, TreeBuilder
 
 # the only block kind reused (see the module's doc)
@@ -278,11 +279,7 @@ def _remember(text: str, nodes: list[Node], built: dict[int, tuple[list[Any], in
         return None  # two blocks on one line, or one we did not see start: no reuse
     # a block with a remark of the tree reader's inside (a diagnostic no reusable
     # block's building made) is read again next time
-    mine = bytearray(len(items))
-    for _objs, d0, d1 in built.values():
-        mine[d0:d1] = b"\x01" * (d1 - d0)
-    bad = {bisect.bisect_right(starts, d.pos.line) - 1
-           for d, m in zip(items, mine, strict=True) if not m and d.pos.file == path}
+    bad = _remarked(items, [(d0, d1) for _o, d0, d1 in built.values()], starts, path)
     blocks: list[_Block] = []
     if not nodes:
         return [_Block(text, 1, None, [])]
@@ -303,3 +300,167 @@ def _remember(text: str, nodes: list[Node], built: dict[int, tuple[list[Any], in
             objs, d0, d1 = info
             blocks.append(_Block(text[a:e], starts[k], objs, items[d0:d1]))
     return blocks
+
+
+# -- the seed: a daemon's start-up load, for the checker child's first reload ------------
+
+def _preprocessed(text: str) -> bool:
+    """Whether some line may be for the preprocessor: `$` or NUL anywhere, or `@`, `~`
+    or `include` starting a line."""
+    if "$" in text or "\x00" in text:
+        return True
+    for word in ("@", "~", "include"):
+        i = text.find(word)
+        while i >= 0:
+            if not text[text.rfind("\n", 0, i) + 1 : i].strip():
+                return True
+            i = text.find(word, i + 1)
+    return False
+
+
+class _TextSource(Source):
+    """conf.load's reader, keeping the text of the file it reads (the seed needs the
+    very text the model came from)."""
+
+    texts: list[str]
+
+    def _tree_lines(self, text: str, path: str, tree: TreeBuilder) -> None:
+        self.texts.append(text)
+        super()._tree_lines(text, path, tree)
+
+
+class _Seed:
+    """Where each top-level block of the start-up load is, and which of the model's
+    virtual servers each reusable one built (indexes: the parent, which makes the seed,
+    lets go of the model; the child that inherits both pairs them again)."""
+
+    __slots__ = ("key", "size", "digest", "entries", "objects")
+
+    def __init__(self, key: tuple[Any, ...], text: str,
+                 entries: list[tuple[int, list[int] | None, list[Diagnostic]]]) -> None:
+        self.key = key
+        self.size = len(text)
+        self.digest = hash(text)  # the same in a forked child
+        self.entries = entries  # (first line, model indexes or None, diagnostics)
+        self.objects: tuple[Any, ...] | None = None
+
+
+_seed: _Seed | None = None
+
+
+class Recorder:
+    """conf.load's hooks for a seed: the reader keeps the text, `add` notes each block."""
+
+    def __init__(self, path: str, config_id: str, all_config: bool, check_host: bool,
+                 builder: Builder) -> None:
+        self.key = (path, os.path.realpath(path), config_id, all_config, check_host)
+        self.builder = builder
+        self.kw = builder._kw
+        self.items = builder.diags.items
+        self.field = builder._top_entries[REUSED][0]
+        # (node, objects appended, its diagnostics' range) for each top-level node
+        self.nodes: list[tuple[Node, list[Any] | None, int, int]] = []
+        self.texts: list[str] = []
+
+    def source(self, diags: Diagnostics, config_id: str, all_config: bool) -> Source:
+        src = _TextSource(diags, config_id, all_config=all_config)
+        src.texts = self.texts
+        return src
+
+    def add(self, node: Node) -> None:
+        if node.name != REUSED or node.children is None:
+            self.builder.add(node)
+            self.nodes.append((node, None, 0, 0))
+            return
+        have = len(self.kw.get(self.field, ()))
+        n0 = len(self.items)
+        self.builder.add(node)
+        self.nodes.append((node, self.kw.get(self.field, [])[have:], n0, len(self.items)))
+
+    def done(self, loaded: Loaded) -> None:
+        """The seed, if the load is one the incremental reader could have made."""
+        global _seed
+        _seed = None
+        path = self.key[0]
+        if (loaded.config is None or len(self.texts) != 1 or not self.nodes
+                or any(n.file != path for n, *_ in self.nodes)):
+            return
+        text = self.texts[0]
+        starts = [n.line for n, *_ in self.nodes]
+        if any(a >= b for a, b in zip(starts, starts[1:], strict=False)) or _preprocessed(text):
+            return
+        built = [(a, b) for _n, objs, a, b in self.nodes if objs is not None]
+        bad = _remarked(self.items, built, starts, path)
+        final = {id(vs): i for i, vs in enumerate(loaded.config.virtual_servers)}
+        entries: list[tuple[int, list[int] | None, list[Diagnostic]]] = []
+        for k, (node, objs, d0, d1) in enumerate(self.nodes):
+            idx = None if objs is None or k in bad else [final.get(id(o), -1) for o in objs]
+            if idx is None or -1 in idx:  # validation changed it: not the block's own
+                entries.append((node.line, None, []))
+            else:
+                entries.append((node.line, idx, self.items[d0:d1]))
+        _seed = _Seed(self.key, text, entries)
+
+
+def _remarked(items: list[Diagnostic], built: list[tuple[int, int]], starts: list[int],
+              path: str) -> set[int]:
+    """The blocks (indexes into `starts`) with a diagnostic inside that no reusable
+    block's building made: the tree reader's remarks, whose meaning depends on what
+    is around."""
+    mine = bytearray(len(items))
+    for d0, d1 in built:
+        mine[d0:d1] = b"\x01" * (d1 - d0)
+    return {bisect.bisect_right(starts, d.pos.line) - 1
+            for d, m in zip(items, mine, strict=True) if not m and d.pos.file == path}
+
+
+def adopt(cfg: Config) -> None:
+    """In the checker child, with the model the parent handed over: the seed's objects.
+    Cheap; `prime` does the rest once the child has started."""
+    if _seed is not None:
+        _seed.objects = cfg.virtual_servers
+
+
+def prime() -> None:
+    """The memory of the start-up load, from the seed, the model and the file as it is
+    now if it is still the text the model came from (else the first reload reads the
+    whole file, as before)."""
+    global _seed, _memory
+    seed, _seed = _seed, None
+    if seed is None or seed.objects is None:
+        return
+    with _lock:
+        if _memory is not None:
+            return
+        try:
+            with open(seed.key[0], "rb") as f:
+                text = f.read().decode("utf-8", "surrogateescape")
+        except OSError:
+            return
+        if len(text) != seed.size or hash(text) != seed.digest:
+            return
+        # the offset of each block's first line
+        want = [line for line, _, _ in seed.entries]
+        offsets: list[int] = []
+        at, line, k = 0, 1, 0
+        for s in text.split("\n"):
+            while k < len(want) and want[k] == line:
+                offsets.append(at)
+                k += 1
+            at += len(s) + 1
+            line += 1
+        if len(offsets) != len(want):
+            return
+        objects = seed.objects
+        for first, idx, _ in seed.entries:  # the very model the seed was made with?
+            for i in idx or ():
+                if i >= len(objects) or objects[i].pos != (seed.key[0], first):
+                    return
+        blocks: list[_Block] = []
+        if offsets[0] > 0:
+            blocks.append(_Block(text[: offsets[0]], 1, None, []))
+        ends = [*offsets[1:], len(text)]
+        for (first, idx, diags), a, e in zip(seed.entries, offsets, ends, strict=True):
+            out = None if idx is None else [objects[i] for i in idx]
+            blocks.append(_Block(text[a:e], first, out, list(diags)))
+        _memory = _Memory(seed.key, blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -12,7 +13,7 @@ from .build import Builder
 from .errors import ConfigError, Diagnostics
 from .model import Config
 from .source import Source
-from .tree import TreeBuilder
+from .tree import Node, TreeBuilder
 from .validate import finish, validate
 
 if TYPE_CHECKING:
@@ -35,26 +36,37 @@ class Loaded:
 
 
 def load(path: str, config_id: str | None = None, all_config: bool = False,
-         check_host: bool = True) -> Loaded:
-    """Parse and validate; never raises for bad config, the problems are in `diags`."""
+         check_host: bool = True, seed: bool = False) -> Loaded:
+    """Parse and validate; never raises for bad config, the problems are in `diags`.
+    `seed` (a daemon's start): note where each block is, so that the checker child's
+    first reload can read again only what changed (conf/incremental.py)."""
     # The parse makes ~10 objects per config line and no reference cycles: the cyclic
     # collector would only rescan them over and over (a third of the time on 100k lines).
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _load(path, config_id, all_config, check_host)
+        return _load(path, config_id, all_config, check_host, seed)
     finally:
         if was_enabled:
             gc.enable()
 
 
-def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) -> Loaded:
+def _load(path: str, config_id: str | None, all_config: bool, check_host: bool,
+          seed: bool = False) -> Loaded:
     diags = Diagnostics()
-    source = Source(diags, config_id if config_id is not None else default_config_id(),
-                    all_config=all_config)
+    cid = config_id if config_id is not None else default_config_id()
     builder = Builder(diags)
+    add: Callable[[Node], object] = builder.add
+    if seed:
+        from .incremental import Recorder
+
+        rec = Recorder(path, cid, all_config, check_host, builder)
+        source: Source = rec.source(diags, cid, all_config)
+        add = rec.add
+    else:
+        source = Source(diags, cid, all_config=all_config)
     # each top-level block built once it is read
-    tree = TreeBuilder(diags, builder.add, builder.block_keywords())
+    tree = TreeBuilder(diags, add, builder.block_keywords())
     try:
         source.load(path, tree)
         tree.close()
@@ -62,7 +74,10 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
     except ConfigError as e:
         diags.error(e.pos, e.message)
         return Loaded(None, diags)
-    return _finish_config(cfg, diags, check_host)
+    loaded = _finish_config(cfg, diags, check_host)
+    if seed:
+        rec.done(loaded)
+    return loaded
 
 
 def _finish_config(cfg: Config, diags: Diagnostics, check_host: bool,

@@ -225,3 +225,69 @@ def test_random_edits_match_a_full_parse(tmp_path):
             check(p, lines)  # back to the base: the next edit starts from it
             reused += inc.last_reused
     assert reused > 0  # it did reuse, not only fall back
+
+
+def seeded(p: Path, lines: list[str]):  # type: ignore[no-untyped-def]
+    """A daemon's start: the seeded load (the parent), adopt and prime (the child)."""
+    p.write_text("\n".join(lines) + "\n")
+    loaded = load(str(p), config_id="n1", check_host=False, seed=True)
+    inc.adopt(loaded.config)
+    inc.prime()
+    return loaded
+
+
+@pytest.mark.parametrize("mutate", ["weight", "dup_vs", "remark", "unchanged"])
+def test_the_first_reload_after_start_reuses_the_start_up_load(tmp_path, mutate):
+    p = tmp_path / "k.conf"
+    lines = base()
+    if mutate == "dup_vs":  # validation merges the second into the first: not reused
+        lines = lines + vs_block(2)
+    if mutate == "remark":  # a block keyword without its '{' (the tree's remark): read again
+        j = lines.index("        TCP_CHECK {", lines.index("virtual_server 192.0.2.6 8005 {"))
+        lines = lines[:j] + ["        TCP_CHECK"] + lines[j + 1:]
+    first = seeded(p, lines)
+    assert first.ok
+    new = lines
+    if mutate != "unchanged":
+        i = lines.index("        weight 2")
+        new = lines[:i] + ["        weight 9"] + lines[i + 1:]
+    check(p, new, want_reuse=True)
+    want = {"weight": 13, "dup_vs": 12, "remark": 12, "unchanged": 14}[mutate]
+    assert inc.last_mode == "incremental" and inc.last_reused == want
+    check(p, lines, want_reuse=True)
+
+
+def test_no_seed_when_the_file_changed_before_the_child_primed(tmp_path):
+    p = tmp_path / "k.conf"
+    lines = base()
+    p.write_text("\n".join(lines) + "\n")
+    loaded = load(str(p), config_id="n1", check_host=False, seed=True)
+    inc.adopt(loaded.config)
+    p.write_text("\n".join(lines[:-1] + ["}  # changed"]) + "\n")
+    inc.prime()
+    check(p, lines, want_reuse=False)
+    assert inc.last_mode == "full"
+
+
+def test_no_seed_from_a_preprocessed_file_or_another_model(tmp_path):
+    p = tmp_path / "k.conf"
+    lines = base()
+    seeded(p, ["$X=1"] + lines)
+    check(p, ["$X=1"] + lines, want_reuse=False)
+    inc.forget()
+    seeded(p, lines)
+    inc.forget()
+    p.write_text("\n".join(lines) + "\n")
+    loaded = load(str(p), config_id="n1", check_host=False, seed=True)
+    other = load(str(p), config_id="n1", check_host=False)
+    shifted = load_other(tmp_path, ["", ""] + lines)
+    inc.adopt(shifted)  # not the model the seed was made with: refused
+    inc.prime()
+    check(p, lines, want_reuse=False)
+    assert loaded.config == other.config
+
+
+def load_other(tmp_path: Path, lines: list[str]):  # type: ignore[no-untyped-def]
+    q = tmp_path / "other.conf"
+    q.write_text("\n".join(lines) + "\n")
+    return load(str(q), config_id="n1", check_host=False).config
