@@ -97,9 +97,10 @@ last_reused = 0
 
 
 def forget() -> None:
-    """Drop what the last load kept (tests; a process that stops reloading)."""
-    global _memory
-    _memory = None
+    """Drop what the last load kept, and the seed (tests; a process that stops
+    reloading)."""
+    global _memory, _seed
+    _memory = _seed = None
 
 
 def load_incremental(path: str, config_id: str | None = None, all_config: bool = False,
@@ -330,18 +331,21 @@ class _TextSource(Source):
 
 
 class _Seed:
-    """Where each top-level block of the start-up load is, and which of the model's
-    virtual servers each reusable one built (indexes: the parent, which makes the seed,
-    lets go of the model; the child that inherits both pairs them again)."""
+    """The start-up load's text, where each top-level block starts in it, and which of
+    the model's virtual servers each reusable block built (indexes: the parent, which
+    makes the seed, lets go of the model; the checker child, which inherits both, pairs
+    them again). The text is the one the model was read from: no re-reading, no race
+    with an edit made right after the start."""
 
-    __slots__ = ("key", "size", "digest", "entries", "objects")
+    __slots__ = ("key", "text", "entries", "config", "objects")
 
     def __init__(self, key: tuple[Any, ...], text: str,
-                 entries: list[tuple[int, list[int] | None, list[Diagnostic]]]) -> None:
+                 entries: list[tuple[int, list[int] | None, list[Diagnostic]]],
+                 config: Config) -> None:
         self.key = key
-        self.size = len(text)
-        self.digest = hash(text)  # the same in a forked child
+        self.text = text
         self.entries = entries  # (first line, model indexes or None, diagnostics)
+        self.config = id(config)  # the model it goes with (not a reference: see above)
         self.objects: tuple[Any, ...] | None = None
 
 
@@ -378,16 +382,16 @@ class Recorder:
         self.nodes.append((node, self.kw.get(self.field, [])[have:], n0, len(self.items)))
 
     def done(self, loaded: Loaded) -> None:
-        """The seed, if the load is one the incremental reader could have made."""
+        """The seed, if the load is one the incremental reader could have made (what
+        costs more than a glance is left to `prime`, in the child, after its start)."""
         global _seed
         _seed = None
         path = self.key[0]
         if (loaded.config is None or len(self.texts) != 1 or not self.nodes
                 or any(n.file != path for n, *_ in self.nodes)):
             return
-        text = self.texts[0]
         starts = [n.line for n, *_ in self.nodes]
-        if any(a >= b for a, b in zip(starts, starts[1:], strict=False)) or _preprocessed(text):
+        if any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
             return
         built = [(a, b) for _n, objs, a, b in self.nodes if objs is not None]
         bad = _remarked(self.items, built, starts, path)
@@ -399,7 +403,7 @@ class Recorder:
                 entries.append((node.line, None, []))
             else:
                 entries.append((node.line, idx, self.items[d0:d1]))
-        _seed = _Seed(self.key, text, entries)
+        _seed = _Seed(self.key, self.texts[0], entries, loaded.config)
 
 
 def _remarked(items: list[Diagnostic], built: list[tuple[int, int]], starts: list[int],
@@ -414,30 +418,33 @@ def _remarked(items: list[Diagnostic], built: list[tuple[int, int]], starts: lis
             for d, m in zip(items, mine, strict=True) if not m and d.pos.file == path}
 
 
+def drop_seed() -> None:
+    """A process that will not reload LVS (the watchdog parent once its children run,
+    the VRRP child) lets go of the seed's text."""
+    global _seed
+    _seed = None
+
+
 def adopt(cfg: Config) -> None:
     """In the checker child, with the model the parent handed over: the seed's objects.
     Cheap; `prime` does the rest once the child has started."""
-    if _seed is not None:
+    global _seed
+    if _seed is not None and _seed.config == id(cfg):
         _seed.objects = cfg.virtual_servers
+    elif _seed is not None:
+        _seed = None  # another model (a respawned child reads the file again)
 
 
 def prime() -> None:
-    """The memory of the start-up load, from the seed, the model and the file as it is
-    now if it is still the text the model came from (else the first reload reads the
-    whole file, as before)."""
+    """The memory of the start-up load, from the seed and the model (else the first
+    reload reads the whole file, as before)."""
     global _seed, _memory
     seed, _seed = _seed, None
     if seed is None or seed.objects is None:
         return
     with _lock:
-        if _memory is not None:
-            return
-        try:
-            with open(seed.key[0], "rb") as f:
-                text = f.read().decode("utf-8", "surrogateescape")
-        except OSError:
-            return
-        if len(text) != seed.size or hash(text) != seed.digest:
+        text = seed.text
+        if _memory is not None or _preprocessed(text):
             return
         # the offset of each block's first line
         want = [line for line, _, _ in seed.entries]

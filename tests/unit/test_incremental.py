@@ -257,16 +257,18 @@ def test_the_first_reload_after_start_reuses_the_start_up_load(tmp_path, mutate)
     check(p, lines, want_reuse=True)
 
 
-def test_no_seed_when_the_file_changed_before_the_child_primed(tmp_path):
+def test_an_edit_before_the_child_primed_is_still_read_right(tmp_path):
+    """The seed is the text the model came from, whatever the file says by then."""
     p = tmp_path / "k.conf"
     lines = base()
     p.write_text("\n".join(lines) + "\n")
     loaded = load(str(p), config_id="n1", check_host=False, seed=True)
     inc.adopt(loaded.config)
-    p.write_text("\n".join(lines[:-1] + ["}  # changed"]) + "\n")
+    i = lines.index("        weight 2")
+    p.write_text("\n".join(lines[:i] + ["        weight 9"] + lines[i + 1:]) + "\n")
     inc.prime()
-    check(p, lines, want_reuse=False)
-    assert inc.last_mode == "full"
+    check(p, lines[:i] + ["        weight 9"] + lines[i + 1:], want_reuse=True)
+    assert inc.last_reused == 13
 
 
 def test_no_seed_from_a_preprocessed_file_or_another_model(tmp_path):
