@@ -208,7 +208,8 @@ def _load(path: str, text: str, mem: _Memory, check_host: bool
         builder.add(node)
         built[id(node)] = (kw.get(field, [])[have:], n0, len(items))
 
-    tree = TreeBuilder(diags, on_node, builder.block_keywords())
+    blocks = builder.block_keywords()  # as conf.load reads
+    tree = TreeBuilder(diags, on_node, blocks, builder.leaf_keywords(blocks))
     offsets: dict[int, int] = {}  # first line of a node -> its offset in text
     reused = 0
     try:

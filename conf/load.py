@@ -66,7 +66,8 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool,
     else:
         source = Source(diags, cid, all_config=all_config)
     # each top-level block built once it is read
-    tree = TreeBuilder(diags, add, builder.block_keywords())
+    blocks = builder.block_keywords()
+    tree = TreeBuilder(diags, add, blocks, builder.leaf_keywords(blocks))
     try:
         source.load(path, tree)
         tree.close()
