@@ -14,20 +14,24 @@ Only `virtual_server` blocks are reused: building one reads nothing outside its 
 (no defaults from global_defs, no names seen before), and they are the bulk of a big
 file. Every other block is read again each time, in file order, so whatever state the
 builder keeps across blocks (names already defined, the nftables table) is rebuilt.
-A full parse instead, and nothing reused, when reuse could change meaning:
-- the file has a preprocessor line (`include`, `@` conditional, `$` definition or
-  use, `~SEQ`/`~LST`, a NUL): what a block means would depend on what came before;
-- a block's text is the same but its first line moved: positions in the model and in
-  messages must stay right (such blocks are read again);
-- the tree reader made a remark (a missing brace...) inside a block: the block's
-  meaning depends on its surroundings; it is read again;
-- the first load in a process, or another file or options.
+Read again instead, when reuse could change meaning:
+- a line for the preprocessor (`include`, `@` conditional, `$` definition or use,
+  `~SEQ`/`~LST`, a NUL) anywhere: what a block means may depend on what came before,
+  so the whole file is read the usual way and nothing is kept;
+- a block whose text is the same but whose first line moved: positions in the model
+  and in messages must stay right (when most blocks moved, the whole file is read by
+  conf.load's own reader, which is faster per line, and its blocks noted);
+- a block with a remark of the tree reader's inside (a missing brace...): its meaning
+  depends on its surroundings;
+- the first load in a process (but the checker child starts with the seed of the
+  daemon's start-up load: `Recorder`, `adopt`, `prime`), or another file or options.
 """
 
 from __future__ import annotations
 
 import bisect
 import gc
+import itertools
 import os
 import threading
 from typing import Any
@@ -35,6 +39,7 @@ from typing import Any
 from .build import Builder
 from .errors import ConfigError, Diagnostic, Diagnostics, Pos
 from .load import Loaded, _finish_config, default_config_id, load
+from .load import _load as _full_load
 from .model import Config
 from .source import Source, strip_comment, tokenize
 from .tree import Node, TreeBuilder
@@ -122,12 +127,18 @@ def load_incremental(path: str, config_id: str | None = None, all_config: bool =
             return load(path, config_id=cid, all_config=all_config, check_host=check_host)
         if mem is None or mem.key != key:
             mem = _Memory(key, [])
-        was_full = not mem.blocks
         was_enabled = gc.isenabled()
         gc.disable()  # as conf.load.load: the parse makes no cycles
         try:
+            plan = _plan(text, mem.blocks) if mem.blocks else None
+            reused = 0 if plan is None else sum(len(step) == 2 for step in plan)
+            if plan is None or reused * 2 < sum(b.out is not None for b in mem.blocks):
+                # the first load, or most of the file to read again (lines moved): the
+                # usual reader, noting the blocks for the next time
+                last_mode, last_reused = "full", 0
+                return _record(path, cid, all_config, check_host, mem)
             try:
-                loaded, blocks, reused = _load(path, text, mem, check_host)
+                loaded, blocks = _load(path, text, plan, mem, check_host)
             except _Fallback:
                 last_mode, last_reused = "full", 0
                 return load(path, config_id=cid, all_config=all_config,
@@ -138,8 +149,25 @@ def load_incremental(path: str, config_id: str | None = None, all_config: bool =
         if blocks is not None:
             mem.blocks = blocks
             _memory = mem
-        last_mode, last_reused = ("full" if was_full else "incremental"), reused
+        last_mode, last_reused = "incremental", reused
         return loaded
+
+
+def _record(path: str, config_id: str, all_config: bool, check_host: bool,
+            mem: _Memory) -> Loaded:
+    """A full read by conf.load's reader, its blocks kept for the next load."""
+    global _memory
+    seeds: list[_Seed | None] = []
+    loaded = _full_load(path, config_id, all_config, check_host, seed=True,
+                        keep=seeds.append)
+    seed = seeds[0] if seeds else None
+    if seed is not None and loaded.config is not None:
+        blocks = _blocks(seed, loaded.config.virtual_servers)
+        if blocks is not None:
+            mem.blocks = blocks
+            mem.memo.clear()
+            _memory = mem
+    return loaded
 
 
 def _plan(text: str, old: list[_Block]) -> list[tuple[int, int, int] | tuple[_Block, int]]:
@@ -181,8 +209,8 @@ def _plan(text: str, old: list[_Block]) -> list[tuple[int, int, int] | tuple[_Bl
     return plan
 
 
-def _load(path: str, text: str, mem: _Memory, check_host: bool
-          ) -> tuple[Loaded, list[_Block] | None, int]:
+def _load(path: str, text: str, plan: list[tuple[int, int, int] | tuple[_Block, int]],
+          mem: _Memory, check_host: bool) -> tuple[Loaded, list[_Block] | None]:
     diags = Diagnostics()
     builder = Builder(diags)
     items = diags.items
@@ -211,9 +239,8 @@ def _load(path: str, text: str, mem: _Memory, check_host: bool
     blocks = builder.block_keywords()  # as conf.load reads
     tree = TreeBuilder(diags, on_node, blocks, builder.leaf_keywords(blocks))
     offsets: dict[int, int] = {}  # first line of a node -> its offset in text
-    reused = 0
     try:
-        for step in _plan(text, mem.blocks):
+        for step in plan:
             if len(step) == 2:
                 block, at = step
                 # what reading the block would leave: it was read at the top level,
@@ -225,16 +252,15 @@ def _load(path: str, text: str, mem: _Memory, check_host: bool
                 tree.root.append(_Reused(block, path))
                 tree.last = None
                 offsets[block.line] = at
-                reused += 1
             else:
                 _feed(text, *step, path, tree, offsets)
         tree.close()
         cfg = builder.config([path])
     except ConfigError as e:
         diags.error(e.pos, e.message)
-        return Loaded(None, diags), None, reused
+        return Loaded(None, diags), None
     loaded = _finish_config(cfg, diags, check_host, mem.memo)
-    return loaded, _remember(text, nodes, built, items, path, offsets), reused
+    return loaded, _remember(text, nodes, built, items, path, offsets)
 
 
 def _feed(text: str, start: int, end: int, first: int, path: str, tree: TreeBuilder,
@@ -382,18 +408,16 @@ class Recorder:
         self.builder.add(node)
         self.nodes.append((node, self.kw.get(self.field, [])[have:], n0, len(self.items)))
 
-    def done(self, loaded: Loaded) -> None:
+    def done(self, loaded: Loaded) -> _Seed | None:
         """The seed, if the load is one the incremental reader could have made (what
         costs more than a glance is left to `prime`, in the child, after its start)."""
-        global _seed
-        _seed = None
         path = self.key[0]
         if (loaded.config is None or len(self.texts) != 1 or not self.nodes
                 or any(n.file != path for n, *_ in self.nodes)):
-            return
+            return None
         starts = [n.line for n, *_ in self.nodes]
         if any(a >= b for a, b in zip(starts, starts[1:], strict=False)):
-            return
+            return None
         built = [(a, b) for _n, objs, a, b in self.nodes if objs is not None]
         bad = _remarked(self.items, built, starts, path)
         final = {id(vs): i for i, vs in enumerate(loaded.config.virtual_servers)}
@@ -404,7 +428,7 @@ class Recorder:
                 entries.append((node.line, None, []))
             else:
                 entries.append((node.line, idx, self.items[d0:d1]))
-        _seed = _Seed(self.key, self.texts[0], entries, loaded.config)
+        return _Seed(self.key, self.texts[0], entries, loaded.config)
 
 
 def _remarked(items: list[Diagnostic], built: list[tuple[int, int]], starts: list[int],
@@ -436,6 +460,12 @@ def adopt(cfg: Config) -> None:
         _seed = None  # another model (a respawned child reads the file again)
 
 
+def set_seed(seed: _Seed | None) -> None:
+    """The process's seed (conf.load's start-up load)."""
+    global _seed
+    _seed = seed
+
+
 def prime() -> None:
     """The memory of the start-up load, from the seed and the model (else the first
     reload reads the whole file, as before)."""
@@ -444,31 +474,36 @@ def prime() -> None:
     if seed is None or seed.objects is None:
         return
     with _lock:
-        text = seed.text
-        if _memory is not None or _preprocessed(text):
+        if _memory is not None:
             return
-        # the offset of each block's first line
-        want = [line for line, _, _ in seed.entries]
-        offsets: list[int] = []
-        at, line, k = 0, 1, 0
-        for s in text.split("\n"):
-            while k < len(want) and want[k] == line:
-                offsets.append(at)
-                k += 1
-            at += len(s) + 1
-            line += 1
-        if len(offsets) != len(want):
-            return
-        objects = seed.objects
-        for first, idx, _ in seed.entries:  # the very model the seed was made with?
-            for i in idx or ():
-                if i >= len(objects) or objects[i].pos != (seed.key[0], first):
-                    return
-        blocks: list[_Block] = []
-        if offsets[0] > 0:
-            blocks.append(_Block(text[: offsets[0]], 1, None, []))
-        ends = [*offsets[1:], len(text)]
-        for (first, idx, diags), a, e in zip(seed.entries, offsets, ends, strict=True):
-            out = None if idx is None else [objects[i] for i in idx]
-            blocks.append(_Block(text[a:e], first, out, list(diags)))
-        _memory = _Memory(seed.key, blocks)
+        blocks = _blocks(seed, seed.objects)
+        if blocks is not None:
+            _memory = _Memory(seed.key, blocks)
+
+
+def _blocks(seed: _Seed, objects: tuple[Any, ...]) -> list[_Block] | None:
+    """A seed's blocks, with the model's virtual servers it names (None: not a text
+    the incremental reader can take, or not that model)."""
+    text = seed.text
+    if _preprocessed(text):
+        return None
+    for first, idx, _ in seed.entries:  # the very model the seed was made with?
+        for i in idx or ():
+            if i >= len(objects) or objects[i].pos != (seed.key[0], first):
+                return None
+    # the offset of each block's first line
+    lines = text.split("\n")
+    starts = [0, *itertools.accumulate(len(s) + 1 for s in lines)]
+    want = [line for line, _, _ in seed.entries]
+    if want[-1] > len(lines):
+        return None
+    offsets = [starts[line - 1] for line in want]
+    del lines, starts
+    blocks: list[_Block] = []
+    if offsets[0] > 0:
+        blocks.append(_Block(text[: offsets[0]], 1, None, []))
+    ends = [*offsets[1:], len(text)]
+    for (first, idx, diags), a, e in zip(seed.entries, offsets, ends, strict=True):
+        out = None if idx is None else [objects[i] for i in idx]
+        blocks.append(_Block(text[a:e], first, out, list(diags)))
+    return blocks

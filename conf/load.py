@@ -52,7 +52,9 @@ def load(path: str, config_id: str | None = None, all_config: bool = False,
 
 
 def _load(path: str, config_id: str | None, all_config: bool, check_host: bool,
-          seed: bool = False) -> Loaded:
+          seed: bool = False, keep: Callable[[Any], None] | None = None) -> Loaded:
+    """`keep`: where the seed goes (conf/incremental.py's own full reads); else it is
+    the process's seed."""
     diags = Diagnostics()
     cid = config_id if config_id is not None else default_config_id()
     builder = Builder(diags)
@@ -77,7 +79,9 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool,
         return Loaded(None, diags)
     loaded = _finish_config(cfg, diags, check_host)
     if seed:
-        rec.done(loaded)
+        from .incremental import set_seed
+
+        (keep or set_seed)(rec.done(loaded))
     return loaded
 
 
