@@ -493,12 +493,12 @@ def _blocks(seed: _Seed, objects: tuple[Any, ...]) -> list[_Block] | None:
                 return None
     # the offset of each block's first line
     lines = text.split("\n")
-    starts = [0, *itertools.accumulate(len(s) + 1 for s in lines)]
+    chars = [0, *itertools.accumulate(map(len, lines))]  # before each line, newlines not
     want = [line for line, _, _ in seed.entries]
     if want[-1] > len(lines):
         return None
-    offsets = [starts[line - 1] for line in want]
-    del lines, starts
+    offsets = [chars[line - 1] + line - 1 for line in want]
+    del lines, chars
     blocks: list[_Block] = []
     if offsets[0] > 0:
         blocks.append(_Block(text[: offsets[0]], 1, None, []))
