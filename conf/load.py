@@ -95,14 +95,18 @@ def _finish_config(cfg: Config, diags: Diagnostics, check_host: bool,
 
 
 def reload(path: str, config_id: str | None, all_config: bool,
-           log: logging.Logger) -> Config | None:
+           log: logging.Logger, incremental: bool = False) -> Config | None:
     """A running daemon's reload: the file read again, its diagnostics logged; None if
-    it has errors (the caller keeps its running configuration). Only the top-level
-    blocks that changed since the last reload here are read again (conf/incremental.py:
-    the same result as reading it all)."""
-    from .incremental import load_incremental
+    it has errors (the caller keeps its running configuration). `incremental` (the
+    checker child, whose reload of a big LVS config is timed): only the top-level blocks
+    that changed since the last load here are read again (conf/incremental.py: the same
+    result as reading it all, for the price of keeping the text and the blocks)."""
+    if incremental:
+        from .incremental import load_incremental
 
-    loaded = load_incremental(path, config_id=config_id, all_config=all_config)
+        loaded = load_incremental(path, config_id=config_id, all_config=all_config)
+    else:
+        loaded = load(path, config_id=config_id, all_config=all_config)
     for d in loaded.diags.items:
         (log.error if d.severity == "error" else log.warning)("%s", d)
     if not loaded.ok:

@@ -103,7 +103,7 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
         try:
             # read in a worker thread: the loop keeps running the checks meanwhile
             new = await asyncio.to_thread(reload_config, args.config, args.config_id,
-                                          args.all_config, log)
+                                          args.all_config, log, True)
             if new is not None:
                 if link is not None and link.wants is not None:
                     # what the new config no longer announces is withdrawn before it goes

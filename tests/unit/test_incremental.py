@@ -293,3 +293,28 @@ def load_other(tmp_path: Path, lines: list[str]):  # type: ignore[no-untyped-def
     q = tmp_path / "other.conf"
     q.write_text("\n".join(lines) + "\n")
     return load(str(q), config_id="n1", check_host=False).config
+
+
+def test_a_reload_logs_what_a_full_read_logs(tmp_path, caplog):
+    """conf.load.reload(incremental=True), the checker child's: the same log lines,
+    warnings of reused blocks included, and None on errors."""
+    import logging
+
+    from conf.load import reload
+
+    p = tmp_path / "k.conf"
+    lines = base()
+    log = logging.getLogger("test.reload")
+    caplog.set_level(logging.WARNING, logger="test.reload")
+    for text in (lines, lines, lines[:-2] + ["        weight -1"] + lines[-2:],
+                 lines + ["virtual_server 192.0.2.1 {", "    real_server", "}"]):
+        p.write_text("\n".join(text) + "\n")
+        caplog.clear()
+        full = reload(str(p), "n1", False, log)
+        want = [(r.levelname, r.getMessage()) for r in caplog.records]
+        caplog.clear()
+        got = reload(str(p), "n1", False, log, incremental=True)
+        assert [(r.levelname, r.getMessage()) for r in caplog.records] == want
+        assert got == full
+        assert any("unknown keyword 'frobnicate'" in m for _, m in want)
+    assert inc.last_mode == "incremental" and full is None  # the last one has an error
