@@ -95,8 +95,8 @@ class _Memory:
 
 _memory: _Memory | None = None
 _lock = threading.Lock()  # reloads run in a worker thread; one at a time uses the memory
-# what the last load did, for tests and the reload's log line: "full" or "incremental",
-# and the blocks reused
+# what the last load did, for tests and the reload's log: "full", "incremental" or
+# "error: ..." (an internal error, the file then read in full), and the blocks reused
 last_mode = ""
 last_reused = 0
 
@@ -143,6 +143,10 @@ def load_incremental(path: str, config_id: str | None = None, all_config: bool =
                 last_mode, last_reused = "full", 0
                 return load(path, config_id=cid, all_config=all_config,
                             check_host=check_host)
+            except Exception as e:  # a bug here must not cost the reload: read it all
+                last_mode, last_reused = f"error: {type(e).__name__}: {e}", 0
+                return load(path, config_id=cid, all_config=all_config,
+                            check_host=check_host)
         finally:
             if was_enabled:
                 gc.enable()
@@ -156,13 +160,16 @@ def load_incremental(path: str, config_id: str | None = None, all_config: bool =
 def _record(path: str, config_id: str, all_config: bool, check_host: bool,
             mem: _Memory) -> Loaded:
     """A full read by conf.load's reader, its blocks kept for the next load."""
-    global _memory
+    global _memory, last_mode
     seeds: list[_Seed | None] = []
     loaded = _full_load(path, config_id, all_config, check_host, seed=True,
                         keep=seeds.append)
     seed = seeds[0] if seeds else None
     if seed is not None and loaded.config is not None:
-        blocks = _blocks(seed, loaded.config.virtual_servers)
+        try:
+            blocks = _blocks(seed, loaded.config.virtual_servers)
+        except Exception as e:  # a bug here: this load stands, the next reads it all
+            last_mode, blocks = f"error: {type(e).__name__}: {e}", None
         if blocks is not None:
             mem.blocks = blocks
             mem.memo.clear()

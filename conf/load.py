@@ -102,9 +102,12 @@ def reload(path: str, config_id: str | None, all_config: bool,
     that changed since the last load here are read again (conf/incremental.py: the same
     result as reading it all, for the price of keeping the text and the blocks)."""
     if incremental:
-        from .incremental import load_incremental
+        from . import incremental as inc
 
-        loaded = load_incremental(path, config_id=config_id, all_config=all_config)
+        loaded = inc.load_incremental(path, config_id=config_id, all_config=all_config)
+        if inc.last_mode.startswith("error"):
+            log.warning("Reading only the changed blocks failed (%s); the whole file "
+                        "was read", inc.last_mode)
     else:
         loaded = load(path, config_id=config_id, all_config=all_config)
     for d in loaded.diags.items:

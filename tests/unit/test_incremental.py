@@ -57,6 +57,7 @@ def check(path: Path, lines: list[str], want_reuse: bool | None = None,
     path.write_text("\n".join(lines) + ("\n" if newline else ""))
     got = inc.load_incremental(str(path), config_id="n1", check_host=False)
     mode, reused = inc.last_mode, inc.last_reused
+    assert mode in ("full", "incremental"), mode  # not an internal error's fallback
     full = load(str(path), config_id="n1", check_host=False)
     assert [str(d) for d in got.diags.items] == [str(d) for d in full.diags.items]
     assert got.ok == full.ok
@@ -318,3 +319,22 @@ def test_a_reload_logs_what_a_full_read_logs(tmp_path, caplog):
         assert got == full
         assert any("unknown keyword 'frobnicate'" in m for _, m in want)
     assert inc.last_mode == "incremental" and full is None  # the last one has an error
+
+
+def test_an_internal_error_reads_the_whole_file_and_says_so(tmp_path, caplog, monkeypatch):
+    import logging
+
+    from conf.load import reload
+
+    p = tmp_path / "k.conf"
+    p.write_text("\n".join(base()) + "\n")
+    log = logging.getLogger("test.reload")
+    reload(str(p), "n1", False, log, incremental=True)
+    monkeypatch.setattr(inc, "_remember", lambda *a: 1 / 0)
+    caplog.set_level(logging.WARNING, logger="test.reload")
+    got = reload(str(p), "n1", False, log, incremental=True)
+    assert got == load(str(p), config_id="n1").config
+    assert inc.last_mode == "error: ZeroDivisionError: division by zero"
+    assert [r.getMessage() for r in caplog.records if "Reading only" in r.getMessage()] == [
+        "Reading only the changed blocks failed (error: ZeroDivisionError: division by "
+        "zero); the whole file was read"]
