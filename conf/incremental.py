@@ -54,18 +54,27 @@ _make_pos = tuple.__new__  # Pos(file, line) without NamedTuple's Python-level _
 
 class _Block:
     """A top-level block as the last load read it: its text (its lines up to the next
-    block's), first line, line count, and, if it may be reused, what building it
-    appended to the builder and the diagnostics building it made."""
+    block's) as length, digest and line count, its first line, and, if it may be
+    reused, what building it appended to the builder and the diagnostics building it
+    made. Not the text itself: that would keep a copy of the whole file in the checker
+    child. The digest is str's hash (SipHash, 64 bits, keyed per process: a changed
+    block of the same length passes for unchanged with odds of 2**-64)."""
 
-    __slots__ = ("text", "line", "nl", "out", "diags")
+    __slots__ = ("size", "digest", "line", "nl", "out", "diags")
 
     def __init__(self, text: str, line: int, out: list[Any] | None,
                  diags: list[Diagnostic]) -> None:
-        self.text = text
+        self.size = len(text)
+        self.digest = hash(text)
         self.line = line
         self.nl = text.count("\n")
         self.out = out  # None: read again next time
         self.diags = diags
+
+    def at(self, text: str, pos: int) -> bool:
+        """Whether `text` has this block at `pos`."""
+        end = pos + self.size
+        return end <= len(text) and hash(text[pos:end]) == self.digest
 
 
 class _Reused(Node):
@@ -185,13 +194,13 @@ def _plan(text: str, old: list[_Block]) -> list[tuple[int, int, int] | tuple[_Bl
     start, start_line = 0, 1  # the stretch to read that is open
     while i < n:
         b = old[i]
-        if b.line == line and text.startswith(b.text, pos):
+        if b.line == line and b.at(text, pos):
             if b.out is not None:
                 if pos > start:
                     plan.append((start, pos, start_line))
                 plan.append((b, pos))
-                start, start_line = pos + len(b.text), line + b.nl
-            pos += len(b.text)
+                start, start_line = pos + b.size, line + b.nl
+            pos += b.size
             line += b.nl
             i += 1
             continue
@@ -206,7 +215,7 @@ def _plan(text: str, old: list[_Block]) -> list[tuple[int, int, int] | tuple[_Bl
                 q, qline = k + 1, qline + 1
             if qline != cand.line:
                 break
-            if cand.out is not None and text.startswith(cand.text, q):
+            if cand.out is not None and cand.at(text, q):
                 pos, line, i, found = q, qline, j, True
                 break
         if not found:
@@ -325,7 +334,7 @@ def _remember(text: str, nodes: list[Node], built: dict[int, tuple[list[Any], in
         a, e = offsets[starts[k]], ends[k]
         if type(node) is _Reused:
             old = node.block
-            blocks.append(old if e - a == len(old.text) else
+            blocks.append(old if e - a == old.size else
                           _Block(text[a:e], old.line, None, []))
             continue
         info = built.get(id(node))
