@@ -3,8 +3,10 @@
 the time from the signal to the one operation being applied (the dry-run plane's log
 line, read as it is written), the CPU the checker child spent on it (steadier than wall
 time on a shared machine), and the operations counted. keepalived cannot run its
-checker without IPVS, so the row has no keepalived figure; the time director spends
-reading the file again is reported beside it.
+checker without IPVS, so the row has no keepalived figure. Beside it: the first reload
+after start-up (sent as soon as the daemon says it started), the CPU of reading the
+file again as a reload does (conf/incremental.py: only the changed blocks), and of a
+full parse for comparison.
 """
 
 from __future__ import annotations
