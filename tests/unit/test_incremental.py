@@ -338,3 +338,26 @@ def test_an_internal_error_reads_the_whole_file_and_says_so(tmp_path, caplog, mo
     assert [r.getMessage() for r in caplog.records if "Reading only" in r.getMessage()] == [
         "Reading only the changed blocks failed (error: ZeroDivisionError: division by "
         "zero); the whole file was read"]
+
+
+def test_random_same_length_edits_are_read_incrementally_and_right(tmp_path):
+    """Edits that move no line (the incremental reader's own case): values, braces,
+    keywords replaced in place, several reloads in a row, each against a full parse."""
+    rng = random.Random(7)
+    p = tmp_path / "k.conf"
+    lines = base(24)
+    snippets = ["        weight 5", "    }", "}", "{", "        weight x", "", "# note",
+                "    lb_algo rr", "    unknown_kw 1", "        inhibit_on_failure",
+                "    delay_loop", "        TCP_CHECK", "virtual_server 192.0.2.99 99 {",
+                "        weight 3 {", "track_file TF1 {", "    quorum 99"]
+    check(p, lines)
+    cur = list(lines)
+    modes = []
+    for _ in range(80):
+        for _ in range(rng.randint(1, 2)):
+            cur[rng.randrange(len(cur))] = rng.choice(snippets)
+        check(p, cur)
+        modes.append(inc.last_mode)
+        if rng.random() < 0.3:
+            cur = list(lines)
+    assert modes.count("incremental") > 20, modes  # it reused, not only fell back
