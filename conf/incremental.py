@@ -139,14 +139,14 @@ def load_incremental(path: str, config_id: str | None = None, all_config: bool =
         was_enabled = gc.isenabled()
         gc.disable()  # as conf.load.load: the parse makes no cycles
         try:
-            plan = _plan(text, mem.blocks) if mem.blocks else None
-            reused = 0 if plan is None else sum(len(step) == 2 for step in plan)
-            if plan is None or reused * 2 < sum(b.out is not None for b in mem.blocks):
-                # the first load, or most of the file to read again (lines moved): the
-                # usual reader, noting the blocks for the next time
-                last_mode, last_reused = "full", 0
-                return _record(path, cid, all_config, check_host, mem)
             try:
+                plan = _plan(text, mem.blocks) if mem.blocks else None
+                reused = 0 if plan is None else sum(len(step) == 2 for step in plan)
+                if plan is None or reused * 2 < sum(b.out is not None for b in mem.blocks):
+                    # the first load, or most of the file to read again (lines moved):
+                    # the usual reader, noting the blocks for the next time
+                    last_mode, last_reused = "full", 0
+                    return _record(path, cid, all_config, check_host, mem)
                 loaded, blocks = _load(path, text, plan, mem, check_host)
             except _Fallback:
                 last_mode, last_reused = "full", 0
@@ -492,7 +492,10 @@ def prime() -> None:
     with _lock:
         if _memory is not None:
             return
-        blocks = _blocks(seed, seed.objects)
+        try:
+            blocks = _blocks(seed, seed.objects)
+        except Exception:  # a bug here must not cost the child: the first reload reads all
+            blocks = None
         if blocks is not None:
             _memory = _Memory(seed.key, blocks)
 

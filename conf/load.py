@@ -81,7 +81,11 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool,
     if seed:
         from .incremental import set_seed
 
-        (keep or set_seed)(rec.done(loaded))
+        try:
+            noted = rec.done(loaded)
+        except Exception:  # a bug in the notes must not cost the load: no seed
+            noted = None
+        (keep or set_seed)(noted)
     return loaded
 
 
