@@ -13,6 +13,11 @@ from typing import Any, TypeVar
 import attrs
 
 from .errors import NOWHERE, Pos
+from .methodcache import MethodCache
+
+# attrs compiles each class's methods as it is defined: from a cache when it can
+_methods = MethodCache("model")
+_methods.start()
 
 T = TypeVar("T")
 
@@ -552,6 +557,9 @@ class Config:
     static_rules: tuple[VirtualRule, ...] = ()
     bgp_speaker: BgpSpeaker | None = None  # director extension
     files: tuple[str, ...] = ()
+
+
+_methods.stop()
 
 
 def maker(cls: type[T]) -> Callable[..., T]:
