@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-import socket
+import os
 from typing import TYPE_CHECKING
 
 import attrs
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def default_config_id() -> str:
     """keepalived's default: the node name up to the first dot."""
-    return socket.gethostname().split(".", 1)[0]
+    return os.uname().nodename.split(".", 1)[0]  # gethostname(), without socket.py
 
 
 @attrs.frozen

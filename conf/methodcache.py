@@ -38,7 +38,8 @@ def _swap_consts(code: CodeType, swap: dict[int, int]) -> CodeType:
 
 
 class MethodCache:
-    """Stands in for `compile` in attrs' class builder between `start` and `stop`."""
+    """Stands in for `compile` in attrs' class builder between `start` and `stop`; its
+    `compile` serves other generated code too (then `save`)."""
 
     def __init__(self, name: str) -> None:
         here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
@@ -68,8 +69,13 @@ class MethodCache:
         if self._module is not None:
             del self._module.compile
             self._module = None
+        self.save()
+
+    def save(self) -> None:
+        """The cache rewritten with what this process used, if something was compiled."""
         if not self.missed:
             return
+        self.missed = False
         tmp = f"{self.path}.{os.getpid()}"
         try:
             with open(tmp, "wb") as f:

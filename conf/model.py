@@ -585,6 +585,7 @@ def maker(cls: type[T]) -> Callable[..., T]:
     src = (f"def __init__(self, *, {', '.join(params)}):\n{''.join(body)}"
            f"    self.__class__ = _cls\n")
     ns: dict[str, Any] = {"_cls": cls, **defaults}
-    exec(compile(src, f"<conf.model maker {cls.__name__}>", "exec"), ns)
+    exec(_methods.compile(src, f"<conf.model maker {cls.__name__}>", "exec"), ns)
+    _methods.save()
     slots = cls.__dict__["__slots__"]  # the fields; no __weakref__ (weakref_slot=False)
     return type(f"_{cls.__name__}Maker", (), {"__slots__": slots, "__init__": ns["__init__"]})
