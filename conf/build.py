@@ -158,8 +158,11 @@ class Builder(LvsRepairs, BgpBuilder):
         """Each statement of the block by its keyword's table entry into `kw`; `where`
         names the block in an unknown keyword's warning (None: its keyword and
         arguments)."""
+        children = node.children
+        if children is None:
+            raise Bad("needs a block { ... }")  # as v.block_lines
         get = spec.get
-        for child in v.block_lines(node):
+        for child in children:
             k = get(child.name)
             if k is None:
                 self.unknown(child, f"{node.name} {' '.join(node.args)}" if where is None
@@ -1160,6 +1163,9 @@ class Builder(LvsRepairs, BgpBuilder):
         return d
 
     def _status_codes(self, node: Node) -> tuple[tuple[int, int], ...]:
+        a = node.args
+        if len(a) == 1 and a[0].isdecimal() and 100 <= int(a[0]) <= 599:
+            return ((int(a[0]),) * 2,)  # the common `status_code 200`
         out = []
         for part in ",".join(node.args).split(","):
             if not part:

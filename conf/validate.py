@@ -351,7 +351,14 @@ def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str]) -> Config:
                                   f"virtual server is ignored (as keepalived)")
             continue
         rss = []
+        changed = False
         for rs in vs.real_servers:
+            for c in rs.checkers:  # most configs: none to remove, nothing to rebuild
+                if c.type == "FILE_CHECK" and c.track_file not in files:
+                    break
+            else:
+                rss.append(rs)
+                continue
             cks = []
             for c in rs.checkers:
                 if c.type == "FILE_CHECK" and c.track_file not in files:
@@ -359,9 +366,9 @@ def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str]) -> Config:
                                          f"defined; the checker is removed (as keepalived)")
                 else:
                     cks.append(c)
-            rss.append(rs if len(cks) == len(rs.checkers)
-                       else attrs.evolve(rs, checkers=tuple(cks)))
-        if rss != list(vs.real_servers):
+            rss.append(attrs.evolve(rs, checkers=tuple(cks)))
+            changed = True
+        if changed:
             vs = attrs.evolve(vs, real_servers=tuple(rss))
         key = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
         if key in first:
