@@ -1163,9 +1163,9 @@ class Builder(LvsRepairs, BgpBuilder):
         return d
 
     def _status_codes(self, node: Node) -> tuple[tuple[int, int], ...]:
-        a = node.args
-        if len(a) == 1 and a[0].isdecimal() and 100 <= int(a[0]) <= 599:
-            return ((int(a[0]),) * 2,)  # the common `status_code 200`
+        args = node.args
+        if len(args) == 1 and args[0].isdecimal() and 100 <= (code := int(args[0])) <= 599:
+            return ((code, code),)  # the common `status_code 200`
         out = []
         for part in ",".join(node.args).split(","):
             if not part:
