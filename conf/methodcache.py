@@ -5,8 +5,10 @@ it when the class is defined: for the model's ~30 classes that compile is a fift
 of `director -t`'s fixed cost, paid again by every process. The compiled code is
 kept beside the byte code (`__pycache__`), as CPython keeps a module's, and used
 only for the very source it was compiled from; any other source (another attrs
-version, a changed class) is compiled as usual and the cache rewritten. Where the
-cache cannot be read or written, nothing changes but the time.
+version, a changed class) is compiled as usual and the cache rewritten (when byte
+code is written: an install's byte-compiling step, bench/common.py's `precompile`,
+or the first run). Where the cache cannot be read or written, nothing changes but
+the time.
 
 One part of attrs' source differs by process: __hash__ mixes in a per-class
 constant made with hash(), which string hash randomisation changes on every run.
@@ -72,8 +74,9 @@ class MethodCache:
         self.save()
 
     def save(self) -> None:
-        """The cache rewritten with what this process used, if something was compiled."""
-        if not self.missed:
+        """The cache rewritten with what this process used, if something was compiled
+        (not where byte code is not written either: PYTHONDONTWRITEBYTECODE, -B)."""
+        if not self.missed or sys.dont_write_bytecode:
             return
         self.missed = False
         tmp = f"{self.path}.{os.getpid()}"

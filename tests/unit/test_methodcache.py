@@ -31,6 +31,7 @@ def test_cached_methods_are_attrs_own(tmp_path, monkeypatch) -> None:
         return real(source, filename, mode, *a, **kw)
 
     monkeypatch.setattr(methodcache, "_real_compile", spy)
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
     first = methodcache.MethodCache("sample")
     first.path = str(tmp_path / "sample.attrs")
     a = _define(first)
@@ -52,6 +53,14 @@ def test_cached_methods_are_attrs_own(tmp_path, monkeypatch) -> None:
     assert hash(a(name="x")) == hash(b(name="x"))
     assert repr(b(name="x")) == "Sample(name='x', weight=1)"
     assert b(name="x") == b(name="x", weight=1) and b(name="x") != b(name="y")
+
+
+def test_not_written_where_byte_code_is_not(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)
+    cache = methodcache.MethodCache("sample")
+    cache.path = str(tmp_path / "sample.attrs")
+    _define(cache)
+    assert cache.new and not (tmp_path / "sample.attrs").exists()
 
 
 def test_changed_source_is_compiled_again(tmp_path) -> None:
