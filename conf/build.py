@@ -48,7 +48,7 @@ from .model import (
     VrrpScript,
     VrrpSyncGroup,
     VsGroupEntry,
-    maker,
+    dict_maker,
 )
 from .source import Quoted
 from .tree import Node, _make_pos
@@ -1214,7 +1214,8 @@ class Builder(LvsRepairs, BgpBuilder):
     def url(self, node: Node) -> Url:
         kw: dict[str, Any] = {}
         self.fill(node, self.url_spec, kw, "url")
-        return _new_url(pos=_make_pos(Pos, (node.file, node.line)), **kw)
+        kw["pos"] = _make_pos(Pos, (node.file, node.line))
+        return _new_url(kw)
 
     def _digest(self, node: Node) -> str:
         d = v.one(node).lower()
@@ -1240,7 +1241,7 @@ class Builder(LvsRepairs, BgpBuilder):
             raise Bad("needs status codes")
         return tuple(out)
 
-_new_url = maker(Url)
+_new_url = dict_maker(Url)
 
 
 class _PendingInstance(NamedTuple):

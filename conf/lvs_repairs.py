@@ -11,7 +11,7 @@ import attrs
 
 from .addrsyntax import SyntaxProblem, parse_ip
 from .errors import Diagnostics
-from .model import Checker, RealServer, maker
+from .model import Checker, RealServer, dict_maker
 from .tree import Node
 
 
@@ -126,7 +126,7 @@ class LvsRepairs:
             if checkers is not None:
                 rs["checkers"] = self._checkers(checkers, rs, vs_loop)
             weight_sum += rs["weight"]
-            out.append(_new_rs(**rs))
+            out.append(_new_rs(rs))
         if vs_family is not None:
             vs.setdefault("family", vs_family)
         quorum = vs.get("quorum", 1)
@@ -206,12 +206,12 @@ class LvsRepairs:
                     c["warmup"] = rs_warmup if rs_warmup is not None else c["delay_loop"]
                 if kind == "MISC_CHECK" and not c.get("misc_timeout"):
                     c["misc_timeout"] = vs_loop  # keepalived: the virtual server's delay_loop
-                out.append(_new_checker(**c))
+                out.append(_new_checker(c))
         return tuple(out)
 
 
-_new_rs = maker(RealServer)
-_new_checker = maker(Checker)
+_new_rs = dict_maker(RealServer)
+_new_checker = dict_maker(Checker)
 _DEFAULT_RETRY = {"MISC_CHECK": 0, "DNS_CHECK": 3}
 _DEFAULT_DBR = {"HTTP_GET": 3.0, "SSL_GET": 3.0, "DNS_CHECK": 0.0}
 
