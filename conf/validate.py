@@ -358,9 +358,18 @@ def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str],
             diags.warning(vs.pos, f"virtual_server group {vs.group} is not defined; the "
                                   f"virtual server is ignored (as keepalived)")
             continue
-        if known.get(id(vs)) is not vs:
+        if known.get(id(vs)) is vs:
+            plain[id(vs)] = vs
+        else:
             rss = []
+            changed = False
             for rs in vs.real_servers:
+                for c in rs.checkers:  # most configs: none to remove, nothing to rebuild
+                    if c.type == "FILE_CHECK" and c.track_file not in files:
+                        break
+                else:
+                    rss.append(rs)
+                    continue
                 cks = []
                 for c in rs.checkers:
                     if c.type == "FILE_CHECK" and c.track_file not in files:
@@ -369,15 +378,13 @@ def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str],
                                              f"keepalived)")
                     else:
                         cks.append(c)
-                rss.append(rs if len(cks) == len(rs.checkers)
-                           else attrs.evolve(rs, checkers=tuple(cks)))
-            if rss != list(vs.real_servers):
+                rss.append(attrs.evolve(rs, checkers=tuple(cks)))
+                changed = True
+            if changed:
                 vs = attrs.evolve(vs, real_servers=tuple(rss))
             elif memo is not None and all(c.type != "FILE_CHECK" for rs in vs.real_servers
                                           for c in rs.checkers):
                 plain[id(vs)] = vs
-        else:
-            plain[id(vs)] = vs
         key = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
         if key in first:
             # keepalived keeps both: the kernel service is made once and the second
