@@ -157,7 +157,9 @@ def load_incremental(path: str, config_id: str | None = None, all_config: bool =
                 return load(path, config_id=cid, all_config=all_config,
                             check_host=check_host)
         finally:
-            if was_enabled:
+            if was_enabled:  # as conf.load.load: what the parse left aged at once
+                gc.freeze()
+                gc.unfreeze()
                 gc.enable()
         if blocks is not None:
             mem.blocks = blocks
