@@ -223,14 +223,18 @@ class _Model:
         self.cfg = cfg
         self.load = load
 
-    def take(self):  # type: ignore[no-untyped-def]
+    def take(self, seed: bool = False):  # type: ignore[no-untyped-def]
         """In a child: the inherited model, or (a respawn) the file read again; the
-        holder lets go of it, so that the child's next reload frees it."""
+        holder lets go of it, so that the child's next reload frees it. `seed`: the
+        child keeps the start-up load's seed (conf/incremental.py: the checker child)."""
+        if not seed:
+            _drop_seed()
         cfg, self.cfg = self.cfg, None
         return cfg if cfg is not None else self.load()
 
     def release(self) -> None:
         self.cfg = None
+        _drop_seed()
         bundle.drop()  # the parent imports nothing more of note; a respawn imports normally
         gc.enable()  # off since the start (cli.daemon)
         gc.unfreeze()
@@ -239,6 +243,12 @@ class _Model:
             ctypes.CDLL(None).malloc_trim(0)
         except (OSError, AttributeError):  # not glibc
             pass
+
+
+def _drop_seed() -> None:
+    incremental = sys.modules.get("conf.incremental")
+    if incremental is not None:
+        incremental.drop_seed()
 
 
 def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore[no-untyped-def]
@@ -253,11 +263,11 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     cfg = model.cfg
 
     def side(run_side: Callable[..., object], tune: Callable[[object], None],
-             drops_bundle: bool = False) -> Callable[[bool], int]:
+             seed: bool = False, drops_bundle: bool = False) -> Callable[[bool], int]:
         """`drops_bundle`: run_side lets go of the start-up bundle and enables the
         collector itself, once it has started (else both happen now)."""
         def run(adopt: bool) -> int:
-            box = [model.take()]
+            box = [model.take(seed)]
             if box[0] is None:
                 log.error("the configuration has errors: the child does not start")
                 return 4
@@ -285,7 +295,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
             sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
                         g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
 
-        return side(run, tune, drops_bundle=True)(adopt)
+        return side(run, tune, seed=True, drops_bundle=True)(adopt)
 
     children = []
     if cfg.vrrp_instances and not args.check:
@@ -313,6 +323,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
         def status(_adopt: bool) -> int:
             from .metrics import serve
 
+            _drop_seed()
             bundle.drop()
             gc.enable()
             return asyncio.run(serve(args.metrics, args.runtime_dir))
