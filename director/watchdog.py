@@ -248,7 +248,8 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     model = _Model(holder.pop(), load)
     cfg = model.cfg
 
-    def side(run_side: Callable[..., object], tune: Callable[[object], None]
+    def side(run_side: Callable[..., object], tune: Callable[[object], None],
+             loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
              ) -> Callable[[bool], int]:
         def run(adopt: bool) -> int:
             box = [model.take()]
@@ -256,18 +257,21 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
                 log.error("the configuration has errors: the child does not start")
                 return 4
             tune(box[0].global_defs)
-            return asyncio.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                return runner.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
 
         return run
 
     def vrrp(adopt: bool) -> int:
+        from daemonlib.loop import new_event_loop
         from vrrp.main import run
 
         def tune(g) -> None:  # type: ignore[no-untyped-def]
             sched.apply("VRRP", g.vrrp_priority, g.vrrp_rt_priority, g.vrrp_rlimit_rttime,
                         g.vrrp_no_swap, g.vrrp_cpu_affinity)
 
-        return side(run, tune)(adopt)
+        # VRRP deadlines to the microsecond, as keepalived's timerfd (daemonlib/loop.py)
+        return side(run, tune, new_event_loop)(adopt)
 
     def checker(adopt: bool) -> int:
         from .lvs_main import run

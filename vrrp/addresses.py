@@ -74,8 +74,11 @@ class Addresses:
         self.ipr.close()
 
     def index(self, ifname: str) -> int | None:
-        found = self.ipr.link_lookup(ifname=ifname)
-        return found[0] if found else None
+        # one ioctl: a MASTER's VIPs wait for it (pyroute2's link_lookup took 1-2 ms)
+        try:
+            return socket.if_nametoindex(ifname)
+        except (OSError, ValueError):
+            return None
 
     def interface_of(self, address: str) -> str | None:
         """The interface that holds `address`, or None."""
@@ -275,6 +278,10 @@ def _sysctl(path: str, value: str) -> None:
         log.warning("sysctl %s=%s: %s", path.replace("/", "."), value, e.strerror)
 
 
+def _nothing() -> None:
+    pass
+
+
 class Worker:
     """`Addresses` on one thread, as a `plane.VrrpPlane`: changes run in the order made,
     off the event loop; queries and VMAC calls block for their answer (start-up and
@@ -328,6 +335,15 @@ class Worker:
         """`fn(addresses)` on the worker's thread, in order with the calls (the
         firewall's sets change in step with the addresses)."""
         return self.pool.submit(fn, self.addrs)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait for the changes queued so far, blocking the loop: the worker then has the
+        GIL at once rather than after the loop's next switch interval (5 ms)."""
+        try:
+            self.pool.submit(_nothing).result(timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
 
     def close(self) -> None:
         self.pool.submit(self.addrs.close).result()

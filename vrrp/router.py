@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .addresses import Addresses
 
 log = logging.getLogger("director.vrrp")
+FLUSH_TIMEOUT = 1.0  # the longest a new MASTER's loop waits for its VIPs to be set
 
 
 class GroupLink(Protocol):
@@ -346,6 +347,11 @@ class Router:
             self.addrs.set_route("add", route, self.dev)
         for rule in self.cfg.virtual_rules:
             self.addrs.set_rule("add", rule)
+        # made before the GARPs, notifies and logs that follow, as keepalived's
+        # synchronous netlink calls: queued, they would wait for the loop to yield
+        if not self.addrs.flush(FLUSH_TIMEOUT):
+            log.warning("(%s) VIPs not set within %g s; carrying on", self.name,
+                        FLUSH_TIMEOUT)
 
     def _remove_addresses(self, startup: bool = False) -> None:
         vips = self.all_vips
