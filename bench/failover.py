@@ -192,7 +192,7 @@ def main() -> int:
     p.add_argument("--only", help="run only the cases whose name contains this")
     args = p.parse_args()
     print("## VRRP failover: kill of the master to the VIP on the backup "
-          f"(median of {args.runs} at v2, {3 * args.runs} at v3)\n")
+          f"(median of {args.runs} at v2, {5 * args.runs} at v3)\n")
     print(HEADER)
     lan = Lan(("a", "b"), show_logs=False)
     notes: list[str] = []
@@ -202,7 +202,7 @@ def main() -> int:
                 continue
             got: dict[str, list[Sample]] = {"director": [], "keepalived": []}
             # more samples where the phase is a large part of the figure
-            n = args.runs if version == 2 else 3 * args.runs
+            n = args.runs if version == 2 else 5 * args.runs
             for i, phase in enumerate(phases(n, float(advert))):
                 # interleaved, pairs in turn: machine noise hits both alike
                 for kind in sorted(got, reverse=bool(i % 2)):
