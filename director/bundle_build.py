@@ -32,7 +32,7 @@ SECTIONS = (
      "json", "socket", "ctypes", "logging.handlers"),
     ("director.health", "director.ctl_lvs", "daemonlib.control", "checkers.engine",
      "conf.dump"),
-    ("vrrp.main", "director.ipvs_netlink"),
+    ("vrrp.main", "daemonlib.loop", "director.ipvs_netlink"),
     ("director.bgp.speaker", "director.bgp.link", "director.bgp.core"),
     ("director.metrics",),
 )

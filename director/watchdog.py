@@ -263,7 +263,9 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     cfg = model.cfg
 
     def side(run_side: Callable[..., object], tune: Callable[[object], None],
-             seed: bool = False, drops_bundle: bool = False) -> Callable[[bool], int]:
+             seed: bool = False,
+             loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+             drops_bundle: bool = False) -> Callable[[bool], int]:
         """`drops_bundle`: run_side lets go of the start-up bundle and enables the
         collector itself, once it has started (else both happen now)."""
         def run(adopt: bool) -> int:
@@ -275,18 +277,21 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
             if not drops_bundle:
                 bundle.drop()
                 gc.enable()
-            return asyncio.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                return runner.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
 
         return run
 
     def vrrp(adopt: bool) -> int:
+        from daemonlib.loop import new_event_loop
         from vrrp.main import run
 
         def tune(g) -> None:  # type: ignore[no-untyped-def]
             sched.apply("VRRP", g.vrrp_priority, g.vrrp_rt_priority, g.vrrp_rlimit_rttime,
                         g.vrrp_no_swap, g.vrrp_cpu_affinity)
 
-        return side(run, tune)(adopt)
+        # VRRP deadlines to the microsecond, as keepalived's timerfd (daemonlib/loop.py)
+        return side(run, tune, loop_factory=new_event_loop)(adopt)
 
     def checker(adopt: bool) -> int:
         from .lvs_main import run

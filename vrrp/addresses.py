@@ -11,6 +11,7 @@ import concurrent.futures
 import errno
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -20,6 +21,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from conf.model import VirtualIp, VirtualRoute, VirtualRule
 from daemonlib.ipvs_syncd import SyncdCommand, run_commands
 
+from . import rtnl
 from .announce import Announcer, first_ipv4, link_local
 from .plane import Op
 
@@ -63,19 +65,35 @@ def _base_link_local(base: str) -> str:
         return ""
 
 
+def raw_vip(vip: VirtualIp) -> bool:
+    """A VIP made by one raw request (vrrp/rtnl.py); a peer or a preferred_lft: pyroute2."""
+    return not vip.peer and vip.preferred_lft is None
+
+
+def _vip_flags(vip: VirtualIp) -> int:
+    return ((IFA_F_NODAD if vip.nodad or vip.family == 6 else 0)
+            | (IFA_F_HOMEADDRESS if vip.home else 0)
+            | (IFA_F_NOPREFIXROUTE if vip.noprefixroute else 0))
+
+
 class Addresses:
     """Synchronous rtnetlink calls. pyroute2's IPRoute runs its own event loop, so it
     lives in a worker thread (`Worker`) when called from the daemon's loop."""
 
     def __init__(self) -> None:
         self.ipr = IPRoute()
+        self.rtnl = rtnl.Rtnl()
 
     def close(self) -> None:
         self.ipr.close()
+        self.rtnl.close()
 
     def index(self, ifname: str) -> int | None:
-        found = self.ipr.link_lookup(ifname=ifname)
-        return found[0] if found else None
+        # one ioctl: a MASTER's VIPs wait for it (pyroute2's link_lookup took 1-2 ms)
+        try:
+            return socket.if_nametoindex(ifname)
+        except (OSError, ValueError):
+            return None
 
     def interface_of(self, address: str) -> str | None:
         """The interface that holds `address`, or None."""
@@ -114,6 +132,23 @@ class Addresses:
         if idx is None:
             log.error("%s: no such interface", what)
             return False
+        ok = (errno.EEXIST,) if op == "add" else (errno.EADDRNOTAVAIL, errno.ENOENT,
+                                                  errno.ENODEV)
+        if raw_vip(vip):
+            try:
+                code = self.rtnl.addr(rtnl.AddrRequest(
+                    op="add" if op == "add" else "delete", family=vip.family, index=idx,
+                    address=vip.address, prefixlen=vip.prefixlen,
+                    broadcast=vip.broadcast if op == "add" else None,
+                    label=vip.label if op == "add" else None,
+                    scope=_num(vip.scope, SCOPES) if op == "add" else None,
+                    flags=_vip_flags(vip) if op == "add" else 0))
+            except (OSError, ValueError) as e:
+                log.error("%s: %s", what, e)
+                return False
+            if code and code not in ok:
+                log.error("%s: kernel refused: %s", what, errno.errorcode.get(code, code))
+            return not code or code in ok
         kw: dict[str, object] = {"index": idx, "address": vip.address,
                                  "prefixlen": vip.prefixlen}
         if op == "add":
@@ -125,16 +160,13 @@ class Addresses:
                 kw["scope"] = _num(vip.scope, SCOPES)
             if vip.peer:
                 kw["local"], kw["address"] = vip.address, vip.peer
-            flags = ((IFA_F_NODAD if vip.nodad or vip.family == 6 else 0)
-                     | (IFA_F_HOMEADDRESS if vip.home else 0)
-                     | (IFA_F_NOPREFIXROUTE if vip.noprefixroute else 0))
+            flags = _vip_flags(vip)
             if flags:
                 kw["flags"] = flags
             if vip.preferred_lft is not None:
                 kw["IFA_CACHEINFO"] = {"ifa_preferred": vip.preferred_lft,
                                        "ifa_valid": 0xFFFFFFFF}
-        return self._call(what, self.ipr.addr, op, ok=(errno.EEXIST,) if op == "add"
-                          else (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV), **kw)
+        return self._call(what, self.ipr.addr, op, ok=ok, **kw)
 
     # -- routes and rules ------------------------------------------------------------
     def set_route(self, op: str, route: VirtualRoute, ifname: str) -> bool:
@@ -275,29 +307,57 @@ def _sysctl(path: str, value: str) -> None:
         log.warning("sysctl %s=%s: %s", path.replace("/", "."), value, e.strerror)
 
 
+def _nothing() -> None:
+    pass
+
+
 class Worker:
     """`Addresses` on one thread, as a `plane.VrrpPlane`: changes run in the order made,
     off the event loop; queries and VMAC calls block for their answer (start-up and
-    stop only)."""
+    stop only). A usual VIP (`raw_vip`) is made at once on the caller's thread when
+    nothing is queued: one raw rtnetlink request, as keepalived's, where the queue's
+    thread hop cost a new MASTER 0.1-5 ms (waking the thread, the GIL)."""
 
     def __init__(self) -> None:
         self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rtnl")
         self.addrs: Addresses = self.pool.submit(Addresses).result()
+        self._queued = 0  # submitted and not finished
+        self._lock = threading.Lock()
+
+    def _queue(self, fn: Callable[..., T], *args: object) -> concurrent.futures.Future[T]:
+        with self._lock:
+            self._queued += 1
+
+        def job() -> T:
+            try:
+                return fn(*args)
+            finally:
+                with self._lock:
+                    self._queued -= 1
+
+        return self.pool.submit(job)
+
+    def _idle(self) -> bool:
+        with self._lock:
+            return self._queued == 0
 
     def _wait(self, fn: Callable[..., T], *args: object) -> T:
-        return self.pool.submit(fn, *args).result()
+        return self._queue(fn, *args).result()
 
     def has(self, vip: VirtualIp, dev: str) -> bool:
         return self._wait(self.addrs.has, vip, dev)
 
     def set_vip(self, op: Op, vip: VirtualIp, dev: str) -> None:
-        self.pool.submit(self.addrs.set_vip, op, vip, dev)
+        if raw_vip(vip) and self._idle():  # only this thread queues: it stays idle
+            self.addrs.set_vip(op, vip, dev)
+        else:
+            self._queue(self.addrs.set_vip, op, vip, dev)
 
     def set_route(self, op: Op, route: VirtualRoute, dev: str) -> None:
-        self.pool.submit(self.addrs.set_route, op, route, dev)
+        self._queue(self.addrs.set_route, op, route, dev)
 
     def set_rule(self, op: Op, rule: VirtualRule) -> None:
-        self.pool.submit(self.addrs.set_rule, op, rule)
+        self._queue(self.addrs.set_rule, op, rule)
 
     def index(self, ifname: str) -> int | None:
         return self._wait(self.addrs.index, ifname)
@@ -322,13 +382,24 @@ class Worker:
         """IPVS sync daemon commands, in order with the address changes (a new MASTER's
         daemon starts after its VIPs are in place, as keepalived)."""
         if cmds:
-            self.pool.submit(run_commands, cmds)
+            self._queue(run_commands, cmds)
 
     def submit(self, fn: Callable[[Addresses], object]) -> concurrent.futures.Future[object]:
         """`fn(addresses)` on the worker's thread, in order with the calls (the
         firewall's sets change in step with the addresses)."""
-        return self.pool.submit(fn, self.addrs)
+        return self._queue(fn, self.addrs)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait for the changes queued so far, blocking the loop: the worker then has the
+        GIL at once rather than after the loop's next switch interval (5 ms)."""
+        if self._idle():
+            return True
+        try:
+            self._queue(_nothing).result(timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
 
     def close(self) -> None:
-        self.pool.submit(self.addrs.close).result()
+        self._wait(self.addrs.close)
         self.pool.shutdown()

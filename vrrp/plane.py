@@ -60,6 +60,8 @@ class VrrpPlane(Protocol):
     # anything else that must run in order with the changes (the firewall's sets, static
     # addresses): fn gets the synchronous rtnetlink side (addresses.Addresses)
     def submit(self, fn: Callable[[Any], object]) -> concurrent.futures.Future[object]: ...
+    # block until the changes queued so far are made, at most `timeout` s (False: not yet)
+    def flush(self, timeout: float) -> bool: ...
     def close(self) -> None: ...
 
 
@@ -161,6 +163,10 @@ class RecordingPlane:
         done: concurrent.futures.Future[object] = concurrent.futures.Future()
         done.set_result(fn(self))
         return done
+
+    def flush(self, timeout: float) -> bool:
+        self._rec("flush")
+        return True
 
     def close(self) -> None:
         self._rec("close")

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .addresses import Addresses
 
 log = logging.getLogger("director.vrrp")
+FLUSH_TIMEOUT = 1.0  # the longest a new MASTER's loop waits for its VIPs to be set
 
 
 class GroupLink(Protocol):
@@ -346,6 +347,12 @@ class Router:
             self.addrs.set_route("add", route, self.dev)
         for rule in self.cfg.virtual_rules:
             self.addrs.set_rule("add", rule)
+        # made before the GARPs, notifies and logs that follow, as keepalived's
+        # synchronous netlink calls: queued, they would wait for the loop to yield (the
+        # usual VIPs with nothing queued ahead are made at once: nothing to wait for)
+        if not self.addrs.flush(FLUSH_TIMEOUT):
+            log.warning("(%s) VIPs not set within %g s; carrying on", self.name,
+                        FLUSH_TIMEOUT)
 
     def _remove_addresses(self, startup: bool = False) -> None:
         vips = self.all_vips
@@ -366,7 +373,7 @@ class Router:
     def _firewall(self, master: bool) -> None:
         """The VIPs of a MASTER without accept mode in the drop sets; else none."""
         fw = self.firewall
-        if fw is None:
+        if fw is None or fw.plan is None:  # no table: nothing to queue before the VIPs
             return
         vips = self.all_vips if master and firewall.drops(self.cfg) else ()
         name, dev = self.name, self.dev

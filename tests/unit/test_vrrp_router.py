@@ -126,6 +126,11 @@ def test_router_becomes_master_adds_vips_announces_and_hands_over(tmp_path, loop
     assert a.fsm.state == MASTER
     assert pa.of("set_vip") == [("add", "10.9.0.100", "eth0"), ("add", "10.9.0.101", "eth1")]
     assert pa.of("set_route") == [("add", "192.168.5.0/24", "eth0")]
+    # the queued changes are made (flush) before anything else of the transition
+    calls = [c.what for c in pa.calls]
+    first = calls.index("flush")
+    assert calls[first - 1] == "set_route" and "set_vip" not in calls[first:]
+    assert "announce" not in calls[:first] and first < calls.index("announce")
     # GARPs leave from the instance's interface, for the VIPs on it only
     assert ("eth0", "10.9.0.100", 4) in pa.of("announce")
     assert all(args[1] != "10.9.0.101" for args in pa.of("announce"))
