@@ -231,13 +231,19 @@ class _Model:
     def release(self) -> None:
         self.cfg = None
         gc.unfreeze()
-        gc.collect()
-        try:  # the parse's big blocks went to malloc's heap: give its free pages back
-            import ctypes
+        trim()
 
-            ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+
+def trim() -> None:
+    """Collect, then give malloc's free pages back to the kernel: the parse's big blocks
+    went to its heap, and a child forked now would carry them (and count them) too."""
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 STATE_ENV = "DIRECTOR_WATCHDOG_STATE"  # the children, for the re-executed parent (cli)
@@ -397,6 +403,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     pidfile = args.pid or "/run/keepalived.pid"
     os.makedirs(os.path.dirname(pidfile) or ".", exist_ok=True)
     sys.stdout.flush()
+    trim()
     # The model's objects go to the collector's permanent generation before the forks: a
     # child's collections then never write to the pages it shares with the others.
     gc.freeze()
