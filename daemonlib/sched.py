@@ -14,7 +14,6 @@ from collections.abc import Sequence
 log = logging.getLogger("director")
 
 _MCL_CURRENT, _MCL_FUTURE, _MCL_ONFAULT = 1, 2, 4
-_PR_SET_THP_DISABLE = 41
 _SCHED_RESET_ON_FORK = 0x40000000
 
 
@@ -51,13 +50,3 @@ def apply(process: str, nice: int | None, rt_priority: int | None, rlimit_rttime
             log.warning("%s child: cannot set CPU affinity %s - %s", process,
                         ",".join(map(str, cpus)), e.strerror)
 
-
-def no_huge_pages() -> None:
-    """Transparent huge pages off for this process and all it forks or executes (the
-    kernel keeps the flag across both). Python's heap is small objects scattered over
-    many pages: with THP `always` (Debian's kernels) each 2 MiB region touched once is
-    resident in full, and a forked child's copy-on-write keeps both copies whole (the
-    1000 x 10 config: +10 MiB PSS in the VM). Nothing is lost: no hot loop here walks
-    memory the TLB would notice. A kernel without the prctl refuses it: nothing to do."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)

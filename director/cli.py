@@ -235,7 +235,7 @@ def _load_for_run(args: argparse.Namespace) -> Config | None:
 
 def daemon(args: argparse.Namespace) -> int:
     """The watchdog parent with the VRRP and/or checker children (-P / -C: one side)."""
-    from daemonlib.sched import no_huge_pages
+    from daemonlib.memory import no_huge_pages
 
     no_huge_pages()  # before the parse: its heap would otherwise be made of huge pages
     cfg = _load_for_run(args)

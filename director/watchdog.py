@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 
 from daemonlib import safefile
+from daemonlib.memory import trim
 
 log = logging.getLogger("director")
 
@@ -232,18 +233,6 @@ class _Model:
         self.cfg = None
         gc.unfreeze()
         trim()
-
-
-def trim() -> None:
-    """Collect, then give malloc's free pages back to the kernel: the parse's big blocks
-    went to its heap, and a child forked now would carry them (and count them) too."""
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 STATE_ENV = "DIRECTOR_WATCHDOG_STATE"  # the children, for the re-executed parent (cli)

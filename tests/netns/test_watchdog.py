@@ -162,6 +162,8 @@ def test_daemon_with_a_log_file_through_the_parent_s_re_exec(lan, tmp_path):
                  what="the parent's re-exec logged in the log file")
         with open(f"/proc/{parent}/cmdline", "rb") as f:
             assert f.read().split(b"\0")[1:-1][-len(cmd):] == [c.encode() for c in cmd]
+        with open(f"/proc/{parent}/status") as f:  # huge pages stay off across the execve
+            assert "THP_enabled:\t0" in f.read()
         wait_for(lambda: "Entering MASTER STATE" in text(), 30,
                  what="the VRRP child's log line in the same file")
         lan.wait_holder(VIP, "a", hosts=("a",))
