@@ -181,3 +181,17 @@ def test_daemon_with_a_log_file_through_the_parent_s_re_exec(lan, tmp_path):
     finally:
         if parent and os.path.exists(f"/proc/{parent}"):
             os.killpg(parent, signal.SIGKILL)
+
+
+def test_dont_respawn_stops_the_daemon_when_a_child_dies(lan):
+    """-R (keepalived's --dont-respawn), in the re-executed parent: a killed child is not
+    restarted, the others are stopped, the parent exits and removes its pid files."""
+    a = lan.start("a", "director", CONF_A, "-P", "-R")
+    lan.wait_holder(VIP, "a", hosts=("a",))
+    wait_for(lambda: "watchdog re-executed" in a.output(), 10, what="the parent's re-exec")
+    os.kill(a.child_pid(), signal.SIGKILL)
+    wait_for(lambda: a.proc.poll() is not None, 15, what="the parent's exit after -R")
+    assert "respawning is off (-R): stopping" in a.output()
+    assert "Starting VRRP child process" in a.output()
+    assert a.output().count("Starting VRRP child process") == 1
+    assert not os.path.exists(f"{a.dir}/k.pid") and not os.path.exists(f"{a.dir}/v.pid")
