@@ -20,7 +20,14 @@ from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule
 from .bgp import BgpBuilder
 from .errors import Diagnostics
-from .keywords import DIRECTOR_EXTENSIONS, GRACEFUL_MISSING, NO_EFFECT, OBSOLETE, UNSUPPORTED
+from .keywords import (
+    DIRECTOR_EXTENSIONS,
+    GRACEFUL_MISSING,
+    NO_EFFECT,
+    OBSOLETE,
+    UNSUPPORTED,
+    UNSUPPORTED_BLOCKS,
+)
 from .lvs_repairs import LvsRepairs
 from .model import (
     Authentication,
@@ -270,7 +277,49 @@ class Builder(LvsRepairs, BgpBuilder):
             out[t] = blocks(self.checker_spec, lists=False)
         out["SMTP_CHECK"] = {**out["SMTP_CHECK"], "host": False}  # see _smtp_hosts
         out["bgp_speaker"] = {"neighbor": False}  # conf/bgp.py: its one block keyword
+        for where, names in UNSUPPORTED_BLOCKS.items():  # ignored whole, but read alike
+            out[where] = {**out.get(where, {}), **names}
         return out
+
+    def leaf_keywords(self, blocks: dict[str, dict[str, bool]]) -> dict[str, frozenset[str]]:
+        """For each block whose keywords director knows, those that take no block there
+        (`blocks` from block_keywords): a '{' after one is ignored as keepalived ignores
+        it (tree.TreeBuilder). Unknown and misplaced keywords are not in it: their block
+        is skipped whole, with a warning."""
+        def leaves(spec: dict[str, K] | Iterable[str]) -> frozenset[str]:
+            if isinstance(spec, dict):
+                return frozenset(name for name, k in spec.items() if not k.block)
+            return frozenset(spec)
+
+        sync = {"smtp_alert", "sync_group_tracking_weight", "global_tracking",
+                *self._notify_spec()}
+        known = {
+            "": frozenset(),
+            "global_defs": leaves(self.global_spec),
+            "vrrp_instance": leaves(self.instance_spec),
+            "authentication": frozenset({"auth_type", "auth_pass"}),
+            "vrrp_sync_group": frozenset(sync),
+            "vrrp_script": frozenset("script interval timeout weight rise fall user "
+                                     "init_fail".split()),
+            "track_file": frozenset({"file", "weight", "init_file"}),
+            "vrrp_track_process": frozenset("process param_match weight quorum quorum_max "
+                                            "delay terminate_delay fork_delay "
+                                            "full_command".split()),
+            "SSL": frozenset({"password", "ca", "certificate", "key"}),
+            "virtual_server": leaves(self.vs_spec),
+            "real_server": leaves(self.rs_spec),
+            "url": leaves(self.url_spec),
+            "host": leaves(self.conn_spec),
+        }
+        known["vrrp_track_file"] = known["track_file"]
+        for t in CHECKER_TYPES:
+            known[t] = leaves(self.checker_spec)
+        # keepalived's keywords director does not act on are leaves wherever they are
+        # written, but for the block keywords among them
+        unsupported_blocks = {n for names in UNSUPPORTED_BLOCKS.values() for n in names}
+        generic = (UNSUPPORTED | NO_EFFECT | set(OBSOLETE)) - unsupported_blocks
+        return {where: (names | generic) - set(blocks.get(where, ()))
+                for where, names in known.items()}
 
     # -- top level ------------------------------------------------------------
     def _top(self) -> dict[str, tuple[str, Any]]:

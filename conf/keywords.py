@@ -60,6 +60,19 @@ UNSUPPORTED: frozenset[str] = frozenset(
     """.split()
 )
 
+# the UNSUPPORTED keywords that take a block in keepalived, per enclosing block ('' the
+# top level; True: a list block, alloc_value_block/read_value_block): one written
+# without its '{' takes the lines up to the next '}' as its block, as a supported one
+UNSUPPORTED_BLOCKS: dict[str, dict[str, bool]] = {
+    "": {"garp_group": False, "bfd_instance": False, "track_group": False,
+         "linkbeat_interfaces": True, "interface_up_down_delays": True},
+    "vrrp_instance": {"auth_hmac": False, "track_bfd": True},
+    "vrrp_sync_group": {"track_bfd": True},
+    "real_server": {"BFD_CHECK": False},
+    "garp_group": {"interfaces": True},
+    "track_group": {"group": True},
+}
+
 # keywords whose handler checks for a missing value itself (logs and ignores the line)
 # rather than making keepalived's parser exit
 GRACEFUL_MISSING: frozenset[str] = frozenset(

@@ -54,7 +54,8 @@ def _load(path: str, config_id: str | None, all_config: bool, check_host: bool) 
                     all_config=all_config)
     builder = Builder(diags)
     # each top-level block built once it is read
-    tree = TreeBuilder(diags, builder.add, builder.block_keywords())
+    blocks = builder.block_keywords()
+    tree = TreeBuilder(diags, builder.add, blocks, builder.leaf_keywords(blocks))
     try:
         source.load(path, tree)
         tree.close()

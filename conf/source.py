@@ -349,7 +349,9 @@ class Source:
                     continue
                 if not flat and s[-1] == "{" and "}" not in s and s.count("{") == 1:
                     tokens = s[:-1].split()
-                    if tokens:  # TreeBuilder._open, inline
+                    # a block keyword of the block read (others go through `feed`: a
+                    # leaf's '{' is ignored there)
+                    if tokens and tokens[0] in opens:  # TreeBuilder._open, inline
                         name = tokens[0]
                         node = Node(name, tokens[1:], path, i, [])
                         body.append(node)

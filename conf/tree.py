@@ -7,18 +7,23 @@ close a block anywhere on a line (`virtual_ipaddress { 10.0.0.1 }`).
 
 A block keyword written without its `{` (known from `blocks`, per enclosing block)
 opens its block anyway, as keepalived's parser does: its lines run to the next `}`,
-which is then not the enclosing block's end any more.
+which is then not the enclosing block's end any more. A `{` after a keyword that
+takes no block (known from `leaves`) is ignored, as keepalived ignores it: the lines
+after it stay in the enclosing block, and the next `}` closes that.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
 
 from .errors import Diagnostics, Pos
 
 Line = tuple[list[str], Pos]
 Blocks = Mapping[str, Mapping[str, bool]]
+Leaves = Mapping[str, AbstractSet[str]]
 _NONE: Mapping[str, bool] = {}
+_NO_LEAVES: AbstractSet[str] = frozenset()
 _make_pos = tuple.__new__  # Pos(file, line) without NamedTuple's Python-level __new__
 
 
@@ -58,17 +63,23 @@ class TreeBuilder:
     block does not nest: a `{` in it is an item (keepalived hands it to the list's
     item parser, which refuses it) and its first `}` ends it.
 
+    `leaves` maps an enclosing block's keyword to its keywords that take no block: a
+    `{` after one is ignored with a warning (keepalived's process_stream: the keyword
+    has no sub-keywords, so its `{` is an unexpected one, skipped), and so the lines
+    after it are the enclosing block's and the next `}` is its end.
+
     The reader's fast path (conf/source.py) works on the state directly for the
     common line shapes and calls `feed` for the others."""
 
-    __slots__ = ("diags", "on_node", "kinds", "root", "stack", "body", "last", "opens",
-                 "flat", "pending")
+    __slots__ = ("diags", "on_node", "kinds", "leaves", "root", "stack", "body", "last",
+                 "opens", "flat", "pending")
 
     def __init__(self, diags: Diagnostics, on_node: Callable[[Node], object],
-                 blocks: Blocks | None = None) -> None:
+                 blocks: Blocks | None = None, leaves: Leaves | None = None) -> None:
         self.diags = diags
         self.on_node = on_node
         self.kinds: Blocks = blocks or {}
+        self.leaves: Leaves = leaves or {}
         self.root: list[Node] = []
         # (block, enclosing body, is a list)
         self.stack: list[tuple[Node, list[Node], bool]] = []
@@ -146,7 +157,8 @@ class TreeBuilder:
             self._close()
             return
         if (n_open == 1 and not n_close and len(tokens) > 1 and tokens[-1] == "{"
-                and type(tokens[-1]) is str and not self.flat):
+                and type(tokens[-1]) is str and not self.flat
+                and tokens[0] not in self.leaf_names()):
             node = Node(tokens[0], tokens[1:-1], file, line, [])
             self.body.append(node)
             self._open(node)
@@ -168,6 +180,11 @@ class TreeBuilder:
                 self.last = None
             elif tok == "{":
                 last = self.last
+                if last is not None and last.children is None and \
+                        last.name in self.leaf_names():
+                    self._ignored_brace(last, pos)
+                    self.last = None
+                    continue
                 if last is None or last.children is not None:
                     self.diags.error(pos, "'{' without a keyword before it")
                     last = Node("", [], file, line)
@@ -180,6 +197,18 @@ class TreeBuilder:
                     self._close()
         if tokens and tokens[-1] in ("{", "}") and type(tokens[-1]) is str:
             self.last = None
+
+    def leaf_names(self) -> AbstractSet[str]:
+        """The keywords of the innermost open block that take no block."""
+        return self.leaves.get(self.stack[-1][0].name if self.stack else "", _NO_LEAVES)
+
+    def _ignored_brace(self, leaf: Node, pos: Pos) -> None:
+        where = (f"{self.stack[-1][0].name} {' '.join(self.stack[-1][0].args)}".rstrip()
+                 if self.stack else "")
+        after = (f"the lines after it are read as part of {where} and the next '}}' "
+                 f"ends it") if where else "the lines after it are read at the top level"
+        self.diags.warning(pos, f"'{{' after '{leaf.name}', which takes no block, ignored "
+                                f"(as keepalived): {after}")
 
     def close(self) -> None:
         """The end of the input: keepalived closes what the end of the file leaves open."""

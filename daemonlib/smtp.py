@@ -184,6 +184,11 @@ class Mailer:
         self.sent += 1
         log.info("Email alert \"%s\" sent to %s", alert.subject, ", ".join(s.recipients))
 
+    def counts(self) -> dict[str, int]:
+        """Alerts sent, failed and still queued (the status shows them: an alert decided
+        against is one that never counts)."""
+        return {"sent": self.sent, "failed": self.failed, "queued": len(self._pending)}
+
     async def drain(self, timeout: float = 2.0) -> None:
         """Give queued alerts (the STOP ones) a moment at shutdown."""
         if self._pending:

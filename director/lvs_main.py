@@ -197,7 +197,13 @@ async def lvs_status(lvs: Lvs, health: Health) -> dict[str, object]:
             out = [v async for v in vs_status(lvs, health)]
         except Stale:  # a reload replaced the config meanwhile: the new one, whole
             continue
-        return {"virtual_servers": out, "dry_run": lvs.plane.dry_run}
+        return {"virtual_servers": out, "dry_run": lvs.plane.dry_run, "mail": _mail(lvs)}
+
+
+def _mail(lvs: Lvs) -> dict[str, int] | None:
+    """The checker alerts' counters (None: no mail configured: no smtp_server or no
+    notification_email)."""
+    return lvs.mailer.counts() if lvs.mailer is not None else None
 
 
 async def status_text(lvs: Lvs, health: Health, reloads: int,
@@ -211,4 +217,5 @@ async def status_text(lvs: Lvs, health: Health, reloads: int,
     async for v in vs_status(lvs, health, paused):
         yield sep + json.dumps(v)
         sep = ", "
-    yield f'], "dry_run": {json.dumps(lvs.plane.dry_run)}, "reloads": {reloads}}}'
+    yield (f'], "dry_run": {json.dumps(lvs.plane.dry_run)}, "mail": {json.dumps(_mail(lvs))}, '
+           f'"reloads": {reloads}}}')

@@ -37,6 +37,7 @@ from typing import Any
 import attrs
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bird import bird_conf  # noqa: E402
 from nat_pair import NatPair  # noqa: E402
 from nettopo import WaitTimeout, sh, slow_site, wait_for  # noqa: E402
 
@@ -117,26 +118,12 @@ neighbor {ROUTER_LAN} {{
 """
 
 
-def bird_conf(hold: int = HOLD) -> str:
-    peers = "".join(f"protocol bgp {d} from directors {{ neighbor {dir_ip(d)} as 65010; }}\n"
-                    for d in DIRS)
-    return f"""
-log stderr all;
-router id {ROUTER_LAN};
-protocol device {{ scan time 1; }}
-protocol kernel {{
-    ipv4 {{ import none; export all; }};
-    merge paths on;      # ECMP: equal BGP routes become one multipath kernel route
-}}
-template bgp directors {{
-    local {ROUTER_LAN} as 65000;
-    hold time {hold};
-    keepalive time 1;
-    connect retry time 1;
-    error wait time 1, 3;  # a director back up is peered again at once
-    ipv4 {{ import all; export none; }};
-}}
-{peers}"""
+def router_conf(hold: int = HOLD) -> str:
+    """The router's BIRD: a session per director, quick to come back (keepalive and
+    connect retry 1 s), the VIP's routes merged into one ECMP kernel route."""
+    return bird_conf(ROUTER_LAN, 65000, {d: (dir_ip(d), 65010) for d in DIRS}, hold=hold,
+                     local_address=ROUTER_LAN, keepalive=1, connect_retry=1,
+                     error_wait=(1, 3))
 
 
 @attrs.frozen
@@ -250,7 +237,7 @@ class ScaleOut(NatPair):
     def start_bird(self) -> None:
         conf = os.path.join(self.dir, "bird.conf")
         with open(conf, "w") as f:
-            f.write(bird_conf())
+            f.write(router_conf())
         self._spawn("bird", "router", ["bird", "-f", "-c", conf, "-s", self.bird_sock,
                                        "-P", os.path.join(self.dir, "bird.pid")])
 

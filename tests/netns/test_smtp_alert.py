@@ -6,10 +6,12 @@ the checker child, and an unreachable smtp_server that must not disturb VRRP.
 from __future__ import annotations
 
 import email
+import json
+import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Callable
 
 from lan import vrrp_conf, wait_for
 
@@ -77,30 +79,54 @@ def test_no_smtp_alert_no_mail(lan):
     assert b.proc.poll() is None
 
 
-def tarpit(lan, host: str, port: int) -> None:
-    """A TCP listener that never says hello: an SMTP client waits out its timeout."""
-    code = ("import socket, sys, time\ns = socket.socket()\n"
+def tarpit(lan, host: str, port: int) -> Callable[[], list[str]]:
+    """A TCP listener that never says hello: an SMTP client waits out its timeout. The
+    returned call gives the addresses of the clients it holds (connected, not gone)."""
+    path = os.path.join(lan.dir, f"tarpit-{host}-{port}")
+    code = ("import socket, sys, select\ns = socket.socket()\n"
             "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
             "s.bind(('', int(sys.argv[1])))\ns.listen(64)\nprint('ready', flush=True)\n"
-            "time.sleep(3600)\n")
+            "held = {}\n"
+            "while True:\n"
+            "    for r in select.select([s, *held], [], [])[0]:\n"
+            "        if r is s:\n"
+            "            c, peer = s.accept()\n            held[c] = peer[0]\n"
+            "        elif not r.recv(4096):\n"
+            "            del held[r]\n            r.close()\n"
+            "    with open(sys.argv[2] + '.new', 'w') as f:\n"
+            "        f.write('\\n'.join(held.values()))\n"
+            "    import os; os.replace(sys.argv[2] + '.new', sys.argv[2])\n")
     proc = subprocess.Popen(["ip", "netns", "exec", lan.ns[host], sys.executable, "-c", code,
-                             str(port)], stdout=subprocess.PIPE, text=True)
+                             str(port), path], stdout=subprocess.PIPE, text=True)
     lan.procs.append(proc)  # killed by lan.close
     assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+
+    def held() -> list[str]:
+        try:
+            with open(path) as f:
+                return f.read().split()
+        except FileNotFoundError:
+            return []
+    return held
 
 
 def test_unresponsive_smtp_server_is_logged_and_vrrp_keeps_working(lan):
     # every mail hangs for smtp_connect_timeout (15 s) waiting for a greeting; adverts
     # every 0.1 s must go on meanwhile (a blocked loop would let b take over)
-    tarpit(lan, "c", 2526)
+    held = tarpit(lan, "c", 2526)
     glob = mail_globals(f"{SINK} 2526", timeout=15)
     a = lan.start("a", "director", vrrp_conf(priority=150, glob=glob,
                                              extra="    smtp_alert\n"))
     lan.wait_holder(VIP, "a", hosts=("a",))
+    wait_for(lambda: "10.9.0.1" in held(), 10, what="a's alert stuck in the tarpit")
     b = lan.start("b", "director", vrrp_conf(priority=100, glob=glob,
-                                             extra="    smtp_alert\n"))
+                                             extra="    smtp_alert\n"),
+                  "-P", "--dump-dir", "{dir}")
     wait_for(lambda: "Entering BACKUP STATE" in b.output(), 10, what="b in BACKUP")
-    time.sleep(2)  # 20 advert intervals with a's mails stuck
+    # b hears 20 of a's adverts (each a Master_Down it could let expire) and stays
+    # BACKUP, while a's alert is still held unanswered: a's adverts went on meanwhile
+    b.quiet(20)
+    assert "10.9.0.1" in held(), "a's alert was not stuck all along"
     assert "Error sending email alert" not in a.output(), "the mail did not hang"
     assert lan.holders(VIP) == ["a"]
     assert "Entering MASTER STATE" not in b.output(), "b took over while a was mailing"
@@ -125,6 +151,20 @@ def test_refused_smtp_server_is_logged(lan):
     assert a.proc.poll() is None
 
 
+def _checked(runtime_dir: str, n: int) -> dict | None:
+    """The LVS child's status once its one checker has `n` results, all successes."""
+    try:
+        with open(os.path.join(runtime_dir, "lvs.json")) as f:
+            status = json.load(f)
+    except FileNotFoundError:
+        return None
+    (vs,) = status["virtual_servers"]
+    ((chk,),) = [rs["checkers"] for rs in vs["real_servers"]]
+    history = chk["history"]
+    assert "0" not in history, f"a check of the up real server failed: {chk}"
+    return status if len(history) >= n else None
+
+
 def test_checker_events_are_mailed(lan):
     lan.nginx("b", "hello from b")
     mails = lan.smtp_sink("c", 2525)
@@ -134,8 +174,11 @@ def test_checker_events_are_mailed(lan):
             "    real_server 10.9.0.2 80 {\n        TCP_CHECK {\n"
             "            connect_timeout 1\n            retry 0\n        }\n    }\n}\n")
     a = lan.start("a", "director", conf, "-C")
-    wait_for(lambda: "IPVS" in a.output(), 20, what="the checker child running")
-    time.sleep(1.5)  # a success of an already-up real server is no event: no mail
+    # a success of an already-up real server is no event: the checker child's status
+    # (its runtime dir's lvs.json) shows two checks done and not one alert sent or queued
+    status = wait_for(lambda: _checked(a.dir, 2), 20,
+                      what="two successful checks of 10.9.0.2 in lvs.json")
+    assert status["mail"] == {"sent": 0, "failed": 0, "queued": 0}, status["mail"]
     assert mails() == []
     lan.nginx_stop("b")
     rs = wait_mail(mails, "[LB_C] Realserver [10.9.0.2]:tcp:80 of virtual server "

@@ -421,10 +421,8 @@ def test_unknown_unsupported_obsolete_keywords_warn(tmp_path):
     assert any(m.startswith("10: 'linkbeat_interfaces'") for m in warns)
 
 
-def test_leaf_given_a_block_and_block_given_a_value(tmp_path):
-    loaded = load_text(tmp_path, VRRP.format(body="priority { 1 }\ntrack_script chk"))
-    errs = messages(loaded, "error")
-    assert any("'priority' does not take a block" in m for m in errs)
+def test_block_given_a_value(tmp_path):
+    loaded = load_text(tmp_path, VRRP.format(body="track_script chk"))
     # keepalived (2.2.7 checked): the list block reads the next lines, here the
     # virtual_ipaddress keyword, its '{' and the VIP, as track scripts, up to its '}'
     warns = messages(loaded, "warning")
@@ -661,3 +659,133 @@ def test_a_list_block_takes_no_value_of_its_own(tmp_path):
     assert [t.name for t in instance(loaded).track_interface] == ["eth2"]
     assert any(m.startswith("5: 'track_interface' takes no value before its block: 'eth1'")
                for m in messages(loaded, "warning")), messages(loaded)
+
+
+LEAF_BRACES = """\
+global_defs {
+    router_id r1
+    vrrp_garp_master_delay 3
+    {
+        vrrp_garp_master_repeat 4
+    }
+    vrrp_version 3
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 90 { advert_int 2 }
+    nopreempt
+}
+virtual_server 10.0.0.1 80 {
+    protocol TCP
+    real_server 10.0.1.1 80 { weight 3 }
+    delay_loop 7 {
+        lb_algo wrr
+    }
+    lb_kind DR
+}
+"""
+
+
+def test_a_brace_after_a_leaf_keyword_is_ignored_as_keepalived(tmp_path):
+    """keepalived's process_stream: a keyword without sub-keywords followed by '{' (on its
+    line or the next) logs "Unexpected '{' - ignoring" and skips the '{' alone: the lines
+    after it are the enclosing block's and the next '}' ends that block, so what follows
+    is read one level up. keepalived 2.2.7 on this text (tests/netns/test_conf_compat.py
+    compares the two): Unexpected '{' at lines 4, 12 and 18; vrrp_version, nopreempt
+    and lb_kind unknown at the top level."""
+    loaded = load_text(tmp_path, LEAF_BRACES)
+    assert loaded.ok, messages(loaded)
+    g = loaded.config.global_defs
+    assert (g.vrrp_garp_master_delay, g.vrrp_garp_master_repeat) == (3, 4)
+    assert g.vrrp_version == 2  # after the global_defs's early end: not read
+    inst = instance(loaded)
+    assert (inst.priority, inst.advert_int, inst.nopreempt) == (90, 2, False)
+    (vs,) = loaded.config.virtual_servers
+    assert (vs.delay_loop, vs.lb_algo, vs.lb_kind) == (7, "wrr", "NAT")
+    assert [rs.weight for rs in vs.real_servers] == [3]
+    warns = messages(loaded, "warning")
+    ignored = sorted(int(m.split(":")[0]) for m in warns if "which takes no block" in m)
+    assert ignored == [4, 12, 18], warns
+    assert any(m.startswith("4: '{' after 'vrrp_garp_master_delay'") and
+               "read as part of global_defs and the next '}' ends it" in m for m in warns)
+    assert any(m.startswith("13: 'nopreempt' does not belong in the top level")
+               for m in warns), warns
+    assert not messages(loaded, "error")
+
+
+def test_a_leaf_brace_in_a_checker_and_a_url(tmp_path):
+    loaded = load_text(tmp_path, """\
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            real_server 10.0.1.1 80 {
+                HTTP_GET {
+                    url {
+                        path /a {
+                            status_code 201
+                        }
+                    connect_timeout 4 {
+                        retry 2
+                    }
+                    delay_loop 9
+                }
+                weight 5
+            }
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    ((rs,),) = [vs.real_servers for vs in loaded.config.virtual_servers]
+    (chk,) = rs.checkers
+    assert [(u.path, u.status_code) for u in chk.urls] == [("/a", ((201, 201),))]
+    assert (chk.connect_timeout, chk.retry) == (4, 2)
+    # keepalived 2.2.7 the same: the checker ends at connect_timeout's '}', so delay_loop
+    # 9 is the real server's, and the real server ends where the checker would have:
+    # weight 5 is the virtual server's, the default of its real servers
+    assert (rs.delay_loop, rs.weight) == (9, 5)
+
+
+def test_an_unsupported_block_keyword_without_its_brace_takes_the_next_lines(tmp_path):
+    """keepalived reads a block keyword's lines up to the next '}' as its block also for
+    the blocks director does not implement (garp_group, bfd_instance, track_bfd,
+    BFD_CHECK, linkbeat_interfaces ...): they are ignored whole, and what follows is
+    read in its right place. keepalived 2.2.7: "Missing '{'" at 1, track bfd bfd1 read
+    as an item of VI_1's track_bfd."""
+    loaded = load_text(tmp_path, """\
+        garp_group
+            garp_interval 2
+            interface eth0
+        }
+        vrrp_instance VI_1 {
+            interface eth0
+            virtual_router_id 51
+            track_bfd
+                bfd1
+            }
+            priority 90
+        }
+        virtual_server 10.0.0.1 80 {
+            protocol TCP
+            real_server 10.0.1.1 80 {
+                BFD_CHECK
+                    name bfd1
+                }
+                weight 4
+            }
+        }
+        linkbeat_interfaces
+            eth0
+        }
+    """)
+    assert loaded.ok, messages(loaded)
+    assert instance(loaded).priority == 90
+    (vs,) = loaded.config.virtual_servers
+    assert [rs.weight for rs in vs.real_servers] == [4]
+    warns = messages(loaded, "warning")
+    assert sorted(int(m.split(":")[0]) for m in warns if "has no '{'" in m) == \
+        [1, 8, 16, 22], warns
+    for line, name in ((1, "garp_group"), (8, "track_bfd"), (16, "BFD_CHECK"),
+                       (22, "linkbeat_interfaces")):
+        assert any(m.startswith(f"{line}: '{name}'") and "not supported yet" in m
+                   for m in warns), (name, warns)
+    assert not any("unknown keyword" in m or "does not belong" in m or "without a" in m
+                   for m in warns), warns

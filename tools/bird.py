@@ -1,40 +1,57 @@
-"""A real BIRD 2 router in a namespace of a test's Hosts/Lan: BGP sessions with the
-directors, routes exported to the namespace's kernel table (ECMP with `merge paths`).
-Read with birdc; stopped by the Lan's close (its process is one of `lan.procs`)."""
+"""A real BIRD 2 router for the BGP tests and the scale-out topology: its config
+(`bird_conf`, the one writer of it) and `Bird`, one run in a namespace of a
+Hosts/Lan, read with birdc (sessions with the directors, routes exported to the
+namespace's kernel table, ECMP with `merge paths`). tools/scaleout.py writes the
+config here and starts BIRD itself, beside its other processes."""
 
 from __future__ import annotations
 
 import os
 import re
 import subprocess
+from collections.abc import Mapping
+from typing import Any
 
-from testlib import sh, wait_for
+from nettopo import sh, wait_for
 
-CONF = """\
-router id {router_id};
-log "{dir}/bird.log" all;
-timeformat route "%T.%3f";
-timeformat log "%T.%3f";
-protocol device {{ scan time 1; }}
-protocol kernel {{
-    ipv4 {{ export all; import none; }};
-    merge paths on;
-}}
-protocol kernel {{
-    ipv6 {{ export all; import none; }};
-    merge paths on;
-}}
-template bgp director {{
-    local as {local_as};
-    hold time {hold};
-    passive on;                 # the directors connect
-    error wait time 1, 2;       # a director that comes back is heard at once
-    debug {{ states, routes }};
-    ipv4 {{ import all; export none; }};
-    ipv6 {{ import all; export none; }};
-}}
-{peers}
-"""
+TEMPLATE = "directors"  # the peers' template: every director peer is one
+
+
+def bird_conf(router_id: str, local_as: int, peers: Mapping[str, tuple[str, int]], *,
+              hold: int = 3, local_address: str | None = None, log: str | None = None,
+              families: tuple[str, ...] = ("ipv4",), passive: bool = False,
+              keepalive: int | None = None, connect_retry: int | None = None,
+              error_wait: tuple[int, int] = (1, 3), trace: bool = False) -> str:
+    """A router importing the directors' routes (exporting none to them) into its kernel
+    table, equal BGP routes merged into one multipath route. `peers`: protocol name ->
+    (neighbor address, its AS). `log`: a file (None: stderr); `trace`: session states
+    and routes logged, times to the millisecond (tests read when a route came and
+    went); `passive`: the directors connect; `error_wait` (min, max s): a director
+    back up is peered again at once."""
+    lines = [f'log "{log}" all;' if log else "log stderr all;", f"router id {router_id};"]
+    if trace:
+        lines += ['timeformat route "%T.%3f";', 'timeformat log "%T.%3f";']
+    lines.append("protocol device { scan time 1; }")
+    for family in families:
+        lines += ["protocol kernel {", f"    {family} {{ import none; export all; }};",
+                  "    merge paths on;  # ECMP: equal BGP routes, one multipath route",
+                  "}"]
+    local = f"local {local_address} as {local_as};" if local_address else f"local as {local_as};"
+    lines += [f"template bgp {TEMPLATE} {{", f"    {local}", f"    hold time {hold};"]
+    if keepalive is not None:
+        lines.append(f"    keepalive time {keepalive};")
+    if connect_retry is not None:
+        lines.append(f"    connect retry time {connect_retry};")
+    lines.append(f"    error wait time {error_wait[0]}, {error_wait[1]};")
+    if passive:
+        lines.append("    passive on;")
+    if trace:
+        lines.append("    debug { states, routes };")
+    lines += [f"    {family} {{ import all; export none; }};" for family in families]
+    lines.append("}")
+    lines += [f"protocol bgp {name} from {TEMPLATE} {{ neighbor {addr} as {asn}; }}"
+              for name, (addr, asn) in peers.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _host(address: str) -> str:
@@ -42,17 +59,19 @@ def _host(address: str) -> str:
 
 
 class Bird:
-    def __init__(self, hosts, host: str, router_id: str, local_as: int,
+    """BIRD in `host`, passive for the directors' sessions, IPv4 and IPv6, traced; stopped
+    by the hosts' close (its process is one of `hosts.procs`)."""
+
+    def __init__(self, hosts: Any, host: str, router_id: str, local_as: int,
                  peers: dict[str, tuple[str, int]], hold: int = 3) -> None:
         """`peers`: protocol name -> (neighbor address, its AS)."""
         self.hosts, self.host = hosts, host
         self.dir = os.path.join(hosts.dir, f"bird-{host}")
         os.makedirs(self.dir, exist_ok=True)
         self.sock = os.path.join(self.dir, "bird.ctl")
-        text = CONF.format(router_id=router_id, local_as=local_as, hold=hold, dir=self.dir,
-                           peers="\n".join(f"protocol bgp {name} from director {{ neighbor "
-                                           f"{addr} as {asn}; }}"
-                                           for name, (addr, asn) in peers.items()))
+        text = bird_conf(router_id, local_as, peers, hold=hold,
+                         log=os.path.join(self.dir, "bird.log"), families=("ipv4", "ipv6"),
+                         passive=True, error_wait=(1, 2), trace=True)
         conf = os.path.join(self.dir, "bird.conf")
         with open(conf, "w") as f:
             f.write(text)
