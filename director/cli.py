@@ -24,7 +24,8 @@ EXIT_CONFIG = 4
 EXIT_CONFIG_TEST = 5
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
-WATCHDOG_STATE = "DIRECTOR_WATCHDOG_STATE"  # director.watchdog's STATE_ENV
+# set by the watchdog parent for its own re-execution (director/watchdog.py)
+WATCHDOG_STATE = "DIRECTOR_WATCHDOG_STATE"
 
 # keepalived --signum: STATS_CLEAR and JSON are real-time signals on Linux
 SIGNUMS = {"STOP": 15, "RELOAD": 1, "DATA": 10, "STATS": 12, "STATS_CLEAR": 63, "JSON": 36}
