@@ -49,4 +49,3 @@ def apply(process: str, nice: int | None, rt_priority: int | None, rlimit_rttime
         except OSError as e:
             log.warning("%s child: cannot set CPU affinity %s - %s", process,
                         ",".join(map(str, cpus)), e.strerror)
-
