@@ -7,7 +7,8 @@ common VIP line) never reaches it, which keeps `director -t` start-up light.
 
 from __future__ import annotations
 
-import socket
+# the C module: socket.py would add its enums and selectors to every director -t
+from _socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from functools import cache
 from typing import Any
 
@@ -25,14 +26,17 @@ def parse_ip(text: str) -> tuple[str, int]:
     inet_pton rather than the ipaddress module: this runs once per real server,
     and a 10,000-server config is parsed on every `director -t`.
     """
-    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    if ":" not in text:
+        try:
+            inet_pton(AF_INET, text)
+        except (OSError, ValueError):
+            raise SyntaxProblem(f"'{text}' is not an IP address") from None
+        return text, 4  # inet_pton accepts only the canonical dotted quad
     try:
-        packed = socket.inet_pton(family, text)
+        packed = inet_pton(AF_INET6, text)
     except (OSError, ValueError):
         raise SyntaxProblem(f"'{text}' is not an IP address") from None
-    if family == socket.AF_INET:
-        return text, 4  # inet_pton accepts only the canonical dotted quad
-    return socket.inet_ntop(family, packed), 6
+    return inet_ntop(AF_INET6, packed), 6
 
 
 def parse_prefix(text: str, default_full: bool = True) -> tuple[str, int, int]:

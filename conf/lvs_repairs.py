@@ -11,7 +11,7 @@ import attrs
 
 from .addrsyntax import SyntaxProblem, parse_ip
 from .errors import Diagnostics
-from .model import Checker, RealServer, maker
+from .model import Checker, RealServer, dict_maker
 from .tree import Node
 
 
@@ -124,20 +124,9 @@ class LvsRepairs:
             seen.add(key)
             checkers = rs.get("checkers")
             if checkers is not None:
-                ck_base = {
-                    "connect_timeout": rs["connect_timeout"],
-                    "delay_loop": rs["delay_loop"],
-                    "alpha": rs["alpha"],
-                    "virtualhost": rs["virtualhost"],
-                    "connect_ip": rs["address"],
-                    "connect_port": rs.get("port"),
-                }
-                rs["checkers"] = tuple(
-                    self._checker_defaults({**ck_base, **x}, rs, vs_loop)
-                    for c in checkers if c is not None
-                    for x in (c if isinstance(c, list) else (c,)))
+                rs["checkers"] = self._checkers(checkers, rs, vs_loop)
             weight_sum += rs["weight"]
-            out.append(_new_rs(**rs))
+            out.append(_new_rs(rs))
         if vs_family is not None:
             vs.setdefault("family", vs_family)
         quorum = vs.get("quorum", 1)
@@ -180,29 +169,49 @@ class LvsRepairs:
                                           f"{vs.get('port')}")
             rs["port"] = vs.get("port")
 
-    def _checker_defaults(self, c: dict[str, Any], rs: dict[str, Any],
-                          vs_loop: float) -> Checker:
-        """A checker's effective timing, as keepalived resolves it: its own value, else
-        the real server's (which took the virtual server's), else the checker kind's
-        default (retry 1, MISC 0, DNS 3; delay_before_retry 1 s, HTTP/SSL 3 s, DNS the
-        delay_loop); warmup defaults to the delay_loop."""
-        kind = c["type"]
-        if c.get("retry") is None:
-            c["retry"] = _pick(rs.get("retry"), _DEFAULT_RETRY.get(kind, 1))
-        if c.get("delay_before_retry") is None:
-            dbr = rs.get("delay_before_retry")
-            if dbr is None:  # the kind's default; DNS's (0) means the delay_loop
-                dbr = _DEFAULT_DBR.get(kind, 1.0) or c["delay_loop"]
-            c["delay_before_retry"] = dbr
-        if c.get("warmup") is None:
-            c["warmup"] = _pick(rs.get("warmup"), c["delay_loop"])
-        if kind == "MISC_CHECK" and not c.get("misc_timeout"):
-            c["misc_timeout"] = vs_loop  # keepalived: the virtual server's delay_loop
-        return _new_checker(**c)
+    def _checkers(self, given: list[Any], rs: dict[str, Any],
+                  vs_loop: float) -> tuple[Checker, ...]:
+        """A real server's checkers with their effective timing, as keepalived resolves
+        it: the checker's own value, else the real server's (which took the virtual
+        server's), else the checker kind's default (retry 1, MISC 0, DNS 3;
+        delay_before_retry 1 s, HTTP/SSL 3 s, DNS the delay_loop); warmup defaults to
+        the delay_loop. (`given`: a checker's fields, or a list of them for SMTP hosts;
+        None for a checker removed.) Inline: this runs for every checker."""
+        base = {
+            "connect_timeout": rs["connect_timeout"],
+            "delay_loop": rs["delay_loop"],
+            "alpha": rs["alpha"],
+            "virtualhost": rs["virtualhost"],
+            "connect_ip": rs["address"],
+            "connect_port": rs.get("port"),
+        }
+        rs_retry = rs.get("retry")
+        rs_dbr = rs.get("delay_before_retry")
+        rs_warmup = rs.get("warmup")
+        out = []
+        for one in given:
+            if one is None:
+                continue
+            for x in one if isinstance(one, list) else (one,):
+                c = {**base, **x}
+                kind = c["type"]
+                if c.get("retry") is None:
+                    c["retry"] = rs_retry if rs_retry is not None else (
+                        _DEFAULT_RETRY.get(kind, 1))
+                if c.get("delay_before_retry") is None:
+                    # the kind's default; DNS's (0) means the delay_loop
+                    c["delay_before_retry"] = rs_dbr if rs_dbr is not None else (
+                        _DEFAULT_DBR.get(kind, 1.0) or c["delay_loop"])
+                if c.get("warmup") is None:
+                    c["warmup"] = rs_warmup if rs_warmup is not None else c["delay_loop"]
+                if kind == "MISC_CHECK" and not c.get("misc_timeout"):
+                    c["misc_timeout"] = vs_loop  # keepalived: the virtual server's delay_loop
+                out.append(_new_checker(c))
+        return tuple(out)
 
 
-_new_rs = maker(RealServer)
-_new_checker = maker(Checker)
+_new_rs = dict_maker(RealServer)
+_new_checker = dict_maker(Checker)
 _DEFAULT_RETRY = {"MISC_CHECK": 0, "DNS_CHECK": 3}
 _DEFAULT_DBR = {"HTTP_GET": 3.0, "SSL_GET": 3.0, "DNS_CHECK": 0.0}
 

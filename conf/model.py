@@ -13,6 +13,11 @@ from typing import Any, TypeVar
 import attrs
 
 from .errors import NOWHERE, Pos
+from .methodcache import MethodCache
+
+# attrs compiles each class's methods as it is defined: from a cache when it can
+_methods = MethodCache("model")
+_methods.start()
 
 T = TypeVar("T")
 
@@ -554,6 +559,9 @@ class Config:
     files: tuple[str, ...] = ()
 
 
+_methods.stop()
+
+
 def maker(cls: type[T]) -> Callable[..., T]:
     """A constructor for a frozen class the parser builds by the thousand (real servers,
     checkers): `maker(cls)(**kw)` is the object `cls(**kw)` is, made with plain slot
@@ -577,6 +585,63 @@ def maker(cls: type[T]) -> Callable[..., T]:
     src = (f"def __init__(self, *, {', '.join(params)}):\n{''.join(body)}"
            f"    self.__class__ = _cls\n")
     ns: dict[str, Any] = {"_cls": cls, **defaults}
-    exec(compile(src, f"<conf.model maker {cls.__name__}>", "exec"), ns)
+    exec(_methods.compile(src, f"<conf.model maker {cls.__name__}>", "exec"), ns)
+    _methods.save()
     slots = cls.__dict__["__slots__"]  # the fields; no __weakref__ (weakref_slot=False)
     return type(f"_{cls.__name__}Maker", (), {"__slots__": slots, "__init__": ns["__init__"]})
+
+
+def dict_maker(cls: type[T], after: int = 16) -> Callable[[dict[str, Any]], T]:
+    """`maker` for fields in a dict: `dict_maker(cls)(d)` is `maker(cls)(**d)`. Once
+    `after` objects had the same keys (a big config's real servers and checkers come in
+    a few shapes), that shape gets code of its own: the given fields read from the dict,
+    the others stored as constants, where a keyword call matches each key against all
+    the class's parameters and looks each default up (half of a checker's cost)."""
+    by_keywords = maker(cls)
+    fields = attrs.fields(cls)  # type: ignore[arg-type]
+    names = {f.name for f in fields}
+    required = {f.name for f in fields if f.default is attrs.NOTHING}
+    shapes: dict[tuple[str, ...], Callable[[dict[str, Any]], T]] = {}
+    seen: dict[tuple[str, ...], int] = {}
+
+    def keywords(d: dict[str, Any]) -> T:
+        return by_keywords(**d)
+
+    def shape_code(key: tuple[str, ...]) -> Callable[[dict[str, Any]], T] | None:
+        if not required <= set(key) <= names:
+            return None  # the keyword call says what is wrong
+        ns: dict[str, Any] = {"_new": object.__new__, "_twin": by_keywords, "_cls": cls}
+        body = []
+        for i, f in enumerate(fields):
+            if f.name in key:
+                body.append(f"    self.{f.name} = d[{f.name!r}]\n")
+            elif _literal(f.default):  # a constant of the code, not a global
+                body.append(f"    self.{f.name} = {f.default!r}\n")
+            else:
+                ns[f"_d{i}"] = f.default
+                body.append(f"    self.{f.name} = _d{i}\n")
+        src = (f"def make(d):\n    self = _new(_twin)\n{''.join(body)}"
+               f"    self.__class__ = _cls\n    return self\n")
+        exec(compile(src, f"<conf.model dict_maker {cls.__name__}>", "exec"), ns)
+        return ns["make"]
+
+    def make(d: dict[str, Any]) -> T:
+        key = tuple(d)
+        code = shapes.get(key)
+        if code is None:
+            seen[key] = n = seen.get(key, 0) + 1
+            if n <= after:
+                return by_keywords(**d)
+            code = shapes[key] = shape_code(key) or keywords
+        return code(d)
+
+    return make
+
+
+def _literal(value: Any) -> bool:
+    """Whether repr(value) written in code makes an equal value of the same type."""
+    if value is None or type(value) in (bool, int, str):
+        return True
+    if type(value) is float:
+        return value == value and value not in (float("inf"), float("-inf"))
+    return type(value) is tuple and all(_literal(v) for v in value)

@@ -226,16 +226,26 @@ class _Model:
         self.cfg = cfg
         self.load = load
 
-    def take(self):  # type: ignore[no-untyped-def]
+    def take(self, seed: bool = False):  # type: ignore[no-untyped-def]
         """In a child: the inherited model, or (a respawn) the file read again; the
-        holder lets go of it, so that the child's next reload frees it."""
+        holder lets go of it, so that the child's next reload frees it. `seed`: the
+        child keeps the start-up load's seed (conf/incremental.py: the checker child)."""
+        if not seed:
+            _drop_seed()
         cfg, self.cfg = self.cfg, None
         return cfg if cfg is not None else self.load()
 
     def release(self) -> None:
         self.cfg = None
+        _drop_seed()
         gc.unfreeze()
         trim()
+
+
+def _drop_seed() -> None:
+    incremental = sys.modules.get("conf.incremental")
+    if incremental is not None:
+        incremental.drop_seed()
 
 
 STATE_ENV = WATCHDOG_STATE  # the running children, for the re-executed parent
@@ -245,12 +255,12 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
     """The children the config and the options ask for (`kinds`: their names), each
     started from `model` (the inherited config, or the file read again)."""
 
-    def side(run_side: Callable[..., object], tune: Callable[[object], None]
-             ) -> Callable[[bool], int]:
+    def side(run_side: Callable[..., object], tune: Callable[[object], None],
+             seed: bool = False) -> Callable[[bool], int]:
         def run(adopt: bool) -> int:
             import asyncio
 
-            box = [model.take()]
+            box = [model.take(seed)]
             if box[0] is None:
                 log.error("the configuration has errors: the child does not start")
                 return 4
@@ -278,7 +288,7 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
             sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
                         g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
 
-        return side(run, tune)(adopt)
+        return side(run, tune, seed=True)(adopt)
 
     def bgp(adopt: bool) -> int:
         from .bgp.speaker import run
@@ -290,6 +300,7 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
 
         from .metrics import serve
 
+        _drop_seed()
         return asyncio.run(serve(args.metrics, args.runtime_dir))
 
     made = {

@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 from conf.errors import Pos
-from conf.model import Checker, RealServer, Url, maker
+from conf.model import Checker, RealServer, Url, dict_maker, maker
 
 CASES = [
     (RealServer, {"address": "10.0.0.1", "port": 80, "weight": 3, "pos": Pos("a.conf", 7),
@@ -47,3 +47,24 @@ def test_refuses_a_field_it_cannot_copy():
 
     with pytest.raises(TypeError, match="not plain"):
         maker(WithFactory)
+
+
+@pytest.mark.parametrize(("cls", "kw"), CASES)
+def test_dict_maker_same_object_before_and_after_its_shape_code(cls, kw):
+    make = dict_maker(cls, after=2)
+    made = [make(dict(kw)) for _ in range(5)]  # keyword calls, then the shape's own code
+    for fast in made:
+        assert type(fast) is cls and fast == cls(**kw) and repr(fast) == repr(cls(**kw))
+        assert hash(fast) == hash(cls(**kw))
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            fast.pos = Pos("c.conf", 2)
+
+
+def test_dict_maker_wrong_fields_still_refused():
+    make = dict_maker(RealServer, after=1)
+    for _ in range(3):
+        with pytest.raises(TypeError):
+            make({"port": 80})  # address is required
+        with pytest.raises(TypeError):
+            make({"address": "10.0.0.1", "colour": "red"})
+    assert make({"address": "10.0.0.1"}) == RealServer(address="10.0.0.1")
