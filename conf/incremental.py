@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import bisect
 import gc
-import itertools
 import os
 import threading
 from typing import Any
@@ -515,14 +514,20 @@ def _blocks(seed: _Seed, objects: tuple[Any, ...]) -> list[_Block] | None:
         for i in idx or ():
             if i >= len(objects) or objects[i].pos != (seed.key[0], first):
                 return None
-    # the offset of each block's first line
-    lines = text.split("\n")
-    chars = [0, *itertools.accumulate(map(len, lines))]  # before each line, newlines not
-    want = [line for line, _, _ in seed.entries]
-    if want[-1] > len(lines):
-        return None
-    offsets = [chars[line - 1] + line - 1 for line in want]
-    del lines, chars
+    # the offset of each block's first line, walking the newlines: splitting the text
+    # into its lines (and their lengths) would hold ~10 MiB at once at 113k lines, in the
+    # checker child while its checks start, and leave its heap fragmented after
+    offsets: list[int] = []
+    find = text.find
+    pos = 0
+    line = 1
+    for first, _, _ in seed.entries:
+        while line < first:
+            nl = find("\n", pos)
+            if nl < 0:
+                return None
+            pos, line = nl + 1, line + 1
+        offsets.append(pos)
     blocks: list[_Block] = []
     if offsets[0] > 0:
         blocks.append(_Block(text[: offsets[0]], 1, None, []))
