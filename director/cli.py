@@ -24,6 +24,8 @@ EXIT_CONFIG = 4
 EXIT_CONFIG_TEST = 5
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+# set by the watchdog parent for its own re-execution (director/watchdog.py)
+WATCHDOG_STATE = "DIRECTOR_WATCHDOG_STATE"
 
 # keepalived --signum: STATS_CLEAR and JSON are real-time signals on Linux
 SIGNUMS = {"STOP": 15, "RELOAD": 1, "DATA": 10, "STATS": 12, "STATS_CLEAR": 63, "JSON": 36}
@@ -159,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
 
         return ipvs_main(argv[1:])
     args = make_parser().parse_args(argv)
+    state = os.environ.get(WATCHDOG_STATE)
+    if state is not None:  # the watchdog parent re-executed itself, its children running
+        from .watchdog import resume
+
+        rc = resume(args, state)
+        if rc is not None:
+            return rc
     if args.signum is not None:
         num = SIGNUMS.get(args.signum.upper())
         if num is None:
@@ -184,13 +193,17 @@ def log_facility(text: str) -> int:
                                      "daemon)")
 
 
-def setup_logging(args: argparse.Namespace) -> None:
+def setup_logging(args: argparse.Namespace, log_fd: int | None = None) -> None:
+    """`log_fd`: the -g log file as opened before (the watchdog re-executed itself)."""
     import logging
 
     level = logging.DEBUG if args.log_detail else logging.INFO
     fmt = "%(asctime)s director[%(process)d]: %(message)s"
     if args.log_console or args.dont_fork:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    elif args.log_file and log_fd is not None:
+        os.set_inheritable(log_fd, False)
+        handler = logging.StreamHandler(os.fdopen(log_fd, "a"))
     elif args.log_file:
         from daemonlib import safefile
 
@@ -231,6 +244,9 @@ def _load_for_run(args: argparse.Namespace) -> Config | None:
 
 def daemon(args: argparse.Namespace) -> int:
     """The watchdog parent with the VRRP and/or checker children (-P / -C: one side)."""
+    from daemonlib.memory import no_huge_pages
+
+    no_huge_pages()  # before the parse: its heap would otherwise be made of huge pages
     cfg = _load_for_run(args)
     if cfg is None:
         return EXIT_CONFIG
