@@ -190,8 +190,11 @@ def _tracked(diags: Diagnostics, obj: Any, owner: str, scripts: set[str], files:
     return attrs.evolve(obj, **changes) if changes else obj
 
 
-def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config:
-    """keepalived's end-of-parse checks and repairs; returns the repaired config."""
+def validate(cfg: Config, diags: Diagnostics, check_host: bool = True,
+             memo: dict[str, Any] | None = None) -> Config:
+    """keepalived's end-of-parse checks and repairs; returns the repaired config. `memo`
+    (a reloading process's, conf/incremental.py) carries what one run learnt about model
+    objects to the next, which may get the same objects back."""
     interfaces = _host_interfaces() if check_host else None
 
     kept_scripts = []
@@ -283,7 +286,7 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True) -> Config
         cfg = attrs.evolve(cfg, global_defs=attrs.evolve(cfg.global_defs,
                                                          lvs_sync_daemon=None))
 
-    cfg = _validate_lvs(cfg, diags, files)
+    cfg = _validate_lvs(cfg, diags, files, memo)
     return validate_bgp(cfg, diags, interfaces)
 
 
@@ -341,35 +344,47 @@ def _unweighted_trackers(cfg: Config, diags: Diagnostics) -> Config:
     return attrs.evolve(cfg, vrrp_instances=tuple(out)) if changed else cfg
 
 
-def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str]) -> Config:
+def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str],
+                  memo: dict[str, Any] | None = None) -> Config:
     groups = {g.name for g in cfg.virtual_server_groups}
     first: dict[tuple[Any, ...], int] = {}
     servers: list[VirtualServer] = []
+    # the virtual servers without a FILE_CHECK (the only checker this looks at) of the
+    # last run with `memo`: the same object again needs no look through its servers
+    known: dict[int, VirtualServer] = memo.get("no_file_check", {}) if memo else {}
+    plain: dict[int, VirtualServer] = {}
     for vs in cfg.virtual_servers:
         if vs.group is not None and vs.group not in groups:
             diags.warning(vs.pos, f"virtual_server group {vs.group} is not defined; the "
                                   f"virtual server is ignored (as keepalived)")
             continue
-        rss = []
-        changed = False
-        for rs in vs.real_servers:
-            for c in rs.checkers:  # most configs: none to remove, nothing to rebuild
-                if c.type == "FILE_CHECK" and c.track_file not in files:
-                    break
-            else:
-                rss.append(rs)
-                continue
-            cks = []
-            for c in rs.checkers:
-                if c.type == "FILE_CHECK" and c.track_file not in files:
-                    diags.warning(c.pos, f"FILE_CHECK: track_file '{c.track_file}' is not "
-                                         f"defined; the checker is removed (as keepalived)")
+        if known.get(id(vs)) is vs:
+            plain[id(vs)] = vs
+        else:
+            rss = []
+            changed = False
+            for rs in vs.real_servers:
+                for c in rs.checkers:  # most configs: none to remove, nothing to rebuild
+                    if c.type == "FILE_CHECK" and c.track_file not in files:
+                        break
                 else:
-                    cks.append(c)
-            rss.append(attrs.evolve(rs, checkers=tuple(cks)))
-            changed = True
-        if changed:
-            vs = attrs.evolve(vs, real_servers=tuple(rss))
+                    rss.append(rs)
+                    continue
+                cks = []
+                for c in rs.checkers:
+                    if c.type == "FILE_CHECK" and c.track_file not in files:
+                        diags.warning(c.pos, f"FILE_CHECK: track_file '{c.track_file}' is "
+                                             f"not defined; the checker is removed (as "
+                                             f"keepalived)")
+                    else:
+                        cks.append(c)
+                rss.append(attrs.evolve(rs, checkers=tuple(cks)))
+                changed = True
+            if changed:
+                vs = attrs.evolve(vs, real_servers=tuple(rss))
+            elif memo is not None and all(c.type != "FILE_CHECK" for rs in vs.real_servers
+                                          for c in rs.checkers):
+                plain[id(vs)] = vs
         key = (vs.address, vs.port, vs.fwmark, vs.group, vs.protocol, vs.family)
         if key in first:
             # keepalived keeps both: the kernel service is made once and the second
@@ -385,6 +400,8 @@ def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str]) -> Config:
             continue
         first[key] = len(servers)
         servers.append(vs)
+    if memo is not None:
+        memo["no_file_check"] = plain
     return attrs.evolve(cfg, virtual_servers=tuple(servers))
 
 

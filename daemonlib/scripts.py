@@ -262,6 +262,12 @@ def _has_scripts(obj: Any) -> bool:
     return False
 
 
+# The checker side's virtual servers of the last load that hold no script (none of their
+# own, none in a real server or checker): a reload that reuses such an object (the
+# incremental parse) skips looking through its 10 or 100 real servers again.
+_plain_vs: dict[int, Any] = {}
+
+
 def enforce(cfg: Config, side: str) -> Config:
     """Apply the script policy to the scripts `side` ("vrrp" or "checker") runs, once per
     config load; return the config this side runs: refused scripts taken out as keepalived
@@ -311,13 +317,21 @@ def enforce(cfg: Config, side: str) -> Config:
             vrrp_sync_groups=tuple(untrack(notifies(s, f"VRRP_Group({s.name})"))
                                    for s in cfg.vrrp_sync_groups))
     else:
+        global _plain_vs
         vss = []
+        known, plain = _plain_vs, {}
         for vs in cfg.virtual_servers:
+            if known.get(id(vs)) is vs:  # the last load's object (a reload reused it)
+                vss.append(vs)
+                plain[id(vs)] = vs
+                continue
             rss = []
+            scripted = False
             for rs in vs.real_servers:
                 if not _has_scripts(rs) and all(ck.type != "MISC_CHECK" for ck in rs.checkers):
                     rss.append(rs)  # the common case, and 10,000 of them: nothing to vet
                     continue
+                scripted = True
                 checkers = []
                 for ck in rs.checkers:
                     if ck.type == "MISC_CHECK":
@@ -334,10 +348,15 @@ def enforce(cfg: Config, side: str) -> Config:
                         checkers) != len(rs.checkers):
                     new_rs = attrs.evolve(new_rs, checkers=tuple(checkers))
                 rss.append(new_rs)
+            if not scripted and not _has_scripts(vs):
+                plain[id(vs)] = vs  # no script anywhere: the policy cannot change it
+                vss.append(vs)
+                continue
             new_vs = notifies(vs, f"virtual_server {vs.pos}")
             if any(a is not b for a, b in zip(rss, vs.real_servers, strict=True)):
                 new_vs = attrs.evolve(new_vs, real_servers=tuple(rss))
             vss.append(new_vs)
+        _plain_vs = plain
         new = attrs.evolve(cfg, global_defs=g, virtual_servers=tuple(vss))
     policy.report("VRRP" if side == "vrrp" else "checker")
     return new

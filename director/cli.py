@@ -271,7 +271,9 @@ def _load_for_run(args: argparse.Namespace) -> Config | None:
     from conf import load
 
     setup_logging(args)
-    loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
+    # seed: the checker child's first reload reads again only the blocks that changed
+    loaded = load(args.config, config_id=args.config_id, all_config=args.all_config,
+                  seed=True)
     _report(loaded)
     if not loaded.ok:
         print(f"{args.config}: configuration has errors; not starting", file=sys.stderr)

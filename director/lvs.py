@@ -26,8 +26,8 @@ from daemonlib.smtp import (
 )
 
 from .dataplane import Plane
-from .desired import desired_table, service_keys
-from .ipvs_table import DestKey, Op, SvcKey, Table, apply_ops, diff
+from .desired import desired_table, service_keys, service_spec
+from .ipvs_table import DestKey, Op, SvcKey, Table, apply_in_place, apply_ops, diff
 from .overrides import Override
 from .pool import Event, Pool, QuorumEvent, RsEvent, RsState, rs_name
 
@@ -91,16 +91,25 @@ class Lvs:
         self.fifo = Fifo(path, script) if path else None
 
     # -- whole-table operations ------------------------------------------------
-    async def _sync_all(self, owned: set[SvcKey], flush: bool) -> list[Op]:
+    async def _sync_all(self, owned: set[SvcKey], flush: bool,
+                        first: tuple[list[Op], list[Op]] = ([], [])) -> list[Op]:
+        """The kernel's table made the desired one. `first`: the operations a reload
+        sent already and those of them refused: counted here as part of this sync, and
+        a refused one is not tried again (one attempt, one error, as in one diff)."""
         desired = desired_table(self.cfg, self.pools, self.keys)
         current = await self.plane.read()
         ops = diff(desired, current, owned=owned, flush=flush)
+        sent, refused = first
+        if refused:
+            again = set(refused)
+            ops = [op for op in ops if op not in again]
         failed = {id(op) for op, _ in await self.plane.apply(ops)}
         self.current = apply_ops(current, [op for op in ops if id(op) not in failed])
         self.owned = set(desired)
+        n_failed = len(failed) + len(refused)
         log.info("IPVS: %d virtual services, %d operations applied, %d refused",
-                 len(desired), len(ops) - len(failed), len(failed))
-        return ops
+                 len(desired), len(sent) + len(ops) - n_failed, n_failed)
+        return sent + ops
 
     async def start(self, adopt: bool = False) -> list[Op]:
         """`adopt` (a restarted checker child): real servers missing from the kernel (or
@@ -130,16 +139,41 @@ class Lvs:
             pool.quorum_up = pool.weight_sum() >= pool.vs.quorum
 
     async def reload(self, cfg: Config) -> list[Op]:
-        """Adopt a new config; real servers that stay keep their health."""
+        """Adopt a new config; real servers that stay keep their health.
+
+        The virtual servers that changed are applied first, from the table this side
+        holds; then, as before, the whole desired table is compared with the kernel's
+        (which corrects what changed behind our back, and retries what was refused)."""
         cfg = enforce(cfg, "checker")
-        before = {tuple(k): p for k, p in zip(self.keys, self.pools, strict=True)}
-        pools, all_keys = [], []
-        for vs in cfg.virtual_servers:
+        old_pools, old_keys = self.pools, self.keys
+        # the incremental parse hands back the very objects of blocks that did not
+        # change: their pools and keys carry over without a look inside
+        same = {id(p.vs): i for i, p in enumerate(old_pools)}
+        n = len(cfg.virtual_servers)
+        pools: list[Pool | None] = [None] * n
+        all_keys: list[list[SvcKey] | None] = [None] * n
+        changed: list[int] = []  # the pools whose destinations may differ from the table
+        for j, vs in enumerate(cfg.virtual_servers):
+            i = same.get(id(vs))
+            if i is None or old_pools[i].vs is not vs or vs.group is not None:
+                continue
+            del same[id(vs)]
+            pool = old_pools[i]
+            was = pool.quorum_up
+            pool.quorum_up = pool.weight_sum() >= vs.quorum
+            if pool.quorum_up != was:
+                changed.append(j)
+            pools[j], all_keys[j] = pool, old_keys[i]
+        before = {tuple(old_keys[i]): old_pools[i] for i in sorted(same.values())}
+        for j, vs in enumerate(cfg.virtual_servers):
+            if pools[j] is not None:
+                continue
             keys = service_keys(vs, cfg)
-            all_keys.append(keys)
+            all_keys[j] = keys
             prev_pool = before.pop(tuple(keys), None)
+            changed.append(j)
             if prev_pool is not None and prev_pool.vs == vs:
-                pools.append(_carried(prev_pool, vs))  # the common case: unchanged
+                pools[j] = _carried(prev_pool, vs)  # unchanged, a new object
                 continue
             pool = Pool(vs)
             old = {(s.rs.address, s.rs.port): s for s in prev_pool.servers} if prev_pool else {}
@@ -152,14 +186,41 @@ class Lvs:
                 if prev is not None:
                     s.override = prev.override  # the operator's, until `ctl clear`
             pool.quorum_up = pool.weight_sum() >= vs.quorum
-            pools.append(pool)
+            pools[j] = pool
             _dropped(old.values())
         for gone in before.values():
             _dropped(gone.servers)
         previously_owned = set(self.owned)
         await self.plane.sync_daemon(syncd_commands(self.cfg, cfg))
-        self._set_config(cfg, pools, all_keys)
-        return await self._sync_all(previously_owned, False)
+        self._set_config(cfg, pools, all_keys)  # type: ignore[arg-type]  # all filled
+        first: tuple[list[Op], list[Op]] = ([], [])
+        if len(changed) * 4 <= n:  # a few changed: they go first
+            first = await self._apply_changed(sorted(changed), previously_owned)
+        return await self._sync_all(previously_owned, False, first)
+
+    async def _apply_changed(self, changed: list[int], owned: set[SvcKey]
+                             ) -> tuple[list[Op], list[Op]]:
+        """The changed virtual servers' operations (and the removed services'), from the
+        table this side holds: what a reload changes reaches the kernel before the
+        whole table is read back and compared. The operations sent, and those refused."""
+        desired: Table = {}
+        for j in changed:
+            vs = self.cfg.virtual_servers[j]
+            dests = self.pools[j].dests()
+            for key in self.keys[j]:
+                desired[key] = (service_spec(vs, key.family), dict(dests))
+        wanted = {k for keys in self.keys for k in keys}
+        gone = [k for k in owned if k not in wanted]
+        current = {k: self.current[k] for k in (*desired, *gone) if k in self.current}
+        ops = diff(desired, current, owned=gone)
+        refused = [op for op, _ in await self.plane.apply(ops)]
+        failed = {id(op) for op in refused}
+        table = dict(self.current)  # the untouched services' entries shared, not copied
+        for k in current:
+            table[k] = (current[k][0], dict(current[k][1]))
+        apply_in_place(table, [op for op in ops if id(op) not in failed])
+        self.current = table
+        return ops, refused
 
     async def stop(self) -> list[Op]:
         for pool in self.pools:

@@ -44,6 +44,9 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
         os.close(safefile.open_dir(args.runtime_dir, create=True, mode=0o700))
     plane = await choose_plane(args.dry_run, os.path.join(args.runtime_dir, DRY_RUN_STATE),
                                adopt)
+    from conf import incremental
+
+    incremental.adopt(cfg)  # the start-up load's blocks are this model's (see prime below)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     del cfg  # lvs.cfg from now on: a reload frees the old model
     signals = Signals()  # before the first op: a TERM mid-start still stops cleanly
@@ -87,6 +90,8 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
             os.unlink(state_file)
     server = Server(args.runtime_dir, "lvs", control.handle)
     await server.start()
+    # the first reload reads again only the blocks that changed since the start-up load
+    await asyncio.to_thread(incremental.prime)
 
     async def reload() -> None:
         nonlocal reloads, reloading
@@ -98,7 +103,7 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int
         try:
             # read in a worker thread: the loop keeps running the checks meanwhile
             new = await asyncio.to_thread(reload_config, args.config, args.config_id,
-                                          args.all_config, log)
+                                          args.all_config, log, True)
             if new is not None:
                 if link is not None and link.wants is not None:
                     # what the new config no longer announces is withdrawn before it goes

@@ -221,20 +221,30 @@ class _Model:
         self.cfg = cfg
         self.load = load
 
-    def take(self):  # type: ignore[no-untyped-def]
+    def take(self, seed: bool = False):  # type: ignore[no-untyped-def]
         """In a child: the inherited model, or (a respawn) the file read again; the
-        holder lets go of it, so that the child's next reload frees it."""
+        holder lets go of it, so that the child's next reload frees it. `seed`: the
+        child keeps the start-up load's seed (conf/incremental.py: the checker child)."""
+        if not seed:
+            _drop_seed()
         cfg, self.cfg = self.cfg, None
         return cfg if cfg is not None else self.load()
 
     def release(self) -> None:
         self.cfg = None
+        _drop_seed()
         gc.unfreeze()
         gc.collect()
         try:  # the parse's big blocks went to malloc's heap: give its free pages back
             ctypes.CDLL(None).malloc_trim(0)
         except (OSError, AttributeError):  # not glibc
             pass
+
+
+def _drop_seed() -> None:
+    incremental = sys.modules.get("conf.incremental")
+    if incremental is not None:
+        incremental.drop_seed()
 
 
 def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore[no-untyped-def]
@@ -248,10 +258,10 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     model = _Model(holder.pop(), load)
     cfg = model.cfg
 
-    def side(run_side: Callable[..., object], tune: Callable[[object], None]
-             ) -> Callable[[bool], int]:
+    def side(run_side: Callable[..., object], tune: Callable[[object], None],
+             seed: bool = False) -> Callable[[bool], int]:
         def run(adopt: bool) -> int:
-            box = [model.take()]
+            box = [model.take(seed)]
             if box[0] is None:
                 log.error("the configuration has errors: the child does not start")
                 return 4
@@ -276,7 +286,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
             sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
                         g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
 
-        return side(run, tune)(adopt)
+        return side(run, tune, seed=True)(adopt)
 
     children = []
     if cfg.vrrp_instances and not args.check:
@@ -303,6 +313,8 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
 
         def status(_adopt: bool) -> int:
             from .metrics import serve
+
+            _drop_seed()
 
             return asyncio.run(serve(args.metrics, args.runtime_dir))
 

@@ -197,6 +197,49 @@ def test_reload_sends_only_the_difference(ipvs_clean, tmp_path):
     run(body())
 
 
+def test_incremental_reload_applies_the_change_first_and_corrects_drift(ipvs_clean, tmp_path):
+    """The checker child's reload (conf/incremental.py, then Lvs.reload): the changed
+    virtual server's one operation goes to the kernel first, then the table is read back,
+    which puts right what was changed behind director's back (with ipvsadm here)."""
+    from conf import incremental
+
+    blocks = "".join(f"virtual_server 10.8.0.{v} 80 {{\n    lb_algo rr\n    protocol TCP\n"
+                     f"    real_server 10.8.{v}.1 80 {{ weight 1 }}\n"
+                     f"    real_server 10.8.{v}.2 80 {{ weight 1 }}\n}}\n"
+                     for v in range(1, 9))
+    p = tmp_path / "keepalived.conf"
+
+    def read(text: str):  # type: ignore[no-untyped-def]
+        p.write_text(text)
+        loaded = incremental.load_incremental(str(p), check_host=False)
+        assert loaded.ok, [str(d) for d in loaded.diags.items]
+        return loaded.config
+
+    async def body():  # type: ignore[no-untyped-def]
+        incremental.forget()
+        lvs = await started(read(blocks))
+        plane = lvs.plane
+        try:
+            sent = plane.ops_sent
+            ipvsadm("-e", "-t", "10.8.0.2:80", "-r", "10.8.2.1:80", "-m", "-w", "9")
+            changed = blocks.replace("real_server 10.8.5.2 80 { weight 1 }",
+                                     "real_server 10.8.5.2 80 { weight 6 }")
+            ops = await lvs.reload(read(changed))
+            assert incremental.last_mode == "incremental" and incremental.last_reused == 7
+            assert [str(o) for o in ops] == [
+                "edit real server [10.8.5.2]:80 to service [10.8.0.5]:tcp:80",
+                "edit real server [10.8.2.1]:80 to service [10.8.0.2]:tcp:80"]
+            assert plane.ops_sent == sent + 2
+            table = listing()
+            assert ("10.8.5.2:80", "Masq", 6) in table["TCP 10.8.0.5:80 rr"]
+            assert ("10.8.2.1:80", "Masq", 1) in table["TCP 10.8.0.2:80 rr"]  # drift undone
+        finally:
+            await lvs.stop()
+            incremental.forget()
+
+    run(body())
+
+
 def test_foreign_services_survive_start_and_stop(ipvs_clean, tmp_path):
     ipvsadm("-A", "-t", "10.8.0.1:22", "-s", "rr")
     ipvsadm("-a", "-t", "10.8.0.1:22", "-r", "10.8.1.1:22", "-m")

@@ -206,7 +206,8 @@ def test_ctl_against_a_running_pair(make_lan):
     a.write_conf(good + "vrrp_instance VI_2 {\n    interface eth0\n"
                  "    virtual_router_id 300\n    virtual_ipaddress { 10.9.0.101 }\n}\n")
     r = ctl(a, "reload", check=False)
-    assert r.returncode == 1 and "configuration has errors" in r.stderr
+    assert r.returncode == 1 and "configuration has errors" in r.stderr, (r.returncode,
+                                                                          r.stderr)
     assert f"{a.conf}:" in r.stderr and "virtual router id must be set" in r.stderr
     assert status(a)["lvs"]["reloads"] == 2
     a.write_conf(good)
