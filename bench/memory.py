@@ -55,8 +55,56 @@ def session_memory(sid: int) -> tuple[int, int, int, int]:
     return pss, largest, rss, count
 
 
+def _mapping_kind(name: str) -> str:
+    """A mapping's line in the detail: its file's base name, or its kind."""
+    if not name:
+        return "[anon]"
+    if name.startswith("["):
+        return "[stack]" if name.startswith("[stack") else name
+    return os.path.basename(name.split(" (deleted)")[0])
+
+
+def smaps_detail(pid: int) -> dict[str, dict[str, int]]:
+    """KiB per mapping kind of one process: Pss, Rss, Private_Dirty, Shared_Clean,
+    Private_Clean, AnonHugePages, Swap (from /proc/PID/smaps)."""
+    fields = ("Pss", "Rss", "Private_Dirty", "Private_Clean", "Shared_Clean",
+              "Shared_Dirty", "AnonHugePages", "Swap")
+    out: dict[str, dict[str, int]] = {}
+    cur: dict[str, int] = {}
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split(None, 5)
+            if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                kind = _mapping_kind(head[5].strip() if len(head) > 5 else "")
+                cur = out.setdefault(kind, dict.fromkeys(fields, 0))
+            elif head[0][:-1] in fields:
+                cur[head[0][:-1]] += int(head[1])
+    return out
+
+
+def print_detail(sid: int, top: int = 12) -> None:
+    """Per process of session sid: its command line and the mappings that hold most PSS."""
+    for pid in sorted(int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if os.getsid(pid) != sid:
+                continue
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")[:70]
+            detail = smaps_detail(pid)
+        except (OSError, ProcessLookupError):
+            continue
+        total = {k: sum(d[k] for d in detail.values()) for k in next(iter(detail.values()))}
+        print(f"\n### pid {pid}: {cmd}\n")
+        print("| mapping | Pss | Rss | Private_Dirty | Private_Clean | Shared_Clean | "
+              "AnonHuge |\n|---|---|---|---|---|---|---|")
+        rows = sorted(detail.items(), key=lambda kv: -kv[1]["Pss"])
+        for kind, d in [("(total)", total), *rows[:top]]:
+            print(f"| {kind} | {d['Pss']} | {d['Rss']} | {d['Private_Dirty']} | "
+                  f"{d['Private_Clean']} | {d['Shared_Clean']} | {d['AnonHugePages']} |")
+
+
 def measure(name: str, cmd: list[str], seconds: float, procs: int = 2,
-            startup: float = 900.0) -> dict[str, int]:
+            startup: float = 900.0, detail: bool = False) -> dict[str, int]:
     """Peak memory over `seconds` from the moment the daemon runs `procs` processes."""
     ns = f"bench-mem-{os.getpid()}-{name}"
     subprocess.run(["ip", "netns", "add", ns], check=True)
@@ -84,6 +132,10 @@ def measure(name: str, cmd: list[str], seconds: float, procs: int = 2,
             time.sleep(0.5)
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited early with {proc.returncode}")
+        if detail:
+            print(f"## {name}: KiB per mapping at the end of the window")
+            print_detail(proc.pid)
+            print()
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(60)
@@ -102,6 +154,8 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--director-only", action="store_true",
                    help="skip keepalived (natively: its checker needs IPVS and exits)")
+    p.add_argument("--detail", action="store_true",
+                   help="print each process's biggest mappings (KiB, from smaps) at the end")
     a = p.parse_args()
     if os.geteuid() != 0:
         print("bench/memory.py: needs root (network namespaces)", file=sys.stderr)
@@ -109,9 +163,11 @@ def main() -> int:
     with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
         f.write(generate(a.vs, a.rs))
     try:
-        ours = measure("director", [DIRECTOR, "-n", "-f", f.name], a.seconds)
+        ours = measure("director", [DIRECTOR, "-n", "-f", f.name], a.seconds,
+                       detail=a.detail)
         theirs = ({"sum": 0, "max": 0, "rss": 0, "procs": 0, "last": 0} if a.director_only
-                  else measure("keepalived", ["keepalived", "-n", "-f", f.name], a.seconds))
+                  else measure("keepalived", ["keepalived", "-n", "-f", f.name], a.seconds,
+                                 detail=a.detail))
     finally:
         os.unlink(f.name)
     print(f"## Memory: daemons running a {a.vs} x {a.rs} config for {a.seconds:g} s "

@@ -77,6 +77,20 @@ def leaf(field: str | None, parse: v.Parser) -> K:
     return K(field, parse, single=getattr(parse, "single", False))
 
 
+# values a memo may hand out again: immutable, and of the exact type the parser made
+_MEMO_TYPES = frozenset({int, float, str, bool})
+
+
+def _plain(spec: dict[str, K]) -> dict[str, tuple[Any, ...]]:
+    """`fill`'s view of a table: its entries as plain tuples, each with a memo of the
+    values its parser returned per word. A one-word parser (`v.single`) is a function
+    of that word (it reads neither the keyword nor the position), so the word's value
+    is kept for the next time; a parser that warns as it returns (NO_EFFECT's
+    wrapper) has none. Words that raise are not kept: their diagnostics repeat."""
+    return {name: (*k, {} if k.single and not getattr(k.parse, "warns", False) else None)
+            for name, k in spec.items()}
+
+
 CHECKER_TYPES = (
     "TCP_CHECK", "HTTP_GET", "SSL_GET", "MISC_CHECK", "SMTP_CHECK", "DNS_CHECK",
     "UDP_CHECK", "PING_CHECK", "FILE_CHECK",
@@ -146,9 +160,9 @@ class Builder(LvsRepairs, BgpBuilder):
         }
         # fill's view of the builder's own tables: plain tuples unpack faster than a
         # NamedTuple, by the 90,000 lines of a 10,000-server config (keyed by id: these
-        # tables live as long as the builder)
+        # tables live as long as the builder); each with its memo (below)
         self._plain: dict[int, dict[str, tuple[Any, ...]]] = {
-            id(spec): {name: tuple(k) for name, k in spec.items()}
+            id(spec): _plain(spec)
             for spec in (self.global_spec, self.instance_spec, self.vs_spec, self.rs_spec,
                          self.checker_spec, self.conn_spec, self.url_spec)}
 
@@ -165,6 +179,7 @@ class Builder(LvsRepairs, BgpBuilder):
                 return inner(node)
 
             parse.single = getattr(k.parse, "single", False)  # type: ignore[attr-defined]
+            parse.warns = True  # type: ignore[attr-defined]  # never memoised (_plain)
             spec[name] = k._replace(parse=parse)
 
     def fill(self, node: Node, spec: dict[str, K], kw: dict[str, Any],
@@ -175,19 +190,47 @@ class Builder(LvsRepairs, BgpBuilder):
         children = node.children
         if children is None:
             raise Bad("needs a block { ... }")  # as v.block_lines
-        get = self._plain.get(id(spec), spec).get
+        plain = self._plain.get(id(spec))
+        get = (plain if plain is not None else _plain(spec)).get
         for child in children:
             k = get(child.name)
             if k is None:
                 self.unknown(child, f"{node.name} {' '.join(node.args)}" if where is None
                              else where)
                 continue
-            field, parse, block, append, single = k
+            field, parse, block, append, single, memo = k
             if block != (child.children is not None):
                 self.diags.error(child.pos, f"'{child.name}' " + (
                     "needs a block { ... }" if block else "does not take a block"))
                 continue
-            if single and len(child.args) > 1:
+            args = child.args
+            if memo is not None and len(args) == 1 and type(word := args[0]) is str:
+                # `weight 1`, `retry 3`... the same few words thousands of times
+                value = memo.get(word, memo)
+                if value is memo:
+                    try:
+                        value = parse(child)
+                    except Bad as e:
+                        self.bad(child, e)
+                        continue
+                    except v.Fixed as f:
+                        self.diags.warning(child.pos, f"{child.name}: {f}")
+                        value = f.value
+                    else:
+                        if type(value) in _MEMO_TYPES:
+                            memo[word] = value
+                if field is None:
+                    if value:
+                        kw.update(value)
+                elif append:
+                    if field in kw:
+                        kw[field].append(value)
+                    else:
+                        kw[field] = [value]
+                else:
+                    kw[field] = value
+                continue
+            if single and len(args) > 1:
                 # keepalived reads the first word and never looks at the rest
                 self.diags.warning(child.pos, f"{child.name} takes one value: "
                                               f"'{' '.join(child.args[1:])}' ignored")

@@ -6,12 +6,14 @@ Kept light on purpose: `director -t` on a 100k-line config is benchmarked agains
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, NoReturn, TextIO
 
 if TYPE_CHECKING:
+    import argparse
+
     from conf import Loaded
     from conf.model import Config
 
@@ -24,25 +26,11 @@ EXIT_CONFIG = 4
 EXIT_CONFIG_TEST = 5
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+# set by the watchdog parent for its own re-execution (director/watchdog.py)
+WATCHDOG_STATE = "DIRECTOR_WATCHDOG_STATE"
 
 # keepalived --signum: STATS_CLEAR and JSON are real-time signals on Linux
 SIGNUMS = {"STOP": 15, "RELOAD": 1, "DATA": 10, "STATS": 12, "STATS_CLEAR": 63, "JSON": 36}
-
-
-class _Formatter(argparse.RawDescriptionHelpFormatter):
-    """argparse builds a formatter per add_argument, and its default asks shutil for the
-    terminal width: shutil pulls in bz2 and lzma, a cost on every start for --help's sake."""
-
-    def __init__(self, prog: str) -> None:
-        cols = os.environ.get("COLUMNS", "")
-        if cols.isdigit():
-            width = int(cols)
-        else:
-            try:
-                width = os.get_terminal_size(sys.stdout.fileno()).columns
-            except (OSError, ValueError):
-                width = 80
-        super().__init__(prog, width=max(width - 2, 40))
 
 
 SUBCOMMANDS = """subcommands (each has its own --help):
@@ -52,13 +40,29 @@ SUBCOMMANDS = """subcommands (each has its own --help):
   director genhash        digest of a URL for HTTP_GET/SSL_GET (keepalived's genhash)"""
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_PROGRAM_ERROR, f"{self.prog}: {message}\n")
-
-
 def make_parser() -> argparse.ArgumentParser:
+    import argparse  # not on `director -t`'s path (_fast_args)
+
+    class _Formatter(argparse.RawDescriptionHelpFormatter):
+        """argparse builds a formatter per add_argument, and its default asks shutil for
+        the terminal width: shutil pulls in bz2 and lzma, a cost for --help's sake."""
+
+        def __init__(self, prog: str) -> None:
+            cols = os.environ.get("COLUMNS", "")
+            if cols.isdigit():
+                width = int(cols)
+            else:
+                try:
+                    width = os.get_terminal_size(sys.stdout.fileno()).columns
+                except (OSError, ValueError):
+                    width = 80
+            super().__init__(prog, width=max(width - 2, 40))
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:
+            self.print_usage(sys.stderr)
+            self.exit(EXIT_PROGRAM_ERROR, f"{self.prog}: {message}\n")
+
     p = _Parser(prog="director", description="keepalived-compatible LVS/IPVS director "
                 "with VRRP failover", epilog=SUBCOMMANDS, formatter_class=_Formatter)
     a = p.add_argument
@@ -107,13 +111,58 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
+# `director -t` / `-d` with only the options a check reads: argparse's import and its
+# parser are a tenth of a small config's check; anything else (other options, --opt=V,
+# -tf FILE, a value starting with '-', --help, errors) goes to argparse
+_FAST_FLAGS = {"-t": "config_test", "--config-test": "config_test", "-d": "dump_conf",
+               "--dump-conf": "dump_conf", "-e": "all_config", "--all-config": "all_config",
+               "-l": "log_console", "--log-console": "log_console", "-D": "log_detail",
+               "--log-detail": "log_detail", "-n": "dont_fork", "--dont-fork": "dont_fork"}
+_FAST_VALUES = {"-f": "config", "--use-file": "config", "-i": "config_id",
+                "--config-id": "config_id"}
+# make_parser's defaults (tests/unit/test_cli.py holds them equal)
+_DEFAULTS: dict[str, object] = {
+    "config": DEFAULT_CONFIG, "vrrp": False, "check": False, "log_console": False,
+    "log_detail": False, "log_facility": None, "log_file": None, "no_syslog": False,
+    "dont_fork": False, "dump_conf": False, "pid": None, "vrrp_pid": None,
+    "checkers_pid": None, "dont_respawn": False, "release_vips": False,
+    "dont_release_vrrp": False, "dont_release_ipvs": False, "config_id": None,
+    "all_config": False, "config_test": False, "dry_run": False, "dump_dir": "/tmp",
+    "runtime_dir": "/run/director", "metrics": None, "signum": None}
+
+
+def _fast_args(argv: list[str]) -> SimpleNamespace | None:
+    """What make_parser().parse_args(argv) gives for a config check (-t or -d) written
+    with the common options only, else None."""
+    got = dict(_DEFAULTS)
+    i, n = 0, len(argv)
+    while i < n:
+        word = argv[i]
+        dest = _FAST_FLAGS.get(word)
+        if dest is not None:
+            got[dest] = True
+            i += 1
+            continue
+        dest = _FAST_VALUES.get(word)
+        if dest is None or i + 1 >= n:
+            return None
+        value = argv[i + 1]
+        if not value or value[0] == "-":
+            return None
+        got[dest] = value
+        i += 2
+    if not (got["config_test"] or got["dump_conf"]):
+        return None
+    return SimpleNamespace(**got)
+
+
 def _report(loaded: Loaded, stream: TextIO | None = None) -> None:
     out = stream or sys.stderr
     for d in loaded.diags.items:
         print(str(d).encode("utf-8", "backslashreplace").decode("utf-8"), file=out)
 
 
-def config_test(args: argparse.Namespace) -> int:
+def config_test(args: argparse.Namespace | SimpleNamespace) -> int:
     import gc
 
     # The parser's import and the parse make a million objects and no garbage: the
@@ -128,7 +177,7 @@ def config_test(args: argparse.Namespace) -> int:
             gc.enable()
 
 
-def _config_test(args: argparse.Namespace) -> int:
+def _config_test(args: argparse.Namespace | SimpleNamespace) -> int:
     from conf import load
 
     loaded = load(args.config, config_id=args.config_id, all_config=args.all_config)
@@ -158,7 +207,17 @@ def main(argv: list[str] | None = None) -> int:
         from .ipvs_view import main as ipvs_main
 
         return ipvs_main(argv[1:])
+    fast = _fast_args(argv)
+    if fast is not None:
+        return config_test(fast)
     args = make_parser().parse_args(argv)
+    state = os.environ.get(WATCHDOG_STATE)
+    if state is not None:  # the watchdog parent re-executed itself, its children running
+        from .watchdog import resume
+
+        rc = resume(args, state)
+        if rc is not None:
+            return rc
     if args.signum is not None:
         num = SIGNUMS.get(args.signum.upper())
         if num is None:
@@ -180,17 +239,23 @@ def log_facility(text: str) -> int:
     named = {"user": 1, "daemon": 3}
     if text in named:
         return named[text]
+    import argparse
+
     raise argparse.ArgumentTypeError(f"invalid log facility '{text}' (0-7, local0-7, user, "
                                      "daemon)")
 
 
-def setup_logging(args: argparse.Namespace) -> None:
+def setup_logging(args: argparse.Namespace, log_fd: int | None = None) -> None:
+    """`log_fd`: the -g log file as opened before (the watchdog re-executed itself)."""
     import logging
 
     level = logging.DEBUG if args.log_detail else logging.INFO
     fmt = "%(asctime)s director[%(process)d]: %(message)s"
     if args.log_console or args.dont_fork:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    elif args.log_file and log_fd is not None:
+        os.set_inheritable(log_fd, False)
+        handler = logging.StreamHandler(os.fdopen(log_fd, "a"))
     elif args.log_file:
         from daemonlib import safefile
 
@@ -233,6 +298,9 @@ def daemon(args: argparse.Namespace) -> int:
     """The watchdog parent with the VRRP and/or checker children (-P / -C: one side)."""
     import gc
 
+    from daemonlib.memory import no_huge_pages
+
+    no_huge_pages()  # before the parse: its heap would otherwise be made of huge pages
     # Start-up (imports, the parse) makes long-lived objects and next to no garbage: no
     # collections until the processes are up; each side enables them once started.
     gc.disable()

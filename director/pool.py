@@ -89,6 +89,21 @@ def tunnel(spec: str | None) -> tuple[str | None, int, int]:
     return words[0], port, flags
 
 
+_SPECS: dict[DestSpec, DestSpec] = {}
+_SPECS_MAX = 4096  # distinct settings kept (weights times methods times thresholds)
+
+
+def shared(spec: DestSpec) -> DestSpec:
+    """One object for equal settings: 10,000 real servers of a big config have a handful
+    of distinct ones (an object each would be ~1 MiB). Frozen, so sharing is safe."""
+    got = _SPECS.get(spec)
+    if got is None:
+        if len(_SPECS) >= _SPECS_MAX:
+            _SPECS.clear()
+        got = _SPECS[spec] = spec
+    return got
+
+
 class Pool:
     def __init__(self, vs: VirtualServer) -> None:
         self.vs = vs
@@ -151,11 +166,11 @@ class Pool:
             made = s.made
             if made is None or made[0] is not rs or made[2].weight != s.weight:
                 ttype, tport, tflags = tunnel(rs.tunnel_type or vs.tunnel_type)
-                made = s.made = (rs, DestKey(rs.address, rs.port or 0), DestSpec(
+                made = s.made = (rs, DestKey(rs.address, rs.port or 0), shared(DestSpec(
                     forward=rs.lvs_method or vs.lb_kind, weight=s.weight,
                     u_threshold=rs.uthreshold or 0, l_threshold=rs.lthreshold or 0,
                     tun_type=ttype, tun_port=tport, tun_flags=tflags,
-                ))
+                )))
             _rs, key, spec = made
             up = s.alive and not use_sorry
             want = spec if up else (

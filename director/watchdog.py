@@ -1,21 +1,23 @@
 """The parent process of `director -f FILE`: a VRRP child and a checker child, restarted
 when they die, with keepalived's backoff.
 
-The parent reads and validates the config once, forks the children (each runs its own
-asyncio loop on the parsed config it inherits), then lets go of the model: a parent that
-only waits for signals keeps no copy of 100k lines' worth of objects. A child started
-later (a respawn) reads the file itself. Signals: TERM/INT stop the children and wait
-for them; HUP is passed on at once (each child validates the file and keeps its running
-config if it has errors, so a reload costs one parse, not two in a row);
-USR1/USR2/the JSON signal are passed on (the children write the dumps). A restarted
-child is told so (`adopt`): it takes over the kernel's state instead of resetting it.
-The parent has no event loop: it waits for signals with sigtimedwait, so nothing it
-does can delay a child.
+The parent reads and validates the config once and forks the children (each runs its own
+asyncio loop on the parsed config it inherits). Then it re-executes itself (same pid, same
+command line, its children and its blocked, pending signals kept across execve): the
+process that goes on waiting for signals never imported the parser or the model, and
+holds only what a watchdog needs (1000 x 10 config: 7.5 MiB PSS, was 18 with what the
+parse left behind). A child started later (a respawn) reads the file itself. If execve
+fails, the first process lets go of the model and supervises on. Signals: TERM/INT stop
+the children and wait for them; HUP is passed on at once (each child validates the file
+and keeps its running config if it has errors, so a reload costs one parse, not two in a
+row); USR1/USR2/the JSON signal are passed on (the children write the dumps). A
+restarted child is told so (`adopt`): it takes over the kernel's state instead of
+resetting it. The parent has no event loop: it waits for signals with sigtimedwait, so
+nothing it does can delay a child.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import logging
 import os
@@ -25,10 +27,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    pass
-
 from daemonlib import safefile
+from daemonlib.memory import trim
+
+from .cli import WATCHDOG_STATE
+
+if TYPE_CHECKING:
+    import asyncio
 
 from . import bundle
 
@@ -76,6 +81,8 @@ class Child:
                 signal.pthread_sigmask(signal.SIG_SETMASK, set())
                 for sig in WATCHED:
                     signal.signal(sig, signal.SIG_DFL)
+                import ctypes
+
                 libc = ctypes.CDLL(None, use_errno=True)
                 libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
                 if os.getppid() == 1:  # the parent died before prctl
@@ -118,14 +125,16 @@ def sd_notify(message: str) -> None:
 
 
 def supervise(children: list[Child], respawn: bool, pidfile: str | None,
-              started: Callable[[], None] = lambda: None) -> int:
-    """`started` runs once every child has been forked the first time."""
+              started: Callable[[], None] = lambda: None, resumed: bool = False) -> int:
+    """`started` runs once every child has been forked the first time (and systemd told);
+    `resumed`: the children run already (forked before the parent re-executed itself)."""
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
-    _write_pid(pidfile, os.getpid())
-    for c in children:
-        c.spawn()
-    started()
-    sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=running {len(children)} children")
+    if not resumed:
+        _write_pid(pidfile, os.getpid())
+        for c in children:
+            c.spawn()
+        sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=running {len(children)} children")
+        started()
     stopping = False
     later: list[Child] = []  # stopped once the stop_first children have exited
     later_deadline = 0.0
@@ -238,11 +247,7 @@ class _Model:
         bundle.drop()  # the parent imports nothing more of note; a respawn imports normally
         gc.enable()  # off since the start (cli.daemon)
         gc.unfreeze()
-        gc.collect()
-        try:  # the parse's big blocks went to malloc's heap: give its free pages back
-            ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+        trim()
 
 
 def _drop_seed() -> None:
@@ -251,16 +256,12 @@ def _drop_seed() -> None:
         incremental.drop_seed()
 
 
-def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore[no-untyped-def]
-    """Both sides (or the one -P / -C asks for) under the watchdog. `holder` is a list
-    with the parsed config, taken out so that no caller's frame keeps it; `load` reads
-    the config again (None if it has errors, which it logs), for a child started later."""
-    import asyncio
+STATE_ENV = WATCHDOG_STATE  # the running children, for the re-executed parent
 
-    from daemonlib import sched
 
-    model = _Model(holder.pop(), load)
-    cfg = model.cfg
+def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  # type: ignore[no-untyped-def]
+    """The children the config and the options ask for (`kinds`: their names), each
+    started from `model` (the inherited config, or the file read again)."""
 
     def side(run_side: Callable[..., object], tune: Callable[[object], None],
              seed: bool = False,
@@ -269,6 +270,8 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
         """`drops_bundle`: run_side lets go of the start-up bundle and enables the
         collector itself, once it has started (else both happen now)."""
         def run(adopt: bool) -> int:
+            import asyncio
+
             box = [model.take(seed)]
             if box[0] is None:
                 log.error("the configuration has errors: the child does not start")
@@ -283,6 +286,7 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
         return run
 
     def vrrp(adopt: bool) -> int:
+        from daemonlib import sched
         from daemonlib.loop import new_event_loop
         from vrrp.main import run
 
@@ -294,6 +298,8 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
         return side(run, tune, loop_factory=new_event_loop)(adopt)
 
     def checker(adopt: bool) -> int:
+        from daemonlib import sched
+
         from .lvs_main import run
 
         def tune(g) -> None:  # type: ignore[no-untyped-def]
@@ -302,20 +308,105 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
 
         return side(run, tune, seed=True, drops_bundle=True)(adopt)
 
-    children = []
+    def bgp(adopt: bool) -> int:
+        from .bgp.speaker import run
+
+        return side(run, lambda g: None)(adopt)
+
+    def status(_adopt: bool) -> int:
+        import asyncio
+
+        from .metrics import serve
+
+        _drop_seed()
+        bundle.drop()
+        gc.enable()
+        return asyncio.run(serve(args.metrics, args.runtime_dir))
+
+    made = {
+        "VRRP": lambda: Child("VRRP", vrrp, args.vrrp_pid or "/run/vrrp.pid"),
+        "Healthcheck": lambda: Child("Healthcheck", checker,
+                                     args.checkers_pid or "/run/checkers.pid"),
+        "BGP": lambda: Child("BGP", bgp, None, stop_first=True),
+        "Status": lambda: Child("Status", status, None),
+    }
+    return [made[k]() for k in kinds]
+
+
+def _state(children: list[Child]) -> str:
+    """What the re-executed parent needs of its running children: pid, name, start time
+    (CLOCK_MONOTONIC is the system's, the same after execve) and starts."""
+    return " ".join([str(os.getpid())] + [f"{c.name}:{c.pid}:{c.started!r}:{c.starts}"
+                                          for c in children])
+
+
+def _reexec(args, children: list[Child], model: _Model) -> None:  # type: ignore[no-untyped-def]
+    """Become a fresh watchdog: the same command line in this process, told by STATE_ENV
+    that its children run already. What is blocked and pending (a SIGCHLD, a SIGTERM sent
+    meanwhile) stays so across execve, and the children are still ours. If execve fails,
+    this process lets go of the model and supervises on."""
+    env = dict(os.environ)
+    env[STATE_ENV] = _state(children)
+    stream = getattr(logging.getLogger().handlers[0] if logging.getLogger().handlers else None,
+                     "stream", None)
+    if args.log_file and stream not in (None, sys.stderr, sys.stdout):
+        fd = stream.fileno()  # the -g log file: the children write to it, so keep it
+        os.set_inheritable(fd, True)
+        env[STATE_ENV] += f" log_fd:{fd}"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for h in logging.getLogger().handlers:
+        h.flush()
+    argv = list(getattr(sys, "orig_argv", ()) or ())
+    try:
+        if not sys.executable or not argv:
+            raise OSError("no interpreter path or command line to execute")
+        os.execve(sys.executable, argv, env)
+    except OSError as e:
+        log.warning("watchdog: not re-executed (%s): it keeps running as it is", e)
+    model.release()
+
+
+def resume(args, state: str) -> int | None:  # type: ignore[no-untyped-def]
+    """The re-executed parent (STATE_ENV): supervise the children the first run forked.
+    None if the state is not ours (another process's environment): start as usual."""
+    os.environ.pop(STATE_ENV, None)  # a child started later must not see it
+    words = state.split()
+    if not words or words[0] != str(os.getpid()):
+        return None
+    from .cli import setup_logging
+
+    fds = [int(w.split(":")[1]) for w in words[1:] if w.startswith("log_fd:")]
+    setup_logging(args, log_fd=fds[0] if fds else None)
+
+    def load():  # type: ignore[no-untyped-def]  # a respawned child reads the file
+        from conf.load import reload
+
+        return reload(args.config, args.config_id, args.all_config, log)
+
+    running = [w.split(":") for w in words[1:] if not w.startswith("log_fd:")]
+    children = make_children(args, tuple(r[0] for r in running), _Model(None, load))
+    for c, (_name, pid, started, starts) in zip(children, running, strict=True):
+        c.pid, c.started, c.starts = int(pid), float(started), int(starts)
+    pidfile = args.pid or "/run/keepalived.pid"
+    bundle.drop()  # what the lean parent imports is in
+    log.debug("watchdog re-executed with %d children", len(children))
+    return supervise(children, not args.dont_respawn, pidfile, resumed=True)
+
+
+def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore[no-untyped-def]
+    """Both sides (or the one -P / -C asks for) under the watchdog. `holder` is a list
+    with the parsed config, taken out so that no caller's frame keeps it; `load` reads
+    the config again (None if it has errors, which it logs), for a child started later."""
+    model = _Model(holder.pop(), load)
+    cfg = model.cfg
+    kinds = []
     if cfg.vrrp_instances and not args.check:
-        children.append(Child("VRRP", vrrp, args.vrrp_pid or "/run/vrrp.pid"))
+        kinds.append("VRRP")
     if cfg.virtual_servers and not args.vrrp:
-        children.append(Child("Healthcheck", checker,
-                              args.checkers_pid or "/run/checkers.pid"))
+        kinds.append("Healthcheck")
         if cfg.bgp_speaker is not None:
-
-            def bgp(adopt: bool) -> int:
-                from .bgp.speaker import run
-
-                return side(run, lambda g: None)(adopt)
-
-            children.append(Child("BGP", bgp, None, stop_first=True))
+            kinds.append("BGP")
     if args.metrics:
         from .metrics import parse_listen
 
@@ -324,17 +415,9 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
         except ValueError:
             log.error("--metrics %s: want [ADDR:]PORT", args.metrics)
             return 2
-
-        def status(_adopt: bool) -> int:
-            from .metrics import serve
-
-            _drop_seed()
-            bundle.drop()
-            gc.enable()
-            return asyncio.run(serve(args.metrics, args.runtime_dir))
-
-        children.append(Child("Status", status, None))
+        kinds.append("Status")
     del cfg  # only `model` holds it now
+    children = make_children(args, tuple(kinds), model)
     if not children:
         log.warning("nothing to run: the configuration has no vrrp_instance and no "
                     "virtual_server")
@@ -344,7 +427,9 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     pidfile = args.pid or "/run/keepalived.pid"
     os.makedirs(os.path.dirname(pidfile) or ".", exist_ok=True)
     sys.stdout.flush()
+    trim()  # what the parse freed is not carried into the children
     # The model's objects go to the collector's permanent generation before the forks: a
     # child's collections then never write to the pages it shares with the others.
     gc.freeze()
-    return supervise(children, not args.dont_respawn, pidfile, started=model.release)
+    return supervise(children, not args.dont_respawn, pidfile,
+                     started=lambda: _reexec(args, children, model))

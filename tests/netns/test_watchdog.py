@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 
 import pytest
 from lan import AddrMonitor, vrrp_conf, wait_for
@@ -136,3 +137,61 @@ def test_systemd_notify_protocol(lan, tmp_path, monkeypatch):
     assert message() == "STOPPING=1"
     a.proc.wait(15)
     sock.close()
+
+
+def test_daemon_with_a_log_file_through_the_parent_s_re_exec(lan, tmp_path):
+    """keepalived's default mode (forks, no -n) with -g: the parent re-executes itself
+    after forking the child (same pid, same command line, the model dropped) and goes on
+    supervising: one log file written by both, a killed child restarted, the pid files
+    kept and removed at the stop."""
+    from lan import DIRECTOR
+
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(CONF_A)
+    log_file, pid, vpid = tmp_path / "d.log", tmp_path / "k.pid", tmp_path / "v.pid"
+    cmd = [DIRECTOR, "--runtime-dir", str(tmp_path), "-P", "-D", "-g", str(log_file),
+           "-f", str(conf), "-p", str(pid), "-r", str(vpid)]
+    started = subprocess.run(["ip", "netns", "exec", lan.ns["a"], *cmd], timeout=60)
+    assert started.returncode == 0  # the foreground process returns, the daemon runs on
+    parent = 0
+    try:
+        parent = wait_for(lambda: pid.exists() and int(pid.read_text()), 30,
+                          what="the parent's pid file")
+        text = lambda: log_file.read_text(errors="replace")  # noqa: E731
+        wait_for(lambda: "watchdog re-executed with 1 children" in text(), 30,
+                 what="the parent's re-exec logged in the log file")
+        with open(f"/proc/{parent}/cmdline", "rb") as f:
+            assert f.read().split(b"\0")[1:-1][-len(cmd):] == [c.encode() for c in cmd]
+        with open(f"/proc/{parent}/status") as f:  # huge pages stay off across the execve
+            assert "THP_enabled:\t0" in f.read()
+        wait_for(lambda: "Entering MASTER STATE" in text(), 30,
+                 what="the VRRP child's log line in the same file")
+        lan.wait_holder(VIP, "a", hosts=("a",))
+        child = int(vpid.read_text())
+        os.kill(child, signal.SIGKILL)
+        wait_for(lambda: vpid.exists() and int(vpid.read_text()) != child, 15,
+                 what="the re-executed parent's new VRRP child")
+        wait_for(lambda: "Resuming MASTER STATE" in text(), 30, what="the new child resumed")
+        assert "restarting in 1 s" in text()
+        os.kill(parent, signal.SIGTERM)
+        wait_for(lambda: "Stopped" in text(), 30, what="the parent's stop")
+        wait_for(lambda: not pid.exists() and not vpid.exists(), 10,
+                 what="the pid files removed")
+        assert "Traceback" not in text()
+    finally:
+        if parent and os.path.exists(f"/proc/{parent}"):
+            os.killpg(parent, signal.SIGKILL)
+
+
+def test_dont_respawn_stops_the_daemon_when_a_child_dies(lan):
+    """-R (keepalived's --dont-respawn), in the re-executed parent: a killed child is not
+    restarted, the others are stopped, the parent exits and removes its pid files."""
+    a = lan.start("a", "director", CONF_A, "-P", "-R")
+    lan.wait_holder(VIP, "a", hosts=("a",))
+    wait_for(lambda: "watchdog re-executed" in a.output(), 10, what="the parent's re-exec")
+    os.kill(a.child_pid(), signal.SIGKILL)
+    wait_for(lambda: a.proc.poll() is not None, 15, what="the parent's exit after -R")
+    assert "respawning is off (-R): stopping" in a.output()
+    assert "Starting VRRP child process" in a.output()
+    assert a.output().count("Starting VRRP child process") == 1
+    assert not os.path.exists(f"{a.dir}/k.pid") and not os.path.exists(f"{a.dir}/v.pid")

@@ -222,3 +222,45 @@ def test_log_facility_and_no_syslog(monkeypatch):
         assert made == [21, 3] and isinstance(root.handlers[0], logging.NullHandler)
     finally:
         root.handlers[:] = saved
+
+
+def test_fast_args_are_argparse_s():
+    """`director -t`/`-d`'s argv read without argparse (_fast_args) gives the namespace
+    argparse gives, or None (argparse reads it): checked over 4,000 random argv of the
+    options it takes, values, and words it must leave to argparse."""
+    import contextlib
+    import io
+    import random
+
+    from director.cli import _DEFAULTS, _fast_args, make_parser
+
+    assert vars(make_parser().parse_args([])) == _DEFAULTS
+    words = ["-t", "-d", "--config-test", "--dump-conf", "-e", "--all-config", "-l",
+             "--log-console", "-D", "--log-detail", "-n", "--dont-fork", "-f", "--use-file",
+             "-i", "--config-id", "a.conf", "x", "", "-", "--", "-1", "a b", "-tf", "-fa",
+             "--use-file=a", "--use", "--config-t", "-P", "-C", "--signum", "STOP", "-h",
+             "-S", "local1", "-g", "--dry-run", "-v", "é"]
+    rng = random.Random(7)
+    fast = 0
+    for _ in range(4000):
+        pool = words if rng.random() < 0.5 else words[:18]  # half: the fast path's own
+        argv = [rng.choice(pool) for _ in range(rng.randint(0, 6))]
+        got = _fast_args(argv)
+        if got is None:
+            continue
+        fast += 1
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                want = vars(make_parser().parse_args(argv))
+            except SystemExit as e:
+                raise AssertionError(f"{argv}: fast path took what argparse refuses "
+                                     f"({e.code}: {err.getvalue()})") from None
+        assert vars(got) == want, argv
+    assert fast > 250  # the common shapes did take the fast path
+    for argv in (["-t", "-f", "k.conf"], ["-d", "--use-file", "k.conf", "-i", "lvs1"],
+                 ["-t"], ["-l", "-D", "-t", "-e", "-n", "-f", "k"]):
+        assert _fast_args(argv) is not None, argv
+    for argv in (["-f", "k.conf"], ["-t", "-P"], ["-t", "--use-file=k"], ["-tf", "k"],
+                 ["-t", "-f", "-x"], ["-t", "-h"], ["-t", "-f"]):
+        assert _fast_args(argv) is None, argv

@@ -228,3 +228,18 @@ def test_desired_table_for_every_service_kind(tmp_path):
     (u,) = udp_dests.values()
     assert (u.forward, u.u_threshold, u.l_threshold) == ("DR", 100, 10)
     assert service_spec(cfg.virtual_servers[2], 6).netmask == "128"
+
+
+def test_equal_destination_settings_are_one_object(tmp_path):
+    """A big config's real servers have a handful of distinct settings: the pools share
+    them (one object each would be ~1 MiB at 10,000), and a weight change still gives
+    its server settings of its own."""
+    _, p = pool(tmp_path)
+    _, other = pool(tmp_path)
+    specs = p.dests()
+    two, three = specs[DestKey("10.0.1.2", 80)], specs[DestKey("10.0.1.3", 80)]
+    assert two is three and other.dests()[DestKey("10.0.1.2", 80)] is two
+    p.set_weight(1, 5)
+    after = p.dests()
+    assert after[DestKey("10.0.1.2", 80)].weight == 5
+    assert after[DestKey("10.0.1.3", 80)] is three and three.weight == 1
