@@ -7,7 +7,18 @@ keepalived reports every problem it finds and keeps going; so do we. A
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
+
+# a control character from the file (a stray CR, say) would split or rewrite the one line
+# a diagnostic is on a terminal or in a log: shown escaped instead
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _escaped(text: str) -> str:
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
 class Pos(NamedTuple):
@@ -29,7 +40,7 @@ class Diagnostic(NamedTuple):
     message: str
 
     def __str__(self) -> str:
-        return f"{self.pos}: {self.severity}: {self.message}"
+        return _escaped(f"{self.pos}: {self.severity}: {self.message}")
 
 
 class BadValue(ValueError):

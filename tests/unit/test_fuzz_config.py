@@ -98,3 +98,16 @@ def test_real_binary_on_garbage(tmp_path):
                               capture_output=True, cwd=ROOT, timeout=60)
         assert b"Traceback" not in proc.stderr and b"internal error" not in proc.stderr
         assert proc.returncode in (0, 5)
+
+
+def test_control_characters_stay_on_the_diagnostic_line(tmp_path):
+    """A stray CR or escape sequence in a keyword is shown escaped: one diagnostic, one
+    line, nothing rewritten on the operator's terminal (found by the fuzzer above)."""
+    path = tmp_path / "k.conf"
+    path.write_bytes(b'"\r! comment\nglobal_defs {\n    router_id a\x1b[2Jb\n}\nx\x07y 1\n')
+    rc, err = run_in_process(str(path))
+    assert rc in (0, 5)
+    lines = err.splitlines()
+    assert lines and all(LINE.match(line) for line in lines), lines
+    assert b"\\r! comment" in err and b"\\x07" in err
+    assert b"\r" not in err and b"\x1b" not in err and b"\x07" not in err
