@@ -204,45 +204,26 @@ class Builder(LvsRepairs, BgpBuilder):
                     "needs a block { ... }" if block else "does not take a block"))
                 continue
             args = child.args
-            if memo is not None and len(args) == 1 and type(word := args[0]) is str:
-                # `weight 1`, `retry 3`... the same few words thousands of times
-                value = memo.get(word, memo)
-                if value is memo:
-                    try:
-                        value = parse(child)
-                    except Bad as e:
-                        self.bad(child, e)
-                        continue
-                    except v.Fixed as f:
-                        self.diags.warning(child.pos, f"{child.name}: {f}")
-                        value = f.value
-                    else:
-                        if type(value) in _MEMO_TYPES:
-                            memo[word] = value
-                if field is None:
-                    if value:
-                        kw.update(value)
-                elif append:
-                    if field in kw:
-                        kw[field].append(value)
-                    else:
-                        kw[field] = [value]
+            # `weight 1`, `retry 3`... the same few words thousands of times: parsed once
+            word = args[0] if memo is not None and len(args) == 1 else None
+            value = memo.get(word, memo) if type(word) is str else memo
+            if value is memo:
+                if single and len(args) > 1:
+                    # keepalived reads the first word and never looks at the rest
+                    self.diags.warning(child.pos, f"{child.name} takes one value: "
+                                                  f"'{' '.join(args[1:])}' ignored")
+                    child = Node(child.name, args[:1], child.file, child.line)
+                try:
+                    value = parse(child)
+                except Bad as e:
+                    self.bad(child, e)
+                    continue
+                except v.Fixed as f:
+                    self.diags.warning(child.pos, f"{child.name}: {f}")
+                    value = f.value
                 else:
-                    kw[field] = value
-                continue
-            if single and len(args) > 1:
-                # keepalived reads the first word and never looks at the rest
-                self.diags.warning(child.pos, f"{child.name} takes one value: "
-                                              f"'{' '.join(child.args[1:])}' ignored")
-                child = Node(child.name, child.args[:1], child.file, child.line)
-            try:
-                value = parse(child)
-            except Bad as e:
-                self.bad(child, e)
-                continue
-            except v.Fixed as f:
-                self.diags.warning(child.pos, f"{child.name}: {f}")
-                value = f.value
+                    if type(word) is str and type(value) in _MEMO_TYPES:
+                        memo[word] = value
             if field is None:
                 if value:
                     kw.update(value)  # a keyword that sets several fields

@@ -40,7 +40,7 @@ from .errors import ConfigError, Diagnostic, Diagnostics, Pos
 from .load import Loaded, _finish_config, default_config_id, load
 from .load import _load as _full_load
 from .model import Config
-from .source import Source, strip_comment, tokenize
+from .source import Source, _has_special_lines, strip_comment, tokenize
 from .tree import Node, TreeBuilder
 
 # the only block kind reused (see the module's doc)
@@ -349,20 +349,6 @@ def _remember(text: str, nodes: list[Node], built: dict[int, tuple[list[Any], in
 
 # -- the seed: a daemon's start-up load, for the checker child's first reload ------------
 
-def _preprocessed(text: str) -> bool:
-    """Whether some line may be for the preprocessor: `$` or NUL anywhere, or `@`, `~`
-    or `include` starting a line."""
-    if "$" in text or "\x00" in text:
-        return True
-    for word in ("@", "~", "include"):
-        i = text.find(word)
-        while i >= 0:
-            if not text[text.rfind("\n", 0, i) + 1 : i].strip():
-                return True
-            i = text.find(word, i + 1)
-    return False
-
-
 class _TextSource(Source):
     """conf.load's reader, keeping the text of the file it reads (the seed needs the
     very text the model came from)."""
@@ -508,7 +494,7 @@ def _blocks(seed: _Seed, objects: tuple[Any, ...]) -> list[_Block] | None:
     """A seed's blocks, with the model's virtual servers it names (None: not a text
     the incremental reader can take, or not that model)."""
     text = seed.text
-    if _preprocessed(text):
+    if _has_special_lines(text, quotes=False):
         return None
     for first, idx, _ in seed.entries:  # the very model the seed was made with?
         for i in idx or ():

@@ -150,10 +150,11 @@ def _lst_values(spec: str) -> tuple[list[str], list[list[str]]]:
     return names, sets
 
 
-def _has_special_lines(text: str) -> bool:
+def _has_special_lines(text: str, quotes: bool = True) -> bool:
     """Whether a line of `text` may be a conditional, definition, expansion, include or
-    quoted line: `$`, NUL or `"` anywhere, or `@`, `~` or `include` starting a line."""
-    if "$" in text or "\x00" in text or '"' in text:
+    (with `quotes`) quoted line: `$`, NUL or `"` anywhere, or `@`, `~` or `include`
+    starting a line."""
+    if "$" in text or "\x00" in text or (quotes and '"' in text):
         return True
     for word in ("@", "~", "include"):
         i = text.find(word)
