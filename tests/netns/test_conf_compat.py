@@ -29,30 +29,8 @@ pytestmark = pytest.mark.skipif(shutil.which("keepalived") is None,
 
 # a leaf's '{' in global_defs, in an instance (on the keyword's line) and in a virtual
 # server: each ends its block early at the '}' that was meant for the leaf
-LEAF_BRACES = """\
-global_defs {
-    router_id r1
-    vrrp_garp_master_delay 3
-    {
-        vrrp_garp_master_repeat 4
-    }
-    vrrp_version 3
-}
-vrrp_instance VI_1 {
-    interface eth0
-    virtual_router_id 51
-    priority 90 { advert_int 2 }
-    nopreempt
-}
-virtual_server 10.0.0.1 80 {
-    protocol TCP
-    real_server 10.0.1.1 80 { weight 3 }
-    delay_loop 7 {
-        lb_algo wrr
-    }
-    lb_kind DR
-}
-"""
+LEAF_BRACES = open(os.path.join(os.path.dirname(__file__), "..", "fixtures",
+                                "leaf_braces.conf")).read()
 
 # unsupported block keywords without their '{' (process_stream sub-blocks: keepalived
 # says "Missing '{'" on the line after the keyword)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from helpers import VRRP, instance, load_text, messages
 
 
@@ -661,30 +663,9 @@ def test_a_list_block_takes_no_value_of_its_own(tmp_path):
                for m in messages(loaded, "warning")), messages(loaded)
 
 
-LEAF_BRACES = """\
-global_defs {
-    router_id r1
-    vrrp_garp_master_delay 3
-    {
-        vrrp_garp_master_repeat 4
-    }
-    vrrp_version 3
-}
-vrrp_instance VI_1 {
-    interface eth0
-    virtual_router_id 51
-    priority 90 { advert_int 2 }
-    nopreempt
-}
-virtual_server 10.0.0.1 80 {
-    protocol TCP
-    real_server 10.0.1.1 80 { weight 3 }
-    delay_loop 7 {
-        lb_algo wrr
-    }
-    lb_kind DR
-}
-"""
+# a leaf's '{' in global_defs, in an instance (on the keyword's line) and in a virtual
+# server (shared with tests/netns/test_conf_compat.py, which runs keepalived on it)
+LEAF_BRACES = (Path(__file__).parent.parent / "fixtures" / "leaf_braces.conf").read_text()
 
 
 def test_a_brace_after_a_leaf_keyword_is_ignored_as_keepalived(tmp_path):
