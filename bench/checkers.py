@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -243,6 +244,7 @@ def main() -> int:
     finally:
         nginx.terminate()
         nginx.wait(10)
+        shutil.rmtree(d, ignore_errors=True)
     return 0
 
 
