@@ -302,13 +302,7 @@ def _feed(text: str, start: int, end: int, first: int, path: str, tree: TreeBuil
                 c == "i" and s.split(None, 1)[0] in ("include", "includet")):
             raise _Fallback  # a line for the preprocessor: read it all the usual way
         last = root[-1] if root else None
-        if '"' in s:
-            feed(tokenize(s), _make_pos(Pos, (path, i)))
-        elif "{" in s or "}" in s:
-            feed(s.replace("{", " { ").replace("}", " } ").split(),
-                 _make_pos(Pos, (path, i)))
-        else:
-            feed(s.split(), _make_pos(Pos, (path, i)))
+        feed(tokenize(s), _make_pos(Pos, (path, i)))
         if root and root[-1] is not last:
             offsets[i] = here
 

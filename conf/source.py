@@ -283,12 +283,8 @@ class Source:
             c = s[0]
             if c == "@" or c == "$" or c == "~" or c == "i" or "$" in s or "\x00" in s:
                 self._special(s, Pos(path, i), lines)
-            elif '"' in s:
-                feed(tokenize(s), Pos(path, i))
-            elif "{" in s or "}" in s:
-                feed(s.replace("{", " { ").replace("}", " } ").split(), Pos(path, i))
             else:
-                feed(s.split(), Pos(path, i))
+                feed(tokenize(s), Pos(path, i))
 
     def _tree_lines(self, text: str, path: str, tree: TreeBuilder) -> None:
         """`_lines` fused with the tree: the shapes nearly every line has (`kw args`,
@@ -366,7 +362,7 @@ class Source:
                         continue
                 tree.body, tree.last, tree.opens, tree.flat, tree.pending = (
                     body, last, opens, flat, pending)
-                feed(s.replace("{", " { ").replace("}", " } ").split(), Pos(path, i))
+                feed(tokenize(s), Pos(path, i))  # no quotes here: handled above
                 body, last, opens, flat, pending = (tree.body, tree.last, tree.opens,
                                                     tree.flat, tree.pending)
                 continue
