@@ -22,15 +22,24 @@ import attrs
 
 from conf.model import LvsSyncDaemon
 
+from .netlink import (
+    CTRL_ATTR_FAMILY_ID,
+    CTRL_ATTR_FAMILY_NAME,
+    CTRL_CMD_GETFAMILY,
+    GENL_ID_CTRL,
+    NETLINK_GENERIC,
+    NLM_F_ACK,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    messages,
+)
+from .netlink import attr as _attr
+
 log = logging.getLogger("director.ipvs")
 
 Role = Literal["master", "backup"]
 ROLE_STATE = {"master": 1, "backup": 2}  # IP_VS_STATE_MASTER / _BACKUP
 
-NETLINK_GENERIC = 16
-NLM_F_REQUEST, NLM_F_ACK = 0x1, 0x4
-NLMSG_ERROR = 2
-GENL_ID_CTRL, CTRL_CMD_GETFAMILY, CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME = 0x10, 3, 1, 2
 IPVS_GENL_VERSION = 1
 CMD_NEW_DAEMON, CMD_DEL_DAEMON = 9, 10  # include/uapi/linux/ip_vs.h
 CMD_ATTR_DAEMON = 3
@@ -75,11 +84,6 @@ class SyncdCommand:
             return f"{verb} the {self.role} sync daemon"
         p = self.params
         return f"{verb} the {self.role} sync daemon on {p.ifname} (syncid {p.syncid})"
-
-
-def _attr(kind: int, payload: bytes) -> bytes:
-    raw = struct.pack("=HH", 4 + len(payload), kind) + payload
-    return raw + b"\0" * (-len(raw) % 4)
 
 
 def daemon_attrs(cmd: SyncdCommand) -> bytes:
@@ -127,16 +131,13 @@ class SyncdSocket:
         self.sock.send(_request(family, cmd, version, payload, self.seq))
         while True:
             data = self.sock.recv(65536)
-            off = 0
-            while off + 16 <= len(data):
-                length, kind, _flags, seq, _pid = struct.unpack_from("=IHHII", data, off)
+            for kind, _flags, seq, off, end in messages(data):
                 if seq == self.seq:
                     if kind == NLMSG_ERROR:
                         (code,) = struct.unpack_from("=i", data, off + 16)
                         if code:
                             raise OSError(-code, os.strerror(-code))
-                    return data[off + 16 : off + length]
-                off += (length + 3) & ~3
+                    return data[off + 16 : end]
 
     def _family(self) -> int:
         if self.family is None:

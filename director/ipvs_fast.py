@@ -19,16 +19,26 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+from daemonlib.netlink import (
+    CTRL_ATTR_FAMILY_ID,
+    CTRL_ATTR_FAMILY_NAME,
+    CTRL_CMD_GETFAMILY,
+    GENL_ID_CTRL,
+    NETLINK_GENERIC,
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    attr,
+    messages,
+)
+
 from .ipvs_table import FLAG_MASK, DestKey, DestSpec, Op, SvcKey, SvcSpec, Table
 
-NETLINK_GENERIC = 16
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
 SO_RCVBUFFORCE = 33
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP = 0x1, 0x2, 0x4, 0x300
-NLMSG_ERROR, NLMSG_DONE = 2, 3
-GENL_ID_CTRL, CTRL_CMD_GETFAMILY = 0x10, 3
-CTRL_ATTR_FAMILY_ID, CTRL_ATTR_FAMILY_NAME = 1, 2
 GENL_VERSION = 1
 
 # include/uapi/linux/ip_vs.h
@@ -79,14 +89,6 @@ class IpvsError(OSError):
         self.code = code
 
 
-def _pad(b: bytes) -> bytes:
-    return b + b"\0" * (-len(b) % 4)
-
-
-def _attr(kind: int, payload: bytes) -> bytes:
-    return _pad(_NLA.pack(4 + len(payload), kind) + payload)
-
-
 def _be16(kind: int, value: int) -> bytes:
     return _NLA.pack(6, kind) + struct.pack(">H2x", value)
 
@@ -112,7 +114,7 @@ class Encoder:
                 got = _U16.pack(6, SVC_AF, af) + _U32.pack(8, SVC_FWMARK, key.fwmark)
             else:
                 got = (_U16.pack(6, SVC_AF, af) + _U16.pack(6, SVC_PROTOCOL, PROTO[key.protocol])
-                       + _attr(SVC_ADDR, socket.inet_pton(af, key.address))
+                       + attr(SVC_ADDR, socket.inet_pton(af, key.address))
                        + _be16(SVC_PORT, key.port))
             if len(self._keys) < 65536:  # a bound: keys of services long gone stay
                 self._keys[key] = got
@@ -121,25 +123,25 @@ class Encoder:
     def svc_spec(self, key: SvcKey, spec: SvcSpec) -> bytes:
         netmask = spec.netmask or ("255.255.255.255" if key.family == 4 else "128")
         raw = _v6_netmask(int(netmask)) if key.family == 6 else socket.inet_aton(netmask)
-        out = (_attr(SVC_SCHED_NAME, spec.scheduler.encode() + b"\0")
+        out = (attr(SVC_SCHED_NAME, spec.scheduler.encode() + b"\0")
                + _FLAGS.pack(12, SVC_FLAGS, spec.flags, FLAG_MASK)
                + _U32.pack(8, SVC_TIMEOUT, spec.timeout)
-               + _attr(SVC_NETMASK, raw))
+               + attr(SVC_NETMASK, raw))
         if spec.pe_name:
-            out += _attr(SVC_PE_NAME, spec.pe_name.encode() + b"\0")
+            out += attr(SVC_PE_NAME, spec.pe_name.encode() + b"\0")
         return out
 
     def dest(self, dest: DestKey, spec: DestSpec | None) -> bytes:
         fam = socket.AF_INET6 if ":" in dest.address else socket.AF_INET
         out = (_U16.pack(6, DEST_ADDR_FAMILY, fam)
-               + _attr(DEST_ADDR, socket.inet_pton(fam, dest.address))
+               + attr(DEST_ADDR, socket.inet_pton(fam, dest.address))
                + _be16(DEST_PORT, dest.port))
         if spec is not None:
             out += _DEST_SPEC.pack(8, DEST_FWD_METHOD, FWD[spec.forward], 8, DEST_WEIGHT,
                                    spec.weight, 8, DEST_U_THRESH, spec.u_threshold,
                                    8, DEST_L_THRESH, spec.l_threshold)
             if spec.forward == "TUN" and spec.tun_type:
-                out += (_attr(DEST_TUN_TYPE, bytes((TUN_TYPE[spec.tun_type],)))
+                out += (attr(DEST_TUN_TYPE, bytes((TUN_TYPE[spec.tun_type],)))
                         + _be16(DEST_TUN_PORT, spec.tun_port)
                         + _U16.pack(6, DEST_TUN_FLAGS, spec.tun_flags))
         return out
@@ -277,18 +279,6 @@ def decode_dest(a: dict[int, memoryview], svc_family: int, stats: bool = True
     st["activeconns"] = _u(a.get(DEST_ACTIVE_CONNS))
     st["inactconns"] = _u(a.get(DEST_INACT_CONNS))
     return dkey, spec, st
-
-
-def messages(data: bytes | memoryview):  # type: ignore[no-untyped-def]
-    """(type, flags, seq, offset, end) of each netlink message in one datagram."""
-    off, n = 0, len(data)
-    unpack = struct.Struct("=IHHI").unpack_from
-    while off + 16 <= n:
-        length, kind, flags, seq = unpack(data, off)
-        if length < 16:
-            break
-        yield kind, flags, seq, off, min(off + length, n)
-        off += (length + 3) & ~3
 
 
 # -- the socket -----------------------------------------------------------------------------
@@ -429,7 +419,7 @@ class FastIpvs:
 
 def resolve_family(sock: socket.socket, name: str) -> int | None:
     """The generic-netlink family id of `name` (blocking: once, at open)."""
-    body = _attr(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0")
+    body = attr(CTRL_ATTR_FAMILY_NAME, name.encode() + b"\0")
     sock.send(_HDR.pack(20 + len(body), GENL_ID_CTRL, NLM_F_REQUEST, 1, 0,
                         CTRL_CMD_GETFAMILY, 1, 0) + body)
     sock.settimeout(5)

@@ -13,9 +13,17 @@ import threading
 
 import attrs
 
+from daemonlib.netlink import (
+    NLM_F_ACK,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    NLM_F_REQUEST,
+    NLMSG_ERROR,
+    messages,
+)
+from daemonlib.netlink import attr as _nla
+
 RTM_NEWADDR, RTM_DELADDR = 20, 21
-NLMSG_ERROR = 2
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 IFA_ADDRESS, IFA_LOCAL, IFA_LABEL, IFA_BROADCAST, IFA_FLAGS = 1, 2, 3, 4, 8
 _HDR = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, pid
 _IFA = struct.Struct("=BBBBI")  # ifaddrmsg: family, prefixlen, flags, scope, index
@@ -34,11 +42,6 @@ class AddrRequest:
     label: str | None = None
     scope: int | None = None
     flags: int = 0
-
-
-def _nla(kind: int, value: bytes) -> bytes:
-    head = struct.pack("=HH", 4 + len(value), kind)
-    return head + value + b"\0" * (-len(value) % 4)
 
 
 def addr_message(req: AddrRequest, seq: int) -> bytes:
@@ -79,14 +82,9 @@ class Rtnl:
             self.sock.send(addr_message(req, self.seq))
             while True:
                 data = self.sock.recv(65536)
-                off = 0
-                while off + _HDR.size <= len(data):
-                    length, kind, _flags, seq, _pid = _HDR.unpack_from(data, off)
+                for kind, _flags, seq, off, _end in messages(data):
                     if kind == NLMSG_ERROR and seq == self.seq:
                         return -struct.unpack_from("=i", data, off + _HDR.size)[0]
-                    if length < _HDR.size:
-                        break
-                    off += (length + 3) & ~3
 
     def close(self) -> None:
         self.sock.close()
