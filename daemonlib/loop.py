@@ -15,6 +15,8 @@ import math
 import os
 import selectors
 
+from .libc import libc
+
 _CLOCK_MONOTONIC = 1  # asyncio's loop.time() is time.monotonic()
 _TFD_NONBLOCK = os.O_NONBLOCK
 _TFD_CLOEXEC = os.O_CLOEXEC
@@ -38,8 +40,7 @@ class TimerfdSelector(selectors.EpollSelector):
         self._armed = False
         self._spec = _Itimerspec()
         try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            create, self._settime = libc.timerfd_create, libc.timerfd_settime
+            create, self._settime = libc().timerfd_create, libc().timerfd_settime
         except (OSError, AttributeError):
             return
         fd = create(_CLOCK_MONOTONIC, _TFD_NONBLOCK | _TFD_CLOEXEC)

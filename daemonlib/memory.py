@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 
-_PR_SET_THP_DISABLE = 41
+from .libc import PR_SET_THP_DISABLE, libc
 
 
 def no_huge_pages() -> None:
@@ -15,19 +15,14 @@ def no_huge_pages() -> None:
     resident in full, and a forked child's copy-on-write keeps both copies whole (the
     1000 x 10 config: +10 MiB PSS in the VM). Nothing is lost: no hot loop here walks
     memory the TLB would notice. A kernel without the prctl refuses it: nothing to do."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_THP_DISABLE, 1, 0, 0, 0)
+    libc().prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
 
 
 def trim() -> None:
     """Collect, then give malloc's free pages back to the kernel (glibc keeps what a
     parse or a start-up freed in its heap; a child forked now would carry it too)."""
-    import ctypes
-
     gc.collect()
     try:
-        ctypes.CDLL(None).malloc_trim(0)
+        libc().malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass

@@ -11,6 +11,8 @@ import os
 import resource
 from collections.abc import Sequence
 
+from .libc import libc
+
 log = logging.getLogger("director")
 
 _MCL_CURRENT, _MCL_FUTURE, _MCL_ONFAULT = 1, 2, 4
@@ -39,8 +41,7 @@ def apply(process: str, nice: int | None, rt_priority: int | None, rlimit_rttime
             except (OSError, ValueError) as e:
                 log.warning("%s child: cannot set realtime rlimit %d - %s", process, limit, e)
     if no_swap:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) != 0:
+        if libc().mlockall(_MCL_CURRENT | _MCL_FUTURE | _MCL_ONFAULT) != 0:
             log.info("%s child: unable to lock process in memory - %s", process,
                      os.strerror(ctypes.get_errno()))
     if cpus:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from daemonlib import safefile
+from daemonlib.libc import die_with_parent
 from daemonlib.memory import trim
 
 from .cli import WATCHDOG_STATE
@@ -39,7 +40,6 @@ from . import bundle
 
 log = logging.getLogger("director")
 
-PR_SET_PDEATHSIG = 1
 FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
 WATCHED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, *FORWARDED}
 MAX_BACKOFF = 60.0
@@ -81,10 +81,7 @@ class Child:
                 signal.pthread_sigmask(signal.SIG_SETMASK, set())
                 for sig in WATCHED:
                     signal.signal(sig, signal.SIG_DFL)
-                import ctypes
-
-                libc = ctypes.CDLL(None, use_errno=True)
-                libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+                die_with_parent()
                 if os.getppid() == 1:  # the parent died before prctl
                     os._exit(0)
                 rc = self.run(adopt)

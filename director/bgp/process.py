@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import socket
 import stat
 import sys
@@ -18,6 +16,7 @@ from collections.abc import Callable
 
 from conf.model import BgpSpeaker
 from daemonlib import safefile
+from daemonlib.libc import die_with_parent
 
 from .engine import Ack, Engine, PeerState
 
@@ -25,7 +24,6 @@ log = logging.getLogger("director.bgp")
 
 ENGINE_SOCKET = "bgp-engine.sock"  # the engine's API program connects here
 COMMAND_TIMEOUT = 10.0
-PR_SET_PDEATHSIG = 1
 
 
 def listen_unix(path: str) -> socket.socket:
@@ -46,10 +44,6 @@ def listen_unix(path: str) -> socket.socket:
         os.umask(old)
     sock.listen(8)
     return sock
-
-
-def _die_with_parent() -> None:  # in the engine's process, before exec
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class EngineProcess:
@@ -88,7 +82,7 @@ class EngineProcess:
             self.proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, env=env, cwd=self.dir,
-                preexec_fn=_die_with_parent)
+                preexec_fn=die_with_parent)
         except FileNotFoundError:
             raise RuntimeError(f"engine {self.engine.name}: '{argv[0]}' not found (is the "
                                f"{self.engine.name} package installed?)") from None
