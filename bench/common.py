@@ -21,9 +21,6 @@ def precompile() -> None:
     python = os.path.join(ROOT, ".venv", "bin", "python")
     subprocess.run([python, "-m", "compileall", "-q", *(os.path.join(ROOT, d) for d in PACKAGES)],
                    check=True, stdout=subprocess.DEVNULL)
-    # and the model's attrs methods (conf/methodcache.py), kept beside the byte code
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    subprocess.run([python, "-c", "import conf.build"], check=True, env=env)
 
 
 def run_timed(cmd: list[str]) -> tuple[float, int, int]:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
+from . import aot
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip
 from .errors import Diagnostics
@@ -230,7 +229,7 @@ def validate_bgp(cfg: Config, diags: Diagnostics,
                 drop = "a fwmark virtual server has no address to announce; ignored"
             if drop:
                 diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: {drop}")
-                vs = attrs.evolve(vs, bgp_announce=None)
+                vs = aot.evolve(vs, bgp_announce=None)
                 changed = True
             elif vs.family not in families:
                 diags.warning(ann.pos, f"virtual_server {vs.key}: bgp_announce: no IPv"
@@ -243,4 +242,4 @@ def validate_bgp(cfg: Config, diags: Diagnostics,
     if cfg.bgp_speaker is not None and not any(vs.bgp_announce for vs in servers):
         diags.warning(cfg.bgp_speaker.pos, "bgp_speaker: no virtual_server has bgp_announce; "
                                            "the speaker runs with nothing to announce")
-    return attrs.evolve(cfg, virtual_servers=tuple(servers)) if changed else cfg
+    return aot.evolve(cfg, virtual_servers=tuple(servers)) if changed else cfg

@@ -13,8 +13,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-import attrs
-
+from . import aot
 from . import parsers as P
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip, parse_prefix, parse_route, parse_rule
@@ -100,7 +99,7 @@ SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq"
               "ovf", "twos")
 SCHED_FLAGS = ("sh-port", "sh-fallback", "mh-port", "mh-fallback", "flag-1", "flag-2",
                "flag-3", "ops")
-NOTIFY_FIELDS = tuple(f.name for f in attrs.fields(Notify))
+NOTIFY_FIELDS = tuple(f.name for f in aot.fields(Notify))
 DNS_TYPES = ("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY")
 
 
@@ -427,9 +426,9 @@ class Builder(LvsRepairs, BgpBuilder):
         merged = blocks[0]
         default = GlobalDefs()
         for b in blocks[1:]:
-            changes = {f.name: getattr(b, f.name) for f in attrs.fields(GlobalDefs)
+            changes = {f.name: getattr(b, f.name) for f in aot.fields(GlobalDefs)
                        if getattr(b, f.name) != getattr(default, f.name)}
-            merged = attrs.evolve(merged, **changes)
+            merged = aot.evolve(merged, **changes)
         return merged
 
     # -- global_defs ------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from . import aot
 from .build import Builder
 from .errors import ConfigError, Diagnostics
 from .model import Config
@@ -98,7 +99,7 @@ def _finish_config(cfg: Config, diags: Diagnostics, check_host: bool,
                    memo: dict[str, Any] | None = None) -> Loaded:
     """The whole-config steps once every block is built (conf/incremental.py too)."""
     pending = list(cfg.vrrp_instances)
-    cfg = finish(attrs.evolve(cfg, vrrp_instances=()), pending, diags)
+    cfg = finish(aot.evolve(cfg, vrrp_instances=()), pending, diags)
     cfg = validate(cfg, diags, check_host=check_host, memo=memo)
     return Loaded(cfg, diags)
 

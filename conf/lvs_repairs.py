@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
-
+from . import aot
 from .addrsyntax import SyntaxProblem, parse_ip
 from .errors import Diagnostics
 from .model import Checker, RealServer, dict_maker
@@ -42,7 +41,7 @@ class LvsRepairs:
                                           f"{'cleared' if want is None else f'reset to {want}'}"
                                           f" ({method})")
         if sorry.port != want:
-            kw["sorry_server"] = attrs.evolve(sorry, port=want)
+            kw["sorry_server"] = aot.evolve(sorry, port=want)
 
     def _vs_defaults(self, node: Node, kw: dict[str, Any]) -> None:
         """keepalived's validate_check_config() repairs, those of one virtual server."""

@@ -7,24 +7,23 @@ compares the two. Each object keeps `pos`, the file:line where it was declared.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
-
 import attrs
 
+from . import aot
 from .errors import NOWHERE, Pos
-from .methodcache import MethodCache
 
-# attrs compiles each class's methods as it is defined: from a cache when it can
-_methods = MethodCache("model")
-_methods.start()
+# (no runtime typing: the start-up bundle serves this module with its classes written
+# out ahead of time, conf/aot.py, and the start path imports neither attrs nor typing)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
 
-T = TypeVar("T")
+    T = TypeVar("T")
 
 # every class spells out attrs.frozen(kw_only=True, weakref_slot=False): type checkers see
-# through it, not through an alias (kept for code that still uses it). No __weakref__
-# slot: nothing refers to a model object weakly, and `maker` needs the plain layout.
-frozen = attrs.frozen(kw_only=True)
+# through it, not through an alias. No __weakref__ slot: nothing refers to a model object
+# weakly, and `maker` needs the plain layout.
 
 
 @attrs.frozen(kw_only=True, weakref_slot=False)
@@ -559,9 +558,6 @@ class Config:
     files: tuple[str, ...] = ()
 
 
-_methods.stop()
-
-
 def maker(cls: type[T]) -> Callable[..., T]:
     """A constructor for a frozen class the parser builds by the thousand (real servers,
     checkers): `maker(cls)(**kw)` is the object `cls(**kw)` is, made with plain slot
@@ -570,13 +566,12 @@ def maker(cls: type[T]) -> Callable[..., T]:
     instance of a twin class of the same slots and then given its real class, which
     CPython allows between such layouts; the fields must be plain (no factory,
     converter or validator), as the model's are."""
-    fields = attrs.fields(cls)  # type: ignore[arg-type]
-    params, body, defaults = [], [], {}
+    fields = aot.fields(cls)  # (the model has no factory, converter or validator: the
+    params, body, defaults = [], [], {}  # test of conf/aot.py checks it)
     for i, f in enumerate(fields):
-        if (isinstance(f.default, attrs.Factory) or f.converter is not None  # type: ignore[arg-type]
-                or f.validator is not None or not f.init or f.alias != f.name):
+        if type(f.default).__name__ == "Factory" or not f.init or f.alias != f.name:
             raise TypeError(f"maker({cls.__name__}): field {f.name} is not plain")
-        if f.default is attrs.NOTHING:
+        if f.default is aot.NOTHING:
             params.append(f.name)
         else:
             params.append(f"{f.name}=_d{i}")
@@ -585,8 +580,7 @@ def maker(cls: type[T]) -> Callable[..., T]:
     src = (f"def __init__(self, *, {', '.join(params)}):\n{''.join(body)}"
            f"    self.__class__ = _cls\n")
     ns: dict[str, Any] = {"_cls": cls, **defaults}
-    exec(_methods.compile(src, f"<conf.model maker {cls.__name__}>", "exec"), ns)
-    _methods.save()
+    exec(compile(src, f"<conf.model maker {cls.__name__}>", "exec"), ns)
     slots = cls.__dict__["__slots__"]  # the fields; no __weakref__ (weakref_slot=False)
     return type(f"_{cls.__name__}Maker", (), {"__slots__": slots, "__init__": ns["__init__"]})
 
@@ -598,9 +592,9 @@ def dict_maker(cls: type[T], after: int = 16) -> Callable[[dict[str, Any]], T]:
     the others stored as constants, where a keyword call matches each key against all
     the class's parameters and looks each default up (half of a checker's cost)."""
     by_keywords = maker(cls)
-    fields = attrs.fields(cls)  # type: ignore[arg-type]
+    fields = aot.fields(cls)
     names = {f.name for f in fields}
-    required = {f.name for f in fields if f.default is attrs.NOTHING}
+    required = {f.name for f in fields if f.default is aot.NOTHING}
     shapes: dict[tuple[str, ...], Callable[[dict[str, Any]], T]] = {}
     seen: dict[tuple[str, ...], int] = {}
 

@@ -12,8 +12,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import attrs
-
+from . import aot
 from .bgp import validate_bgp
 from .errors import Diagnostics, Pos
 from .model import Config, GlobalDefs, TrackRef, VirtualIp, VirtualServer, VrrpInstance
@@ -187,7 +186,7 @@ def _tracked(diags: Diagnostics, obj: Any, owner: str, scripts: set[str], files:
         kept = _known_refs(diags, owner, refs, known, what)
         if kept is not refs:
             changes[field] = kept
-    return attrs.evolve(obj, **changes) if changes else obj
+    return aot.evolve(obj, **changes) if changes else obj
 
 
 def validate(cfg: Config, diags: Diagnostics, check_host: bool = True,
@@ -204,7 +203,7 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True,
                                   f"whatever tracks it (as keepalived)")
         else:
             kept_scripts.append(sc)
-    cfg = attrs.evolve(cfg, vrrp_scripts=tuple(kept_scripts))
+    cfg = aot.evolve(cfg, vrrp_scripts=tuple(kept_scripts))
     scripts = {s.name for s in cfg.vrrp_scripts}
     files = {f.name for f in cfg.track_files}
     procs = {p.name for p in cfg.track_processes}
@@ -223,7 +222,7 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True,
             seen[o.name] = o.pos
             kept.append(o)
         firsts[field] = tuple(kept)
-    cfg = attrs.evolve(cfg, **firsts)
+    cfg = aot.evolve(cfg, **firsts)
 
     vrids: dict[tuple[str, int, int], str] = {}
     instances = []
@@ -242,7 +241,7 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True,
                     diags.warning(pos, f"({inst.name}) interface {ifname} doesn't exist")
         if not inst.virtual_ipaddress and not inst.virtual_ipaddress_excluded:
             diags.warning(inst.pos, f"({inst.name}) has no virtual_ipaddress")
-    cfg = attrs.evolve(cfg, vrrp_instances=tuple(instances))
+    cfg = aot.evolve(cfg, vrrp_instances=tuple(instances))
 
     inst_by_name = {i.name: i for i in cfg.vrrp_instances}
     in_group: dict[str, str] = {}
@@ -267,9 +266,9 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True,
             diags.warning(sg.pos, f"vrrp_sync_group {sg.name} has only one member")
         sg = _tracked(diags, sg, sg.name, scripts, files, procs)
         if tuple(members) != sg.group:
-            sg = attrs.evolve(sg, group=tuple(members))
+            sg = aot.evolve(sg, group=tuple(members))
         groups_kept.append(sg)
-    cfg = attrs.evolve(cfg, vrrp_sync_groups=tuple(groups_kept))
+    cfg = aot.evolve(cfg, vrrp_sync_groups=tuple(groups_kept))
     cfg = _unweighted_trackers(cfg, diags)
 
     for sc in cfg.vrrp_scripts:
@@ -283,7 +282,7 @@ def validate(cfg: Config, diags: Diagnostics, check_host: bool = True,
     if sd and sd.vrrp_instance is not None and sd.vrrp_instance not in inst_by_name:
         diags.warning(sd.pos, f"lvs_sync_daemon: vrrp_instance {sd.vrrp_instance} is not "
                               f"defined; lvs_sync_daemon cleared (as keepalived)")
-        cfg = attrs.evolve(cfg, global_defs=attrs.evolve(cfg.global_defs,
+        cfg = aot.evolve(cfg, global_defs=aot.evolve(cfg.global_defs,
                                                          lvs_sync_daemon=None))
 
     cfg = _validate_lvs(cfg, diags, files, memo)
@@ -317,7 +316,7 @@ def _unweighted_trackers(cfg: Config, diags: Diagnostics) -> Config:
                                        f"{tag} tracked interface {ref.name} ignored ({why})")
                 if owner:
                     continue
-                ref = attrs.evolve(ref, weight=0)
+                ref = aot.evolve(ref, weight=0)
             ifs.append(ref)
         for ref in inst.track_script:
             w = ref.weight if ref.weight is not None else script_w.get(ref.name, 0)
@@ -331,17 +330,17 @@ def _unweighted_trackers(cfg: Config, diags: Diagnostics) -> Config:
             if w == 1:
                 diags.warning(ref.pos, f"{tag} tracked file {ref.name}: weight ignored "
                                        f"({why}); specify weight 0")
-                ref = attrs.evolve(ref, weight=0)
+                ref = aot.evolve(ref, weight=0)
             elif w:
                 diags.warning(ref.pos, f"{tag} tracked file {ref.name} with weight {w} is "
                                        f"ignored ({why})")
                 continue
             files.append(ref)
-        new = attrs.evolve(inst, track_interface=tuple(ifs), track_script=tuple(scripts),
+        new = aot.evolve(inst, track_interface=tuple(ifs), track_script=tuple(scripts),
                            track_file=tuple(files))
         changed = changed or new != inst
         out.append(new)
-    return attrs.evolve(cfg, vrrp_instances=tuple(out)) if changed else cfg
+    return aot.evolve(cfg, vrrp_instances=tuple(out)) if changed else cfg
 
 
 def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str],
@@ -378,10 +377,10 @@ def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str],
                                              f"keepalived)")
                     else:
                         cks.append(c)
-                rss.append(attrs.evolve(rs, checkers=tuple(cks)))
+                rss.append(aot.evolve(rs, checkers=tuple(cks)))
                 changed = True
             if changed:
-                vs = attrs.evolve(vs, real_servers=tuple(rss))
+                vs = aot.evolve(vs, real_servers=tuple(rss))
             elif memo is not None and all(c.type != "FILE_CHECK" for rs in vs.real_servers
                                           for c in rs.checkers):
                 plain[id(vs)] = vs
@@ -396,13 +395,13 @@ def _validate_lvs(cfg: Config, diags: Diagnostics, files: set[str],
             diags.warning(vs.pos, f"virtual_server {vs.key} is already defined at {old.pos}; "
                                   f"its real servers are added to that one, its other "
                                   f"settings ignored")
-            servers[i] = attrs.evolve(old, real_servers=old.real_servers + extra)
+            servers[i] = aot.evolve(old, real_servers=old.real_servers + extra)
             continue
         first[key] = len(servers)
         servers.append(vs)
     if memo is not None:
         memo["no_file_check"] = plain
-    return attrs.evolve(cfg, virtual_servers=tuple(servers))
+    return aot.evolve(cfg, virtual_servers=tuple(servers))
 
 
 def _host_interfaces() -> set[str] | None:
@@ -418,4 +417,4 @@ def finish(cfg: Config, pending: list[Any], diags: Diagnostics) -> Config:
         inst = finish_instance(p.name, p.pos, p.kw, cfg.global_defs, diags)
         if inst is not None:
             instances.append(inst)
-    return attrs.evolve(cfg, vrrp_instances=tuple(instances))
+    return aot.evolve(cfg, vrrp_instances=tuple(instances))

@@ -25,6 +25,7 @@ from typing import Any
 
 import attrs
 
+from conf import aot
 from conf.model import Config, GlobalDefs, Notify, Script
 
 log = logging.getLogger("director.scripts")
@@ -254,13 +255,13 @@ def _with_user(script: Script | None, user: str | None, group: str | None) -> Sc
     """A block-level `user` (vrrp_script, MISC_CHECK) carried by the script itself."""
     if script is None or not user or script.user:
         return script
-    return attrs.evolve(script, user=user, group=group)
+    return aot.evolve(script, user=user, group=group)
 
 
 @functools.cache
 def _script_fields(cls: type) -> tuple[str, ...]:
     """The fields of a model class that hold a script or a Notify block."""
-    return tuple(f.name for f in attrs.fields(cls)
+    return tuple(f.name for f in aot.fields(cls)
                  if str(f.type).replace(" ", "") in ("Script|None", "Notify"))
 
 
@@ -299,28 +300,28 @@ def enforce(cfg: Config, side: str) -> Config:
                 policy.allowed(value, f"{label} {name}"))
             if new is not value:
                 changes[name] = new
-        return attrs.evolve(obj, **changes) if changes else obj
+        return aot.evolve(obj, **changes) if changes else obj
 
     fifo_fields = ("vrrp_notify_fifo_script", "notify_fifo_script") if side == "vrrp" else (
         "lvs_notify_fifo_script", "notify_fifo_script")
     vetted: dict[str, Any] = {f: policy.allowed(getattr(g, f), f) for f in fifo_fields}
-    g = attrs.evolve(g, **vetted)
+    g = aot.evolve(g, **vetted)
     if side == "vrrp":
         scripts, gone = [], set()
         for s in cfg.vrrp_scripts:
             script = _with_user(s.script, s.user, s.group)
             if script is not None and policy.resolve(script, f"vrrp_script {s.name}"):
-                scripts.append(attrs.evolve(s, script=script))
+                scripts.append(aot.evolve(s, script=script))
             else:
                 gone.add(s.name)
                 log.error("Disabling track script %s: its script may not run", s.name)
 
         def untrack(obj: Any) -> Any:
             refs = tuple(r for r in obj.track_script if r.name not in gone)
-            return attrs.evolve(obj, track_script=refs) if len(refs) != len(
+            return aot.evolve(obj, track_script=refs) if len(refs) != len(
                 obj.track_script) else obj
 
-        new = attrs.evolve(
+        new = aot.evolve(
             cfg, global_defs=g, vrrp_scripts=tuple(scripts),
             vrrp_instances=tuple(untrack(notifies(i, f"VRRP_Instance({i.name})"))
                                  for i in cfg.vrrp_instances),
@@ -351,12 +352,12 @@ def enforce(cfg: Config, side: str) -> Config:
                                       "script may not run", ck.pos, rs.address)
                             continue
                         if script is not ck.misc_path:
-                            ck = attrs.evolve(ck, misc_path=script)
+                            ck = aot.evolve(ck, misc_path=script)
                     checkers.append(ck)
                 new_rs = notifies(rs, f"real_server {rs.address}")
                 if any(a is not b for a, b in zip(checkers, rs.checkers, strict=False)) or len(
                         checkers) != len(rs.checkers):
-                    new_rs = attrs.evolve(new_rs, checkers=tuple(checkers))
+                    new_rs = aot.evolve(new_rs, checkers=tuple(checkers))
                 rss.append(new_rs)
             if not scripted and not _has_scripts(vs):
                 plain[id(vs)] = vs  # no script anywhere: the policy cannot change it
@@ -364,10 +365,10 @@ def enforce(cfg: Config, side: str) -> Config:
                 continue
             new_vs = notifies(vs, f"virtual_server {vs.pos}")
             if any(a is not b for a, b in zip(rss, vs.real_servers, strict=True)):
-                new_vs = attrs.evolve(new_vs, real_servers=tuple(rss))
+                new_vs = aot.evolve(new_vs, real_servers=tuple(rss))
             vss.append(new_vs)
         _plain_vs = plain
-        new = attrs.evolve(cfg, global_defs=g, virtual_servers=tuple(vss))
+        new = aot.evolve(cfg, global_defs=g, virtual_servers=tuple(vss))
     policy.report("VRRP" if side == "vrrp" else "checker")
     return new
 

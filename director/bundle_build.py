@@ -107,13 +107,37 @@ def probe(sections: tuple[tuple[str, ...], ...] = SECTIONS) -> dict[str, Any]:
     return found
 
 
+def ahead_of_time(sections: list[list[tuple[str, str, str]]],
+                  own: tuple[str, ...] = bundle.PROJECT) -> dict[str, tuple[Any, ...]]:
+    """director.aot_build's rewrite of each module of `own` in `sections` that defines
+    attrs classes, made in a fresh interpreter: name -> ((size, mtime_ns) of the source
+    it was made from, marshalled code or None, why not)."""
+    names = []
+    for mods in sections:
+        for name, file, _ in mods:
+            if name.partition(".")[0] in own:
+                with open(file, encoding="utf-8") as f:
+                    if "\n@attrs." in f.read():
+                        names.append(name)
+    if not names:
+        return {}
+    env = {**os.environ, "DIRECTOR_BUNDLE": "0"}
+    with tempfile.NamedTemporaryFile() as out:
+        subprocess.run([sys.executable, "-m", "director.aot_build", out.name, *names],
+                       env=env, check=True)
+        found: dict[str, tuple[Any, ...]] = marshal.load(out)
+    return found
+
+
 def build(target: str, search_path: list[str], sections: list[list[tuple[str, str, str]]],
           own: tuple[str, ...] = bundle.PROJECT, scripts: list[tuple[str, str]] | None = None,
-          flags: int = 0) -> dict[str, int]:
+          flags: int = 0, aot: dict[str, tuple[Any, ...]] | None = None) -> dict[str, int]:
     """Write the bundle of `sections` (lists of (name, file, package dir or '')) for an
     interpreter whose sys.path is `search_path`; the sources of the packages `own` are
-    checked file by file; `scripts` (source, file name) compiled with `flags` go in the
-    first section. Returns counts for the log."""
+    checked file by file; `scripts` (source, file name) compiled with `flags` go in a
+    last section of their own, read only if attrs compiles; `aot` (ahead_of_time's)
+    gives the code of the modules it rewrote, used when their source is still the one
+    it read. Returns counts for the log."""
     dirs: dict[str, int] = {}
     located = []
     for n, mods in enumerate(sections):
@@ -138,24 +162,31 @@ def build(target: str, search_path: list[str], sections: list[list[tuple[str, st
     for p in search_path:  # the entries before a module's own, which could shadow it
         dirs.setdefault(p, _mtime(p))
     index: dict[str, tuple[object, ...]] = {}
-    blobs: list[list[bytes]] = [[] for _ in sections]
-    sizes = [0] * len(sections)
+    blobs: list[list[bytes]] = [[] for _ in range(len(sections) + 1)]
+    sizes = [0] * (len(sections) + 1)
+    rewritten = 0
     for n, name, file, is_pkg, search, top, home, src in located:
-        with open(file, "rb") as f:
-            code = compile(importlib.util.decode_source(f.read()), file, "exec",
-                           dont_inherit=True, optimize=0)
-        data = marshal.dumps(code)
+        made = (aot or {}).get(name)
+        if made is not None and made[1] is not None and src is not None and made[0] == src:
+            data = made[1]  # its source is the one rewritten (src was taken before that)
+            rewritten += 1
+        else:
+            with open(file, "rb") as f:
+                code = compile(importlib.util.decode_source(f.read()), file, "exec",
+                               dont_inherit=True, optimize=0)
+            data = marshal.dumps(code)
         index[name] = (file, is_pkg, search, top, home, src, n, sizes[n], len(data))
         blobs[n].append(data)
         sizes[n] += len(data)
     compiled: dict[tuple[str, str], tuple[int, int, int]] = {}
+    last = len(sections)
     for script, filename in scripts or ():
         source, _ = bundle._unseeded(script)  # as the runtime looks it up
         if source is not None and (source, filename) not in compiled:
             data = marshal.dumps(compile(source, filename, "exec", flags, True))
-            compiled[source, filename] = (0, sizes[0], len(data))
-            blobs[0].append(data)
-            sizes[0] += len(data)
+            compiled[source, filename] = (last, sizes[last], len(data))
+            blobs[last].append(data)
+            sizes[last] += len(data)
 
     places, at = [], 0  # from the end of the index, where the first section starts
     for size in sizes:
@@ -171,7 +202,7 @@ def build(target: str, search_path: list[str], sections: list[list[tuple[str, st
             f.write(b"".join(part))
     os.replace(tmp, target)
     return {"modules": len(index), "bytes": os.path.getsize(target), "dirs": len(dirs),
-            "first": sizes[0], "scripts": len(compiled)}
+            "first": sizes[0], "scripts": len(compiled), "aot": rewritten}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,9 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     # made first: creating it changes its parent's modification time, which is recorded
     os.makedirs(os.path.dirname(a.output), exist_ok=True)
     found = probe()
+    aot = ahead_of_time(found["sections"])
     counts = build(a.output, [a.script_dir, *found["path"]], found["sections"],
-                   scripts=found["scripts"], flags=found["flags"])
-    print(f"{a.output}: {counts['modules']} modules, {counts['scripts']} attrs scripts, "
+                   scripts=found["scripts"], flags=found["flags"], aot=aot)
+    print(f"{a.output}: {counts['modules']} modules ({counts['aot']} with their attrs "
+          f"classes written ahead of time), {counts['scripts']} attrs scripts, "
           f"{counts['bytes'] // 1024} KiB "
           f"({counts['first'] // 1024} KiB read at start), {counts['dirs']} directories "
           "checked")

@@ -14,8 +14,7 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
+from conf import aot
 from daemonlib import safefile
 from daemonlib.ipvs_syncd import SyncdCommand, run_commands
 
@@ -244,7 +243,7 @@ class DryRunPlane(Plane):
                 self._flush()
 
 
-_FIELDS = {cls: tuple(f.name for f in attrs.fields(cls))
+_FIELDS = {cls: tuple(f.name for f in aot.fields(cls))
            for cls in (SvcKey, SvcSpec, DestKey, DestSpec)}
 
 

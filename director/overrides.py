@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import attrs
 
+from conf import aot
 from conf.model import RealServer, VirtualServer
 
 from .ipvs_table import DestSpec
@@ -43,9 +44,9 @@ def apply(spec: DestSpec | None, alive: bool, ov: Override | None) -> DestSpec |
     if ov.drain == DRAINED:
         return None
     if ov.drain == DRAINING:
-        return attrs.evolve(spec, weight=0)
+        return aot.evolve(spec, weight=0)
     if ov.weight is not None and alive:
-        return attrs.evolve(spec, weight=ov.weight)
+        return aot.evolve(spec, weight=ov.weight)
     return spec
 
 
@@ -91,9 +92,9 @@ def drain_step(ov: Override, active: int, now: float) -> tuple[Override, str | N
     if ov.drain != DRAINING:
         return ov, None
     if active <= 0:
-        return attrs.evolve(ov, drain=DRAINED, deadline=None), "its active connections ended"
+        return aot.evolve(ov, drain=DRAINED, deadline=None), "its active connections ended"
     if ov.deadline is not None and now >= ov.deadline:
-        return attrs.evolve(ov, drain=DRAINED, deadline=None), \
+        return aot.evolve(ov, drain=DRAINED, deadline=None), \
             f"timeout with {active} active connection{'s' * (active != 1)}"
     return ov, None
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import attrs
 
+from conf import aot
 from conf.model import RealServer, Script, VirtualServer
 
 from .ipvs_table import DestKey, Dests, DestSpec
@@ -174,7 +175,7 @@ class Pool:
             _rs, key, spec = made
             up = s.alive and not use_sorry
             want = spec if up else (
-                attrs.evolve(spec, weight=0) if rs.inhibit_on_failure else None)
+                aot.evolve(spec, weight=0) if rs.inhibit_on_failure else None)
             if s.override is not None:
                 want = apply(want, up, s.override)
             if want is not None:
