@@ -288,10 +288,12 @@ def load(file: str) -> Finder | None:
 
 def install() -> Finder | None:
     """Put the bundle's finder first on sys.meta_path (once); None without a usable
-    bundle, under -O, or with DIRECTOR_BUNDLE=0 in the environment."""
+    bundle, under -O, or with DIRECTOR_BUNDLE=0 in the environment (DIRECTOR_BUNDLE=/a/path:
+    that bundle instead, for tests)."""
     global _finder
-    if _finder is None and not sys.flags.optimize and os.environ.get("DIRECTOR_BUNDLE") != "0":
-        _finder = load(path())
+    chosen = os.environ.get("DIRECTOR_BUNDLE", "")
+    if _finder is None and not sys.flags.optimize and chosen != "0":
+        _finder = load(chosen if chosen.startswith("/") else path())
         if _finder is not None:  # where the path finder would look: after the built-in,
             # frozen and any other finders (they win over files, and so over the bundle)
             at = next((i for i, f in enumerate(sys.meta_path)

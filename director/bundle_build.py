@@ -179,14 +179,14 @@ def build(target: str, search_path: list[str], sections: list[list[tuple[str, st
         blobs[n].append(data)
         sizes[n] += len(data)
     compiled: dict[tuple[str, str], tuple[int, int, int]] = {}
-    last = len(sections)
+    own_section = len(sections)
     for script, filename in scripts or ():
         source, _ = bundle._unseeded(script)  # as the runtime looks it up
         if source is not None and (source, filename) not in compiled:
             data = marshal.dumps(compile(source, filename, "exec", flags, True))
-            compiled[source, filename] = (last, sizes[last], len(data))
-            blobs[last].append(data)
-            sizes[last] += len(data)
+            compiled[source, filename] = (own_section, sizes[own_section], len(data))
+            blobs[own_section].append(data)
+            sizes[own_section] += len(data)
 
     places, at = [], 0  # from the end of the index, where the first section starts
     for size in sizes:
