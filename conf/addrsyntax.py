@@ -10,10 +10,13 @@ from __future__ import annotations
 # the C module: socket.py would add its enums and selectors to every director -t
 from _socket import AF_INET, AF_INET6, inet_ntop, inet_pton
 from functools import cache
-from typing import Any
 
 from .errors import BadValue, Pos
 from .model import NextHop, VirtualIp, VirtualRoute, VirtualRule
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class SyntaxProblem(BadValue):

@@ -12,14 +12,16 @@ serves as keepalived would, only nothing is announced.
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import aot
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_ip
 from .errors import Diagnostics
 from .model import BgpAnnounce, BgpNeighbor, BgpSpeaker, Config, VirtualServer
 from .tree import Node
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ENGINES = ("exabgp",)  # room for bird, frr, gobgp behind director/bgp/engine.py
 FUTURE_ENGINES = ("bird", "frr", "gobgp")

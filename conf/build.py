@@ -10,8 +10,8 @@ drop; an unknown keyword is a warning too, as keepalived logs and ignores it.
 from __future__ import annotations
 
 import re
+from collections import namedtuple
 from collections.abc import Callable, Iterable
-from typing import Any, NamedTuple
 
 from . import aot
 from . import parsers as P
@@ -53,6 +53,10 @@ from .source import Quoted
 from .tree import Node, _make_pos
 from .values import Bad
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
 _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9-]{1,63})*")
 
 
@@ -64,12 +68,24 @@ _TOP_LISTS = frozenset({"static_ipaddress", "static_routes", "static_rules",
 FWMARK_RANGE = (0, 2**32 - 1)
 
 
-class K(NamedTuple):
-    field: str | None
-    parse: v.Parser
-    block: bool = False
-    append: bool = False
-    single: bool = False  # the parser reads one word (`v.single`)
+if TYPE_CHECKING:  # (typing.NamedTuple for type checkers; collections' at run time)
+    class K(NamedTuple):
+        field: str | None
+        parse: v.Parser
+        block: bool = False
+        append: bool = False
+        single: bool = False  # the parser reads one word (`v.single`)
+
+    class _PendingInstance(NamedTuple):
+        """An instance whose version/family defaults need the global_defs first."""
+
+        name: str
+        pos: Any
+        kw: dict[str, Any]
+else:
+    K = namedtuple("K", ("field", "parse", "block", "append", "single"),
+                   defaults=(False, False, False))
+    _PendingInstance = namedtuple("_PendingInstance", ("name", "pos", "kw"))
 
 
 def leaf(field: str | None, parse: v.Parser) -> K:
@@ -1267,9 +1283,3 @@ class Builder(LvsRepairs, BgpBuilder):
 _new_url = dict_maker(Url)
 
 
-class _PendingInstance(NamedTuple):
-    """An instance whose version/family defaults need the global_defs first."""
-
-    name: str
-    pos: Any
-    kw: dict[str, Any]

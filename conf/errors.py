@@ -8,7 +8,25 @@ keepalived reports every problem it finds and keeps going; so do we. A
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from collections import namedtuple
+
+# typing.NamedTuple's classes for type checkers; collections' at run time (the same
+# tuples: typing.NamedTuple makes a namedtuple) without importing typing on the start path
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import NamedTuple
+
+    class _Pos(NamedTuple):
+        file: str
+        line: int
+
+    class _Diagnostic(NamedTuple):
+        severity: str  # "error" | "warning"
+        pos: Pos
+        message: str
+else:
+    _Pos = namedtuple("Pos", ("file", "line"))
+    _Diagnostic = namedtuple("Diagnostic", ("severity", "pos", "message"))
 
 # a control character from the file (a stray CR, say) would split or rewrite the one line
 # a diagnostic is on a terminal or in a log: shown escaped instead
@@ -21,11 +39,10 @@ def _escaped(text: str) -> str:
     return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
 
 
-class Pos(NamedTuple):
-    """Where a line came from. A NamedTuple: one is made per config line."""
+class Pos(_Pos):
+    """Where a line came from (file, line). A named tuple: one is made per config line."""
 
-    file: str
-    line: int
+    __slots__ = ()
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"
@@ -34,10 +51,10 @@ class Pos(NamedTuple):
 NOWHERE = Pos("<config>", 0)
 
 
-class Diagnostic(NamedTuple):
-    severity: str  # "error" | "warning"
-    pos: Pos
-    message: str
+class Diagnostic(_Diagnostic):
+    """(severity: "error" | "warning", pos, message)"""
+
+    __slots__ = ()
 
     def __str__(self) -> str:
         return _escaped(f"{self.pos}: {self.severity}: {self.message}")

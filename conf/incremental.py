@@ -33,7 +33,6 @@ import bisect
 import gc
 import os
 import threading
-from typing import Any
 
 from .build import Builder
 from .errors import ConfigError, Diagnostic, Diagnostics, Pos
@@ -42,6 +41,10 @@ from .load import _load as _full_load
 from .model import Config
 from .source import Source, _has_special_lines, strip_comment, tokenize
 from .tree import Node, TreeBuilder
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # the only block kind reused (see the module's doc)
 REUSED = "virtual_server"

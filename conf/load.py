@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -17,8 +16,10 @@ from .source import Source
 from .tree import Node, TreeBuilder
 from .validate import finish, validate
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import logging
+    from typing import Any
 
 
 def default_config_id() -> str:

@@ -5,13 +5,15 @@ quorum. The model carries the effective values, so the daemons use them as they 
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import aot
 from .addrsyntax import SyntaxProblem, parse_ip
 from .errors import Diagnostics
 from .model import Checker, RealServer, dict_maker
 from .tree import Node
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class LvsRepairs:

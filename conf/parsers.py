@@ -5,12 +5,15 @@ default on error, a wildcard): each takes a statement and returns the value, rai
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from . import values as v
 from .addrsyntax import SyntaxProblem, parse_vip
 from .errors import BadValue as Bad
 from .tree import Node
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 @v.single

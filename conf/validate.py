@@ -10,12 +10,15 @@ error, because the config would not run as written.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from . import aot
 from .bgp import validate_bgp
 from .errors import Diagnostics, Pos
 from .model import Config, GlobalDefs, TrackRef, VirtualIp, VirtualServer, VrrpInstance
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _GARP_FROM_GLOBAL = {
     "garp_master_delay": "vrrp_garp_master_delay",

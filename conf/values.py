@@ -5,14 +5,17 @@ the value or raises `Bad` with a message that the builder prefixes with file:lin
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from .addrsyntax import SyntaxProblem, parse_ip
 from .errors import BadValue, MissingValue
 from .model import Script
 from .tree import Node
 
-Parser = Callable[[Node], Any]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+Parser = Callable[[Node], "Any"]
 
 
 Bad = BadValue
