@@ -3,6 +3,11 @@
 Field names are keepalived's keywords (after alias resolution); defaults are
 keepalived's. Objects are frozen: a reload builds a new model and the runtime
 compares the two. Each object keeps `pos`, the file:line where it was declared.
+
+A start does not run these decorators: the start-up bundle serves this module with its
+classes written out as attrs would make them (director/aot_build.py, conf/aot.py), while
+this source is unchanged. Code on the start path uses conf.aot's `evolve`/`fields`
+rather than attrs'; `attrs.fields`/`has`/`asdict` work on both kinds of class.
 """
 
 from __future__ import annotations

@@ -38,10 +38,12 @@ if TYPE_CHECKING:
 FORMAT = b"DIRB2"
 PROJECT = ("conf", "daemonlib", "vrrp", "checkers", "director")
 # Modules that compile generated source as they are used: attrs writes each class's
-# __init__, __eq__, __repr__... as text and compiles it, a quarter of the CPU time of
-# the imports on the way to the first IPVS operation. The bundle holds the code of the
-# scripts seen at build time, keyed by their full text and file name; any other script
-# is compiled as usual.
+# __init__, __eq__, __repr__... as text and compiles it. The modules on the way to the
+# first IPVS operation come with their attrs classes written ahead of time (conf/aot.py,
+# director/aot_build.py) and import no attrs; for the others (the VRRP side, the
+# checkers, an edited module imported from its source) the bundle holds the code of the
+# scripts seen at build time, in a section of their own read only when attrs compiles,
+# keyed by their full text and file name; any other script is compiled as usual.
 COMPILERS = ("attr._make",)
 # attrs's __hash__ starts from a constant of its own, a str hash: it varies from process
 # to process (hash randomisation). Scripts are keyed without it, compiled with SEED, and
