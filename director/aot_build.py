@@ -4,7 +4,10 @@ the plain slotted class attrs would make of it (see conf/aot.py for why).
 `python -m director.aot_build OUT MODULE...` (run by director.bundle_build, in a fresh
 interpreter without the bundle) imports each module normally, rewrites its source and
 writes (marshal) per module: the (size, mtime_ns) of its source taken before it was
-read, and the new source, or None and the reason it was left to the normal import.
+read; the code of the new source, or None and the reason it was left to the normal
+import; and what else that code depends on, each (path, (size, mtime_ns)): conf/aot.py
+(what it calls) and attrs' package directory (whose behaviour it copies; an upgrade
+replaces files there).
 
 What a class becomes, for the options the code uses (anything else leaves the module
 alone, saying why; the test compares every class with attrs' own):
@@ -278,20 +281,27 @@ def transform(name: str) -> ast.Module:
 def main(argv: list[str]) -> int:
     out, names = argv[0], argv[1:]
     result: dict[str, tuple[Any, ...]] = {}
+    from conf import aot
+
+    deps = []
+    for dep in (aot.__file__, os.path.dirname(attrs.__file__), os.path.dirname(
+            importlib.import_module("attr").__file__ or "")):
+        st = os.stat(dep)
+        deps.append((dep, (st.st_size, st.st_mtime_ns)))
     for name in names:
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.origin:
-            result[name] = (None, None, "not found")
+            result[name] = (None, None, "not found", ())
             continue
         st = os.stat(spec.origin)
         try:
             tree = transform(name)
         except Unsupported as e:
             print(f"aot: {name} left to the normal import: {e}", file=sys.stderr)
-            result[name] = ((st.st_size, st.st_mtime_ns), None, str(e))
+            result[name] = ((st.st_size, st.st_mtime_ns), None, str(e), ())
             continue
         code = compile(tree, spec.origin, "exec", dont_inherit=True, optimize=0)
-        result[name] = ((st.st_size, st.st_mtime_ns), marshal.dumps(code), "")
+        result[name] = ((st.st_size, st.st_mtime_ns), marshal.dumps(code), "", tuple(deps))
     with open(out, "wb") as f:
         marshal.dump(result, f)
     return 0

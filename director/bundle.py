@@ -80,7 +80,9 @@ class Finder:
     """`index`: module name -> (file, is package, the directory searched for it (a
     sys.path entry or the package's), whether that is a sys.path entry, the directory
     holding the file (a package's own), (size, mtime_ns) of a project source or None,
-    section, offset in it and length of its code).
+    section, offset in it and length of its code, and for a module whose attrs classes
+    come written ahead of time, the (path, (size, mtime_ns)) of what that code depends
+    on besides its source: conf/aot.py, attrs' package directory).
 
     The file is in sections: the first (what the parent and the checker child import)
     comes with the index in one read; the others (the VRRP side's pyroute2, the status
@@ -97,6 +99,7 @@ class Finder:
         self.base = base
         self.sections: list[Any] = [first] + [None] * (len(self.places) - 1)
         self.fresh: dict[str, bool] = {}  # directories checked in this process
+        self.stamps: dict[str, tuple[int, int] | None] = {}  # dependencies, the same
         self.served = self.scripts_served = 0
         # (source, file name) -> (section, offset, length), compiled with these flags
         self.compiled: dict[tuple[str, str], tuple[int, int, int]] = meta["compiled"]
@@ -113,6 +116,15 @@ class Finder:
                 now = -1
             ok = self.fresh[d] = want is not None and now == want
         return ok
+
+    def _stamp(self, path: str) -> "tuple[int, int] | None":
+        if path not in self.stamps:
+            try:
+                st = os.stat(path)
+                self.stamps[path] = (st.st_size, st.st_mtime_ns)
+            except OSError:
+                self.stamps[path] = None
+        return self.stamps[path]
 
     def find_spec(self, fullname: str, path: "Any" = None, target: "Any" = None) -> "Any":
         entry = self.index.get(fullname)
@@ -139,6 +151,9 @@ class Finder:
                 return None
             if (st.st_size, st.st_mtime_ns) != src:
                 return None
+        for dep, stamp in entry[9] if len(entry) > 9 else ():
+            if self._stamp(dep) != stamp:
+                return None
         return spec_from_file_location(fullname, file, loader=_Loader(fullname, file, self),
                                        submodule_search_locations=[home] if is_pkg else None)
 
@@ -146,7 +161,7 @@ class Finder:
         entry = self.index.get(fullname)
         if entry is None or entry[0] != file:  # (after close(): the index is empty)
             return None
-        code = self._load(*entry[6:])
+        code = self._load(*entry[6:9])
         if code is not None:
             _imp._fix_co_filename(code, file)  # type: ignore[attr-defined]
             self.served += 1
@@ -195,6 +210,7 @@ class Finder:
 
     def invalidate_caches(self) -> None:
         self.fresh.clear()
+        self.stamps.clear()
 
     def close(self) -> None:
         for module in self.hooked:  # back to the built-in

@@ -111,7 +111,8 @@ def ahead_of_time(sections: list[list[tuple[str, str, str]]],
                   own: tuple[str, ...] = bundle.PROJECT) -> dict[str, tuple[Any, ...]]:
     """director.aot_build's rewrite of each module of `own` in `sections` that defines
     attrs classes, made in a fresh interpreter: name -> ((size, mtime_ns) of the source
-    it was made from, marshalled code or None, why not)."""
+    it was made from, marshalled code or None, why not, the (path, (size, mtime_ns)) of
+    what else the code depends on)."""
     names = []
     for mods in sections:
         for name, file, _ in mods:
@@ -137,7 +138,8 @@ def build(target: str, search_path: list[str], sections: list[list[tuple[str, st
     checked file by file; `scripts` (source, file name) compiled with `flags` go in a
     last section of their own, read only if attrs compiles; `aot` (ahead_of_time's)
     gives the code of the modules it rewrote, used when their source is still the one
-    it read. Returns counts for the log."""
+    it read (and while what it depends on, the runtime and attrs, is unchanged).
+    Returns counts for the log."""
     dirs: dict[str, int] = {}
     located = []
     for n, mods in enumerate(sections):
@@ -167,15 +169,18 @@ def build(target: str, search_path: list[str], sections: list[list[tuple[str, st
     rewritten = 0
     for n, name, file, is_pkg, search, top, home, src in located:
         made = (aot or {}).get(name)
+        deps: tuple[Any, ...] = ()
         if made is not None and made[1] is not None and src is not None and made[0] == src:
             data = made[1]  # its source is the one rewritten (src was taken before that)
+            deps = made[3]
             rewritten += 1
         else:
             with open(file, "rb") as f:
                 code = compile(importlib.util.decode_source(f.read()), file, "exec",
                                dont_inherit=True, optimize=0)
             data = marshal.dumps(code)
-        index[name] = (file, is_pkg, search, top, home, src, n, sizes[n], len(data))
+        index[name] = (file, is_pkg, search, top, home, src, n, sizes[n], len(data),
+                       *((deps,) if deps else ()))
         blobs[n].append(data)
         sizes[n] += len(data)
     compiled: dict[tuple[str, str], tuple[int, int, int]] = {}

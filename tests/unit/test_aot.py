@@ -138,6 +138,22 @@ def test_an_edited_module_falls_back_to_the_normal_import(
                               timeout=60).stdout.strip()
 
     assert run() == "1 True P(x=1, y='a')"
+    # what the code depends on besides its source (conf/aot.py, attrs), changed: the
+    # same (here a stand-in file of ours, as the real ones are shared with other runs)
+    deps = made["aotpkg.m"][3]
+    assert {d for d, _ in deps} >= {str(ROOT / "conf" / "aot.py")}, deps
+    runtime = tmp_path / "runtime.py"
+    runtime.write_text("x = 1\n")
+    st = runtime.stat()
+    made["aotpkg.m"] = (*made["aotpkg.m"][:3], ((str(runtime), (st.st_size, st.st_mtime_ns)),))
+    build(str(target), [str(lib)], [mods], own=("aotpkg",), aot=made)
+    assert run() == "1 True P(x=1, y='a')"
+    os.utime(runtime, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert run() == "1 False P(x=1, y='a')"
+    build(str(target), [str(lib)], [mods], own=("aotpkg",), aot=made)  # stale stamp again
+    runtime.write_text("x = 1\n")
+    os.utime(runtime, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run() == "1 True P(x=1, y='a')"
     mod.write_text(mod.read_text().replace("VALUE = 1", "VALUE = 2"))  # same size
     os.utime(mod, ns=(time.time_ns(), time.time_ns() + 10**9))
     assert run() == "2 False P(x=1, y='a')"
