@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from . import __version__
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
     import argparse
+    from typing import NoReturn, TextIO
 
     from conf import Loaded
     from conf.model import Config
-
-from . import __version__
 
 # keepalived's exit codes (keepalived/include/main.h)
 EXIT_OK = 0

@@ -17,7 +17,6 @@ import os
 import socket
 import struct
 from collections.abc import Sequence
-from typing import Any
 
 from daemonlib.netlink import (
     CTRL_ATTR_FAMILY_ID,
@@ -35,6 +34,10 @@ from daemonlib.netlink import (
 )
 
 from .ipvs_table import FLAG_MASK, DestKey, DestSpec, Op, SvcKey, SvcSpec, Table
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
+if TYPE_CHECKING:
+    from typing import Any
 
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10

@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
 from conf.model import Config
 from daemonlib import safefile
@@ -26,6 +25,7 @@ from .ipvs_table import DestKey, SvcKey
 from .lvs import Lvs
 from .pool import rs_name
 
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
     from .bgp.core import Want
     from .health import Health

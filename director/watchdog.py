@@ -25,18 +25,17 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from daemonlib import safefile
 from daemonlib.libc import die_with_parent
 from daemonlib.memory import trim
 
+from . import bundle
 from .cli import WATCHDOG_STATE
 
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
     import asyncio
-
-from . import bundle
 
 log = logging.getLogger("director")
 
