@@ -247,13 +247,16 @@ def log_facility(text: str) -> int:
 
 
 def setup_logging(args: argparse.Namespace, log_fd: int | None = None) -> None:
-    """`log_fd`: the -g log file as opened before (the watchdog re-executed itself)."""
+    """`log_fd`: the -g log file as opened before (by the parent before it forked the
+    checker child, or before the watchdog re-executed itself); -1: it could not be."""
     import logging
 
     level = logging.DEBUG if args.log_detail else logging.INFO
     fmt = "%(asctime)s director[%(process)d]: %(message)s"
     if args.log_console or args.dont_fork:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    elif args.log_file and log_fd is not None and log_fd < 0:
+        handler = logging.StreamHandler(sys.stderr)  # (prefork.open_log said why)
     elif args.log_file and log_fd is not None:
         os.set_inheritable(log_fd, False)
         handler = logging.StreamHandler(os.fdopen(log_fd, "a"))
@@ -284,7 +287,6 @@ def setup_logging(args: argparse.Namespace, log_fd: int | None = None) -> None:
 def _load_for_run(args: argparse.Namespace) -> Config | None:
     from conf import load
 
-    setup_logging(args)
     # seed: the checker child's first reload reads again only the blocks that changed
     loaded = load(args.config, config_id=args.config_id, all_config=args.all_config,
                   seed=True)
@@ -308,6 +310,17 @@ def daemon(args: argparse.Namespace) -> int:
     cfg = _load_for_run(args)
     if cfg is None:
         return EXIT_CONFIG
+    if not args.dont_fork:
+        if os.fork():  # keepalived's default: the parent returns, the daemon carries on
+            return EXIT_OK
+        os.setsid()
+    holder = [cfg]
+    del cfg  # the watchdog lets go of the model once the children have it
+    # the checker child first, before logging and the watchdog (director/prefork.py)
+    from .prefork import fork_checker
+
+    forked = fork_checker(args, holder)
+    setup_logging(args, log_fd=None if forked is None else forked.log_fd)
     import logging
 
     from conf.load import reload
@@ -318,13 +331,7 @@ def daemon(args: argparse.Namespace) -> int:
         return reload(args.config, args.config_id, args.all_config,
                       logging.getLogger("director"))
 
-    if not args.dont_fork:
-        if os.fork():  # keepalived's default: the parent returns, the daemon carries on
-            return EXIT_OK
-        os.setsid()
-    holder = [cfg]
-    del cfg  # the watchdog lets go of the model once the children have it
-    return watchdog(args, holder, load_again)
+    return watchdog(args, holder, load_again, forked)
 
 
 def run() -> None:
