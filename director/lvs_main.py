@@ -58,6 +58,8 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False,
         ipvs_log = logging.getLogger("director.ipvs")
         for fmt, values in first.notes:  # Plane.apply's lines, written after the fact
             ipvs_log.error(fmt, *values)
+        log.debug("IPVS: first programming sent before the event loop (%d operations)",
+                  len(first.ops))
     else:
         plane = await choose_plane(args.dry_run,
                                    os.path.join(args.runtime_dir, DRY_RUN_STATE), adopt)
