@@ -101,7 +101,9 @@ def main() -> int:
     p.add_argument("--sizes", default="200x10,1000x10",
                    help="comma-separated VSxRS configs measured beyond the 1x1 floor")
     p.add_argument("--timeout", type=float, default=900)
-    p.add_argument("--repeat", type=int, default=3, help="runs per figure (median)")
+    p.add_argument("--repeat", type=int, default=5,
+                   help="runs per figure (median): a single start in the emulated VM varies by "
+                   "up to 3x, more than the differences measured")
     a = p.parse_args()
     sizes = [tuple(int(x) for x in s.split("x")) for s in a.sizes.split(",") if s]
     if not os.path.exists("/proc/net/ip_vs"):
