@@ -10,7 +10,7 @@ DEBS  := keepalived nginx exabgp bird2 ipvsadm iproute2 qemu-system-x86 linux-im
          procps kmod iputils-ping dnsmasq-base openssl nftables libnftables1 \
          chromium chromium-driver python3-venv
 
-.PHONY: install debs venv bundle test unit netns kernel lint bench demo demo-scaleout clean
+.PHONY: install debs venv launcher bundle test unit netns kernel lint bench demo demo-scaleout clean
 
 install: debs venv
 
@@ -22,7 +22,7 @@ debs:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-venv: $(STAMP) bundle
+venv: $(STAMP) launcher bundle
 
 $(STAMP): setup.cfg pyproject.toml
 	$(BASEPY) -m venv $(VENV)
@@ -30,12 +30,19 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[test]' virtme-ng --config-settings editable_mode=compat
 	touch $(STAMP)
 
+# `director` without `site` (director/launcher.py): written over pip's console script
+# after each install, and before the bundle (which records bin/'s modification time).
+launcher: $(VENV)/.launcher
+$(VENV)/.launcher: $(STAMP) director/launcher.py
+	@$(PY) -m director.launcher
+	@touch $@
+
 # The start-up module bundle (director/bundle.py): the code of what a start imports, in
 # one file next to director's .pyc files; written again when a source changes (a module
 # whose source changed since is imported the normal way meanwhile, never from it).
 SOURCES := $(shell find conf daemonlib vrrp checkers director -name '*.py' 2>/dev/null)
 bundle: $(VENV)/.bundle
-$(VENV)/.bundle: $(STAMP) $(SOURCES)
+$(VENV)/.bundle: $(STAMP) $(VENV)/.launcher $(SOURCES)
 	@$(PY) -m director.bundle_build
 	@touch $@
 

@@ -23,11 +23,14 @@ import socket
 import stat
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 
 from . import safefile
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("director.ctl")
 

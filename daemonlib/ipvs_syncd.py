@@ -16,7 +16,6 @@ import logging
 import os
 import socket
 import struct
-from typing import Literal
 
 import attrs
 
@@ -37,7 +36,13 @@ from .netlink import attr as _attr
 
 log = logging.getLogger("director.ipvs")
 
-Role = Literal["master", "backup"]
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Role = Literal["master", "backup"]
+else:
+    Role = str
 ROLE_STATE = {"master": 1, "backup": 2}  # IP_VS_STATE_MASTER / _BACKUP
 
 IPVS_GENL_VERSION = 1

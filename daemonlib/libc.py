@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import functools
 import signal
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
+if TYPE_CHECKING:
+    from typing import Any
 
 PR_SET_PDEATHSIG = 1
 PR_SET_THP_DISABLE = 41

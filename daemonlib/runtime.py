@@ -8,9 +8,12 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from . import safefile
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("director")
 

@@ -21,12 +21,15 @@ import os
 import pwd
 import signal
 import stat
-from typing import Any
 
 import attrs
 
 from conf import aot
 from conf.model import Config, GlobalDefs, Notify, Script
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("director.scripts")
 

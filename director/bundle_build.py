@@ -28,7 +28,8 @@ from . import bundle
 # child; BGP; the status server. A module goes in the first section that imports it.
 SECTIONS = (
     ("director.cli", "conf.load", "director.watchdog", "asyncio", "director.lvs_main",
-     "director.dataplane", "director.ipvs_fast", "daemonlib.sched", "daemonlib.runtime",
+     "director.dataplane", "director.ipvs_fast", "director.first_ipvs", "director.prefork",
+     "daemonlib.sched", "daemonlib.runtime",
      "json", "socket", "ctypes", "logging.handlers"),
     ("director.health", "director.ctl_lvs", "daemonlib.control", "checkers.engine",
      "conf.dump"),

@@ -9,15 +9,16 @@ from __future__ import annotations
 import os
 import sys
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, NoReturn, TextIO
 
+from . import __version__
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
     import argparse
+    from typing import NoReturn, TextIO
 
     from conf import Loaded
     from conf.model import Config
-
-from . import __version__
 
 # keepalived's exit codes (keepalived/include/main.h)
 EXIT_OK = 0
@@ -74,7 +75,7 @@ def make_parser() -> argparse.ArgumentParser:
     a("-D", "--log-detail", action="store_true", help="detailed log messages")
     a("-S", "--log-facility", metavar="FACILITY", type=log_facility,
       help="syslog facility: 0-7 or local0-7 (LOG_LOCALn), user, daemon (default)")
-    a("-g", "--log-file", nargs="?", const="/tmp/keepalived.log", metavar="FILE",
+    a("-g", "--log-file", nargs="?", const=_LOG_FILE_CONST, metavar="FILE",
       help="log to a file")
     a("-G", "--no-syslog", action="store_true",
       help="do not log via syslog (without -l or -g: no log at all)")
@@ -111,15 +112,29 @@ def make_parser() -> argparse.ArgumentParser:
     return p
 
 
-# `director -t` / `-d` with only the options a check reads: argparse's import and its
-# parser are a tenth of a small config's check; anything else (other options, --opt=V,
-# -tf FILE, a value starting with '-', --help, errors) goes to argparse
+# The common command lines (`director -t`, `-d`, the daemon with its usual options) read
+# without argparse: its import and its parser are a tenth of a small config's check, and
+# on the daemon's way to its first IPVS operation. Anything else (other options,
+# abbreviations, --opt=V, -tf FILE, a value starting with '-' or empty, --help, --version,
+# --signum, errors) goes to argparse.
 _FAST_FLAGS = {"-t": "config_test", "--config-test": "config_test", "-d": "dump_conf",
                "--dump-conf": "dump_conf", "-e": "all_config", "--all-config": "all_config",
                "-l": "log_console", "--log-console": "log_console", "-D": "log_detail",
-               "--log-detail": "log_detail", "-n": "dont_fork", "--dont-fork": "dont_fork"}
+               "--log-detail": "log_detail", "-n": "dont_fork", "--dont-fork": "dont_fork",
+               "-P": "vrrp", "--vrrp": "vrrp", "-C": "check", "--check": "check",
+               "-G": "no_syslog", "--no-syslog": "no_syslog", "-R": "dont_respawn",
+               "--dont-respawn": "dont_respawn", "-X": "release_vips",
+               "--release-vips": "release_vips", "-V": "dont_release_vrrp",
+               "--dont-release-vrrp": "dont_release_vrrp", "-I": "dont_release_ipvs",
+               "--dont-release-ipvs": "dont_release_ipvs", "--dry-run": "dry_run"}
 _FAST_VALUES = {"-f": "config", "--use-file": "config", "-i": "config_id",
-                "--config-id": "config_id"}
+                "--config-id": "config_id", "-p": "pid", "--pid": "pid", "-r": "vrrp_pid",
+                "--vrrp_pid": "vrrp_pid", "-c": "checkers_pid",
+                "--checkers_pid": "checkers_pid", "--dump-dir": "dump_dir",
+                "--runtime-dir": "runtime_dir", "--metrics": "metrics",
+                "-S": "log_facility", "--log-facility": "log_facility"}
+_FAST_OPTIONAL = {"-g": "log_file", "--log-file": "log_file"}  # nargs="?"
+_LOG_FILE_CONST = "/tmp/keepalived.log"
 # make_parser's defaults (tests/unit/test_cli.py holds them equal)
 _DEFAULTS: dict[str, object] = {
     "config": DEFAULT_CONFIG, "vrrp": False, "check": False, "log_console": False,
@@ -132,8 +147,8 @@ _DEFAULTS: dict[str, object] = {
 
 
 def _fast_args(argv: list[str]) -> SimpleNamespace | None:
-    """What make_parser().parse_args(argv) gives for a config check (-t or -d) written
-    with the common options only, else None."""
+    """What make_parser().parse_args(argv) gives for a command line written with the
+    common options only, else None (argparse reads it)."""
     got = dict(_DEFAULTS)
     i, n = 0, len(argv)
     while i < n:
@@ -143,16 +158,33 @@ def _fast_args(argv: list[str]) -> SimpleNamespace | None:
             got[dest] = True
             i += 1
             continue
+        dest = _FAST_OPTIONAL.get(word)
+        if dest is not None:  # FILE if a plain word follows, else the default file
+            nxt = argv[i + 1] if i + 1 < n else None
+            if nxt is None or nxt in _FAST_FLAGS or nxt in _FAST_VALUES or (
+                    nxt in _FAST_OPTIONAL):
+                got[dest] = _LOG_FILE_CONST
+                i += 1
+                continue
+            if not nxt or nxt[0] == "-":
+                return None
+            got[dest] = nxt
+            i += 2
+            continue
         dest = _FAST_VALUES.get(word)
         if dest is None or i + 1 >= n:
             return None
         value = argv[i + 1]
         if not value or value[0] == "-":
             return None
-        got[dest] = value
+        if dest == "log_facility":
+            try:
+                got[dest] = log_facility(value)
+            except Exception:  # (argparse.ArgumentTypeError): argparse says it
+                return None
+        else:
+            got[dest] = value
         i += 2
-    if not (got["config_test"] or got["dump_conf"]):
-        return None
     return SimpleNamespace(**got)
 
 
@@ -208,9 +240,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return ipvs_main(argv[1:])
     fast = _fast_args(argv)
-    if fast is not None:
+    if fast is not None and (fast.config_test or fast.dump_conf):
         return config_test(fast)
-    args = make_parser().parse_args(argv)
+    args: argparse.Namespace = (  # (the same attributes)
+        fast if fast is not None else make_parser().parse_args(argv))  # type: ignore[assignment]
     state = os.environ.get(WATCHDOG_STATE)
     if state is not None:  # the watchdog parent re-executed itself, its children running
         from .watchdog import resume
@@ -246,13 +279,16 @@ def log_facility(text: str) -> int:
 
 
 def setup_logging(args: argparse.Namespace, log_fd: int | None = None) -> None:
-    """`log_fd`: the -g log file as opened before (the watchdog re-executed itself)."""
+    """`log_fd`: the -g log file as opened before (by the parent before it forked the
+    checker child, or before the watchdog re-executed itself); -1: it could not be."""
     import logging
 
     level = logging.DEBUG if args.log_detail else logging.INFO
     fmt = "%(asctime)s director[%(process)d]: %(message)s"
     if args.log_console or args.dont_fork:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    elif args.log_file and log_fd is not None and log_fd < 0:
+        handler = logging.StreamHandler(sys.stderr)  # (prefork.open_log said why)
     elif args.log_file and log_fd is not None:
         os.set_inheritable(log_fd, False)
         handler = logging.StreamHandler(os.fdopen(log_fd, "a"))
@@ -283,7 +319,6 @@ def setup_logging(args: argparse.Namespace, log_fd: int | None = None) -> None:
 def _load_for_run(args: argparse.Namespace) -> Config | None:
     from conf import load
 
-    setup_logging(args)
     # seed: the checker child's first reload reads again only the blocks that changed
     loaded = load(args.config, config_id=args.config_id, all_config=args.all_config,
                   seed=True)
@@ -307,6 +342,17 @@ def daemon(args: argparse.Namespace) -> int:
     cfg = _load_for_run(args)
     if cfg is None:
         return EXIT_CONFIG
+    if not args.dont_fork:
+        if os.fork():  # keepalived's default: the parent returns, the daemon carries on
+            return EXIT_OK
+        os.setsid()
+    holder = [cfg]
+    del cfg  # the watchdog lets go of the model once the children have it
+    # the checker child first, before logging and the watchdog (director/prefork.py)
+    from .prefork import fork_checker
+
+    forked = fork_checker(args, holder)
+    setup_logging(args, log_fd=None if forked is None else forked.log_fd)
     import logging
 
     from conf.load import reload
@@ -317,13 +363,7 @@ def daemon(args: argparse.Namespace) -> int:
         return reload(args.config, args.config_id, args.all_config,
                       logging.getLogger("director"))
 
-    if not args.dont_fork:
-        if os.fork():  # keepalived's default: the parent returns, the daemon carries on
-            return EXIT_OK
-        os.setsid()
-    holder = [cfg]
-    del cfg  # the watchdog lets go of the model once the children have it
-    return watchdog(args, holder, load_again)
+    return watchdog(args, holder, load_again, forked)
 
 
 def run() -> None:

@@ -9,7 +9,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from daemonlib.control import (
     LVS_COMMANDS,
@@ -26,6 +25,10 @@ from .ipvs_table import DestKey, SvcKey
 from .lvs import Lvs
 from .overrides import DRAINED, DRAINING, Override, command, drain_step, find_rs, find_vs
 from .pool import rs_name
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
+if TYPE_CHECKING:
+    from typing import Any
 
 log = logging.getLogger("director.ctl")
 

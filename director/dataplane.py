@@ -12,7 +12,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
 
 from conf import aot
 from daemonlib import safefile
@@ -20,7 +19,10 @@ from daemonlib.ipvs_syncd import SyncdCommand, run_commands
 
 from .ipvs_table import DestKey, DestSpec, Op, SvcKey, SvcSpec, Table, apply_in_place
 
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
+    from typing import Any
+
     from .ipvs_fast import FastIpvs
     from .ipvs_netlink import IpvsSocket
 

@@ -11,13 +11,11 @@ for the rare messages (timeouts, the sync daemon): see ipvs_netlink.py.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
 import socket
 import struct
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Generator, Sequence
 
 from daemonlib.netlink import (
     CTRL_ATTR_FAMILY_ID,
@@ -35,6 +33,15 @@ from daemonlib.netlink import (
 )
 
 from .ipvs_table import FLAG_MASK, DestKey, DestSpec, Op, SvcKey, SvcSpec, Table
+
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
+if TYPE_CHECKING:
+    import asyncio
+    from typing import Any, TypeVar
+
+    T = TypeVar("T")
+    # an exchange: yields bytes to send or None (wants a datagram), gets the datagram
+    Exchange = Generator[bytes | None, memoryview | None, T]
 
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10
@@ -73,6 +80,7 @@ _U16 = struct.Struct("=HHH2x")
 _U32 = struct.Struct("=HHI")
 _DEST_SPEC = struct.Struct("=HHIHHIHHIHHI")  # fwd, weight, u_thresh, l_thresh: one pack
 _FLAGS = struct.Struct("=HHII")
+NOW_TIMEOUT = 30.0  # a blocking exchange's longest wait for the kernel
 BATCH = 512  # requests per sendmsg: their ACKs must fit the receive buffer
 # The usual request, an IPv4 real server with its settings (not TUN), as one pack: the
 # CMD_ATTR_DEST nest, address family, address, port (big-endian: packed as htons), and
@@ -284,20 +292,34 @@ def decode_dest(a: dict[int, memoryview], svc_family: int, stats: bool = True
 # -- the socket -----------------------------------------------------------------------------
 
 class FastIpvs:
-    """A raw NETLINK_GENERIC socket bound to the IPVS family."""
+    """A raw NETLINK_GENERIC socket bound to the IPVS family.
+
+    Each exchange (a batch of requests and their ACKs, a dump) is written once, as a
+    generator that yields what to send (bytes) or that it wants the next datagram
+    (None); it is driven either on the event loop or, for the checker child's first
+    programming before asyncio is imported, with the socket blocking (`*_now`)."""
 
     def __init__(self, family_id: int, sock: socket.socket) -> None:
         self.enc = Encoder(family_id)
         self.sock = sock
         self.seq = 1
         self.buf = bytearray(1 << 20)
-        # one exchange at a time: a table read (the status publisher's, every second) and
-        # a checker's update must not take each other's answers off the socket
-        self.lock = asyncio.Lock()
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def lock(self) -> asyncio.Lock:
+        """One exchange at a time: a table read (the status publisher's, every second)
+        and a checker's update must not take each other's answers off the socket."""
+        if self._lock is None:
+            import asyncio
+
+            self._lock = asyncio.Lock()
+        return self._lock
 
     @classmethod
-    def open(cls) -> FastIpvs | None:
-        """None when the kernel has no IPVS family."""
+    def open(cls, blocking: bool = False) -> FastIpvs | None:
+        """None when the kernel has no IPVS family. `blocking`: for the `*_now` methods
+        (`unblock()` before the event loop uses it)."""
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_GENERIC)
         try:
             sock.bind((0, 0))
@@ -317,8 +339,14 @@ class FastIpvs:
         if family is None:
             sock.close()
             return None
-        sock.setblocking(False)
+        if blocking:
+            sock.settimeout(NOW_TIMEOUT)
+        else:
+            sock.setblocking(False)
         return cls(family, sock)
+
+    def unblock(self) -> None:
+        self.sock.setblocking(False)
 
     def close(self) -> None:
         self.sock.close()
@@ -327,42 +355,66 @@ class FastIpvs:
         self.seq = self.seq % 0x7FFFFFFF + 1
         return self.seq
 
-    async def _recv(self) -> memoryview:
-        loop = asyncio.get_running_loop()
-        n = await loop.sock_recv_into(self.sock, self.buf)
-        return memoryview(self.buf)[:n]
+    # -- drivers -----------------------------------------------------------------------
+    def _now(self, exchange: Exchange[T]) -> T:
+        """Run `exchange` with the socket blocking (its timeout: NOW_TIMEOUT)."""
+        try:
+            step = next(exchange)
+            while True:
+                if step is not None:
+                    self.sock.sendall(step)
+                    step = exchange.send(None)
+                else:
+                    n = self.sock.recv_into(self.buf)
+                    step = exchange.send(memoryview(self.buf)[:n])
+        except StopIteration as done:
+            return done.value
 
-    async def apply(self, ops: Sequence[Op]) -> list[int]:
+    async def _run(self, exchange: Exchange[T]) -> T:
+        """Run `exchange` on the event loop, alone on the socket."""
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        async with self.lock:
+            try:
+                step = next(exchange)
+                while True:
+                    if step is not None:
+                        await loop.sock_sendall(self.sock, step)
+                        step = exchange.send(None)
+                    else:
+                        n = await loop.sock_recv_into(self.sock, self.buf)
+                        step = exchange.send(memoryview(self.buf)[:n])
+            except StopIteration as done:
+                return done.value
+
+    # -- exchanges ---------------------------------------------------------------------
+    def _apply(self, ops: Sequence[Op]) -> Exchange[list[int]]:
         """Send `ops` in order, BATCH per sendmsg; the errno of each (0: applied)."""
         result = [0] * len(ops)
-        loop = asyncio.get_running_loop()
         for start in range(0, len(ops), BATCH):
             chunk = ops[start:start + BATCH]
             seqs = {self._next_seq(): start + i for i in range(len(chunk))}
-            msg = b"".join(self.enc.op(op, s) for s, op in zip(seqs, chunk, strict=True))
-            async with self.lock:
-                await loop.sock_sendall(self.sock, msg)
-                pending = set(seqs)
-                while pending:
-                    data = await self._recv()
-                    for kind, _flags, seq, off, _end in messages(data):
-                        if kind == NLMSG_ERROR and seq in pending:
-                            pending.discard(seq)
-                            (code,) = struct.unpack_from("=i", data, off + 16)
-                            result[seqs[seq]] = -code
+            yield b"".join(self.enc.op(op, s) for s, op in zip(seqs, chunk, strict=True))
+            pending = set(seqs)
+            while pending:
+                data = yield None
+                assert data is not None
+                for kind, _flags, seq, off, _end in messages(data):
+                    if kind == NLMSG_ERROR and seq in pending:
+                        pending.discard(seq)
+                        (code,) = struct.unpack_from("=i", data, off + 16)
+                        result[seqs[seq]] = -code
         return result
 
-    async def _dump(self, cmd: int, body: bytes = b"") -> list[dict[int, memoryview]]:
+    def _dump(self, cmd: int, body: bytes = b"") -> Exchange[list[dict[int, memoryview]]]:
         """The IPVS_CMD_ATTR_* sets of each answer to a dump request."""
-        async with self.lock:
-            return await self._dump_locked(cmd, body)
-
-    async def _dump_locked(self, cmd: int, body: bytes) -> list[dict[int, memoryview]]:
         seq = self._next_seq()
-        await asyncio.get_running_loop().sock_sendall(self.sock, self.enc.get(cmd, seq, body))
+        yield self.enc.get(cmd, seq, body)
         out: list[dict[int, memoryview]] = []
         while True:
-            data = bytes(await self._recv())  # the buffer is reused: copy what we keep
+            got = yield None
+            data = bytes(got)  # type: ignore[arg-type]  # the buffer is reused: copied
             for kind, _flags, mseq, off, end in messages(data):
                 if mseq != seq:
                     continue
@@ -374,6 +426,15 @@ class FastIpvs:
                         raise IpvsError(-code)
                     return out
                 out.append(attrs(data, off + 20, end))
+
+    def _dests_of(self, key: SvcKey) -> Exchange[list[dict[int, memoryview]]]:
+        svc = self.enc.svc_key(key)
+        return self._dump(CMD_GET_DEST, _NLA.pack(4 + len(svc), CMD_ATTR_SERVICE) + svc)
+
+    # -- on the event loop -------------------------------------------------------------
+    async def apply(self, ops: Sequence[Op]) -> list[int]:
+        """Send `ops` in order, BATCH per sendmsg; the errno of each (0: applied)."""
+        return await self._run(self._apply(ops))
 
     async def read(self, stats: bool = True) -> tuple[Table, dict[Any, dict[str, int]]]:
         """The whole table, and the kernel's counters per service and destination
@@ -398,23 +459,44 @@ class FastIpvs:
         return {dkey: dst for dkey, _spec, dst in await self._dests(key, True)}
 
     async def _services(self, stats: bool) -> list[tuple[SvcKey, SvcSpec, dict[str, int]]]:
-        out = []
-        for top in await self._dump(CMD_GET_SERVICE):
-            raw = top.get(CMD_ATTR_SERVICE)
-            if raw is not None:
-                out.append(decode_service(attrs(raw, 0, len(raw)), stats))
-        return out
+        return _services(await self._run(self._dump(CMD_GET_SERVICE)), stats)
 
     async def _dests(self, key: SvcKey, stats: bool
                      ) -> list[tuple[DestKey, DestSpec, dict[str, int]]]:
-        svc = self.enc.svc_key(key)
-        out = []
-        for dtop in await self._dump(CMD_GET_DEST, _NLA.pack(4 + len(svc), CMD_ATTR_SERVICE)
-                                     + svc):
-            draw = dtop.get(CMD_ATTR_DEST)
-            if draw is not None:
-                out.append(decode_dest(attrs(draw, 0, len(draw)), key.family, stats))
-        return out
+        return _dests(await self._run(self._dests_of(key)), key, stats)
+
+    # -- blocking, before the event loop -----------------------------------------------
+    def apply_now(self, ops: Sequence[Op]) -> list[int]:
+        """apply(), the socket blocking."""
+        return self._now(self._apply(ops))
+
+    def read_now(self) -> Table:
+        """read(stats=False)'s table, the socket blocking."""
+        table: Table = {}
+        for key, spec, _st in _services(self._now(self._dump(CMD_GET_SERVICE)), False):
+            table[key] = (spec, {dkey: dspec for dkey, dspec, _ in
+                                 _dests(self._now(self._dests_of(key)), key, False)})
+        return table
+
+
+def _services(tops: list[dict[int, memoryview]], stats: bool
+              ) -> list[tuple[SvcKey, SvcSpec, dict[str, int]]]:
+    out = []
+    for top in tops:
+        raw = top.get(CMD_ATTR_SERVICE)
+        if raw is not None:
+            out.append(decode_service(attrs(raw, 0, len(raw)), stats))
+    return out
+
+
+def _dests(tops: list[dict[int, memoryview]], key: SvcKey, stats: bool
+           ) -> list[tuple[DestKey, DestSpec, dict[str, int]]]:
+    out = []
+    for dtop in tops:
+        draw = dtop.get(CMD_ATTR_DEST)
+        if draw is not None:
+            out.append(decode_dest(attrs(draw, 0, len(draw)), key.family, stats))
+    return out
 
 
 def resolve_family(sock: socket.socket, name: str) -> int | None:

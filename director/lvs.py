@@ -111,11 +111,16 @@ class Lvs:
                  len(desired), len(sent) + len(ops) - n_failed, n_failed)
         return sent + ops
 
-    async def start(self, adopt: bool = False) -> list[Op]:
+    async def start(self, adopt: bool = False,
+                    first: tuple[list[Op], list[Op]] | None = None) -> list[Op]:
         """`adopt` (a restarted checker child): real servers missing from the kernel (or
         inhibited at weight 0) start down, so the table is left as it is until the
-        checkers, starting from that state, say otherwise."""
+        checkers, starting from that state, say otherwise. `first`: the operations the
+        child's first programming sent before the event loop, and those refused
+        (director/first_ipvs.py: only where that is all a start does)."""
         g = self.cfg.global_defs
+        if first is not None:
+            return await self._sync_all(set(), g.lvs_flush, first)
         if adopt:
             self._adopt(await self.plane.read())
         if (g.lvs_timeout_tcp, g.lvs_timeout_tcpfin, g.lvs_timeout_udp) != (None, None, None):

@@ -13,25 +13,30 @@ import contextlib
 import gc
 import logging
 import os
+import signal
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING
 
 from conf.model import Config
 from daemonlib import safefile
 from daemonlib.runtime import Signals, Stale
 
 from . import bundle
-from .dataplane import choose_plane
+from .dataplane import KernelPlane, Plane, choose_plane
 from .ipvs_table import DestKey, SvcKey
 from .lvs import Lvs
 from .pool import rs_name
 
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
     from .bgp.core import Want
+    from .first_ipvs import First
     from .health import Health
 
 log = logging.getLogger("director")
 DRY_RUN_STATE = "ipvs-dry-run.json"
+# what the watchdog blocks (director/prefork.py: WATCHED), by number: no import of it
+UNBLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGRTMIN + 2)
 
 
 def bgp_wants(lvs: Lvs) -> tuple[Want, ...]:
@@ -40,18 +45,35 @@ def bgp_wants(lvs: Lvs) -> tuple[Want, ...]:
     return wants(lvs.cfg, [p.quorum_up for p in lvs.pools])
 
 
-async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False) -> int:
+async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False,
+              first: First | None = None) -> int:
+    """`first`: the table's first programming, done before the event loop (the
+    checker child's first_ipvs.program), to be counted and logged here."""
     with contextlib.suppress(OSError):  # the dry-run plane keeps its table there
         os.close(safefile.open_dir(args.runtime_dir, create=True, mode=0o700))
-    plane = await choose_plane(args.dry_run, os.path.join(args.runtime_dir, DRY_RUN_STATE),
-                               adopt)
+    plane: Plane
+    if first is not None:
+        plane = KernelPlane(first.fast)
+        plane.ops_sent = first.applied
+        ipvs_log = logging.getLogger("director.ipvs")
+        for fmt, values in first.notes:  # Plane.apply's lines, written after the fact
+            ipvs_log.error(fmt, *values)
+        log.debug("IPVS: first programming sent before the event loop (%d operations)",
+                  len(first.ops))
+    else:
+        plane = await choose_plane(args.dry_run,
+                                   os.path.join(args.runtime_dir, DRY_RUN_STATE), adopt)
     from conf import incremental
 
     incremental.adopt(cfg)  # the start-up load's blocks are this model's (see prime below)
     lvs = Lvs(cfg, plane, keep_on_stop=args.dont_release_ipvs)
     del cfg  # lvs.cfg from now on: a reload frees the old model
     signals = Signals()  # before the first op: a TERM mid-start still stops cleanly
-    await lvs.start(adopt=adopt)
+    # the checker child keeps TERM/HUP blocked from its fork to here (a TERM during a
+    # first programming made before the loop waits for these handlers: a clean stop)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, UNBLOCKED)
+    await lvs.start(adopt=adopt, first=None if first is None else (
+        first.ops, [op for op, _ in first.failed]))
     # Only now what the table's first programming does not need: the checkers (httptools,
     # ssl), the control socket, the status stream, the reload path, BGP. Each import is
     # file access, and in an emulated VM over a shared filesystem that is most of start-up.

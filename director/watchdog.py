@@ -25,23 +25,21 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from daemonlib import safefile
 from daemonlib.libc import die_with_parent
 from daemonlib.memory import trim
 
+from . import bundle
 from .cli import WATCHDOG_STATE
+from .prefork import FORWARDED, WATCHED, Forked
 
+TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
     import asyncio
 
-from . import bundle
-
 log = logging.getLogger("director")
 
-FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
-WATCHED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, *FORWARDED}
 MAX_BACKOFF = 60.0
 STABLE_AFTER = 60.0  # a child that ran this long is restarted at once
 
@@ -58,8 +56,11 @@ STOP_FIRST_TIMEOUT = 30.0  # the others are stopped after this even if a first o
 
 class Child:
     def __init__(self, name: str, run: Callable[[bool], int], pidfile: str | None,
-                 stop_first: bool = False) -> None:
+                 stop_first: bool = False, unblocks: bool = False) -> None:
         self.name = name
+        # the child unblocks the watched signals itself, once its handlers are in (the
+        # checker child: lvs_main.run); others at once
+        self.unblocks = unblocks
         # stopped before the others, which wait for it to exit (the BGP speaker withdraws
         # the VIPs while IPVS still serves)
         self.stop_first = stop_first
@@ -78,7 +79,7 @@ class Child:
         if pid == 0:  # the child
             rc = 2
             try:
-                signal.pthread_sigmask(signal.SIG_SETMASK, set())
+                signal.pthread_sigmask(signal.SIG_SETMASK, WATCHED if self.unblocks else set())
                 for sig in WATCHED:
                     signal.signal(sig, signal.SIG_DFL)
                 die_with_parent()
@@ -90,8 +91,12 @@ class Child:
             finally:
                 logging.shutdown()
                 os._exit(rc)
+        self.took(pid, time.monotonic())
+
+    def took(self, pid: int, started: float) -> None:
+        """`pid` runs as this child (forked by spawn, or before: prefork)."""
         self.pid = pid
-        self.started = time.monotonic()
+        self.started = started
         self.restart_at = None
         _write_pid(self.pidfile, pid)
         log.info("Starting %s child process, pid=%d", self.name, pid)
@@ -122,14 +127,21 @@ def sd_notify(message: str) -> None:
 
 
 def supervise(children: list[Child], respawn: bool, pidfile: str | None,
-              started: Callable[[], None] = lambda: None, resumed: bool = False) -> int:
+              started: Callable[[], None] = lambda: None, resumed: bool = False,
+              forked: dict[str, Forked] | None = None) -> int:
     """`started` runs once every child has been forked the first time (and systemd told);
-    `resumed`: the children run already (forked before the parent re-executed itself)."""
+    `resumed`: the children run already (forked before the parent re-executed itself);
+    `forked`: those forked before the watchdog (prefork), by name."""
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     if not resumed:
         _write_pid(pidfile, os.getpid())
         for c in children:
-            c.spawn()
+            early = (forked or {}).get(c.name)
+            if early is not None:
+                c.starts = 1
+                c.took(early.pid, early.started)
+            else:
+                c.spawn()
         sd_notify(f"READY=1\nMAINPID={os.getpid()}\nSTATUS=running {len(children)} children")
         started()
     stopping = False
@@ -295,15 +307,13 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
         return side(run, tune, loop_factory=new_event_loop)(adopt)
 
     def checker(adopt: bool) -> int:
-        from daemonlib import sched
+        from .prefork import checker_main
 
-        from .lvs_main import run
-
-        def tune(g) -> None:  # type: ignore[no-untyped-def]
-            sched.apply("Healthcheck", g.checker_priority, g.checker_rt_priority,
-                        g.checker_rlimit_rttime, g.checker_no_swap, g.checker_cpu_affinity)
-
-        return side(run, tune, seed=True, drops_bundle=True)(adopt)
+        box = [model.take(True)]
+        if box[0] is None:
+            log.error("the configuration has errors: the child does not start")
+            return 4
+        return checker_main(args, box, adopt)  # (lets go of the bundle once started)
 
     def bgp(adopt: bool) -> int:
         from .bgp.speaker import run
@@ -323,7 +333,7 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
     made = {
         "VRRP": lambda: Child("VRRP", vrrp, args.vrrp_pid or "/run/vrrp.pid"),
         "Healthcheck": lambda: Child("Healthcheck", checker,
-                                     args.checkers_pid or "/run/checkers.pid"),
+                                     args.checkers_pid or "/run/checkers.pid", unblocks=True),
         "BGP": lambda: Child("BGP", bgp, None, stop_first=True),
         "Status": lambda: Child("Status", status, None),
     }
@@ -391,10 +401,12 @@ def resume(args, state: str) -> int | None:  # type: ignore[no-untyped-def]
     return supervise(children, not args.dont_respawn, pidfile, resumed=True)
 
 
-def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore[no-untyped-def]
+def main(args, holder: list, load: Callable[[], object],  # type: ignore[no-untyped-def]
+         forked: Forked | None = None) -> int:
     """Both sides (or the one -P / -C asks for) under the watchdog. `holder` is a list
     with the parsed config, taken out so that no caller's frame keeps it; `load` reads
-    the config again (None if it has errors, which it logs), for a child started later."""
+    the config again (None if it has errors, which it logs), for a child started later.
+    `forked`: the checker child, forked already (prefork)."""
     model = _Model(holder.pop(), load)
     cfg = model.cfg
     kinds = []
@@ -424,9 +436,11 @@ def main(args, holder: list, load: Callable[[], object]) -> int:  # type: ignore
     pidfile = args.pid or "/run/keepalived.pid"
     os.makedirs(os.path.dirname(pidfile) or ".", exist_ok=True)
     sys.stdout.flush()
-    trim()  # what the parse freed is not carried into the children
-    # The model's objects go to the collector's permanent generation before the forks: a
-    # child's collections then never write to the pages it shares with the others.
-    gc.freeze()
+    if forked is None:  # (else prefork did both before its fork)
+        trim()  # what the parse freed is not carried into the children
+        # The model's objects go to the collector's permanent generation before the
+        # forks: a child's collections then never write to the pages it shares.
+        gc.freeze()
     return supervise(children, not args.dont_respawn, pidfile,
-                     started=lambda: _reexec(args, children, model))
+                     started=lambda: _reexec(args, children, model),
+                     forked=None if forked is None else {"Healthcheck": forked})

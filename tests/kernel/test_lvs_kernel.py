@@ -505,3 +505,45 @@ def test_killed_checker_child_leaves_the_table_alone(ipvs_clean, topology, tmp_p
     finally:
         proc.send_signal(sig.SIGTERM)
         proc.wait(60)
+
+
+def test_daemon_s_first_programming_reports_refusals_and_programs_the_rest(ipvs_clean,
+                                                                          tmp_path):
+    """`director -C`: the checker child programs the table before its event loop
+    (director/first_ipvs.py). A service whose scheduler cannot load is refused and its
+    real server skipped, each said once with the kernel's reason; the rest is in the
+    kernel; the summary line counts both; the read-back sends nothing more; a TERM
+    empties the table."""
+    import os
+    import signal as sig
+
+    Path("/etc/modprobe.d/director-test.conf").write_text("install ip_vs_sed /bin/false\n")
+    subprocess.run(["rmmod", "ip_vs_sed"], capture_output=True)
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(BASE.replace("virtual_server 10.7.0.2 80 {\n    lb_algo rr",
+                                 "virtual_server 10.7.0.2 80 {\n    lb_algo sed"))
+    log_path = tmp_path / "director.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([os.path.join(ROOT, ".venv", "bin", "director"), "-C", "-n",
+                                 "-D", "-f", str(conf), "-p", str(tmp_path / "k.pid"),
+                                 "-c", str(tmp_path / "c.pid"),
+                                 "--runtime-dir", str(tmp_path / "run")],
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "Startup complete" in log_path.read_text(), 240,
+                 what="the checker child's Startup complete")
+        text = log_path.read_text()
+        assert "first programming sent before the event loop (5 operations)" in text, text
+        assert len(re.findall(r"IPVS: cannot add service \[10\.7\.0\.2\]:tcp:80: .+ "
+                              r"\(errno \d+\)", text)) == 1, text
+        assert text.count("IPVS: skipping the real servers of [10.7.0.2]:tcp:80") == 1, text
+        assert re.search(r"IPVS: cannot add real server \[10\.7\.2\.1\]", text) is None, text
+        assert text.count("IPVS: 2 virtual services, 3 operations applied, 2 refused") == 1, text
+        assert "dry-run" not in text and "dry run" not in text.lower(), text
+        assert listing() == {"TCP 10.7.0.1:80 rr": {("10.7.1.1:80", "Masq", 1),
+                                                     ("10.7.1.2:80", "Masq", 1)}}
+    finally:
+        proc.send_signal(sig.SIGTERM)
+        proc.wait(120)
+        Path("/etc/modprobe.d/director-test.conf").unlink()
+    assert listing() == {}

@@ -225,25 +225,42 @@ def test_log_facility_and_no_syslog(monkeypatch):
 
 
 def test_fast_args_are_argparse_s():
-    """`director -t`/`-d`'s argv read without argparse (_fast_args) gives the namespace
-    argparse gives, or None (argparse reads it): checked over 4,000 random argv of the
-    options it takes, values, and words it must leave to argparse."""
+    """The common argv read without argparse (_fast_args: `director -t`/`-d` and the
+    daemon's options) gives the namespace argparse gives, or None (argparse reads it):
+    checked over 20,000 random argv of the options it takes, values, and words it must
+    leave to argparse."""
     import contextlib
     import io
     import random
 
-    from director.cli import _DEFAULTS, _fast_args, make_parser
+    from director.cli import (
+        _DEFAULTS,
+        _FAST_FLAGS,
+        _FAST_OPTIONAL,
+        _FAST_VALUES,
+        _fast_args,
+        make_parser,
+    )
 
     assert vars(make_parser().parse_args([])) == _DEFAULTS
     words = ["-t", "-d", "--config-test", "--dump-conf", "-e", "--all-config", "-l",
              "--log-console", "-D", "--log-detail", "-n", "--dont-fork", "-f", "--use-file",
              "-i", "--config-id", "a.conf", "x", "", "-", "--", "-1", "a b", "-tf", "-fa",
              "--use-file=a", "--use", "--config-t", "-P", "-C", "--signum", "STOP", "-h",
-             "-S", "local1", "-g", "--dry-run", "-v", "é"]
+             "-S", "local1", "-g", "--dry-run", "-v", "é",
+             # the daemon's
+             "--vrrp", "--check", "-G", "--no-syslog", "-R", "--dont-respawn", "-X",
+             "--release-vips", "-V", "--dont-release-vrrp", "-I", "--dont-release-ipvs",
+             "-p", "--pid", "-r", "--vrrp_pid", "-c", "--checkers_pid", "--dump-dir",
+             "--runtime-dir", "--metrics", "--log-facility", "--log-file", "7", "local9",
+             "user", "daemon", "local0", "9100", "/run/d", "--signum", "--help",
+             "--version", "-S3", "--pid=x", "--runtime", "-gfoo", "-CP", "-"]
+    own = [w for w in words if w in _FAST_FLAGS or w in _FAST_VALUES or w in _FAST_OPTIONAL
+           or not w.startswith("-")]
     rng = random.Random(7)
     fast = 0
-    for _ in range(4000):
-        pool = words if rng.random() < 0.5 else words[:18]  # half: the fast path's own
+    for _ in range(20000):
+        pool = words if rng.random() < 0.5 else own  # half: the fast path's own
         argv = [rng.choice(pool) for _ in range(rng.randint(0, 6))]
         got = _fast_args(argv)
         if got is None:
@@ -257,10 +274,14 @@ def test_fast_args_are_argparse_s():
                 raise AssertionError(f"{argv}: fast path took what argparse refuses "
                                      f"({e.code}: {err.getvalue()})") from None
         assert vars(got) == want, argv
-    assert fast > 250  # the common shapes did take the fast path
+    assert fast > 2500  # the common shapes did take the fast path
     for argv in (["-t", "-f", "k.conf"], ["-d", "--use-file", "k.conf", "-i", "lvs1"],
-                 ["-t"], ["-l", "-D", "-t", "-e", "-n", "-f", "k"]):
+                 ["-t"], ["-l", "-D", "-t", "-e", "-n", "-f", "k"], ["-f", "k.conf"],
+                 ["-t", "-P"], ["-C", "-n", "-f", "k.conf"], ["-g", "-n"], ["-g"],
+                 ["-P", "-g", "/x.log", "-S", "local3", "-p", "p", "-r", "r", "-c", "c",
+                  "--runtime-dir", "/run/d", "--metrics", "9100", "--dry-run", "-D"]):
         assert _fast_args(argv) is not None, argv
-    for argv in (["-f", "k.conf"], ["-t", "-P"], ["-t", "--use-file=k"], ["-tf", "k"],
-                 ["-t", "-f", "-x"], ["-t", "-h"], ["-t", "-f"]):
+    for argv in (["-t", "--use-file=k"], ["-tf", "k"], ["-t", "-f", "-x"], ["-t", "-h"],
+                 ["-t", "-f"], ["-S", "local9"], ["-g", "-x"], ["-g", ""], ["--signum", "STOP"],
+                 ["--version"], ["-CP"]):
         assert _fast_args(argv) is None, argv

@@ -204,7 +204,7 @@ def test_dump_stops_at_done_and_decodes_every_part():
         loop = asyncio.get_running_loop()
         loop.add_reader(kern.theirs.fileno(), answer)
         try:
-            return await fast._dump(4)
+            return await fast._run(fast._dump(4))
         finally:
             loop.remove_reader(kern.theirs.fileno())
 
@@ -246,3 +246,24 @@ def test_a_table_read_and_an_update_at_once_each_get_their_answers():
 
     t1, codes, t2 = asyncio.run(go())
     assert codes == [0] * 5 and t1 == t2 == ({}, {})
+
+
+def test_apply_now_blocking_gets_the_same_verdicts(monkeypatch):
+    """The checker child's first programming (before asyncio): the same exchange driven
+    with the socket blocking, each ACK matched by its sequence number."""
+    import threading
+
+    kern = FakeKernel(lambda i: 17 if i % 3 == 1 else 0)
+    kern.ours.settimeout(10)
+    fast = FastIpvs(FAMILY, kern.ours)
+    monkeypatch.setattr("director.ipvs_fast.BATCH", 4)
+    ops = [Op("add", V4, dest=DestKey(f"10.1.1.{i}", 80), dspec=DestSpec()) for i in range(10)]
+    server = threading.Thread(target=lambda: [kern.serve() for _ in range(3)])  # 4 + 4 + 2
+    server.start()
+    try:
+        codes = fast.apply_now(ops)
+    finally:
+        server.join(10)
+    assert codes == [17 if i % 3 == 1 else 0 for i in range(10)]
+    assert len(set(kern.seen)) == 10
+    assert "asyncio" not in vars(fast) and fast._lock is None  # no event loop needed
