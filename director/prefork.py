@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from conf.model import Config
 
 FORWARDED = (signal.SIGUSR1, signal.SIGUSR2, signal.SIGRTMIN + 2)
+# how long the parent's start-up waits at most for the checker child's first programming
+# (signals sent to the parent meanwhile stay pending: they are blocked until it waits)
+READY_WAIT = 3.0
 WATCHED = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, *FORWARDED}
 
 
@@ -66,9 +69,18 @@ def fork_checker(args: argparse.Namespace, holder: list[Config]) -> Forked | Non
     checked first (--metrics is checked by the watchdog: then it forks all). `holder`:
     the parsed config in a list, taken out in the child (no frame keeps the model
     there: a reload frees it)."""
-    if not holder[0].virtual_servers or args.vrrp or args.metrics:
+    cfg = holder[0]
+    if not cfg.virtual_servers or args.vrrp or args.metrics:
         return None
     from daemonlib.memory import trim
+
+    # With no VRRP child to start, the parent's own start-up (logging, the watchdog's
+    # imports, its re-execution) waits for the checker child's first programming: on
+    # two CPUs shared with the rest of the box it would take one from that programming.
+    # The child closes its end of the pipe once done (or by dying).
+    wait = args.check or not cfg.vrrp_instances
+    ready_r, ready_w = os.pipe() if wait else (-1, -1)
+    del cfg
 
     signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
     log_fd = open_log(args)
@@ -82,8 +94,11 @@ def fork_checker(args: argparse.Namespace, holder: list[Config]) -> Forked | Non
     pid = os.fork()
     if pid == 0:
         rc = 2
+        if wait:
+            os.close(ready_r)
         try:
-            rc = checker_main(args, holder, False, log_fd=log_fd, parent=parent)
+            rc = checker_main(args, holder, False, log_fd=log_fd, parent=parent,
+                              ready_fd=ready_w)
         except Exception as e:
             import logging
 
@@ -93,18 +108,29 @@ def fork_checker(args: argparse.Namespace, holder: list[Config]) -> Forked | Non
             if "logging" in sys.modules:
                 sys.modules["logging"].shutdown()
             os._exit(rc)
-    return Forked(pid, time.monotonic(), log_fd)
+    started = time.monotonic()
+    if wait:
+        import select
+
+        os.close(ready_w)
+        select.select([ready_r], [], [], READY_WAIT)
+        os.close(ready_r)
+    return Forked(pid, started, log_fd)
 
 
 def checker_main(args: argparse.Namespace, box: list[Config], adopt: bool,
-                 log_fd: int | None = None, parent: int | None = None) -> int:
+                 log_fd: int | None = None, parent: int | None = None,
+                 ready_fd: int = -1) -> int:
     """The checker child: the first programming (when it is all a start does), then
     logging, process settings and the event loop. `parent`: forked by fork_checker
     (this sets up logging and the parent-death signal; the watchdog's spawn did both
-    otherwise). `box`: the config, taken out (see fork_checker)."""
+    otherwise). `box`: the config, taken out (see fork_checker). `ready_fd`: closed once
+    the first programming is done, the parent's cue to go on (fork_checker)."""
     from .first_ipvs import program
 
     first = program(box[0], adopt, args.dry_run)
+    if ready_fd >= 0:  # the parent's start-up goes on (fork_checker)
+        os.close(ready_fd)
     if parent is not None:
         from daemonlib.libc import die_with_parent
 
