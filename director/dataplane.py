@@ -17,7 +17,16 @@ from conf import aot
 from daemonlib import safefile
 from daemonlib.ipvs_syncd import SyncdCommand, run_commands
 
-from .ipvs_table import DestKey, DestSpec, Op, SvcKey, SvcSpec, Table, apply_in_place
+from .ipvs_table import (
+    DestKey,
+    DestSpec,
+    Op,
+    Phases,
+    SvcKey,
+    SvcSpec,
+    Table,
+    apply_in_place,
+)
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
@@ -69,35 +78,18 @@ class Plane:
         by sequence number), in three phases: service deletions, service additions and
         changes, then real servers (skipped for a service the kernel refused).
         """
-        ops = list(ops)
-        phases = [
-            [op for op in ops if op.dest is None and op.what == "del"],
-            [op for op in ops if op.dest is None and op.what != "del"],
-            [op for op in ops if op.dest is not None],
-        ]
-        failed: list[tuple[Op, str]] = []
-        refused: set[SvcKey] = set()
-        for phase in phases:
-            todo = []
-            for op in phase:
-                if op.dest is not None and op.svc in refused:
-                    failed.append((op, "its service was refused"))
-                else:
-                    todo.append(op)
+        phases = Phases(ops)
+        for phase in phases.phases:
+            todo = phases.todo(phase)
             results = await self.send_many(todo) if todo else []
             for op, res in zip(todo, results, strict=True):
                 if res is None:
                     self.ops_sent += 1
-                    continue
-                if not isinstance(res, Exception):
+                elif not isinstance(res, Exception):
                     raise res  # cancellation, interrupt: not a refusal
-                reason = _reason(res)
-                log.error("IPVS: cannot %s: %s", op, reason)
-                failed.append((op, reason))
-                if op.dest is None and op.what == "add":
-                    refused.add(op.svc)
-                    log.error("IPVS: skipping the real servers of %s", op.svc)
-        return failed
+                for fmt, values in phases.done(op, None if res is None else _reason(res)):
+                    log.error(fmt, *values)
+        return phases.failed
 
     async def set_timeouts(self, tcp: int | None, tcpfin: int | None, udp: int | None) -> None:
         pass

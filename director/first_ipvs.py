@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from .desired import desired_table, service_keys
-from .ipvs_table import Op, diff
+from .ipvs_table import Op, Phases, diff
 from .pool import Pool
 
 TYPE_CHECKING = False
@@ -92,29 +92,12 @@ def apply_now(fast: FastIpvs, ops: list[Op]
               ) -> tuple[list[tuple[Op, str]], list[tuple[str, tuple[object, ...]]]]:
     """Plane.apply with the socket blocking: the operations not applied with the reason,
     and the lines to log (in the order Plane.apply logs them)."""
-    phases = [
-        [op for op in ops if op.dest is None and op.what == "del"],
-        [op for op in ops if op.dest is None and op.what != "del"],
-        [op for op in ops if op.dest is not None],
-    ]
-    failed: list[tuple[Op, str]] = []
+    phases = Phases(ops)
     notes: list[tuple[str, tuple[object, ...]]] = []
-    refused: set[object] = set()
-    for phase in phases:
-        todo = []
-        for op in phase:
-            if op.dest is not None and op.svc in refused:
-                failed.append((op, "its service was refused"))
-            else:
-                todo.append(op)
+    for phase in phases.phases:
+        todo = phases.todo(phase)
         codes = fast.apply_now(todo) if todo else []
         for op, code in zip(todo, codes, strict=True):
-            if not code:
-                continue
-            reason = f"{os.strerror(code)} (errno {code})"  # dataplane._reason's words
-            notes.append(("IPVS: cannot %s: %s", (op, reason)))
-            failed.append((op, reason))
-            if op.dest is None and op.what == "add":
-                refused.add(op.svc)
-                notes.append(("IPVS: skipping the real servers of %s", (op.svc,)))
-    return failed, notes
+            # dataplane._reason's words for a kernel error
+            notes += phases.done(op, f"{os.strerror(code)} (errno {code})" if code else None)
+    return phases.failed, notes

@@ -154,3 +154,51 @@ def apply_in_place(out: Table, ops: Iterable[Op]) -> None:
             out[op.svc][1].pop(op.dest, None)
         elif op.dspec is not None:
             out[op.svc][1][op.dest] = op.dspec
+
+
+class Phases:
+    """The order in which ops go to the kernel, and what a refusal means for the rest:
+    service deletions, service additions and changes, then real servers (netlink
+    answers each by sequence number, so the ops of one phase go out together); the real
+    servers of a service the kernel refused are not sent. Pure: the dataplane (on the
+    event loop) and the first programming (blocking) each send the ops their own way.
+
+        p = Phases(ops)
+        for phase in p.phases:
+            todo = p.todo(phase)
+            for op, error in zip(todo, send(todo)):
+                lines = p.done(op, error)  # (format, args) to log for a refusal
+    """
+
+    __slots__ = ("phases", "failed", "refused")
+
+    def __init__(self, ops: Iterable[Op]) -> None:
+        ops = list(ops)
+        self.phases = [
+            [op for op in ops if op.dest is None and op.what == "del"],
+            [op for op in ops if op.dest is None and op.what != "del"],
+            [op for op in ops if op.dest is not None],
+        ]
+        self.failed: list[tuple[Op, str]] = []  # the ops not applied, with the reason
+        self.refused: set[SvcKey] = set()
+
+    def todo(self, phase: list[Op]) -> list[Op]:
+        """The ops of `phase` to send: not those of a refused service."""
+        out = []
+        for op in phase:
+            if op.dest is not None and op.svc in self.refused:
+                self.failed.append((op, "its service was refused"))
+            else:
+                out.append(op)
+        return out
+
+    def done(self, op: Op, reason: str | None) -> list[tuple[str, tuple[object, ...]]]:
+        """`op` sent: applied (`reason` None) or refused; the lines to log for it."""
+        if reason is None:
+            return []
+        self.failed.append((op, reason))
+        lines: list[tuple[str, tuple[object, ...]]] = [("IPVS: cannot %s: %s", (op, reason))]
+        if op.dest is None and op.what == "add":
+            self.refused.add(op.svc)
+            lines.append(("IPVS: skipping the real servers of %s", (op.svc,)))
+        return lines
