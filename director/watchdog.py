@@ -273,22 +273,20 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
     started from `model` (the inherited config, or the file read again)."""
 
     def side(run_side: Callable[..., object], tune: Callable[[object], None],
-             seed: bool = False,
-             loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
-             drops_bundle: bool = False) -> Callable[[bool], int]:
-        """`drops_bundle`: run_side lets go of the start-up bundle and enables the
-        collector itself, once it has started (else both happen now)."""
+             loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+             ) -> Callable[[bool], int]:
+        """A side run on its own event loop (the VRRP child, the BGP speaker; the
+        checker child has its own start: prefork.checker_main)."""
         def run(adopt: bool) -> int:
             import asyncio
 
-            box = [model.take(seed)]
+            box = [model.take()]
             if box[0] is None:
                 log.error("the configuration has errors: the child does not start")
                 return 4
             tune(box[0].global_defs)
-            if not drops_bundle:
-                bundle.drop()
-                gc.enable()
+            bundle.drop()
+            gc.enable()
             with asyncio.Runner(loop_factory=loop_factory) as runner:
                 return runner.run(run_side(args, box.pop(), adopt=adopt))  # type: ignore[arg-type]
 
