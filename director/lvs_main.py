@@ -25,6 +25,7 @@ from .dataplane import KernelPlane, Plane, choose_plane
 from .ipvs_table import DestKey, SvcKey
 from .lvs import Lvs
 from .pool import rs_name
+from .prefork import WATCHED
 
 TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("director")
 DRY_RUN_STATE = "ipvs-dry-run.json"
-# what the watchdog blocks (director/prefork.py: WATCHED), by number: no import of it
-UNBLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGCHLD, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGRTMIN + 2)
 
 
 def bgp_wants(lvs: Lvs) -> tuple[Want, ...]:
@@ -71,7 +69,7 @@ async def run(args: argparse.Namespace, cfg: Config, adopt: bool = False,
     signals = Signals()  # before the first op: a TERM mid-start still stops cleanly
     # the checker child keeps TERM/HUP blocked from its fork to here (a TERM during a
     # first programming made before the loop waits for these handlers: a clean stop)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, UNBLOCKED)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, WATCHED)
     await lvs.start(adopt=adopt, first=None if first is None else (
         first.ops, [op for op, _ in first.failed]))
     # Only now what the table's first programming does not need: the checkers (httptools,
