@@ -38,6 +38,8 @@ TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
     import asyncio
 
+    from conf.model import Config
+
 log = logging.getLogger("director")
 
 MAX_BACKOFF = 60.0
@@ -272,6 +274,14 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
     """The children the config and the options ask for (`kinds`: their names), each
     started from `model` (the inherited config, or the file read again)."""
 
+    def taken(seed: bool) -> list[Config] | None:
+        """The child's config in a list (see prefork.fork_checker), or None (said)."""
+        cfg = model.take(seed)
+        if cfg is None:
+            log.error("the configuration has errors: the child does not start")
+            return None
+        return [cfg]
+
     def side(run_side: Callable[..., object], tune: Callable[[object], None],
              loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
              ) -> Callable[[bool], int]:
@@ -280,9 +290,8 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
         def run(adopt: bool) -> int:
             import asyncio
 
-            box = [model.take()]
-            if box[0] is None:
-                log.error("the configuration has errors: the child does not start")
+            box = taken(False)
+            if box is None:
                 return 4
             tune(box[0].global_defs)
             bundle.drop()
@@ -307,9 +316,8 @@ def make_children(args, kinds: tuple[str, ...], model: _Model) -> list[Child]:  
     def checker(adopt: bool) -> int:
         from .prefork import checker_main
 
-        box = [model.take(True)]
-        if box[0] is None:
-            log.error("the configuration has errors: the child does not start")
+        box = taken(True)
+        if box is None:
             return 4
         return checker_main(args, box, adopt)  # (lets go of the bundle once started)
 
