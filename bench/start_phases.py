@@ -1,7 +1,7 @@
 """The IPVS start-up floor in phases (run in the VM: `tools/run-in-vm python
 bench/start_phases.py`): keepalived -C and director -C (and other director commands given
 with --director, e.g. another checkout's, for a before/after) interleaved on a 1 x 1
-config, each start timed from exec to the checker child's fork (the first entry in
+config (--size for another), each start timed from exec to the checker child's fork (the first entry in
 /proc/PID/task/PID/children) and from there to its one destination in /proc/net/ip_vs;
 medians of --rounds. Polled every 5 ms: finer than the phases it reports, coarser than
 a timestamp; a diagnosis of bench/ipvs_sync.py's floor row, not a row of its own.
@@ -36,8 +36,8 @@ def children(pid: int) -> str:
         return ""
 
 
-def start(cmd: list[str], timeout: float = 120) -> tuple[float, float]:
-    """(exec -> fork, fork -> destination) of one start, in seconds."""
+def start(cmd: list[str], want: int = 1, timeout: float = 120) -> tuple[float, float]:
+    """(exec -> fork, fork -> `want` destinations) of one start, in seconds."""
     subprocess.run(["ipvsadm", "-C"], check=True)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -46,7 +46,7 @@ def start(cmd: list[str], timeout: float = 120) -> tuple[float, float]:
         now = time.perf_counter()
         if forked is None and children(proc.pid):
             forked = now
-        if dests() >= 1:
+        if dests() >= want:
             up = now
             break
         time.sleep(0.005)
@@ -61,30 +61,32 @@ def start(cmd: list[str], timeout: float = 120) -> tuple[float, float]:
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=4)
+    p.add_argument("--size", default="1x1", help="VSxRS (default 1x1: the floor)")
     p.add_argument("--director", action="append", default=[],
                    help="a director command to compare (default: this checkout's)")
     a = p.parse_args()
+    n_vs, n_rs = (int(n) for n in a.size.split("x"))
     if not os.path.exists("/proc/net/ip_vs"):
         subprocess.run(["modprobe", "ip_vs"], check=False)
     with tempfile.TemporaryDirectory() as tmp:
         conf = os.path.join(tmp, "keepalived.conf")
         with open(conf, "w") as f:
-            f.write(generate(1, 1, checks=False))
+            f.write(generate(n_vs, n_rs, checks=False))
         cmds = {"keepalived": ["keepalived", "-C", "-n", "-f", conf, "-p", f"{tmp}/k.pid",
                                "-c", f"{tmp}/kc.pid"]}
         for i, d in enumerate(a.director or [DIRECTOR]):
             cmds[f"director{i}"] = [d, "-C", "-n", "-f", conf, "-p", f"{tmp}/d.pid",
                                     "-c", f"{tmp}/dc.pid", "--runtime-dir", f"{tmp}/run"]
         for cmd in cmds.values():  # warm-up: the first start pays the cold 9p reads
-            start(cmd)
+            start(cmd, n_vs * n_rs)
         got: dict[str, list[tuple[float, float]]] = {k: [] for k in cmds}
         for _ in range(a.rounds):
             for name, cmd in cmds.items():
-                got[name].append(start(cmd))
+                got[name].append(start(cmd, n_vs * n_rs))
                 print(name, *(f"{x:.3f}" for x in got[name][-1]), file=sys.stderr,
                       flush=True)
     base = statistics.median(f + u for f, u in got["keepalived"])
-    print(f"| process (median of {a.rounds}) | exec -> fork | fork -> destination | total "
+    print(f"| {a.size}: process (median of {a.rounds}) | exec -> fork | fork -> destination | total "
           "| x keepalived |")
     print("|---|---|---|---|---|")
     for name, runs in got.items():
