@@ -1,8 +1,9 @@
 """The IPVS start-up floor in phases (run in the VM: `tools/run-in-vm python
 bench/start_phases.py`): keepalived -C and director -C (and other director commands given
 with --director, e.g. another checkout's, for a before/after) interleaved on a 1 x 1
-config (--size for another), each start timed from exec to the checker child's fork (the first entry in
-/proc/PID/task/PID/children) and from there to its one destination in /proc/net/ip_vs;
+config (--size VSxRS for another), each start timed from exec to the checker child's
+fork (the first entry in /proc/PID/task/PID/children) and from there to all its
+destinations in /proc/net/ip_vs;
 medians of --rounds. Polled every 5 ms: finer than the phases it reports, coarser than
 a timestamp; a diagnosis of bench/ipvs_sync.py's floor row, not a row of its own.
 """
@@ -86,8 +87,8 @@ def main() -> int:
                 print(name, *(f"{x:.3f}" for x in got[name][-1]), file=sys.stderr,
                       flush=True)
     base = statistics.median(f + u for f, u in got["keepalived"])
-    print(f"| {a.size}: process (median of {a.rounds}) | exec -> fork | fork -> destination | total "
-          "| x keepalived |")
+    print(f"| {a.size}: process (median of {a.rounds}) | exec -> fork | fork -> destination "
+          "| total | x keepalived |")
     print("|---|---|---|---|---|")
     for name, runs in got.items():
         fork = statistics.median(f for f, _ in runs)

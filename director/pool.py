@@ -90,18 +90,24 @@ def tunnel(spec: str | None) -> tuple[str | None, int, int]:
     return words[0], port, flags
 
 
-_SPECS: dict[DestSpec, DestSpec] = {}
+_SPECS: dict[tuple[str, int, int, int, str | None], DestSpec] = {}
 _SPECS_MAX = 4096  # distinct settings kept (weights times methods times thresholds)
 
 
-def shared(spec: DestSpec) -> DestSpec:
+def dest_spec(forward: str, weight: int, u_threshold: int, l_threshold: int,
+              tunnel_spec: str | None) -> DestSpec:
     """One object for equal settings: 10,000 real servers of a big config have a handful
-    of distinct ones (an object each would be ~1 MiB). Frozen, so sharing is safe."""
-    got = _SPECS.get(spec)
+    of distinct ones (an object each would be ~1 MiB, and building one costs more than
+    looking its settings up). Frozen, so sharing is safe."""
+    settings = (forward, weight, u_threshold, l_threshold, tunnel_spec)
+    got = _SPECS.get(settings)
     if got is None:
         if len(_SPECS) >= _SPECS_MAX:
             _SPECS.clear()
-        got = _SPECS[spec] = spec
+        ttype, tport, tflags = tunnel(tunnel_spec)
+        got = _SPECS[settings] = DestSpec(
+            forward=forward, weight=weight, u_threshold=u_threshold,
+            l_threshold=l_threshold, tun_type=ttype, tun_port=tport, tun_flags=tflags)
     return got
 
 
@@ -166,12 +172,9 @@ class Pool:
             rs = s.rs
             made = s.made
             if made is None or made[0] is not rs or made[2].weight != s.weight:
-                ttype, tport, tflags = tunnel(rs.tunnel_type or vs.tunnel_type)
-                made = s.made = (rs, DestKey(rs.address, rs.port or 0), shared(DestSpec(
-                    forward=rs.lvs_method or vs.lb_kind, weight=s.weight,
-                    u_threshold=rs.uthreshold or 0, l_threshold=rs.lthreshold or 0,
-                    tun_type=ttype, tun_port=tport, tun_flags=tflags,
-                )))
+                made = s.made = (rs, DestKey(rs.address, rs.port or 0), dest_spec(
+                    rs.lvs_method or vs.lb_kind, s.weight, rs.uthreshold or 0,
+                    rs.lthreshold or 0, rs.tunnel_type or vs.tunnel_type))
             _rs, key, spec = made
             up = s.alive and not use_sorry
             want = spec if up else (
