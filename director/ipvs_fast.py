@@ -81,7 +81,8 @@ _U32 = struct.Struct("=HHI")
 _DEST_SPEC = struct.Struct("=HHIHHIHHIHHI")  # fwd, weight, u_thresh, l_thresh: one pack
 _FLAGS = struct.Struct("=HHII")
 NOW_TIMEOUT = 30.0  # a blocking exchange's longest wait for the kernel
-BATCH = 512  # requests per sendmsg: their ACKs must fit the receive buffer
+BATCH = 512  # requests per sendmsg: their answers (all refused, at worst) must fit the
+# receive buffer
 # The usual request, an IPv4 real server with its settings (not TUN), as one pack: the
 # CMD_ATTR_DEST nest, address family, address, port (big-endian: packed as htons), and
 # forward/weight/u_threshold/l_threshold. Thousands of them at start-up.
@@ -163,14 +164,15 @@ class Encoder:
                 self._nested[key] = got
         return got
 
-    def op(self, op: Op, seq: int, pid: int = 0) -> bytes:
-        """One request with NLM_F_ACK, as pyroute2 would build it."""
+    def op(self, op: Op, seq: int, pid: int = 0, ack: bool = True) -> bytes:
+        """One request, as pyroute2 would build it (with NLM_F_ACK unless `ack` is
+        false: then the kernel answers only a refusal)."""
+        flags = NLM_F_REQUEST | NLM_F_ACK if ack else NLM_F_REQUEST
         spec = op.dspec
         if (op.dest is not None and spec is not None and op.what != "del"
                 and spec.forward != "TUN" and ":" not in op.dest.address):
             svc = self._svc_nest(op.svc)
-            return _HDR.pack(24 + len(svc) + _DEST4_LEN, self.family_id,
-                             NLM_F_REQUEST | NLM_F_ACK, seq, pid,
+            return _HDR.pack(24 + len(svc) + _DEST4_LEN, self.family_id, flags, seq, pid,
                              CMD_NEW_DEST if op.what == "add" else CMD_SET_DEST,
                              GENL_VERSION, 0) + svc + _DEST4.pack(
                 _DEST4.size, CMD_ATTR_DEST, 6, DEST_ADDR_FAMILY, socket.AF_INET,
@@ -188,8 +190,8 @@ class Encoder:
             body = (_NLA.pack(4 + len(svc), CMD_ATTR_SERVICE) + svc
                     + _NLA.pack(4 + len(d), CMD_ATTR_DEST) + d)
         cmd = CMDS[(op.what, op.dest is not None)]
-        return _HDR.pack(20 + len(body), self.family_id, NLM_F_REQUEST | NLM_F_ACK, seq, pid,
-                         cmd, GENL_VERSION, 0) + body
+        return _HDR.pack(20 + len(body), self.family_id, flags, seq, pid, cmd, GENL_VERSION,
+                         0) + body
 
     def get(self, cmd: int, seq: int, body: bytes = b"", pid: int = 0) -> bytes:
         return _HDR.pack(20 + len(body), self.family_id, NLM_F_REQUEST | NLM_F_DUMP, seq, pid,
@@ -390,21 +392,31 @@ class FastIpvs:
 
     # -- exchanges ---------------------------------------------------------------------
     def _apply(self, ops: Sequence[Op]) -> Exchange[list[int]]:
-        """Send `ops` in order, BATCH per sendmsg; the errno of each (0: applied)."""
+        """Send `ops` in order, BATCH per sendmsg; the errno of each (0: applied).
+
+        Only a batch's last request asks for an ACK. The kernel answers the others only
+        when it refuses one (netlink_rcv_skb acks on an error or on NLM_F_ACK), and it
+        takes a batch's requests in order and queues their answers in order, so the
+        last one's ACK (or refusal) comes after every refusal of its batch: one answer
+        per batch instead of one per request, each refusal still matched by its
+        sequence number."""
         result = [0] * len(ops)
+        encode = self.enc.op
         for start in range(0, len(ops), BATCH):
             chunk = ops[start:start + BATCH]
             seqs = {self._next_seq(): start + i for i in range(len(chunk))}
-            yield b"".join(self.enc.op(op, s) for s, op in zip(seqs, chunk, strict=True))
-            pending = set(seqs)
-            while pending:
+            last = next(reversed(seqs))
+            yield b"".join(encode(op, s, ack=s == last)
+                           for s, op in zip(seqs, chunk, strict=True))
+            done = False
+            while not done:
                 data = yield None
                 assert data is not None
                 for kind, _flags, seq, off, _end in messages(data):
-                    if kind == NLMSG_ERROR and seq in pending:
-                        pending.discard(seq)
+                    if kind == NLMSG_ERROR and seq in seqs:
                         (code,) = struct.unpack_from("=i", data, off + 16)
                         result[seqs[seq]] = -code
+                        done = done or seq == last
         return result
 
     def _dump(self, cmd: int, body: bytes = b"") -> Exchange[list[dict[int, memoryview]]]:

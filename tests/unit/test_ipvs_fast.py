@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from director.ipvs_fast import (
     CMD_ATTR_DEST,
     CMD_ATTR_SERVICE,
+    NLM_F_ACK,
     NLMSG_DONE,
     NLMSG_ERROR,
     Encoder,
@@ -28,11 +29,11 @@ from director.ipvs_table import DestKey, DestSpec, Op, SvcKey, SvcSpec
 FAMILY = 0x1F
 
 
-def reference(op: Op, seq: int) -> bytes:
+def reference(op: Op, seq: int, flags: int = 5) -> bytes:
     cmd, attrs_ = op_request(op)
     msg = IpvsMsg()
     msg["cmd"], msg["version"], msg["attrs"] = cmd, 1, attrs_
-    msg["header"].update({"type": FAMILY, "flags": 5, "sequence_number": seq, "pid": 0})
+    msg["header"].update({"type": FAMILY, "flags": flags, "sequence_number": seq, "pid": 0})
     msg.encode()
     return bytes(msg.data)
 
@@ -66,6 +67,8 @@ CASES = [
 @pytest.mark.parametrize("op", CASES, ids=str)
 def test_encoding_is_pyroute2s(op):
     assert Encoder(FAMILY).op(op, 42).hex() == reference(op, 42).hex()
+    # NLM_F_REQUEST alone: the kernel answers only a refusal
+    assert Encoder(FAMILY).op(op, 42, ack=False).hex() == reference(op, 42, flags=1).hex()
 
 
 ADDR4 = st.ip_addresses(v=4).map(str)
@@ -145,27 +148,30 @@ def test_decode_dest_with_tunnel_and_counters():
 
 
 class FakeKernel:
-    """A socketpair standing in for netlink: answers each request as `verdict` says."""
+    """A socketpair standing in for netlink: answers each request as `verdict` says, as
+    netlink_rcv_skb does: in order, a refusal always, an acceptance only when the
+    request asks for an ACK."""
 
     def __init__(self, verdict) -> None:
         self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.ours.setblocking(False)
         self.verdict = verdict
         self.seen: list[int] = []
+        self.acked: list[int] = []  # the sequence numbers of requests with NLM_F_ACK
 
     def serve(self) -> None:
         data = self.theirs.recv(1 << 20)
-        out = []
         off = 0
         while off < len(data):
-            length, _kind, _flags, seq = struct.unpack_from("=IHHI", data, off)
+            length, _kind, flags, seq = struct.unpack_from("=IHHI", data, off)
             self.seen.append(seq)
-            out.append((seq, struct.pack("=IHHII", 36, NLMSG_ERROR, 0, seq, 0)
-                        + struct.pack("=i", -self.verdict(len(self.seen) - 1))
-                        + data[off:off + 16]))
+            code = self.verdict(len(self.seen) - 1)
+            if flags & NLM_F_ACK:
+                self.acked.append(seq)
+            if code or flags & NLM_F_ACK:
+                self.theirs.send(struct.pack("=IHHII", 36, NLMSG_ERROR, 0, seq, 0)
+                                 + struct.pack("=i", -code) + data[off:off + 16])
             off += length
-        for _seq, msg in reversed(out):  # answers in another order: matched by seq
-            self.theirs.send(msg)
 
 
 def test_apply_matches_each_ack_by_sequence_number(monkeypatch):
@@ -185,6 +191,8 @@ def test_apply_matches_each_ack_by_sequence_number(monkeypatch):
     codes = asyncio.run(go())
     assert codes == [17 if i % 3 == 1 else 0 for i in range(10)]
     assert len(set(kern.seen)) == 10
+    # one ACK asked per batch of 4, by its last request: the rest answer only a refusal
+    assert kern.acked == [kern.seen[3], kern.seen[7], kern.seen[9]]
 
 
 def test_dump_stops_at_done_and_decodes_every_part():
@@ -228,9 +236,10 @@ def test_a_table_read_and_an_update_at_once_each_get_their_answers():
         else:
             off = 0
             while off < len(data):
-                length, _k, _f, seq = struct.unpack_from("=IHHI", data, off)
-                kern.theirs.send(struct.pack("=IHHIIi", 36, NLMSG_ERROR, 0, seq, 0, 0)
-                                 + data[off:off + 16])
+                length, _k, flags, seq = struct.unpack_from("=IHHI", data, off)
+                if flags & NLM_F_ACK:
+                    kern.theirs.send(struct.pack("=IHHIIi", 36, NLMSG_ERROR, 0, seq, 0, 0)
+                                     + data[off:off + 16])
                 off += length
 
     ops = [Op("add", V4, dest=DestKey(f"10.1.1.{i}", 80), dspec=DestSpec()) for i in range(5)]
