@@ -18,10 +18,12 @@ def no_huge_pages() -> None:
     libc().prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0)
 
 
-def trim() -> None:
-    """Collect, then give malloc's free pages back to the kernel (glibc keeps what a
-    parse or a start-up freed in its heap; a child forked now would carry it too)."""
-    gc.collect()
+def trim(collect: bool = True) -> None:
+    """Collect (unless not `collect`), then give malloc's free pages back to the kernel
+    (glibc keeps what a parse or a start-up freed in its heap; a child forked now would
+    carry it too)."""
+    if collect:
+        gc.collect()
     try:
         libc().malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
