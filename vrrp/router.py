@@ -14,7 +14,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Protocol
 
-from conf.model import GlobalDefs, Notify, VrrpInstance
+from conf.model import GlobalDefs, Notify, Script, VrrpInstance
 from daemonlib.fifo import Fifo
 from daemonlib.scripts import run_script
 from daemonlib.smtp import Mailer
@@ -106,6 +106,7 @@ class Router:
         self._timer: asyncio.TimerHandle | None = None
         self._garp: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[object]] = set()
+        self._last_notify: asyncio.Task[object] | None = None  # run_notify's order
         self.loop: asyncio.AbstractEventLoop | None = None
         self.firewall: firewall.Firewall | None = None  # the daemon's VIP drop rules
         self.syncd: SyncdFollower | None = None  # lvs_sync_daemon names this instance
@@ -436,18 +437,33 @@ class Router:
         self.run_notify(self.cfg.notify, state, ("INSTANCE", self.name, state, str(prio)))
 
     def run_notify(self, n: Notify, state: str, args: tuple[str, ...]) -> None:
-        """`notify_<state>` with its own arguments, then `notify` with `args` (keepalived's
-        INSTANCE|GROUP name state [priority])."""
+        """`notify_<state>` with its own arguments and `notify` with `args` (keepalived's
+        INSTANCE|GROUP name state [priority]), once the scripts of the transition before
+        have ended. keepalived starts each transition's scripts at once, so that a
+        BACKUP -> MASTER -> BACKUP within milliseconds (two nodes starting together) can
+        leave a state file saying MASTER; here they end in the order of the transitions
+        (each script is killed after its 30 s timeout: a hung one delays, never stops,
+        the next)."""
         specific = {"MASTER": n.notify_master, "BACKUP": n.notify_backup,
                     "FAULT": n.notify_fault, "STOP": n.notify_stop}.get(state)
-        for script, extra in ((specific, ()), (n.notify, args)):
-            if script is not None:  # the script policy took out those that may not run
-                self._spawn(run_script(script, extra))
+        # the script policy took out those that may not run
+        scripts = [(s, extra) for s, extra in ((specific, ()), (n.notify, args))
+                   if s is not None]
+        if scripts:
+            self._last_notify = self._spawn(self._notify_after(self._last_notify, scripts))
 
-    def _spawn(self, coro: Coroutine[object, object, object]) -> None:
+    @staticmethod
+    async def _notify_after(before: asyncio.Task[object] | None,
+                            scripts: list[tuple[Script, tuple[str, ...]]]) -> None:
+        if before is not None and not before.done():
+            await asyncio.wait({before})
+        await asyncio.gather(*(run_script(s, extra) for s, extra in scripts))
+
+    def _spawn(self, coro: Coroutine[object, object, object]) -> asyncio.Task[object]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Let notify scripts started by the last transitions finish (at stop)."""
