@@ -9,14 +9,14 @@ against the kernel, removing services the old config had and the new one lacks.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
 from conf.model import Config, VirtualServer
 from daemonlib.fifo import Fifo
 from daemonlib.ipvs_syncd import Role, SyncdCommand, SyncdParams
-from daemonlib.scripts import enforce, run_script
+from daemonlib.notify_order import InOrder
+from daemonlib.scripts import enforce
 from daemonlib.smtp import (
     Mailer,
     MailSettings,
@@ -65,7 +65,7 @@ class Lvs:
         self.keep_on_stop = keep_on_stop
         self.current: Table = {}
         self.owned: set[SvcKey] = set()
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._notifies = InOrder()  # notify_up/down, quorum_up/down
         self.mailer: Mailer | None = None
         self.fifo: Fifo | None = None
         self.on_quorum: Callable[[], None] | None = None  # after a quorum change is applied
@@ -238,8 +238,7 @@ class Lvs:
             ops = [Op("del", k) for k in sorted(self.owned) if k in self.current]
         await self.plane.apply(ops)
         await self.plane.sync_daemon(syncd_commands(self.cfg, None))
-        if self._tasks:
-            await asyncio.wait(self._tasks, timeout=5)
+        await self._notifies.drain(5)
         if self.fifo:
             self.fifo.close()
         if self.mailer is not None:
@@ -304,9 +303,7 @@ class Lvs:
             if e.script is not None:
                 what = ("notify_up" if e.up else "notify_down") if isinstance(e, RsEvent) else (
                     "quorum_up" if e.up else "quorum_down")
-                task = asyncio.get_running_loop().create_task(run_script(e.script, what=what))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._notifies.run(e.subject, [(e.script, (), what)])
 
 
 def _carried(pool: Pool, vs: VirtualServer) -> Pool:

@@ -36,6 +36,7 @@ class RsEvent:
     up: bool
     log: str
     fifo: str  # keepalived's LVS notify FIFO line
+    subject: str  # the real server, in its virtual server: its scripts run in order
     script: Script | None = None
 
 
@@ -46,6 +47,7 @@ class QuorumEvent:
     up: bool
     log: str
     fifo: str
+    subject: str  # the virtual server: its quorum scripts run in order
     script: Script | None = None
 
 
@@ -145,6 +147,7 @@ class Pool:
             f"{'Adding' if up else 'Removing'} service {rs_name(vs, rs)} "
             f"{'to' if up else 'from'} VS {vs.key}",
             f"RS {rs_name(vs, rs)} {vs.key} {'UP' if up else 'DOWN'}",
+            f"RS {rs_name(vs, rs)} {vs.key}",
             rs.notify_up if up else rs.notify_down,
         )
 
@@ -155,12 +158,12 @@ class Pool:
             self.quorum_up = False
             return [QuorumEvent(False, f"Lost quorum {vs.quorum}-{vs.hysteresis}="
                                        f"{vs.quorum - vs.hysteresis} > {total} for VS {vs.key}",
-                          f"VS {vs.key} DOWN", vs.quorum_down)]
+                          f"VS {vs.key} DOWN", f"VS {vs.key}", vs.quorum_down)]
         if not self.quorum_up and total >= vs.quorum + vs.hysteresis:
             self.quorum_up = True
             return [QuorumEvent(True, f"Gained quorum {vs.quorum}+{vs.hysteresis}="
                                       f"{vs.quorum + vs.hysteresis} <= {total} for VS {vs.key}",
-                          f"VS {vs.key} UP", vs.quorum_up)]
+                          f"VS {vs.key} UP", f"VS {vs.key}", vs.quorum_up)]
         return []
 
     def dests(self) -> Dests:
@@ -200,5 +203,5 @@ class Pool:
         events = [self._rs_event(s.rs, False) for s in self.servers if s.alive]
         if self.quorum_up:
             events.append(QuorumEvent(False, f"Stopping VS {vs.key}", f"VS {vs.key} DOWN",
-                                vs.quorum_down))
+                                f"VS {vs.key}", vs.quorum_down))
         return events

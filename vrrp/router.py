@@ -11,12 +11,11 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Protocol
 
-from conf.model import GlobalDefs, Notify, Script, VrrpInstance
+from conf.model import GlobalDefs, Notify, VrrpInstance
 from daemonlib.fifo import Fifo
-from daemonlib.scripts import run_script
+from daemonlib.notify_order import InOrder
 from daemonlib.smtp import Mailer
 
 from . import ah, firewall, fsm, garp
@@ -105,8 +104,7 @@ class Router:
         self.last_transition = 0.0  # wall clock, for the dumps
         self._timer: asyncio.TimerHandle | None = None
         self._garp: list[asyncio.Task[None]] = []
-        self._tasks: set[asyncio.Task[object]] = set()
-        self._last_notify: asyncio.Task[object] | None = None  # run_notify's order
+        self._notifies = InOrder()  # this instance's notify scripts
         self.loop: asyncio.AbstractEventLoop | None = None
         self.firewall: firewall.Firewall | None = None  # the daemon's VIP drop rules
         self.syncd: SyncdFollower | None = None  # lvs_sync_daemon names this instance
@@ -438,37 +436,17 @@ class Router:
 
     def run_notify(self, n: Notify, state: str, args: tuple[str, ...]) -> None:
         """`notify_<state>` with its own arguments and `notify` with `args` (keepalived's
-        INSTANCE|GROUP name state [priority]), once the scripts of the transition before
-        have ended. keepalived starts each transition's scripts at once, so that a
-        BACKUP -> MASTER -> BACKUP within milliseconds (two nodes starting together) can
-        leave a state file saying MASTER; here they end in the order of the transitions
-        (each script is killed after its 30 s timeout: a hung one delays, never stops,
-        the next)."""
+        INSTANCE|GROUP name state [priority]), in the order of the transitions."""
         specific = {"MASTER": n.notify_master, "BACKUP": n.notify_backup,
                     "FAULT": n.notify_fault, "STOP": n.notify_stop}.get(state)
         # the script policy took out those that may not run
-        scripts = [(s, extra) for s, extra in ((specific, ()), (n.notify, args))
-                   if s is not None]
-        if scripts:
-            self._last_notify = self._spawn(self._notify_after(self._last_notify, scripts))
-
-    @staticmethod
-    async def _notify_after(before: asyncio.Task[object] | None,
-                            scripts: list[tuple[Script, tuple[str, ...]]]) -> None:
-        if before is not None and not before.done():
-            await asyncio.wait({before})
-        await asyncio.gather(*(run_script(s, extra) for s, extra in scripts))
-
-    def _spawn(self, coro: Coroutine[object, object, object]) -> asyncio.Task[object]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        self._notifies.run(None, [(s, extra, what) for s, extra, what in (
+            (specific, (), f"notify_{state.lower()}"), (n.notify, args, "notify"))
+            if s is not None])
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Let notify scripts started by the last transitions finish (at stop)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=timeout)
+        await self._notifies.drain(timeout)
 
     def status(self) -> dict[str, object]:
         return {"name": self.name, "state": self.fsm.state, "vrid": self.vrid,
