@@ -95,6 +95,21 @@ def _mtime(d: str) -> int:
         return -1
 
 
+def pycache_dirs(root: str = os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                 own: tuple[str, ...] = bundle.PROJECT) -> None:
+    """Give every package of `own` its __pycache__ before the directories' modification
+    times are recorded. Python creating one later (the first normal import of a module
+    there, `compileall`) changes its package's directory, which leaves all of that
+    package to normal imports from then on: a fresh clone's `make bench` compiled after
+    the bundle was built, and its VM start-up rows ran with attrs imported (the 1 x 1
+    start 1.73 s against 1.17 s)."""
+    for top in own:
+        for d, subdirs, files in os.walk(os.path.join(root, top)):
+            subdirs[:] = [s for s in subdirs if s != "__pycache__"]
+            if "__init__.py" in files:
+                os.makedirs(os.path.join(d, "__pycache__"), exist_ok=True)
+
+
 def probe(sections: tuple[tuple[str, ...], ...] = SECTIONS) -> dict[str, Any]:
     """What a fresh interpreter loads: "path", its sys.path (less its script's
     directory); "sections", for each section the name, file and package directory (or
@@ -221,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     # made first: creating it changes its parent's modification time, which is recorded
     os.makedirs(os.path.dirname(a.output), exist_ok=True)
+    pycache_dirs()
     found = probe()
     aot = ahead_of_time(found["sections"])
     counts = build(a.output, [a.script_dir, *found["path"]], found["sections"],

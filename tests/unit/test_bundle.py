@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from director import bundle
-from director.bundle_build import build
+from director.bundle_build import build, pycache_dirs
 
 # imports `names` with the bundle at argv[1] first on sys.meta_path (paths from argv[2]);
 # prints, per module, its VALUE and whether the bundle served it
@@ -188,3 +188,22 @@ def test_attrs_scripts_come_compiled_from_the_bundle(tmp_path: Path) -> None:
     first, second = got.splitlines()
     assert first == f"True Point(x=1, y=2) {len(scripts)}"
     assert second == "False"  # closed: attrs compiles with the built-in again
+
+
+def test_compiling_after_the_build_leaves_the_packages_trusted(tmp_path: Path) -> None:
+    """The build gives each package its __pycache__, so Python writing .pyc files later
+    (compileall, a normal import) changes no package directory the bundle recorded."""
+    for d in ("pkg", "pkg/sub"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "__init__.py").write_text("VALUE = 1\n")
+    (tmp_path / "pkg" / "data").mkdir()  # not a package: nothing to compile there
+    pycache_dirs(str(tmp_path), own=("pkg",))
+    assert (tmp_path / "pkg" / "__pycache__").is_dir()
+    assert (tmp_path / "pkg" / "sub" / "__pycache__").is_dir()
+    assert not (tmp_path / "pkg" / "data" / "__pycache__").exists()
+    before = {d: os.stat(tmp_path / d).st_mtime_ns for d in ("pkg", "pkg/sub")}
+    time.sleep(0.01)  # a coarse file system clock would hide a change
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(tmp_path / "pkg")],
+                   check=True)
+    assert list((tmp_path / "pkg" / "sub" / "__pycache__").iterdir()), "nothing compiled"
+    assert {d: os.stat(tmp_path / d).st_mtime_ns for d in before} == before
