@@ -6,9 +6,10 @@
 - programming beyond start-up: for each --sizes VSxRS config, the time to all its
   destinations (polled in /proc/net/ip_vs) minus that floor (target <= 2x keepalived's);
   and the time to an empty table after SIGTERM (reported);
-- each figure is the median of --repeat rounds (a round: the floor, then each size,
-  director and keepalived interleaved; "beyond the floor" is the median of the rounds'
-  differences), after one untimed warm-up start of each (the VM reads files through
+- each figure is the median of --repeat rounds per size (a round: the floor, then the
+  size, director and keepalived interleaved, which one first swapped each round; the
+  sizes in blocks of their own, see main; "beyond the floor" is the median of the
+  rounds' differences), after one untimed warm-up start of each (the VM reads files through
   uncached 9p: the first start of either daemon pays for the cold reads alone, and
   single samples of the floor vary more than the effect measured);
 - reload: in the largest config, one real server's weight changed, SIGHUP: the netlink
@@ -130,29 +131,40 @@ def main() -> int:
         write(1, 1)
         for cmd in cmds():  # warm-up, untimed
             measure(cmd, 1, a.timeout)
-        # the floor and each size in every round, so that "beyond the floor" compares
-        # starts made in the same state of the VM's caches
+        # One block of rounds per size, each round the floor then the size, the daemons'
+        # order swapped from round to round: a big table's teardown leaves the kernel
+        # work for a while after the table reads empty (started right after 10,000
+        # destinations were removed, a 2000-destination start took 0.8-1.0 s longer, for
+        # either daemon), and with the sizes interleaved in one round that work landed on
+        # the same starts every round (the 2000 row read 1.03 s against 0.40 s without
+        # the 10,000 size in the rounds).
         runs: dict[tuple[int, int], tuple[list, list]] = {}
-        for _ in range(a.repeat):
-            for vs, rs in [(1, 1), *sizes]:
-                text = write(vs, rs)
-                for i, cmd in enumerate(cmds()):
-                    runs.setdefault((vs, rs), ([], []))[i].append(
-                        measure(cmd, vs * rs, a.timeout))
+        beyond: dict[tuple[int, int], tuple[float, float]] = {}
+        for vs, rs in sizes:
+            floor_and_size: dict[tuple[int, int], tuple[list, list]] = {}
+            for n in range(a.repeat):
+                for size in [(1, 1), (vs, rs)]:
+                    text = write(*size)
+                    for i in ((0, 1) if n % 2 == 0 else (1, 0)):
+                        got = measure(cmds()[i], size[0] * size[1], a.timeout)
+                        floor_and_size.setdefault(size, ([], []))[i].append(got)
+                        runs.setdefault(size, ([], []))[i].append(got)
+            beyond[(vs, rs)] = tuple(
+                statistics.median(u - f for (u, _), (f, _) in zip(r, fl, strict=True))
+                for r, fl in zip(floor_and_size[(vs, rs)], floor_and_size[(1, 1)],
+                                 strict=True))
         for key, pair in runs.items():
             results[key] = tuple(
                 (statistics.median(u for u, _ in r), statistics.median(d for _, d in r))
                 for r in pair)
-        beyond = {key: tuple(statistics.median(u - f for (u, _), (f, _) in zip(r, fl, strict=True))
-                             for r, fl in zip(pair, runs[(1, 1)], strict=True))
-                  for key, pair in runs.items()}
         changed = os.path.join(tmp, "changed.conf")
         with open(changed, "w") as f:
             f.write(text.replace("        weight 1\n", "        weight 9\n", 1))
         views: dict[str, float] = {}
         ops = reload_ops(conf, changed, tmp, views)
     print(f"## IPVS programming in a VM (Debian kernel, software emulation; median of "
-          f"{a.repeat} interleaved runs after a warm-up)\n")
+          f"{a.repeat} rounds per size after a warm-up, each size in a block of its own, "
+          f"the daemons' order swapped each round)\n")
     print(HEADER)
     (d_floor, _), (k_floor, _) = results[(1, 1)]
     print(row("ipvs: start-up floor, 1 x 1 config to its destination", d_floor, k_floor, "s",
