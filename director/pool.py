@@ -142,28 +142,36 @@ class Pool:
 
     def _rs_event(self, rs: RealServer, up: bool) -> Event:
         vs = self.vs
+        name = rs_name(vs, rs)
+        subject = f"RS {name} {vs.key}"
         return RsEvent(
             up,
-            f"{'Adding' if up else 'Removing'} service {rs_name(vs, rs)} "
+            f"{'Adding' if up else 'Removing'} service {name} "
             f"{'to' if up else 'from'} VS {vs.key}",
-            f"RS {rs_name(vs, rs)} {vs.key} {'UP' if up else 'DOWN'}",
-            f"RS {rs_name(vs, rs)} {vs.key}",
+            f"{subject} {'UP' if up else 'DOWN'}",
+            subject,
             rs.notify_up if up else rs.notify_down,
         )
+
+    def _quorum_event(self, up: bool, log: str) -> Event:
+        vs = self.vs
+        subject = f"VS {vs.key}"
+        return QuorumEvent(up, log, f"{subject} {'UP' if up else 'DOWN'}", subject,
+                           vs.quorum_up if up else vs.quorum_down)
 
     def _quorum(self) -> list[Event]:
         vs = self.vs
         total = self.weight_sum()
         if self.quorum_up and total < vs.quorum - vs.hysteresis:
             self.quorum_up = False
-            return [QuorumEvent(False, f"Lost quorum {vs.quorum}-{vs.hysteresis}="
-                                       f"{vs.quorum - vs.hysteresis} > {total} for VS {vs.key}",
-                          f"VS {vs.key} DOWN", f"VS {vs.key}", vs.quorum_down)]
+            return [self._quorum_event(False, f"Lost quorum {vs.quorum}-{vs.hysteresis}="
+                                              f"{vs.quorum - vs.hysteresis} > {total} for VS "
+                                              f"{vs.key}")]
         if not self.quorum_up and total >= vs.quorum + vs.hysteresis:
             self.quorum_up = True
-            return [QuorumEvent(True, f"Gained quorum {vs.quorum}+{vs.hysteresis}="
-                                      f"{vs.quorum + vs.hysteresis} <= {total} for VS {vs.key}",
-                          f"VS {vs.key} UP", f"VS {vs.key}", vs.quorum_up)]
+            return [self._quorum_event(True, f"Gained quorum {vs.quorum}+{vs.hysteresis}="
+                                             f"{vs.quorum + vs.hysteresis} <= {total} for VS "
+                                             f"{vs.key}")]
         return []
 
     def dests(self) -> Dests:
@@ -202,6 +210,5 @@ class Pool:
         vs = self.vs
         events = [self._rs_event(s.rs, False) for s in self.servers if s.alive]
         if self.quorum_up:
-            events.append(QuorumEvent(False, f"Stopping VS {vs.key}", f"VS {vs.key} DOWN",
-                                f"VS {vs.key}", vs.quorum_down))
+            events.append(self._quorum_event(False, f"Stopping VS {vs.key}"))
         return events
