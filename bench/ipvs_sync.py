@@ -141,18 +141,17 @@ def main() -> int:
         runs: dict[tuple[int, int], tuple[list, list]] = {}
         beyond: dict[tuple[int, int], tuple[float, float]] = {}
         for vs, rs in sizes:
-            floor_and_size: dict[tuple[int, int], tuple[list, list]] = {}
             for n in range(a.repeat):
                 for size in [(1, 1), (vs, rs)]:
                     text = write(*size)
                     for i in ((0, 1) if n % 2 == 0 else (1, 0)):
-                        got = measure(cmds()[i], size[0] * size[1], a.timeout)
-                        floor_and_size.setdefault(size, ([], []))[i].append(got)
-                        runs.setdefault(size, ([], []))[i].append(got)
+                        runs.setdefault(size, ([], []))[i].append(
+                            measure(cmds()[i], size[0] * size[1], a.timeout))
+            # against the floors of this block: the last --repeat of each daemon's
             beyond[(vs, rs)] = tuple(
-                statistics.median(u - f for (u, _), (f, _) in zip(r, fl, strict=True))
-                for r, fl in zip(floor_and_size[(vs, rs)], floor_and_size[(1, 1)],
-                                 strict=True))
+                statistics.median(u - f for (u, _), (f, _) in
+                                  zip(r, fl[-a.repeat:], strict=True))
+                for r, fl in zip(runs[(vs, rs)], runs[(1, 1)], strict=True))
         for key, pair in runs.items():
             results[key] = tuple(
                 (statistics.median(u for u, _ in r), statistics.median(d for _, d in r))
