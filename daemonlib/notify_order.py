@@ -22,7 +22,9 @@ TYPE_CHECKING = False  # (typing itself is not imported at run time)
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable
 
-Run = tuple[Script, tuple[str, ...], str]  # a script, its extra arguments, what it is for
+# a script (None: none, or the script policy took it out), its extra arguments, what it
+# is for
+Run = tuple[Script | None, tuple[str, ...], str]
 
 
 class InOrder:
@@ -32,7 +34,7 @@ class InOrder:
 
     def run(self, subject: Hashable, runs: Iterable[Run]) -> None:
         """Run `runs` together, once `subject`'s earlier runs have ended."""
-        todo = list(runs)
+        todo = [(s, extra, what) for s, extra, what in runs if s is not None]
         if not todo:
             return
         task = asyncio.get_running_loop().create_task(
@@ -50,7 +52,8 @@ class InOrder:
             await asyncio.wait(set(self._last.values()), timeout=timeout)
 
 
-async def _after(before: asyncio.Task[None] | None, runs: list[Run]) -> None:
+async def _after(before: asyncio.Task[None] | None,
+                 runs: list[tuple[Script, tuple[str, ...], str]]) -> None:
     if before is not None and not before.done():
         await asyncio.wait({before})
     await asyncio.gather(*(run_script(s, extra, what=what) for s, extra, what in runs))

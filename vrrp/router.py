@@ -439,10 +439,8 @@ class Router:
         INSTANCE|GROUP name state [priority]), in the order of the transitions."""
         specific = {"MASTER": n.notify_master, "BACKUP": n.notify_backup,
                     "FAULT": n.notify_fault, "STOP": n.notify_stop}.get(state)
-        # the script policy took out those that may not run
-        self._notifies.run(None, [(s, extra, what) for s, extra, what in (
-            (specific, (), f"notify_{state.lower()}"), (n.notify, args, "notify"))
-            if s is not None])
+        self._notifies.run(None, [(specific, (), f"notify_{state.lower()}"),
+                                  (n.notify, args, "notify")])
 
     async def drain(self, timeout: float = 5.0) -> None:
         """Let notify scripts started by the last transitions finish (at stop)."""
