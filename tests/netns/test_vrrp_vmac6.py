@@ -56,7 +56,12 @@ def sniff_na(lan, host: str):
 
 
 def ping6(lan, host: str) -> None:
-    lan.run(host, "ping", "-6", "-c", "1", "-W", "2", VIP6)
+    """The VIP answers `host` within 10 s. One echo may be lost after a failover: both
+    nodes use the same VMAC, and the LAN's bridge sends it to the old holder's port until
+    it hears the new one (the old node's last frames, such as MLD reports on removing its
+    VMAC, can teach it the old port again)."""
+    wait_for(lambda: lan.run(host, "ping", "-6", "-c", "1", "-W", "1", VIP6,
+                             check=False).returncode == 0, 10, what=f"{VIP6} to answer {host}")
 
 
 def check_master(lan, host: str) -> None:
