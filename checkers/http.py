@@ -30,7 +30,7 @@ import httptools
 from conf.model import Checker, SslConfig, Url
 
 from .poller import IN, OUT, poller
-from .probes import UP, Outcome, open_socket
+from .probes import UP, Outcome, connect, open_socket
 
 log = logging.getLogger("director.checkers")
 
@@ -156,7 +156,7 @@ class Get:
                 self._fail(f"TLS setup: {e}")
                 return
         self.timer = loop.call_later(timeout, self._fail, "timeout")
-        rc = self.sock.connect_ex((ck.connect_ip, ck.connect_port))
+        rc = connect(self.sock, ck)
         if rc == 0:
             self._connected()
         elif rc in (errno.EINPROGRESS, errno.EAGAIN):

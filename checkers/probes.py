@@ -65,6 +65,8 @@ def open_socket(ck: Checker, kind: int, fast: bool = False) -> socket.socket:
 
 
 UP = Outcome(True)
+TCP_INFO = getattr(socket, "TCP_INFO", 11)
+TCP_SYN_SENT = 2  # tcp_info's first byte, the connection's state (linux/tcp_states.h)
 
 
 def tcp_open(ck: Checker) -> tuple[socket.socket | None, Outcome | None]:
@@ -74,11 +76,24 @@ def tcp_open(ck: Checker) -> tuple[socket.socket | None, Outcome | None]:
         s = open_socket(ck, socket.SOCK_STREAM, fast=True)
     except OSError as e:
         return None, Outcome(False, f"socket: {e.strerror or e}")
-    rc = s.connect_ex((ck.connect_ip, ck.connect_port))
-    if rc in (errno.EINPROGRESS, errno.EAGAIN):
+    rc = connect(s, ck)
+    if rc == errno.EINPROGRESS:
         return s, None
     s.close()
     return None, UP if rc == 0 else Outcome(False, os.strerror(rc))
+
+
+def connect(s: socket.socket, ck: Checker) -> int:
+    """Start the connect of a non-blocking socket: 0 when connected, EINPROGRESS while in
+    progress (wait until writable), else the error. A server on this host often answers
+    within the call (the kernel runs both sides of the handshake, or the refusal, in it):
+    that verdict comes at once, without a wait for writability."""
+    rc = s.connect_ex((ck.connect_ip, ck.connect_port))
+    if rc != errno.EINPROGRESS and rc != errno.EAGAIN:
+        return rc
+    if s.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 1)[0] == TCP_SYN_SENT:
+        return errno.EINPROGRESS
+    return s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 
 
 def tcp_result(s: socket.socket) -> Outcome:
