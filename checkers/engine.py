@@ -53,6 +53,7 @@ class Job:
     due: float = 0.0
     weight: int | None = None
     running: asyncio.Future[Outcome] | HttpCheck | None = None
+    http: HttpCheck | None = None  # HTTP_GET/SSL_GET: made at the first check, then reused
     sock: socket.socket | None = None  # TCP_CHECK's connect in flight
     deadline: float = 0.0  # ... and when it times out
     last_reason: str = ""
@@ -138,8 +139,11 @@ class Engine:
                 if job.sock is not None:
                     if when == job.deadline:  # else a stale entry: the connect ended
                         self._tcp_timeout(job)
-                elif job.running is None and when == job.due:
-                    self._run(job, now)
+                elif job.running is None:
+                    if when == job.due:
+                        self._run(job, now)
+                elif when == job.deadline and job.running is job.http:
+                    job.http.expire()
         finally:
             self.ticking = False
         if heap and not self.stopped:
@@ -163,7 +167,11 @@ class Engine:
             self._push(job.deadline, job)
             return
         if ck.type in ("HTTP_GET", "SSL_GET"):
-            check = job.running = HttpCheck(ck, job.timeout, self._http_done, job)
+            check = job.http
+            if check is None:
+                check = job.http = HttpCheck(ck, job.timeout, self._http_done, job,
+                                             self._deadline)
+            job.running = check
             check.start()
             return
         if job.file is not None:
@@ -183,6 +191,12 @@ class Engine:
         job.sock = None
         self.poller.forget(s.fileno())
         self._done(job, tcp_result(s))
+
+    def _deadline(self, job: Job, seconds: float) -> None:
+        """HTTP: the GET starting now expires in `seconds` unless the check ends."""
+        assert self.loop is not None
+        job.deadline = self.loop.time() + seconds
+        self._push(job.deadline, job)
 
     def _http_done(self, job: Job, outcome: Outcome) -> None:
         job.running = None

@@ -29,7 +29,7 @@ import httptools
 
 from conf.model import Checker, SslConfig, Url
 
-from .poller import IN, OUT, poller
+from .poller import IN, OUT, Poller, poller
 from .probes import UP, Outcome, connect, open_socket
 
 log = logging.getLogger("director.checkers")
@@ -37,6 +37,7 @@ log = logging.getLogger("director.checkers")
 MAX_HEADER = 64 * 1024  # this much received without the end of the header: a failure
 MAX_KEPT = 16 * 1024 * 1024  # body bytes kept for a regex; the rest is not searched
 RECV = 65536
+_CONTENT_LENGTH = re.compile(rb"\r\ncontent-length[ \t]*:[ \t]*(\d+)[ \t]*\r\n", re.I)
 
 _contexts: dict[tuple[str | None, str | None, str | None], ssl.SSLContext] = {}
 _ssl_config: SslConfig | None = None
@@ -109,31 +110,33 @@ def sni_name(ck: Checker, url: Url) -> str | None:
 
 class Get:
     """One GET on its own connection; `done(get)` is called once, with `error` set (the
-    reason) or with `status`, `received` and the digest or body the caller asked for."""
+    reason) or with `status`, `received` and the digest or body the caller asked for.
+    `timeout` None: the owner bounds it, calling `expire` (no loop timer per GET)."""
 
     __slots__ = ("sock", "fd", "done", "parser", "request", "pending", "tls", "inbio",
-                 "outbio", "timer", "error", "status", "length", "received", "head",
+                 "outbio", "timer", "error", "status", "header", "received", "cut",
                  "header_done", "complete", "md5", "kept", "keep", "connecting", "events",
                  "poller", "handshaking", "closed")
 
-    def __init__(self, ck: Checker, url: Url, timeout: float, done: Callable[[Get], None],
-                 digest: bool = False, keep: bool = False) -> None:
+    def __init__(self, ck: Checker, url: Url, timeout: float | None,
+                 done: Callable[[Get], None], digest: bool = False, keep: bool = False,
+                 req: bytes | None = None, watcher: Poller | None = None) -> None:
         loop = asyncio.get_running_loop()
         self.done = done
         self.error: str | None = None
         self.status = 0
-        self.length = -1  # Content-Length, -1 when absent
         self.received = 0
-        self.head = 0  # header bytes so far
+        self.header = b""  # the response's bytes until the end of its header
         self.header_done = self.complete = self.closed = False
+        self.cut = False  # the body ended with the connection, before its end
         self.connecting = True
         self.handshaking = False
         self.events = 0
-        self.poller = poller()
+        self.poller = watcher or poller()
         self.md5 = hashlib.md5() if digest else None
         self.keep = keep
         self.kept: list[bytes] = []
-        self.request = request(ck, url)
+        self.request = req or request(ck, url)
         self.pending = b""
         self.parser = httptools.HttpResponseParser(self)
         self.tls: ssl.SSLObject | None = None
@@ -155,7 +158,8 @@ class Get:
             except (ssl.SSLError, OSError, ValueError) as e:
                 self._fail(f"TLS setup: {e}")
                 return
-        self.timer = loop.call_later(timeout, self._fail, "timeout")
+        if timeout is not None:
+            self.timer = loop.call_later(timeout, self.expire)
         rc = connect(self.sock, ck)
         if rc == 0:
             self._connected()
@@ -293,6 +297,8 @@ class Get:
 
     # -- the response ----------------------------------------------------------------
     def _feed(self, data: bytes) -> None:
+        if not self.header_done:
+            self.header += data  # kept for Content-Length, read only when the body is cut
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as e:
@@ -300,24 +306,24 @@ class Get:
             return
         if self.complete:
             self._finish()
-        elif not self.header_done:
-            self.head += len(data)
-            if self.head > MAX_HEADER:
-                self._fail(f"response header longer than {MAX_HEADER} bytes")
+        elif not self.header_done and len(self.header) > MAX_HEADER:
+            self._fail(f"response header longer than {MAX_HEADER} bytes")
 
     def _eof(self) -> None:
         if not self.header_done:
             self._fail("connection closed before a complete response header"
-                       if self.head else "no data received")
+                       if self.header else "no data received")
             return
-        self.complete = True  # a body without a length ends here; a short one too
+        self.complete = self.cut = True  # a body without a length ends here; a short one too
         self._finish()
 
-    # httptools callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-length" and value.strip().isdigit():
-            self.length = int(value)
+    def length(self) -> int:
+        """The response's Content-Length, -1 when absent (read from the header only when
+        needed: a callback per header line would cost every check)."""
+        m = _CONTENT_LENGTH.search(self.header.split(b"\r\n\r\n", 1)[0] + b"\r\n")
+        return int(m.group(1)) if m else -1
 
+    # httptools callbacks
     def on_headers_complete(self) -> None:
         self.header_done = True
         self.status = self.parser.get_status_code()
@@ -335,6 +341,9 @@ class Get:
         self.complete = True
 
     # -- the end ---------------------------------------------------------------------
+    def expire(self) -> None:
+        self._fail("timeout")
+
     def _fail(self, reason: str) -> None:
         if self.error is None and not self.closed:
             self.error = reason
@@ -365,18 +374,24 @@ def _ignore(get: Get) -> None:
     pass
 
 
-def _verdict(url: Url, get: Get, server: str) -> str | None:
+def _verdict(url: Url, get: Get, ck: Checker) -> str | None:
     """Why this url's GET fails, or None."""
     if get.error is not None:
         return get.error
     if not status_ok(url, get.status):
         return f"status code {get.status}"
-    gap = get.length - get.received if get.length >= 0 else 0
-    key = (server, url.path)
-    if gap and _mismatch.get(key) != gap:  # logged the first time this gap is seen
-        log.info("HTTP check of %s url %s: Content-Length (%d) does not match the bytes "
-                 "received (%d)", server, url.path, get.length, get.received)
-    _mismatch[key] = gap
+    # a complete body has its Content-Length by definition: only a cut one can differ
+    length = get.length() if get.cut else -1
+    gap = length - get.received if length >= 0 else 0
+    if gap or _mismatch:
+        key = (f"{ck.connect_ip}:{ck.connect_port}", url.path)
+        if gap and _mismatch.get(key) != gap:  # logged the first time this gap is seen
+            log.info("HTTP check of %s url %s: Content-Length (%d) does not match the "
+                     "bytes received (%d)", key[0], url.path, length, get.received)
+        if gap:
+            _mismatch[key] = gap
+        else:
+            _mismatch.pop(key, None)
     if url.digest is not None and get.md5 is not None:
         got = get.md5.hexdigest()
         if got != url.digest.lower():
@@ -388,32 +403,51 @@ def _verdict(url: Url, get: Get, server: str) -> str | None:
 
 class HttpCheck:
     """The urls of one checker, one GET after another; the first failure ends it with
-    `done(arg, outcome)` (a function and its argument: no closure per check)."""
+    `done(arg, outcome)` (a function and its argument: no closure per check). Made once
+    per checker, started for each check. `arm(arg, seconds)`, when given, is called as
+    each GET starts: its owner calls `expire` after `seconds` unless the check ended
+    (one scheduler for thousands of checks); without it each GET has a loop timer."""
 
-    __slots__ = ("ck", "timeout", "done", "arg", "urls", "i", "get", "ended")
+    __slots__ = ("ck", "timeout", "done", "arg", "arm", "urls", "requests", "i", "get",
+                 "ended", "poller")
 
     def __init__(self, ck: Checker, timeout: float, done: Callable[[Any, Outcome], None],
-                 arg: Any) -> None:
-        self.ck, self.timeout, self.done, self.arg = ck, timeout, done, arg
+                 arg: Any, arm: Callable[[Any, float], None] | None = None) -> None:
+        self.ck, self.timeout, self.done, self.arg, self.arm = ck, timeout, done, arg, arm
         self.urls = ck.urls or (Url(),)
+        self.requests = [request(ck, url) for url in self.urls]
         self.i = 0
         self.get: Get | None = None
         self.ended = False
+        self.poller = poller()
 
     def start(self) -> None:
         """Separate from __init__: the verdict may come at once (a refused connect)."""
+        self.i = 0
+        self.ended = False
+        self._next()
+
+    def _next(self) -> None:
         url = self.urls[self.i]
-        self.get = Get(self.ck, url, self.timeout, self._got, digest=url.digest is not None,
-                       keep=url.regex is not None)
+        if self.arm is not None:
+            self.arm(self.arg, self.timeout)
+        self.get = Get(self.ck, url, None if self.arm else self.timeout, self._got,
+                       url.digest is not None, url.regex is not None,
+                       self.requests[self.i], self.poller)
+
+    def expire(self) -> None:
+        """The GET in progress is out of time."""
+        if self.get is not None and not self.ended:
+            self.get.expire()
 
     def _got(self, get: Get) -> None:
         url = self.urls[self.i]
-        why = _verdict(url, get, f"{self.ck.connect_ip}:{self.ck.connect_port}")
+        why = _verdict(url, get, self.ck)
         if why is not None:
             self._end(Outcome(False, f"{why} on url {url.path}"))
         elif self.i + 1 < len(self.urls):
             self.i += 1
-            self.start()
+            self._next()
         else:
             self._end(UP)
 

@@ -66,7 +66,8 @@ def open_socket(ck: Checker, kind: int, fast: bool = False) -> socket.socket:
 
 UP = Outcome(True)
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
-TCP_SYN_SENT = 2  # tcp_info's first byte, the connection's state (linux/tcp_states.h)
+# tcp_info's first byte is the connection's state (linux/tcp_states.h)
+TCP_ESTABLISHED, TCP_SYN_SENT = 1, 2
 
 
 def tcp_open(ck: Checker) -> tuple[socket.socket | None, Outcome | None]:
@@ -91,7 +92,10 @@ def connect(s: socket.socket, ck: Checker) -> int:
     rc = s.connect_ex((ck.connect_ip, ck.connect_port))
     if rc != errno.EINPROGRESS and rc != errno.EAGAIN:
         return rc
-    if s.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 1)[0] == TCP_SYN_SENT:
+    state = s.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 1)[0]
+    if state == TCP_ESTABLISHED:
+        return 0
+    if state == TCP_SYN_SENT:
         return errno.EINPROGRESS
     return s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
 

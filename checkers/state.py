@@ -18,6 +18,9 @@ class Step:
     retrying: bool = False
 
 
+_STEADY: dict[float, Step] = {}  # delay_loop -> the step of a success while up
+
+
 @attrs.define
 class RetryState:
     retry: int
@@ -28,6 +31,11 @@ class RetryState:
 
     def result(self, ok: bool) -> Step:
         if ok:
+            if self.up and not self.failures:  # by far the most common: a shared Step
+                steady = _STEADY.get(self.delay_loop)
+                if steady is None:
+                    steady = _STEADY[self.delay_loop] = Step(self.delay_loop, False, True)
+                return steady
             changed = not self.up
             self.up, self.failures = True, 0
             return Step(self.delay_loop, changed, True)

@@ -225,6 +225,37 @@ def test_engine_runs_http_and_tcp_and_stop_closes_what_is_in_flight():
     assert open_after == 0
 
 
+def test_engine_bounds_each_get_with_its_own_deadline():
+    """In the engine a GET has no loop timer: the engine's heap expires it. /a answers,
+    /b hangs: the check fails on /b's timeout, and checks go on after it."""
+    async def hang_on_b(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        req = await reader.readuntil(b"\r\n\r\n")
+        if b"GET /a " in req:
+            writer.write(OK + b"\r\nok")
+        else:
+            await asyncio.sleep(30)
+        writer.close()
+
+    async def go(port: int) -> Job:
+        ck = Checker(type="HTTP_GET", connect_ip="127.0.0.1", connect_port=port,
+                     urls=(Url(path="/a"), Url(path="/b")))
+        eng = Engine(lambda k, up: None, lambda k, w: None)
+        job = Job((0, 0, 0), ck, "rs0", RetryState(retry=0, delay_loop=0.05,
+                                                   delay_before_retry=0.05), timeout=0.3)
+        eng.add(job)
+        eng.start()
+        end = asyncio.get_running_loop().time() + 10
+        while job.checks < 3:
+            assert asyncio.get_running_loop().time() < end, "waiting for three checks"
+            await asyncio.sleep(0.01)
+        eng.stop()
+        return job
+    t0 = time.monotonic()
+    job = asyncio.run(_serve(hang_on_b, go))
+    assert not job.state.up and job.last_reason == "timeout on url /b"
+    assert time.monotonic() - t0 > 0.6  # two GETs of /b ran out their 0.3 s
+
+
 def test_bindto_and_bind_port_are_the_source_of_the_get():
     import socket
 
