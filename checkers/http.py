@@ -138,7 +138,7 @@ class Get:
         self.kept: list[bytes] = []
         self.request = req or request(ck, url)
         self.pending = b""
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: Any = httptools.HttpResponseParser(self)  # None once finished
         self.tls: ssl.SSLObject | None = None
         self.timer: asyncio.TimerHandle | None = None
         try:
@@ -353,6 +353,7 @@ class Get:
         if self.closed:
             return
         self.closed = True
+        self.parser = None  # it refers back to this GET: freed now, not by a collection
         if self.timer is not None:
             self.timer.cancel()
         if self.sock is not None:
@@ -431,9 +432,11 @@ class HttpCheck:
         url = self.urls[self.i]
         if self.arm is not None:
             self.arm(self.arg, self.timeout)
-        self.get = Get(self.ck, url, None if self.arm else self.timeout, self._got,
-                       url.digest is not None, url.regex is not None,
-                       self.requests[self.i], self.poller)
+        get = Get(self.ck, url, None if self.arm else self.timeout, self._got,
+                  url.digest is not None, url.regex is not None, self.requests[self.i],
+                  self.poller)
+        if not get.closed:  # else it ended within the call (refused), and _got ran
+            self.get = get
 
     def expire(self) -> None:
         """The GET in progress is out of time."""
@@ -441,6 +444,7 @@ class HttpCheck:
             self.get.expire()
 
     def _got(self, get: Get) -> None:
+        self.get = None  # kept, this checker would hold its last GET until the next
         url = self.urls[self.i]
         why = _verdict(url, get, self.ck)
         if why is not None:
