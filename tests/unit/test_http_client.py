@@ -226,6 +226,22 @@ def test_engine_runs_http_and_tcp_and_stop_closes_what_is_in_flight():
     assert open_after == 0
 
 
+async def three_checks(ck: Checker, timeout: float) -> Job:
+    """One checker in an engine (delay_loop 0.05 s, no retry) until it has checked three
+    times."""
+    eng = Engine(lambda k, up: None, lambda k, w: None)
+    job = Job((0, 0, 0), ck, "rs0", RetryState(retry=0, delay_loop=0.05,
+                                               delay_before_retry=0.05), timeout=timeout)
+    eng.add(job)
+    eng.start()
+    end = asyncio.get_running_loop().time() + 10
+    while job.checks < 3:
+        assert asyncio.get_running_loop().time() < end, "waiting for three checks"
+        await asyncio.sleep(0.01)
+    eng.stop()
+    return job
+
+
 def test_engine_bounds_each_get_with_its_own_deadline():
     """In the engine a GET has no loop timer: the engine's heap expires it. /a answers,
     /b hangs: the check fails on /b's timeout, and checks go on after it."""
@@ -238,19 +254,9 @@ def test_engine_bounds_each_get_with_its_own_deadline():
         writer.close()
 
     async def go(port: int) -> Job:
-        ck = Checker(type="HTTP_GET", connect_ip="127.0.0.1", connect_port=port,
-                     urls=(Url(path="/a"), Url(path="/b")))
-        eng = Engine(lambda k, up: None, lambda k, w: None)
-        job = Job((0, 0, 0), ck, "rs0", RetryState(retry=0, delay_loop=0.05,
-                                                   delay_before_retry=0.05), timeout=0.3)
-        eng.add(job)
-        eng.start()
-        end = asyncio.get_running_loop().time() + 10
-        while job.checks < 3:
-            assert asyncio.get_running_loop().time() < end, "waiting for three checks"
-            await asyncio.sleep(0.01)
-        eng.stop()
-        return job
+        return await three_checks(Checker(type="HTTP_GET", connect_ip="127.0.0.1",
+                                          connect_port=port,
+                                          urls=(Url(path="/a"), Url(path="/b"))), 0.3)
     t0 = time.monotonic()
     job = asyncio.run(_serve(hang_on_b, go))
     assert not job.state.up and job.last_reason == "timeout on url /b"
@@ -260,23 +266,10 @@ def test_engine_bounds_each_get_with_its_own_deadline():
 def test_a_finished_get_is_not_kept():
     """A checker's check object lives as long as the checker; the GETs it made must not
     (at 10,000 real servers they would hold ~2 KiB each)."""
-    async def go() -> Job:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))  # bound, not listening: every GET is refused
-            ck = Checker(type="HTTP_GET", connect_ip="127.0.0.1",
-                         connect_port=s.getsockname()[1])
-            eng = Engine(lambda k, up: None, lambda k, w: None)
-            job = Job((0, 0, 0), ck, "rs0", RetryState(retry=0, delay_loop=0.02,
-                                                       delay_before_retry=0.02), timeout=1)
-            eng.add(job)
-            eng.start()
-            end = asyncio.get_running_loop().time() + 5
-            while job.checks < 3:
-                assert asyncio.get_running_loop().time() < end, "waiting for three checks"
-                await asyncio.sleep(0.01)
-            eng.stop()
-        return job
-    job = asyncio.run(go())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))  # bound, not listening: every GET is refused
+        job = asyncio.run(three_checks(Checker(type="HTTP_GET", connect_ip="127.0.0.1",
+                                               connect_port=s.getsockname()[1]), 1))
     assert job.http is not None and job.http.get is None
     assert job.last_reason == "Connection refused on url /"
 
