@@ -163,7 +163,7 @@ class Get:
         rc = connect(self.sock, ck)
         if rc == 0:
             self._connected()
-        elif rc in (errno.EINPROGRESS, errno.EAGAIN):
+        elif rc == errno.EINPROGRESS:
             self._watch(OUT)
         else:
             self._fail(os.strerror(rc))
@@ -386,13 +386,12 @@ def _verdict(url: Url, get: Get, ck: Checker) -> str | None:
     gap = length - get.received if length >= 0 else 0
     if gap or _mismatch:
         key = (f"{ck.connect_ip}:{ck.connect_port}", url.path)
-        if gap and _mismatch.get(key) != gap:  # logged the first time this gap is seen
+        if not gap:
+            _mismatch.pop(key, None)
+        elif _mismatch.get(key) != gap:  # logged the first time this gap is seen
             log.info("HTTP check of %s url %s: Content-Length (%d) does not match the "
                      "bytes received (%d)", key[0], url.path, length, get.received)
-        if gap:
             _mismatch[key] = gap
-        else:
-            _mismatch.pop(key, None)
     if url.digest is not None and get.md5 is not None:
         got = get.md5.hexdigest()
         if got != url.digest.lower():
